@@ -1,0 +1,3 @@
+from colorize.pipelines.cli import main
+
+main()

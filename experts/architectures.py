@@ -1,0 +1,44 @@
+"""Architecture registry: a colorization network is a *name* with a factory.
+
+Every factory takes keyword arguments only and returns an ``nn.Module`` mapping
+normalised L, shape (B, 1, H, W) in [-1, 1], to ab / AB_SCALE, shape (B, 2, H', W').
+H' x W' may be smaller than H x W (chroma is predicted at reduced resolution and
+upsampled by the caller). The arguments are stored in each weights file, so a model
+rebuilds from its file alone.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_architecture(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register ``factory`` under its own function name; a duplicate name is an error."""
+    name = factory.__name__
+    if name in _ARCHITECTURES:
+        raise ValueError(f"architecture {name!r} is already registered")
+    _ARCHITECTURES[name] = factory
+    return factory
+
+
+def create_architecture(name: str, **kwargs) -> nn.Module:
+    _import_builtin_architectures()
+    try:
+        factory = _ARCHITECTURES[name]
+    except KeyError:
+        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(list_architectures())}") from None
+    return factory(**kwargs)
+
+
+def list_architectures() -> list[str]:
+    _import_builtin_architectures()
+    return sorted(_ARCHITECTURES)
+
+
+def _import_builtin_architectures() -> None:
+    # Imported on first use so that merely importing the registry stays cheap.
+    from colorize.experts import unet_lite, unet_seed  # noqa: F401

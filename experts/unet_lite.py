@@ -1,0 +1,72 @@
+"""The default expert: a U-Net decoder on a timm ``features_only`` encoder.
+
+The encoder (``efficientnet_lite0`` by default) reads the one-channel L image; the decoder
+sizes itself from the encoder's stage channels, upsamples each stage to its skip's exact
+size (odd sizes work), and stops at ``output_stride`` (2 by default): chroma is smooth, so
+predicting it at half resolution costs little quality and saves most of the decoder's time.
+"""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from colorize.experts.architectures import register_architecture
+
+
+def _conv_bn_act(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class _DecoderStage(nn.Module):
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.fuse = nn.Sequential(_conv_bn_act(cin + cskip, cout), _conv_bn_act(cout, cout))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat((x, skip), dim=1))
+
+
+class LiteUNet(nn.Module):
+    def __init__(self, encoder: str, decoder_channels: tuple[int, ...], output_stride: int):
+        super().__init__()
+        # pretrained=False: weights come from our own files (or --init imagenet in training).
+        self.encoder = timm.create_model(encoder, pretrained=False, features_only=True, in_chans=1)
+        reductions = self.encoder.feature_info.reduction()
+        channels = self.encoder.feature_info.channels()
+        if output_stride not in reductions:
+            raise ValueError(f"output_stride must be one of the encoder's reductions {reductions}")
+        # Stages at or above output_stride feed the decoder, deepest first.
+        used = [i for i, r in enumerate(reductions) if r >= output_stride]
+        self.used_stages = used
+        skips = [channels[i] for i in reversed(used)]
+        if len(decoder_channels) != len(skips) - 1:
+            raise ValueError(f"decoder_channels needs {len(skips) - 1} entries for this encoder")
+        stages, cin = [], skips[0]
+        for cskip, cout in zip(skips[1:], decoder_channels):
+            stages.append(_DecoderStage(cin, cskip, cout))
+            cin = cout
+        self.decoder = nn.ModuleList(stages)
+        self.head = nn.Conv2d(cin, 2, 3, padding=1)
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(lightness)
+        features = [features[i] for i in reversed(self.used_stages)]
+        x = features[0]
+        for stage, skip in zip(self.decoder, features[1:]):
+            x = stage(x, skip)
+        return torch.tanh(self.head(x))
+
+
+@register_architecture
+def unet_lite(
+    encoder: str = "efficientnet_lite0",
+    decoder_channels: tuple[int, ...] = (96, 64, 40, 24),
+    output_stride: int = 2,
+) -> nn.Module:
+    return LiteUNet(encoder, tuple(decoder_channels), output_stride)

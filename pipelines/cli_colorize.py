@@ -1,0 +1,270 @@
+"""``colorize auto``, ``colorize classify`` and ``colorize experts``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from colorize.pipelines.cli import EXIT_FAILED, app, console, fail
+
+EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
+WEIGHTS_HELP = "Use this weights file for an expert: NAME=FILE (repeatable). Highest precedence."
+
+
+def _parse_weights(items: list[str]) -> dict[str, Path]:
+    weights = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            fail(f"--weights expects NAME=FILE, got {item!r}")
+        if not Path(file).is_file():
+            fail(f"--weights {name}: no such file {file}")
+        weights[name] = Path(file)
+    return weights
+
+
+def _build_pipeline(expert, threshold, weights, classifier_weights, device, work_size=None, saturation=1.0):
+    from colorize.experts.modelfile import ModelFileError
+    from colorize.pipelines.inference import Pipeline, PipelineError
+    from colorize.router import NoFallbackExpertError, UnknownExpertError
+
+    if threshold is not None and not 0 <= threshold <= 1:
+        fail("--threshold must be between 0 and 1")
+    try:
+        return Pipeline.from_config(
+            weights=_parse_weights(weights),
+            classifier_weights=classifier_weights,
+            threshold=threshold,
+            expert=expert,
+            device=device,
+            work_size=work_size,
+            saturation=saturation,
+        )
+    except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError) as error:
+        fail(str(error))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command()
+def auto(
+    paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns (quote globs).", show_default=False),
+    output: Path = typer.Option(Path("colorized"), "--output", "-o", help="Output folder; the tree below each given folder is mirrored."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error)."),
+    on_exists: str = typer.Option("skip", "--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."),
+    suffix: str = typer.Option("", "--suffix", help="Add to output names (e.g. _color); needed to write inside the input folder."),
+    force: bool = typer.Option(False, "--force", help="Also colorize photos that are already in colour (from their luminance)."),
+    strip_metadata: bool = typer.Option(False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."),
+    max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels (checked before decoding)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
+    weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
+    classifier_weights: Optional[Path] = typer.Option(None, "--classifier-weights", help="Use this classifier weights file."),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
+    work_size: Optional[int] = typer.Option(None, "--work-size", help="Side of the square the experts see.  \\[default: each expert's own]"),
+    saturation: float = typer.Option(1.0, "--saturation", help="Scale predicted chroma (1 = as predicted)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
+) -> None:
+    """Colorize photos, routing each to the best expert. Exit code 1 if any file failed."""
+    from colorize.pipelines.batch import FAILED, ON_EXISTS, OK, SKIPPED, PlanError, RunOptions, plan, run
+
+    if on_exists not in ON_EXISTS:
+        fail(f"--on-exists must be one of: {', '.join(ON_EXISTS)}")
+    try:
+        work = plan(paths, output, recursive=recursive, suffix=suffix)
+    except PlanError as error:
+        fail(str(error))
+    if verbose:
+        for ignored in work.ignored:
+            console.print(f"[dim]ignored (not an image): {ignored}[/]", highlight=False)
+    pipeline = _build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+    options = RunOptions(
+        on_exists=on_exists,
+        force=force,
+        max_pixels=int(max_pixels * 1_000_000),
+        keep_metadata=not strip_metadata,
+        fail_fast=fail_fast,
+        batch_size=batch_size,
+    )
+    counts: Counter = Counter()
+    experts: Counter = Counter()
+    report_handle = _open_report(report)
+    started = time.perf_counter()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), rate="")
+            for outcome in [*work.missing, *run(pipeline, work.jobs, options)]:
+                counts[outcome.status] += 1
+                if outcome.status == OK:
+                    experts[outcome.route.expert] += 1
+                _announce(outcome, verbose, progress)
+                if report_handle:
+                    report_handle.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
+                    report_handle.flush()
+                done = sum(counts.values())
+                progress.update(task, advance=1, rate=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s")
+                if options.fail_fast and outcome.status == FAILED:
+                    break
+    finally:
+        if report_handle:
+            report_handle.close()
+    elapsed = time.perf_counter() - started
+    _summary(counts, experts, elapsed, output, len(work.ignored))
+    if counts[FAILED]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _open_report(report: Path | None):
+    if report is None:
+        return None
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        return open(report, "w", encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write report {report}: {error.strerror}")
+
+
+def _announce(outcome, verbose: bool, progress: Progress) -> None:
+    if outcome.status == "failed":
+        progress.console.print(f"[red]failed[/] {outcome.input}: {outcome.reason}", highlight=False)
+    elif outcome.status == "skipped" and verbose:
+        progress.console.print(f"[yellow]skipped[/] {outcome.input}: {outcome.reason}", highlight=False)
+    elif outcome.status == "ok" and verbose:
+        route = outcome.route
+        confidence = "" if route.confidence is None else f" ({route.confidence:.0%})"
+        progress.console.print(f"[green]ok[/] {outcome.input} → {route.expert}{confidence}, {route.reason}", highlight=False)
+
+
+def _summary(counts: Counter, experts: Counter, elapsed: float, output: Path, ignored: int) -> None:
+    table = Table(title="colorize summary", show_header=True)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for status, style in (("ok", "green"), ("skipped", "yellow"), ("failed", "red")):
+        table.add_row(f"[{style}]{status}[/]", str(counts[status]))
+    for name, count in sorted(experts.items()):
+        table.add_row(f"  expert {name}", str(count))
+    total = sum(counts.values())
+    if ignored:
+        table.add_row("[dim]ignored (not images)[/]", str(ignored))
+    table.add_row("time per image", f"{elapsed / max(1, total):.3f} s")
+    table.add_row("total time", f"{elapsed:.1f} s")
+    console.print(table)
+    if counts["ok"]:
+        console.print(f"outputs in [bold]{output}[/]", highlight=False)
+
+
+@app.command()
+def classify(
+    paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns.", show_default=False),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this confidence, route to general."),
+    weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
+    classifier_weights: Optional[Path] = typer.Option(None, "--classifier-weights", help="Use this classifier weights file."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per photo on stdout."),
+    max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels."),
+) -> None:
+    """Show which expert each photo would go to, and why. Writes nothing."""
+    from colorize.pipelines.batch import plan
+    from colorize.pipelines.imageio import ImageError, decode
+
+    work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
+    pipeline = _build_pipeline(None, threshold, weights, classifier_weights, "cpu")
+    table = Table(title="routes")
+    for column in ("photo", "expert", "confidence", "reason", "probabilities"):
+        table.add_column(column)
+    failed = len(work.missing)
+    for outcome in work.missing:
+        console.print(f"[red]failed[/] {outcome.input}: {outcome.reason}", highlight=False)
+    for job in work.jobs:
+        try:
+            decoded = decode(job.input, int(max_pixels * 1e6))
+        except ImageError as error:
+            failed += 1
+            console.print(f"[red]failed[/] {job.input}: {error}", highlight=False)
+            continue
+        route = pipeline.route([decoded.lightness()])[0]
+        if as_json:
+            typer.echo(json.dumps({"input": str(job.input), **route.as_dict()}))
+        else:
+            probabilities = " ".join(f"{k}={v:.2f}" for k, v in route.probabilities.items())
+            table.add_row(str(job.input), route.expert, f"{route.confidence:.2f}", route.reason, probabilities)
+    if not as_json:
+        from rich.console import Console
+
+        Console().print(table)
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("experts")
+def list_experts(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List installed experts and the classifier: source, file, checksum, architecture, metrics."""
+    from colorize.classifier.model import find_classifier
+    from colorize.experts.modelfile import ModelFileError, read_metadata
+    from colorize.experts.store import ExpertStore
+
+    store = ExpertStore()
+    rows = []
+    entries = [(s.name, s.source, s.path) for s in store.sources().values()]
+    if (found := find_classifier(home=store.home)) is not None:
+        entries.append(("(classifier)", found[1], found[0]))
+    for name, source, path in entries:
+        row = {"name": name, "source": source, "path": str(path)}
+        try:
+            model_file = read_metadata(path)
+            meta = model_file.metadata
+            data = meta.get("training", {}).get("data", {})
+            row.update(
+                sha256=model_file.sha256(),
+                architecture=meta["architecture"],
+                arguments=meta["arguments"],
+                work_size=meta.get("work_size"),
+                metrics=meta.get("metrics", {}),
+                training_images=data.get("images"),
+                training_data=data.get("folders") or data.get("folder"),
+                code_version=meta.get("code_version"),
+            )
+        except ModelFileError as error:
+            row["error"] = str(error)
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+
+    table = Table(title=f"experts (user folder: {store.home})")
+    for column in ("name", "source", "architecture", "sha256", "metrics", "path"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        metrics = row.get("metrics", {})
+        shown = ", ".join(
+            f"{k.removeprefix('val_')}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float)) and k in _SHOWN_METRICS
+        )
+        table.add_row(row["name"], row["source"], row.get("architecture", row.get("error", "?")), row.get("sha256", "")[:12], shown, row["path"])
+    Console().print(table)
+
+
+_SHOWN_METRICS = ("val_psnr", "val_delta_e", "val_colorfulness_ratio", "val_accuracy")

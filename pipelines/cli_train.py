@@ -1,0 +1,149 @@
+"""``colorize train expert`` and ``colorize train classifier``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, train_app
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class _TrainingDisplay:
+    """Turns training events into a rich progress bar and one line per epoch."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = None
+
+    def __call__(self, event: str, **data) -> None:
+        p = self.progress
+        if event == "data":
+            p.console.print(
+                f"data: {data['images']} photos ({data['train_images']} train / {data['val_images']} validation), "
+                f"file list {data['file_list_sha256']}",
+                highlight=False,
+            )
+        elif event == "resumed":
+            p.console.print(f"resumed at epoch {data['epoch'] + 1}, step {data['step']}")
+        elif event == "epoch_start":
+            if self.task is not None:
+                p.remove_task(self.task)
+            self.task = p.add_task(f"epoch {data['epoch'] + 1}", total=data["steps"], completed=data["done"], info="")
+        elif event == "step":
+            loss = "" if data["loss"] is None else f"loss {data['loss']:.4f}  "
+            p.update(self.task, completed=data["step"], info=f"{loss}{data['images_per_s']:.1f} img/s")
+        elif event == "epoch_end":
+            shown = "  ".join(
+                f"{k.removeprefix('val_')} {v:.4g}"
+                for k, v in data.items()
+                if k.startswith("val_") and isinstance(v, (int, float))
+            )
+            mark = " [green]best[/]" if data.get("best") else ""
+            p.console.print(f"epoch {data['epoch']}: {shown}  ({data['images_per_s']:.1f} img/s){mark}", highlight=False)
+        elif event == "interrupted":
+            p.console.print(f"[yellow]interrupted[/]: checkpoint saved at {data['checkpoint']}; continue with --resume")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _run(train, config, **kwargs):
+    from colorize.pipelines.data import DataError
+    from colorize.pipelines.pretrained import PretrainedUnavailable
+
+    started = time.perf_counter()
+    try:
+        with _progress() as progress:
+            model_file = train(config, callback=_TrainingDisplay(progress), **kwargs)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except (DataError, PretrainedUnavailable, FileNotFoundError, KeyError, ValueError) as error:
+        fail(str(error).strip("'\""))
+    metrics = model_file.metadata.get("metrics", {})
+    shown = ", ".join(f"{k.removeprefix('val_')}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
+    console.print(f"wrote [bold]{model_file.path}[/] in {time.perf_counter() - started:.0f} s (best epoch: {shown})", highlight=False)
+
+
+@train_app.command("expert")
+def train_expert_command(
+    name: str = typer.Argument(..., help="Expert name: an existing category (people) or a new one (portraits-1920s)."),
+    data_dirs: list[Path] = typer.Argument(..., help="Folder(s) of colour photos, any depth.", show_default=False),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture (unet_lite, unet_seed).  \\[default: configs/experts.toml]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training photos."),
+    size: Optional[int] = typer.Option(None, "--size", help="Training crop side in pixels."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
+    init: Optional[str] = typer.Option(None, "--init", help="scratch, imagenet (needs colorize\\[train]), or an expert name to fine-tune."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse."),
+    val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out for validation."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: str = typer.Option("cpu", "--device"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this expert."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Weights file to write.  \\[default: $COLORIZE_HOME/experts/NAME.safetensors]"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and sample sheets.  \\[default: $COLORIZE_HOME/runs/NAME]"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading processes."),
+) -> None:
+    """Train one expert; writes only to your model folder, never to bundled or other experts."""
+    from colorize.experts.store import ExpertStore
+    from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
+
+    if not name or set(name) - _NAME_CHARS:
+        fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
+    if loss not in (None, "l1", "mse"):
+        fail("--loss must be l1 or mse")
+    overrides = dict(
+        architecture=arch, epochs=epochs, size=size, batch_size=batch_size, lr=lr, init=init, loss=loss,
+        val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
+        max_steps_per_epoch=max_steps, workers=workers,
+    )
+    if arch is not None:
+        overrides["arguments"] = {}  # another architecture starts from its own defaults
+        if arch == "unet_seed" and init is None:
+            overrides["init"] = "scratch"
+    config = ExpertTrainConfig.from_defaults(name, data_dirs, **overrides)
+    _run(train_expert, config, store=ExpertStore())
+
+
+@train_app.command("classifier")
+def train_classifier_command(
+    data_dir: Path = typer.Argument(..., help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Any timm model name.  \\[default: configs/classifier.toml]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    size: Optional[int] = typer.Option(None, "--size", help="Input side in pixels."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    init: Optional[str] = typer.Option(None, "--init", help="imagenet (efficientnet_lite0, needs colorize\\[train]) or scratch."),
+    val_split: Optional[float] = typer.Option(None, "--val-split"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: str = typer.Option("cpu", "--device"),
+    resume: bool = typer.Option(False, "--resume"),
+    out: Optional[Path] = typer.Option(None, "--out", help="[default: $COLORIZE_HOME/classifier/classifier.safetensors]"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
+    workers: Optional[int] = typer.Option(None, "--workers"),
+) -> None:
+    """Train the router's scene classifier; writes only to your model folder."""
+    from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
+
+    config = ClassifierTrainConfig.from_defaults(
+        data_dir, architecture=arch, epochs=epochs, input_size=size, batch_size=batch_size, lr=lr, init=init,
+        val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
+        max_steps_per_epoch=max_steps, workers=workers,
+    )
+    _run(train_classifier, config)

@@ -1,0 +1,155 @@
+"""Training and evaluation data: image discovery, stable splits, and streaming datasets.
+
+Nothing here holds more than one batch of pixels in memory: datasets keep file paths
+and decode on access, so a 100 000-image folder costs only its list of paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+
+class DataError(Exception):
+    """A training or evaluation folder cannot be used as given."""
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every image file below ``folder`` (any depth), sorted for reproducibility."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def is_validation(path: Path, val_fraction: float, seed: int = 0) -> bool:
+    """Stable held-out membership from a hash of the file's name.
+
+    Only the name counts, not the folder, so a photo stays on the same side whether a
+    model was trained on ``train/people`` or evaluated on ``train/`` with its sub-folders.
+    """
+    key = f"{seed}:{Path(path).name}".encode()
+    bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    return bucket < val_fraction
+
+
+def split_files(files: list[Path], val_fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    train, val = [], []
+    for path in files:
+        (val if is_validation(path, val_fraction, seed) else train).append(path)
+    return train, val
+
+
+def file_list_hash(files: list[Path]) -> str:
+    """A short fingerprint of a file list (each file as 'folder/name', in order), machine-independent."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{Path(path).parent.name}/{Path(path).name}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode an image upright (EXIF orientation applied) as 8-bit RGB."""
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        return image.convert("RGB")
+
+
+def is_grayscale(rgb: np.ndarray, tolerance: float = 3.0) -> bool:
+    """True when no pixel strays more than ``tolerance`` 8-bit levels from its own gray."""
+    rgb = rgb.astype(np.int16)
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    return float(np.percentile(spread, 99)) <= tolerance
+
+
+@dataclass
+class CropPolicy:
+    """Random crops for training, centre views for validation.
+
+    ``scale`` is the crop's share of the image area: crops smaller than the whole photo
+    keep objects near the size they have at the inference work size.
+    """
+
+    size: int = 128
+    scale: tuple[float, float] = (0.25, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+
+
+@dataclass
+class SampleStats:
+    skipped_unreadable: int = 0
+    skipped_grayscale: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+
+
+class ColorPhotoDataset(torch.utils.data.Dataset):
+    """Streams (rgb, valid) pairs: rgb is float (3, S, S) in [0, 1].
+
+    Augmentation randomness is derived from (seed, epoch, index), so the same epoch yields
+    the same crops in any process and after a resume. Unusable files (unreadable, or with
+    no colour to learn from) come back with valid=False and are dropped by ``collate``.
+    """
+
+    def __init__(self, files: list[Path], crop: CropPolicy, train: bool, seed: int = 0, require_colour: bool = True):
+        self.files = list(files)
+        self.require_colour = require_colour
+        self.crop = crop
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, bool, int]:
+        size = self.crop.size
+        try:
+            image = load_rgb(self.files[index])
+        except Exception:  # any decoder failure means "skip this file", counted by the caller
+            return torch.zeros(3, size, size), False, index
+        if self.train:
+            rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+            image = self._random_crop(image, rng)
+        else:
+            image = ImageOps.fit(image, (size, size), Image.BILINEAR)
+        rgb = np.asarray(image)
+        if self.require_colour and is_grayscale(rgb):
+            return torch.zeros(3, size, size), False, index
+        return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255, True, index
+
+    def _random_crop(self, image: Image.Image, rng: random.Random) -> Image.Image:
+        width, height = image.size
+        area = width * height
+        for _ in range(10):
+            target = area * rng.uniform(*self.crop.scale)
+            aspect = np.exp(rng.uniform(np.log(self.crop.ratio[0]), np.log(self.crop.ratio[1])))
+            w, h = int(round((target * aspect) ** 0.5)), int(round((target / aspect) ** 0.5))
+            if 0 < w <= width and 0 < h <= height:
+                break
+        else:
+            w, h = min(width, height), min(width, height)
+        left, top = rng.randint(0, width - w), rng.randint(0, height - h)
+        image = image.resize((self.crop.size, self.crop.size), Image.BILINEAR, box=(left, top, left + w, top + h))
+        if self.crop.flip and rng.random() < 0.5:
+            image = ImageOps.mirror(image)
+        return image
+
+
+def collate(batch: list[tuple[torch.Tensor, bool, int]]) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Stack the valid samples: (images, their indices, indices of the dropped ones)."""
+    kept = [rgb for rgb, valid, _ in batch if valid]
+    size = batch[0][0].shape[-1]
+    images = torch.stack(kept) if kept else torch.zeros(0, 3, size, size)
+    return images, [i for _, valid, i in batch if valid], [i for _, valid, i in batch if not valid]

@@ -1,0 +1,100 @@
+"""Colorization quality metrics, as pure functions of two RGB images.
+
+Every function takes ``pred`` and ``truth`` as arrays of shape (H, W, 3): uint8, or float
+in [0, 1] (quantised to 8 bits first, so numbers match what is written to disk).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+AB_THRESHOLDS = np.arange(0, 151)  # Zhang et al. 2016: AuC of the ab-error CDF over 0..150
+METRIC_NAMES = ("psnr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth")
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return rgb
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB over 8-bit RGB (peak 255)."""
+    return float(peak_signal_noise_ratio(to_uint8(truth), to_uint8(pred), data_range=255))
+
+
+def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Structural similarity over 8-bit RGB, channels averaged (scikit-image defaults, 7x7 window)."""
+    truth, pred = to_uint8(truth), to_uint8(pred)
+    window = min(7, *truth.shape[:2])
+    window -= 1 - window % 2  # odd, and no larger than the image
+    return float(structural_similarity(truth, pred, channel_axis=-1, data_range=255, win_size=window))
+
+
+def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Root-mean-square error in 8-bit levels."""
+    diff = to_uint8(pred).astype(np.float64) - to_uint8(truth).astype(np.float64)
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return rgb2lab(to_uint8(rgb).astype(np.float64) / 255)
+
+
+def _delta_e_lab(lab_pred: np.ndarray, lab_truth: np.ndarray) -> float:
+    return float(np.mean(deltaE_ciede2000(lab_truth, lab_pred)))
+
+
+def _ab_auc_lab(lab_pred: np.ndarray, lab_truth: np.ndarray) -> float:
+    error = np.sort(np.linalg.norm(lab_pred[..., 1:] - lab_truth[..., 1:], axis=-1).ravel())
+    within = np.searchsorted(error, AB_THRESHOLDS, side="right") / error.size
+    return float(np.mean(within))
+
+
+def delta_e(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference (D65) over all pixels."""
+    return _delta_e_lab(_lab(pred), _lab(truth))
+
+
+def ab_auc(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Area under the curve of pixels whose ab error is within t, for t = 0..150, in [0, 1]."""
+    return _ab_auc_lab(_lab(pred), _lab(truth))
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler & Süsstrunk (2003) colourfulness M, on 8-bit RGB.
+
+    rg = R - G, yb = (R + G) / 2 - B; M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2).
+    0 is gray; about 33 is 'moderately', 59 'quite' and 82 'highly' colourful.
+    """
+    r, g, b = np.moveaxis(to_uint8(rgb).astype(np.float64), -1, 0)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def image_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Every metric for one image pair, keyed as in ``METRIC_NAMES``."""
+    pred, truth = to_uint8(pred), to_uint8(truth)
+    lab_pred, lab_truth = _lab(pred), _lab(truth)
+    return {
+        "psnr": psnr(pred, truth),
+        "ssim": ssim(pred, truth),
+        "rmse": rmse(pred, truth),
+        "delta_e": _delta_e_lab(lab_pred, lab_truth),
+        "ab_auc": _ab_auc_lab(lab_pred, lab_truth),
+        "colorfulness": colorfulness(pred),
+        "colorfulness_truth": colorfulness(truth),
+    }
+
+
+def summarize(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over images, plus the ratio of mean colourfulness (ours / truth)."""
+    if not rows:
+        return {}
+    summary = {name: float(np.mean([row[name] for row in rows])) for name in METRIC_NAMES}
+    truth = summary["colorfulness_truth"]
+    summary["colorfulness_ratio"] = summary["colorfulness"] / truth if truth > 0 else float("nan")
+    summary["images"] = len(rows)
+    return summary

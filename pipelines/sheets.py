@@ -1,0 +1,27 @@
+"""Contact sheets: rows of same-sized images with a caption, for people to judge colour by eye."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from colorize.pipelines.imageio import atomic_save
+
+
+def contact_sheet(rows: list[list[np.ndarray]], captions: list[str], path: Path, tile: int = 160) -> Path:
+    """Write a PNG with one row per entry of ``rows`` (uint8 RGB arrays), each captioned."""
+    columns = max(len(row) for row in rows)
+    caption_height = 14
+    sheet = Image.new("RGB", (columns * tile, len(rows) * (tile + caption_height)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (row, caption) in enumerate(zip(rows, captions)):
+        top = r * (tile + caption_height)
+        draw.text((2, top + 1), caption, fill="black")
+        for c, array in enumerate(row):
+            image = Image.fromarray(array)
+            image.thumbnail((tile, tile))
+            sheet.paste(image, (c * tile + (tile - image.width) // 2, top + caption_height))
+    atomic_save(sheet, Path(path), format="PNG")
+    return Path(path)

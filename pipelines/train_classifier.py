@@ -1,0 +1,180 @@
+"""Training the router's scene classifier from one sub-folder of photos per class."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from colorize.classifier.model import (
+    LABELS,
+    WEIGHTS_NAME,
+    Preprocessing,
+    build_network,
+    classifier_metadata,
+    default_preprocessing,
+)
+from colorize.configs import load_config
+from colorize.experts.color import rgb_to_lightness
+from colorize.experts.modelfile import ModelFile, model_home, read_metadata
+from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, file_list_hash, list_images, split_files
+from colorize.pipelines.pretrained import load_imagenet_encoder
+from colorize.pipelines.training import Callback, FitConfig, fit, install_best
+
+
+@dataclass
+class ClassifierTrainConfig:
+    """Every knob of the classifier's training; defaults come from configs/classifier.toml."""
+
+    data_dir: Path
+    architecture: str
+    labels: tuple[str, ...]
+    input_size: int
+    drop_rate: float
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    init: str
+    val_split: float
+    patience: int
+    seed: int
+    workers: int
+    device: str = "cpu"
+    out: Path | None = None
+    run_dir: Path | None = None
+    resume: bool = False
+    max_steps_per_epoch: int | None = None
+
+    @classmethod
+    def from_defaults(cls, data_dir: Path, **overrides) -> "ClassifierTrainConfig":
+        config = load_config("classifier")
+        values: dict[str, Any] = {**config["model"], **config["training"]}
+        values["labels"] = tuple(values["labels"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(data_dir=Path(data_dir), **values)
+
+
+class ClassifierTask:
+    def __init__(self, config: ClassifierTrainConfig, network, preprocessing: Preprocessing, train, val, data_summary):
+        self.config = config
+        self.model = network
+        self.preprocessing = preprocessing
+        self.data_summary = data_summary
+        size = config.input_size
+        self.train_files, self.train_labels = zip(*train)
+        self.val_files, self.val_labels = zip(*val)
+        # A crop of at least 40 % keeps enough of the scene to tell a portrait from a street.
+        self.train_set = ColorPhotoDataset(self.train_files, CropPolicy(size, (0.4, 1.0)), train=True, seed=config.seed, require_colour=False)
+        self.val_set = ColorPhotoDataset(self.val_files, CropPolicy(size, flip=False), train=False, require_colour=False)
+        self.collate = collate
+
+    def _inputs(self, rgb: torch.Tensor) -> torch.Tensor:
+        gray = rgb_to_lightness(rgb.to(self.config.device)) / 100.0
+        return (gray - self.preprocessing.mean) / self.preprocessing.std
+
+    def loss(self, batch) -> torch.Tensor | None:
+        images, kept, _ = batch
+        if len(images) == 0:
+            return None
+        targets = torch.tensor([self.train_labels[i] for i in kept], device=self.config.device)
+        return F.cross_entropy(self.model(self._inputs(images)), targets, label_smoothing=0.05)
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        loader = torch.utils.data.DataLoader(self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.workers)
+        labels = len(self.config.labels)
+        confusion = np.zeros((labels, labels), dtype=int)
+        losses = []
+        for images, kept, _ in loader:
+            if len(images) == 0:
+                continue
+            targets = torch.tensor([self.val_labels[i] for i in kept])
+            logits = self.model(self._inputs(images))
+            losses.append(float(F.cross_entropy(logits, targets)))
+            for truth, guess in zip(targets.tolist(), logits.argmax(-1).tolist()):
+                confusion[truth, guess] += 1
+        accuracy = float(np.trace(confusion) / max(1, confusion.sum()))
+        return {
+            "score": 1.0 - accuracy,
+            "val_loss": float(np.mean(losses)),
+            "val_accuracy": round(accuracy, 4),
+            "val_confusion": confusion.tolist(),
+        }
+
+    def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items() if k not in {"out", "run_dir", "resume"}}
+        best = min(history, key=lambda r: r["score"])
+        return {
+            **classifier_metadata(self.config.architecture, self.config.drop_rate, self.config.labels, self.preprocessing),
+            "training": {"data": self.data_summary, "recipe": recipe, "history": history},
+            "metrics": {k: v for k, v in best.items() if k.startswith("val_") or k == "epoch"},
+        }
+
+    def on_epoch_end(self, epoch: int, run_dir: Path) -> None:
+        pass
+
+
+def _labelled_files(config: ClassifierTrainConfig) -> list[tuple[Path, int]]:
+    if not config.data_dir.is_dir():
+        raise DataError(f"{config.data_dir}: no such folder")
+    labelled = []
+    for index, label in enumerate(config.labels):
+        folder = config.data_dir / label
+        if not folder.is_dir():
+            raise DataError(f"{folder}: missing class folder (need one sub-folder per class: {', '.join(config.labels)})")
+        labelled.extend((path, index) for path in list_images(folder))
+    return labelled
+
+
+def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, callback: Callback = lambda *a, **k: None) -> ModelFile:
+    """Train the classifier, then install the best epoch at ``config.out`` (default: the user's model folder)."""
+    home = Path(home or model_home())
+    labelled = _labelled_files(config)
+    label_of = dict(labelled)
+    train_files, val_files = split_files([p for p, _ in labelled], config.val_split, seed=0)
+    if not train_files or not val_files:
+        raise DataError(f"need photos for both training and validation; found {len(train_files)} and {len(val_files)}")
+    data_summary = {
+        "folder": str(config.data_dir),
+        "images": len(labelled),
+        "per_class": {label: sum(1 for _, i in labelled if i == k) for k, label in enumerate(config.labels)},
+        "train_images": len(train_files),
+        "val_images": len(val_files),
+        "file_list_sha256": file_list_hash([p for p, _ in labelled]),
+    }
+    torch.manual_seed(config.seed)
+    network = build_network(config.architecture, len(config.labels), config.drop_rate)
+    if config.init == "imagenet":
+        load_imagenet_encoder(network)
+    preprocessing = default_preprocessing(network, config.input_size)
+    task = ClassifierTask(
+        config, network, preprocessing, [(p, label_of[p]) for p in train_files], [(p, label_of[p]) for p in val_files], data_summary
+    )
+    callback("data", **data_summary)
+    run_dir = Path(config.run_dir or home / "runs" / "classifier")
+    fit(
+        task,
+        FitConfig(
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            seed=config.seed,
+            patience=config.patience,
+            workers=config.workers,
+            device=config.device,
+            run_dir=run_dir,
+            resume=config.resume,
+            max_steps_per_epoch=config.max_steps_per_epoch,
+        ),
+        callback,
+    )
+    out = Path(config.out or home / "classifier" / WEIGHTS_NAME)
+    install_best(run_dir, out)
+    return read_metadata(out)

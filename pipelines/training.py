@@ -1,0 +1,177 @@
+"""The training loop shared by experts and the classifier: short, resumable, deterministic.
+
+A run lives in a folder (``run_dir``) holding ``checkpoint.pt`` (model, optimiser,
+schedule, position, RNG), ``best.safetensors`` and per-epoch sample sheets. Batches of an
+epoch come from a permutation seeded by (seed, epoch), and every step reseeds torch from
+(seed, global step), so a run resumed from any checkpoint continues exactly as an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+from colorize.experts.modelfile import save_model
+
+Callback = Callable[..., None]
+
+
+class TrainingTask(Protocol):
+    """What a model family provides to ``fit``."""
+
+    model: nn.Module
+    train_set: torch.utils.data.Dataset
+
+    def loss(self, batch: Any) -> torch.Tensor | None:
+        """Loss of one collated batch, or None when the batch had no usable sample."""
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics; must include ``score`` (lower is better)."""
+
+    def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """The weights-file metadata for the model as it is now."""
+
+    def on_epoch_end(self, epoch: int, run_dir: Path) -> None:
+        """A hook for sample sheets and the like."""
+
+
+@dataclass
+class FitConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
+    patience: int
+    workers: int
+    device: str
+    run_dir: Path
+    resume: bool = False
+    max_steps_per_epoch: int | None = None  # for quick trials and tests
+    warmup_fraction: float = 0.05
+
+
+@dataclass
+class FitState:
+    epoch: int = 0  # the epoch in progress (or next to start)
+    step: int = 0  # batches done within that epoch
+    best_score: float = math.inf
+    best_epoch: int = -1
+    stale_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+    # Drop the ragged tail: BatchNorm dislikes batches of one, and the order changes each epoch.
+    usable = (n // batch_size) * batch_size if n >= batch_size else n
+    return [order[i : i + batch_size] for i in range(0, usable, batch_size)]
+
+
+def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float):
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, state: FitState) -> None:
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "state": {k: v for k, v in vars(state).items()},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, **k: None) -> FitState:
+    """Train ``task.model``; returns the final state. ``best.safetensors`` holds the best epoch."""
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.safetensors"
+    model = task.model.to(config.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n = len(task.train_set)
+    steps_per_epoch = len(epoch_batches(n, config.batch_size, config.seed, 0))
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    if steps_per_epoch == 0:
+        raise ValueError("no training batches: the training set is empty")
+    scheduler = _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_fraction)
+    state = FitState()
+    if config.resume:
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"{checkpoint_path}: nothing to resume")
+        saved = torch.load(checkpoint_path, map_location=config.device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = FitState(**saved["state"])
+        callback("resumed", epoch=state.epoch, step=state.step)
+
+    loader_args = dict(num_workers=config.workers, collate_fn=getattr(task, "collate", None))
+    if config.workers:
+        loader_args["persistent_workers"] = False
+    try:
+        while state.epoch < config.epochs and state.stale_epochs < config.patience:
+            task.train_set.epoch = state.epoch
+            batches = epoch_batches(n, config.batch_size, config.seed, state.epoch)[:steps_per_epoch]
+            loader = torch.utils.data.DataLoader(task.train_set, batch_sampler=batches[state.step :], **loader_args)
+            model.train()
+            callback("epoch_start", epoch=state.epoch, steps=steps_per_epoch, done=state.step)
+            started, images = time.perf_counter(), 0
+            for batch in loader:
+                torch.manual_seed(config.seed * 1_000_003 + state.epoch * steps_per_epoch + state.step)
+                loss = task.loss(batch)
+                if loss is not None:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                scheduler.step()
+                state.step += 1
+                images += len(batch[0])
+                rate = images / max(1e-9, time.perf_counter() - started)
+                callback("step", epoch=state.epoch, step=state.step, loss=None if loss is None else loss.item(), images_per_s=rate)
+            metrics = task.validate()
+            record = {"epoch": state.epoch + 1, "images_per_s": round(images / max(1e-9, time.perf_counter() - started), 2), **metrics}
+            state.history.append(record)
+            if metrics["score"] < state.best_score:
+                state.best_score, state.best_epoch, state.stale_epochs = metrics["score"], state.epoch, 0
+                save_model(model, best_path, task.metadata(state.history))
+            else:
+                state.stale_epochs += 1
+            task.on_epoch_end(state.epoch, run_dir)
+            state.epoch, state.step = state.epoch + 1, 0
+            _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
+            callback("epoch_end", **record, best=state.best_epoch + 1 == record["epoch"])
+    except KeyboardInterrupt:
+        _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
+        callback("interrupted", epoch=state.epoch, step=state.step, checkpoint=str(checkpoint_path))
+        raise
+    return state
+
+
+def install_best(run_dir: Path, out: Path) -> None:
+    """Copy the run's best weights to ``out`` atomically (a reader never sees half a file)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.copyfile(Path(run_dir) / "best.safetensors", tmp)
+    tmp.replace(out)

@@ -1,0 +1,98 @@
+"""From the classifier's probabilities (or a forced name) to a ``Route`` with its reason."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FORCED = "forced"
+CLASSIFIED = "classified"
+LOW_CONFIDENCE = "low confidence"
+MISSING_EXPERT = "missing expert"
+# Fallback reasons name their target: "low confidence → general".
+REASONS = (FORCED, CLASSIFIED, LOW_CONFIDENCE, MISSING_EXPERT)
+
+
+class UnknownExpertError(ValueError):
+    """A forced expert name that no weights exist for."""
+
+
+class NoFallbackExpertError(RuntimeError):
+    """Routing needs the fallback expert, and it has no weights."""
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """``threshold``: below this top-class probability, go to ``fallback``.
+
+    ``class_to_expert`` maps classifier labels to expert names (identity when absent).
+    """
+
+    threshold: float = 0.5
+    fallback: str = "general"
+    class_to_expert: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], threshold: float | None = None) -> "RoutingPolicy":
+        return cls(
+            threshold=float(config.get("threshold", 0.5) if threshold is None else threshold),
+            fallback=str(config.get("fallback", "general")),
+            class_to_expert=dict(config.get("class_to_expert", {})),
+        )
+
+    def expert_for(self, label: str) -> str:
+        return self.class_to_expert.get(label, label)
+
+
+@dataclass(frozen=True)
+class Route:
+    expert: str
+    confidence: float | None  # the classifier's probability for the chosen expert's class
+    probabilities: Mapping[str, float]
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expert": self.expert,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+            "reason": self.reason,
+        }
+
+
+def check_forced(name: str, available: Collection[str]) -> None:
+    if name not in available:
+        raise UnknownExpertError(f"unknown expert {name!r}; choose one of: {', '.join(sorted(available)) or '(none installed)'}")
+
+
+def route(
+    probabilities: Mapping[str, float],
+    available: Collection[str],
+    policy: RoutingPolicy,
+    forced: str | None = None,
+) -> Route:
+    """Choose an expert. ``available``: names of experts with weights."""
+    if forced is not None:
+        check_forced(forced, available)
+        label = next((lab for lab in probabilities if policy.expert_for(lab) == forced), None)
+        return Route(forced, probabilities.get(label) if label else None, probabilities, FORCED)
+    if not probabilities:
+        raise ValueError("route() needs class probabilities when no expert is forced")
+    label = max(probabilities, key=probabilities.__getitem__)
+    confidence = probabilities[label]
+    expert = policy.expert_for(label)
+    if confidence >= policy.threshold and expert in available:
+        return Route(expert, confidence, probabilities, CLASSIFIED)
+    reason = LOW_CONFIDENCE if confidence < policy.threshold else MISSING_EXPERT
+    if expert == policy.fallback and expert in available:
+        # Unsure, but the top class is the fallback anyway: still a plain classification.
+        return Route(expert, confidence, probabilities, CLASSIFIED)
+    if policy.fallback not in available:
+        raise NoFallbackExpertError(
+            f"no weights for the fallback expert {policy.fallback!r} (needed for: {reason}); "
+            f"installed: {', '.join(sorted(available)) or 'none'}"
+        )
+    fallback_label = next((lab for lab in probabilities if policy.expert_for(lab) == policy.fallback), None)
+    confidence = probabilities.get(fallback_label) if fallback_label else None
+    return Route(policy.fallback, confidence, probabilities, f"{reason} → {policy.fallback}")
