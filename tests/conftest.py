@@ -1,0 +1,41 @@
+"""Shared fixtures: real photos (scikit-image's bundled samples), small enough to be fast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def sample_rgb(name: str, size: int = 96) -> np.ndarray:
+    """A real colour photo from scikit-image, longest side ``size``, uint8 (H, W, 3)."""
+    image = Image.fromarray(getattr(data, name)()).convert("RGB")
+    image.thumbnail((size, size), Image.BILINEAR)
+    return np.asarray(image)
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    return {name: sample_rgb(name) for name in SAMPLES}
+
+
+@pytest.fixture
+def gray_folder(tmp_path, photos):
+    """A folder of grayscale JPEGs made from real photos, one of odd size."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, rgb in photos.items():
+        Image.fromarray(rgb).convert("L").save(folder / f"{name}.jpg", quality=95)
+    Image.fromarray(photos["coffee"][:37, :51]).convert("L").save(folder / "odd.png")
+    return folder
+
+
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """An empty user model folder, so only bundled weights are found."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("COLORIZE_HOME", str(home))
+    return home

@@ -1,0 +1,52 @@
+"""experts.architectures: the registry, and every registered U-Net on awkward sizes."""
+
+import pytest
+import torch
+
+from colorize.experts.architectures import create_architecture, list_architectures, register_architecture
+
+
+def test_builtin_architectures_are_registered():
+    assert {"unet_seed", "unet_lite"} <= set(list_architectures())
+
+
+def test_duplicate_name_is_an_error():
+    def unet_seed():  # same name as a built-in
+        raise AssertionError("never built")
+
+    list_architectures()  # make sure built-ins are loaded first
+    with pytest.raises(ValueError, match="already registered"):
+        register_architecture(unet_seed)
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(KeyError, match="unet_seed"):
+        create_architecture("no_such_net")
+
+
+def test_seed_unet_matches_the_paper_size():
+    parameters = sum(p.numel() for p in create_architecture("unet_seed").parameters())
+    assert 0.9e6 <= parameters <= 1.1e6, f"{parameters:,} parameters; the paper's U-Net has about 1.0 M"
+
+
+@pytest.mark.parametrize("name", ["unet_seed", "unet_lite"])
+@pytest.mark.parametrize("size", [(64, 64), (37, 51), (17, 90)])
+def test_any_size_goes_in_and_ab_comes_out_in_range(name, size):
+    net = create_architecture(name).eval()
+    with torch.inference_mode():
+        out = net(torch.rand(2, 1, *size) * 2 - 1)
+    assert out.shape[:2] == (2, 2)
+    assert out.abs().max() <= 1.0
+    # Chroma may come out at reduced resolution, but never larger than the input.
+    assert out.shape[-2] <= size[0] and out.shape[-1] <= size[1]
+
+
+def test_lite_unet_predicts_at_its_output_stride():
+    net = create_architecture("unet_lite", output_stride=2).eval()
+    with torch.inference_mode():
+        assert net(torch.zeros(1, 1, 64, 96)).shape[-2:] == (32, 48)
+
+
+def test_lite_unet_rejects_a_stride_the_encoder_lacks():
+    with pytest.raises(ValueError, match="output_stride"):
+        create_architecture("unet_lite", output_stride=3)

@@ -1,0 +1,136 @@
+"""The colorize CLI end to end, on real photos with the bundled models."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.color import rgb2lab
+from typer.testing import CliRunner
+
+from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
+from colorize.pipelines.cli import app
+
+REPORT_KEYS = {"input", "output", "status", "expert", "confidence", "reason", "probabilities", "error"}
+
+
+@pytest.fixture
+def runner(isolated_home):
+    return CliRunner()
+
+
+def _report(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_auto_colorizes_a_folder_and_reports_every_photo(runner, gray_folder, tmp_path):
+    out, report = tmp_path / "out", tmp_path / "report.jsonl"
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    rows = _report(report)
+    assert len(rows) == 5
+    for row in rows:
+        assert REPORT_KEYS <= row.keys()
+        assert row["status"] == "ok" and row["error"] is None
+        assert row["expert"] in ("general", "landscape", "people")
+        assert row["reason"] in ("classified", "low confidence → general")
+        assert set(row["probabilities"]) == {"landscape", "people", "general"}
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in gray_folder.iterdir())
+    assert Image.open(out / "odd.png").format == "PNG" and Image.open(out / "astronaut.jpg").format == "JPEG"
+    assert "colorize summary" in result.output
+
+
+def test_output_luminance_equals_input_luminance(runner, gray_folder, tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["auto", str(gray_folder / "odd.png"), "-o", str(out)]).exit_code == 0
+    gray = np.asarray(Image.open(gray_folder / "odd.png").convert("RGB"))
+    colour = np.asarray(Image.open(out / "odd.png").convert("RGB"))
+    diff = np.abs(rgb2lab(colour)[..., 0] - rgb2lab(gray)[..., 0])
+    assert diff.mean() < 0.5 and diff.max() < 3, (diff.mean(), diff.max())
+    assert np.abs(colour.astype(int) - gray.astype(int)).max() > 0, "output has no colour at all"
+
+
+def test_recursive_run_mirrors_the_tree(runner, gray_folder, tmp_path):
+    nested = gray_folder / "1950s" / "summer"
+    nested.mkdir(parents=True)
+    (gray_folder / "astronaut.jpg").rename(nested / "astronaut.jpg")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["auto", str(gray_folder), "-r", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "1950s" / "summer" / "astronaut.jpg").is_file()
+    flat = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "flat")])
+    assert not (tmp_path / "flat" / "1950s").exists(), flat.output
+
+
+def test_forced_expert_is_used_for_every_photo(runner, gray_folder, tmp_path):
+    report = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "people", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert {(r["expert"], r["reason"]) for r in _report(report)} == {("people", "forced")}
+
+
+def test_unknown_expert_is_a_one_line_error_listing_names(runner, gray_folder, tmp_path):
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "portraits"])
+    assert result.exit_code == 2
+    assert "unknown expert 'portraits'" in result.output and "general, landscape, people" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_threshold_one_falls_back_to_general(runner, gray_folder, tmp_path):
+    report = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--threshold", "1", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    rows = _report(report)
+    assert {r["expert"] for r in rows} == {"general"}
+    assert any(r["reason"] == "low confidence → general" for r in rows)
+
+
+def test_user_mapping_to_a_missing_expert_falls_back(runner, gray_folder, tmp_path, isolated_home):
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "routing.toml").write_text(
+        'threshold = 0.0\n[class_to_expert]\npeople = "portraits-1920s"\nlandscape = "portraits-1920s"\n'
+    )
+    report = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    rows = _report(report)
+    assert {r["expert"] for r in rows} == {"general"}
+    assert any(r["reason"] == "missing expert → general" for r in rows)
+
+
+def test_a_failed_file_gives_exit_code_one_and_the_rest_still_run(runner, gray_folder, tmp_path):
+    (gray_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    report = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--report", str(report)])
+    assert result.exit_code == 1
+    rows = {r["input"].rsplit("/", 1)[-1]: r for r in _report(report)}
+    assert rows["broken.jpg"]["status"] == "failed" and rows["broken.jpg"]["error"]
+    assert sum(r["status"] == "ok" for r in rows.values()) == 5
+
+
+def test_classify_routes_without_writing(runner, gray_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["classify", str(gray_folder), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 5 and all(line["reason"] for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
+def test_experts_lists_sources_checksums_and_metrics(runner):
+    result = runner.invoke(app, ["experts", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {"general", "landscape", "people", "(classifier)"} <= rows.keys()
+    for row in rows.values():
+        assert row["source"] == "bundled" and len(row["sha256"]) == 64 and row["architecture"]
+        assert row["metrics"]
+
+
+def test_version_and_help_work_without_models(runner):
+    assert runner.invoke(app, ["--version"]).stdout.startswith("colorize ")
+    help_text = runner.invoke(app, ["auto", "--help"]).stdout
+    for option in ("--expert", "--threshold", "--report", "--output", "--recursive"):
+        assert option in help_text

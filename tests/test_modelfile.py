@@ -1,0 +1,104 @@
+"""experts.modelfile and the store: self-describing weights, strict loading, lookup order."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from colorize.experts.architectures import create_architecture
+from colorize.experts.modelfile import ModelFileError, bundled_weights_dir, read_metadata, save_model
+from colorize.experts.store import Expert, ExpertStore
+
+SEED_META = {"kind": "expert", "architecture": "unet_seed", "arguments": {"widths": [8, 16, 32]}, "work_size": 32, "category": "tiny"}
+
+
+def _tiny_expert_file(path: Path) -> Path:
+    torch.manual_seed(0)
+    net = create_architecture("unet_seed", widths=[8, 16, 32])
+    return save_model(net, path, SEED_META, half=False)
+
+
+def test_round_trip_rebuilds_the_same_network_from_metadata_alone(tmp_path):
+    path = _tiny_expert_file(tmp_path / "tiny.safetensors")
+    torch.manual_seed(0)
+    original = create_architecture("unet_seed", widths=[8, 16, 32]).eval()
+    loaded = Expert.from_file(path)
+    x = torch.rand(1, 1, 20, 20) * 100
+    with torch.inference_mode():
+        expected = original((x - 50) / 50) * 110
+    assert torch.allclose(loaded.predict_ab(x), expected, atol=1e-5)
+    meta = read_metadata(path).metadata
+    assert meta["format_version"] == 1 and meta["code_version"] and meta["work_size"] == 32
+
+
+def test_half_precision_file_changes_predictions_by_under_a_lab_unit(tmp_path):
+    torch.manual_seed(0)
+    net = create_architecture("unet_seed", widths=[8, 16, 32]).eval()
+    full = Expert.from_file(save_model(net, tmp_path / "full.safetensors", SEED_META, half=False))
+    half = Expert.from_file(save_model(net, tmp_path / "half.safetensors", SEED_META, half=True))
+    x = torch.rand(2, 1, 24, 24) * 100
+    assert (full.predict_ab(x) - half.predict_ab(x)).abs().max() < 1.0
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (tmp_path / "full.safetensors").stat().st_size
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a readable .safetensors"),
+        (b"\x80\x04\x95 pickle, not safetensors", "not a readable .safetensors"),
+        (None, "without colorize metadata"),
+    ],
+)
+def test_broken_or_foreign_files_name_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.safetensors"
+    if content is None:
+        save_file({"w": torch.zeros(2)}, str(path))  # a valid file from somebody else
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=message) as info:
+        Expert.from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = _tiny_expert_file(tmp_path / "t.safetensors")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="t.safetensors"):
+        Expert.from_file(path)
+
+
+def test_tensors_that_do_not_match_the_architecture_are_refused(tmp_path):
+    net = create_architecture("unet_seed", widths=[8, 16, 32])
+    path = save_model(net, tmp_path / "m.safetensors", {**SEED_META, "arguments": {"widths": [8, 16, 64]}})
+    with pytest.raises(ModelFileError, match="do not match architecture 'unet_seed'"):
+        Expert.from_file(path)
+
+
+def test_newer_format_version_is_refused(tmp_path):
+    path = tmp_path / "future.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"colorize": json.dumps({"format_version": 99})})
+    with pytest.raises(ModelFileError, match="format version 99"):
+        read_metadata(path)
+
+
+def test_lookup_order_file_then_user_then_bundled(tmp_path):
+    home = tmp_path / "home"
+    bundled = ExpertStore(home=home).sources()
+    assert bundled["general"].source == "bundled"
+    assert bundled["general"].path.parent == bundled_weights_dir()
+    user_file = _tiny_expert_file(home / "experts" / "general.safetensors")
+    assert ExpertStore(home=home).sources()["general"] == type(bundled["general"])("general", "user", user_file)
+    explicit = _tiny_expert_file(tmp_path / "mine.safetensors")
+    assert ExpertStore(home=home, files={"general": explicit}).sources()["general"].source == "file"
+    # Other experts keep their bundled weights.
+    assert ExpertStore(home=home).sources()["people"].source == "bundled"
+
+
+def test_bundled_experts_carry_their_story():
+    for name in ("general", "landscape", "people"):
+        meta = read_metadata(bundled_weights_dir() / f"{name}.safetensors").metadata
+        assert meta["kind"] == "expert"
+        assert meta["training"]["data"]["images"] > 0
+        assert "val_delta_e" in meta["metrics"]

@@ -1,0 +1,97 @@
+"""pipelines.inference: the Python API on real photos with the bundled models."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import rgb2lab
+
+from colorize.pipelines.inference import Pipeline, PipelineError
+from colorize.router import UnknownExpertError
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return Pipeline.from_config(home="/nonexistent-colorize-home")
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).convert("L"))
+
+
+def test_output_keeps_input_luminance(pipeline, photos):
+    gray = _gray(photos["astronaut"])
+    result = pipeline.colorize(Image.fromarray(gray))
+    out = (result.rgb * 255 + 0.5).astype(np.uint8)
+    l_in = rgb2lab(np.repeat(gray[..., None], 3, -1))[..., 0]
+    l_out = rgb2lab(out)[..., 0]
+    diff = np.abs(l_out - l_in)
+    # 8-bit rounding of RGB moves L by under half a unit; clipping of out-of-gamut chroma
+    # near black and white can move a few pixels more.
+    assert diff.mean() < 0.5 and np.percentile(diff, 99) < 2.0, (diff.mean(), np.percentile(diff, 99), diff.max())
+
+
+def test_output_has_colour_and_the_input_size(pipeline, photos):
+    gray = _gray(photos["coffee"])
+    result = pipeline.colorize(gray.astype(np.float32) / 255)
+    assert result.rgb.shape == (*gray.shape, 3)
+    chroma = np.hypot(*np.moveaxis(rgb2lab(result.rgb)[..., 1:], -1, 0))
+    assert chroma.mean() > 2.0, f"mean chroma {chroma.mean():.2f}: the expert predicted almost no colour"
+
+
+def test_batch_of_mixed_sizes_matches_single_images(pipeline, photos):
+    images = [_gray(photos["chelsea"]), _gray(photos["rocket"])[:37, :53], np.full((3, 2), 128, np.uint8)]
+    batch = pipeline.colorize_lightness([_lightness(g) for g in images])
+    for gray, result in zip(images, batch):
+        single = pipeline.colorize(gray.astype(np.float32) / 255)
+        assert result.rgb.shape == (*gray.shape, 3)
+        assert np.abs(result.rgb - single.rgb).max() < 2e-3
+        assert result.route.expert == single.route.expert
+
+
+def _lightness(gray: np.ndarray) -> torch.Tensor:
+    from colorize.pipelines.imageio import lightness_from_array
+
+    return lightness_from_array(gray.astype(np.float32) / 255)
+
+
+def test_every_route_names_a_reason_and_probabilities(pipeline, photos):
+    routes = pipeline.route([_lightness(_gray(rgb)) for rgb in photos.values()])
+    for r in routes:
+        assert r.reason in ("classified", "low confidence → general")
+        assert set(r.probabilities) == {"landscape", "people", "general"}
+        assert abs(sum(r.probabilities.values()) - 1) < 1e-4
+
+
+def test_forced_expert_skips_the_classifier(photos):
+    forced = Pipeline.from_config(expert="landscape", home="/nonexistent-colorize-home")
+    assert forced.classifier is None
+    assert forced.colorize(_gray(photos["astronaut"]).astype(np.float32) / 255).route.reason == "forced"
+
+
+def test_unknown_forced_expert_is_refused():
+    with pytest.raises(UnknownExpertError, match="general"):
+        Pipeline.from_config(expert="nope", home="/nonexistent-colorize-home")
+
+
+def test_threshold_one_sends_everything_to_general(photos):
+    strict = Pipeline.from_config(threshold=1.0, home="/nonexistent-colorize-home")
+    routes = strict.route([_lightness(_gray(rgb)) for rgb in photos.values()])
+    assert {r.expert for r in routes} == {"general"}
+    assert any(r.reason == "low confidence → general" for r in routes)
+
+
+def test_class_mapped_to_a_missing_expert_falls_back(tmp_path, photos):
+    (tmp_path / "routing.toml").write_text('[class_to_expert]\npeople = "portraits-1920s"\nlandscape = "portraits-1920s"\n')
+    pipeline = Pipeline.from_config(home=tmp_path, threshold=0.0)
+    routes = pipeline.route([_lightness(_gray(rgb)) for rgb in photos.values()])
+    assert all(r.expert == "general" for r in routes)
+    assert any(r.reason == "missing expert → general" for r in routes)
+
+
+def test_pipeline_without_classifier_needs_a_forced_expert(tmp_path):
+    from colorize.experts.store import ExpertStore
+    from colorize.router import RoutingPolicy
+
+    with pytest.raises(PipelineError, match="--expert"):
+        Pipeline(None, ExpertStore(home=tmp_path), RoutingPolicy())
