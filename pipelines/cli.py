@@ -30,7 +30,8 @@ app = typer.Typer(
 train_app = typer.Typer(help="Train an expert or the scene classifier on your own photos.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
-console = Console(stderr=True)
+# soft_wrap: a long error stays one line (terminals wrap it visually; logs and grep see one line).
+console = Console(stderr=True, soft_wrap=True)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 _debug = False
 

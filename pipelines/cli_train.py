@@ -77,6 +77,9 @@ def _run(train, config, **kwargs):
     metrics = model_file.metadata.get("metrics", {})
     shown = ", ".join(f"{k.removeprefix('val_')}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
     console.print(f"wrote [bold]{model_file.path}[/] in {time.perf_counter() - started:.0f} s (best epoch: {shown})", highlight=False)
+    skipped = model_file.metadata["training"]["data"].get("skipped_files")
+    if skipped:
+        console.print(f"[yellow]skipped {skipped} photos[/] (unreadable, or grayscale with no colour to learn from)")
 
 
 @train_app.command("expert")

@@ -84,7 +84,7 @@ class ExpertTask:
         self.val_set = ColorPhotoDataset(val_files, CropPolicy(config.work_size, flip=False), train=False)
         self.data_summary = data_summary
         self.collate = collate
-        self.skipped_files: set[int] = set()
+        self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
         self._samples: list[list[np.ndarray]] = []
 
     def _split(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +97,7 @@ class ExpertTask:
 
     def loss(self, batch) -> torch.Tensor | None:
         images, _, dropped = batch
-        self.skipped_files.update(dropped)
+        self.skipped_files.update(self.train_set.files[i] for i in dropped)
         if len(images) == 0:
             return None
         lightness, ab = self._split(images)
@@ -114,7 +114,8 @@ class ExpertTask:
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(self.val_set, subset), batch_size=16, collate_fn=collate, num_workers=self.config.workers
         )
-        for images, _, _ in loader:
+        for images, _, dropped in loader:
+            self.skipped_files.update(self.val_set.files[i] for i in dropped)
             if len(images) == 0:
                 continue
             lightness, ab = self._split(images)

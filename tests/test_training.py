@@ -1,0 +1,147 @@
+"""Training one expert or the classifier: isolation, resumption, bad data — tiny and real."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from colorize.experts.modelfile import bundled_weights_dir, read_metadata
+from colorize.experts.store import ExpertStore
+from colorize.pipelines import cli_colorize, cli_train  # noqa: F401  (registers the commands)
+from colorize.pipelines.cli import app
+from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
+
+TINY = ["--arch", "unet_seed", "--init", "scratch", "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "0"]
+
+
+def _crops(rgb: np.ndarray, count: int, size: int = 48):
+    """``count`` different real photos: crops of one scikit-image sample at varied offsets."""
+    h, w = rgb.shape[:2]
+    for i in range(count):
+        top, left = (i * 7) % (h - size), (i * 11) % (w - size)
+        yield rgb[top : top + size, left : left + size]
+
+
+@pytest.fixture
+def colour_folder(tmp_path, photos):
+    folder = tmp_path / "mine" / "deep"
+    folder.mkdir(parents=True)
+    for name in ("astronaut", "coffee", "chelsea"):
+        for i, crop in enumerate(_crops(photos[name], 8)):
+            Image.fromarray(crop).save(folder / f"{name}_{i}.jpg", quality=95)
+    return tmp_path / "mine"
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_new_expert_goes_to_the_user_folder_only(colour_folder, isolated_home, tmp_path):
+    bundled = {p.name: _sha(p) for p in bundled_weights_dir().glob("*.safetensors")}
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "expert", "portraits-1920s", str(colour_folder), *TINY])
+    assert result.exit_code == 0, result.output
+    written = isolated_home / "experts" / "portraits-1920s.safetensors"
+    meta = read_metadata(written).metadata
+    assert meta["architecture"] == "unet_seed" and meta["category"] == "portraits-1920s"
+    data = meta["training"]["data"]
+    assert data["images"] == 24 and data["train_images"] + data["val_images"] == 24
+    assert len(data["file_list_sha256"]) == 16
+    assert meta["training"]["recipe"]["epochs"] == 1
+    assert {"val_psnr", "val_delta_e", "val_colorfulness_ratio"} <= meta["metrics"].keys()
+    assert {p.name: _sha(p) for p in bundled_weights_dir().glob("*.safetensors")} == bundled
+    assert sorted(p.name for p in (isolated_home / "experts").iterdir()) == ["portraits-1920s.safetensors"]
+    assert list((isolated_home / "runs" / "portraits-1920s" / "samples").glob("epoch_001.png"))
+
+    # Usable at once, and listed with its origin.
+    gray = tmp_path / "old.png"
+    Image.fromarray(np.full((20, 30), 120, np.uint8)).save(gray)
+    auto = runner.invoke(app, ["auto", str(gray), "-o", str(tmp_path / "out"), "--expert", "portraits-1920s"])
+    assert auto.exit_code == 0, auto.output
+    listed = {row["name"]: row for row in json.loads(runner.invoke(app, ["experts", "--json"]).stdout)}
+    assert listed["portraits-1920s"]["source"] == "user" and listed["portraits-1920s"]["training_images"] == 24
+    assert listed["people"]["source"] == "bundled"
+
+
+def test_unusable_photos_are_skipped_and_counted(colour_folder, isolated_home):
+    (colour_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).convert("RGB").save(colour_folder / "gray.png")
+    config = ExpertTrainConfig.from_defaults(
+        "people", [colour_folder], architecture="unet_seed", arguments={}, init="scratch", epochs=1, size=32,
+        batch_size=32, workers=0, val_split=0.3,
+    )
+    meta = train_expert(config, ExpertStore()).metadata
+    assert meta["training"]["data"]["images"] == 26
+    assert meta["training"]["data"]["skipped_files"] == 2
+
+
+@pytest.mark.parametrize("make, message", [(None, "no such folder"), ("empty", "no images found")])
+def test_missing_or_empty_folder_is_a_one_line_error(tmp_path, isolated_home, make, message):
+    folder = tmp_path / "data"
+    if make:
+        folder.mkdir()
+        (folder / "notes.txt").write_text("not a photo")
+    result = CliRunner().invoke(app, ["train", "expert", "people", str(folder), *TINY])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_classifier_needs_one_folder_per_class(tmp_path, isolated_home, photos):
+    (tmp_path / "classes" / "landscape").mkdir(parents=True)
+    Image.fromarray(photos["rocket"]).save(tmp_path / "classes" / "landscape" / "rocket.jpg")
+    result = CliRunner().invoke(app, ["train", "classifier", str(tmp_path / "classes"), "--init", "scratch"])
+    assert result.exit_code == 2 and "people: missing class folder" in result.output
+
+
+def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos):
+    root = tmp_path / "classes"
+    for label, source in (("landscape", "rocket"), ("people", "astronaut"), ("general", "coffee")):
+        (root / label).mkdir(parents=True)
+        for i, crop in enumerate(_crops(photos[source], 6)):
+            Image.fromarray(crop).save(root / label / f"{source}_{i}.jpg")
+    args = ["train", "classifier", str(root), "--init", "scratch", "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "0", "--val-split", "0.3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(isolated_home / "classifier" / "classifier.safetensors").metadata
+    assert meta["labels"] == ["landscape", "people", "general"]
+    assert meta["preprocessing"]["input_size"] == 32
+    assert meta["training"]["data"]["per_class"] == {"landscape": 6, "people": 6, "general": 6}
+    assert "val_accuracy" in meta["metrics"]
+
+
+def _config(folder, run_dir, **extra):
+    settings = dict(
+        architecture="unet_seed", arguments={"widths": [8, 16, 32]}, init="scratch", epochs=2, size=32,
+        batch_size=4, workers=0, val_split=0.2, run_dir=run_dir, out=run_dir / "out.safetensors",
+    )
+    return ExpertTrainConfig.from_defaults("people", [folder], **{**settings, **extra})
+
+
+def test_resumed_run_matches_an_uninterrupted_one(colour_folder, isolated_home, tmp_path):
+    store = ExpertStore()
+    straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
+
+    def interrupt_midway(event, **data):
+        if event == "step" and data["epoch"] == 1 and data["step"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_expert(_config(colour_folder, tmp_path / "resumed"), store, interrupt_midway)
+    assert not (tmp_path / "resumed" / "out.safetensors").exists(), "an interrupted run must not install weights"
+    resumed = train_expert(_config(colour_folder, tmp_path / "resumed", resume=True), store)
+
+    a, b = load_file(str(straight.path)), load_file(str(resumed.path))
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    assert worst == 0.0, f"resumed weights differ by up to {worst}"
+
+
+def test_same_seed_gives_the_same_model(colour_folder, isolated_home, tmp_path):
+    store = ExpertStore()
+    first = load_file(str(train_expert(_config(colour_folder, tmp_path / "a", epochs=1), store).path))
+    second = load_file(str(train_expert(_config(colour_folder, tmp_path / "b", epochs=1), store).path))
+    assert all(torch.equal(first[k], second[k]) for k in first)
