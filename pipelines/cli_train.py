@@ -65,15 +65,20 @@ def _progress() -> Progress:
 def _run(train, config, **kwargs):
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable
+    from colorize.pipelines.training import is_main_process
 
     started = time.perf_counter()
     try:
         with _progress() as progress:
-            model_file = train(config, callback=_TrainingDisplay(progress), **kwargs)
+            # One display per job: the other ranks of a torchrun job stay quiet.
+            display = _TrainingDisplay(progress) if is_main_process() else (lambda *a, **k: None)
+            model_file = train(config, callback=display, **kwargs)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED)
     except (DataError, PretrainedUnavailable, FileNotFoundError, KeyError, ValueError) as error:
         fail(str(error).strip("'\""))
+    if not is_main_process():
+        return
     metrics = model_file.metadata.get("metrics", {})
     shown = ", ".join(f"{k.removeprefix('val_')}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
     console.print(f"wrote [bold]{model_file.path}[/] in {time.perf_counter() - started:.0f} s (best epoch: {shown})", highlight=False)

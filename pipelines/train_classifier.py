@@ -73,20 +73,21 @@ class ClassifierTask:
         self.val_set = ColorPhotoDataset(self.val_files, CropPolicy(size, flip=False), train=False, require_colour=False)
         self.collate = collate
 
-    def _inputs(self, rgb: torch.Tensor) -> torch.Tensor:
-        gray = rgb_to_lightness(rgb.to(self.config.device)) / 100.0
+    def _inputs(self, model, rgb: torch.Tensor) -> torch.Tensor:
+        gray = rgb_to_lightness(rgb.to(next(model.parameters()).device)) / 100.0
         return (gray - self.preprocessing.mean) / self.preprocessing.std
 
-    def loss(self, batch) -> torch.Tensor | None:
+    def loss(self, model, batch) -> torch.Tensor | None:
         images, kept, _ = batch
         if len(images) == 0:
             return None
-        targets = torch.tensor([self.train_labels[i] for i in kept], device=self.config.device)
-        return F.cross_entropy(self.model(self._inputs(images)), targets, label_smoothing=0.05)
+        logits = model(self._inputs(model, images))
+        targets = torch.tensor([self.train_labels[i] for i in kept], device=logits.device)
+        return F.cross_entropy(logits, targets, label_smoothing=0.05)
 
     @torch.inference_mode()
-    def validate(self) -> dict[str, float]:
-        self.model.eval()
+    def validate(self, model) -> dict[str, float]:
+        model.eval()
         loader = torch.utils.data.DataLoader(self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.workers)
         labels = len(self.config.labels)
         confusion = np.zeros((labels, labels), dtype=int)
@@ -94,8 +95,8 @@ class ClassifierTask:
         for images, kept, _ in loader:
             if len(images) == 0:
                 continue
+            logits = model(self._inputs(model, images)).cpu()
             targets = torch.tensor([self.val_labels[i] for i in kept])
-            logits = self.model(self._inputs(images))
             losses.append(float(F.cross_entropy(logits, targets)))
             for truth, guess in zip(targets.tolist(), logits.argmax(-1).tolist()):
                 confusion[truth, guess] += 1
@@ -176,5 +177,4 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
         callback,
     )
     out = Path(config.out or home / "classifier" / WEIGHTS_NAME)
-    install_best(run_dir, out)
-    return read_metadata(out)
+    return read_metadata(install_best(run_dir, out))

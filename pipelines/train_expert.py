@@ -87,28 +87,30 @@ class ExpertTask:
         self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
         self._samples: list[list[np.ndarray]] = []
 
-    def _split(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lab = rgb_to_lab(rgb.to(self.config.device))
+    @staticmethod
+    def _split(model, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = rgb_to_lab(rgb.to(next(model.parameters()).device))
         return lab[:, :1], lab[:, 1:]
 
-    def _predict(self, lightness: torch.Tensor) -> torch.Tensor:
-        ab = self.model((lightness - 50.0) / 50.0)
+    @staticmethod
+    def _predict(model, lightness: torch.Tensor) -> torch.Tensor:
+        ab = model((lightness - 50.0) / 50.0)
         return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False) * AB_SCALE
 
-    def loss(self, batch) -> torch.Tensor | None:
+    def loss(self, model, batch) -> torch.Tensor | None:
         images, _, dropped = batch
         self.skipped_files.update(self.train_set.files[i] for i in dropped)
         if len(images) == 0:
             return None
-        lightness, ab = self._split(images)
-        prediction = self._predict(lightness)
+        lightness, ab = self._split(model, images)
+        prediction = self._predict(model, lightness)
         if self.config.loss == "l1":
             return F.l1_loss(prediction, ab) / AB_SCALE
         return F.mse_loss(prediction, ab) / AB_SCALE**2
 
     @torch.inference_mode()
-    def validate(self) -> dict[str, float]:
-        self.model.eval()
+    def validate(self, model) -> dict[str, float]:
+        model.eval()
         rows, losses, self._samples = [], [], []
         subset = list(range(min(len(self.val_set), self.config.val_limit)))
         loader = torch.utils.data.DataLoader(
@@ -118,8 +120,8 @@ class ExpertTask:
             self.skipped_files.update(self.val_set.files[i] for i in dropped)
             if len(images) == 0:
                 continue
-            lightness, ab = self._split(images)
-            prediction = self._predict(lightness)
+            lightness, ab = self._split(model, images)
+            prediction = self._predict(model, lightness)
             losses.append(float(F.l1_loss(prediction, ab)) / AB_SCALE)
             colour = lab_to_rgb(join_lab(lightness, prediction)).permute(0, 2, 3, 1).cpu().numpy()
             truth = images.permute(0, 2, 3, 1).numpy()
@@ -215,5 +217,4 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
     )
     fit(task, fit_config, callback)
     out = Path(config.out or store.user_path(config.name))
-    install_best(run_dir, out)
-    return read_metadata(out)
+    return read_metadata(install_best(run_dir, out))

@@ -1,5 +1,9 @@
 """The training loop shared by experts and the classifier: short, resumable, deterministic.
 
+Under ``torchrun --nproc_per_node N`` the same loop runs with DistributedDataParallel
+(gloo on CPU, nccl on GPU): every global batch is split across ranks, every rank validates
+the same photos (so all take the same early-stopping decisions), and only rank 0 writes.
+
 A run lives in a folder (``run_dir``) holding ``checkpoint.pt`` (model, optimiser,
 schedule, position, RNG), ``best.safetensors`` and per-epoch sample sheets. Batches of an
 epoch come from a permutation seeded by (seed, epoch), and every step reseeds torch from
@@ -31,10 +35,10 @@ class TrainingTask(Protocol):
     model: nn.Module
     train_set: torch.utils.data.Dataset
 
-    def loss(self, batch: Any) -> torch.Tensor | None:
-        """Loss of one collated batch, or None when the batch had no usable sample."""
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor | None:
+        """Loss of ``model`` (maybe DDP-wrapped) on one collated batch; None when no sample was usable."""
 
-    def validate(self) -> dict[str, float]:
+    def validate(self, model: nn.Module) -> dict[str, float]:
         """Validation metrics; must include ``score`` (lower is better)."""
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -89,6 +93,55 @@ def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fractio
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+@dataclass(frozen=True)
+class _World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def join(cls, device: str) -> tuple["_World", str]:
+        """Join the process group that torchrun describes in the environment, if any."""
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        if size == 1:
+            return cls(), device
+        import torch.distributed as dist
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size()), device
+
+    def sync_buffers(self, model: nn.Module) -> None:
+        """Give every rank rank 0's BatchNorm statistics.
+
+        DDP does this before each forward; after the last step of an epoch each rank has
+        updated them with its own shard, so validation would otherwise differ per rank.
+        """
+        if self.size > 1:
+            import torch.distributed as dist
+
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def ranks_agree(self, model: nn.Module) -> bool:
+        """True when every rank holds exactly the same weights (DDP's promise, checked)."""
+        if self.size == 1:
+            return True
+        import torch.distributed as dist
+
+        fingerprint = torch.stack([t.detach().double().sum() for t in model.state_dict().values() if t.is_floating_point()])
+        gathered = [torch.zeros_like(fingerprint) for _ in range(self.size)]
+        dist.all_gather(gathered, fingerprint)
+        return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
 def _save_checkpoint(path: Path, model, optimizer, scheduler, state: FitState) -> None:
     payload = {
         "model": model.state_dict(),
@@ -103,10 +156,16 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, state: FitState) -
 
 def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, **k: None) -> FitState:
     """Train ``task.model``; returns the final state. ``best.safetensors`` holds the best epoch."""
+    world, device = _World.join(config.device)
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.safetensors"
-    model = task.model.to(config.device)
+    model = task.model.to(device)
+    trained = model
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(task.train_set)
     steps_per_epoch = len(epoch_batches(n, config.batch_size, config.seed, 0))
@@ -119,7 +178,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
     if config.resume:
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"{checkpoint_path}: nothing to resume")
-        saved = torch.load(checkpoint_path, map_location=config.device, weights_only=True)
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -133,45 +192,70 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
         while state.epoch < config.epochs and state.stale_epochs < config.patience:
             task.train_set.epoch = state.epoch
             batches = epoch_batches(n, config.batch_size, config.seed, state.epoch)[:steps_per_epoch]
+            batches = [batch[world.rank :: world.size] for batch in batches]
             loader = torch.utils.data.DataLoader(task.train_set, batch_sampler=batches[state.step :], **loader_args)
             model.train()
             callback("epoch_start", epoch=state.epoch, steps=steps_per_epoch, done=state.step)
             started, images = time.perf_counter(), 0
             for batch in loader:
                 torch.manual_seed(config.seed * 1_000_003 + state.epoch * steps_per_epoch + state.step)
-                loss = task.loss(batch)
+                loss = task.loss(trained, batch)
                 if loss is not None:
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                 scheduler.step()
                 state.step += 1
-                images += len(batch[0])
+                images += len(batch[0]) * world.size
                 rate = images / max(1e-9, time.perf_counter() - started)
                 callback("step", epoch=state.epoch, step=state.step, loss=None if loss is None else loss.item(), images_per_s=rate)
-            metrics = task.validate()
+            world.sync_buffers(model)
+            metrics = task.validate(model)
             record = {"epoch": state.epoch + 1, "images_per_s": round(images / max(1e-9, time.perf_counter() - started), 2), **metrics}
+            if world.size > 1:
+                record.update(world_size=world.size, ranks_agree=world.ranks_agree(model))
+                if not record["ranks_agree"]:
+                    raise RuntimeError("distributed ranks hold different weights; stopping")
             state.history.append(record)
             if metrics["score"] < state.best_score:
                 state.best_score, state.best_epoch, state.stale_epochs = metrics["score"], state.epoch, 0
-                save_model(model, best_path, task.metadata(state.history))
+                if world.is_main:
+                    save_model(model, best_path, task.metadata(state.history))
             else:
                 state.stale_epochs += 1
-            task.on_epoch_end(state.epoch, run_dir)
+            if world.is_main:
+                task.on_epoch_end(state.epoch, run_dir)
             state.epoch, state.step = state.epoch + 1, 0
-            _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
+            if world.is_main:
+                _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
             callback("epoch_end", **record, best=state.best_epoch + 1 == record["epoch"])
     except KeyboardInterrupt:
-        _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
+        if world.is_main:
+            _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
         callback("interrupted", epoch=state.epoch, step=state.step, checkpoint=str(checkpoint_path))
         raise
+    if world.size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0 has written best.safetensors before anyone installs it
     return state
 
 
-def install_best(run_dir: Path, out: Path) -> None:
-    """Copy the run's best weights to ``out`` atomically (a reader never sees half a file)."""
+def is_main_process() -> bool:
+    """False on the other ranks of a torchrun job (they neither write nor print)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def install_best(run_dir: Path, out: Path) -> Path:
+    """Copy the run's best weights to ``out`` atomically (a reader never sees half a file).
+
+    On ranks other than 0 nothing is copied, and the run's own best file is returned.
+    """
+    if not is_main_process():
+        return Path(run_dir) / "best.safetensors"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.copyfile(Path(run_dir) / "best.safetensors", tmp)
     tmp.replace(out)
+    return out

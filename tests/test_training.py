@@ -145,3 +145,23 @@ def test_same_seed_gives_the_same_model(colour_folder, isolated_home, tmp_path):
     first = load_file(str(train_expert(_config(colour_folder, tmp_path / "a", epochs=1), store).path))
     second = load_file(str(train_expert(_config(colour_folder, tmp_path / "b", epochs=1), store).path))
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp.safetensors"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "colorize", "train", "expert", "ddp", str(colour_folder), *TINY, "--max-steps", "3",
+        "--out", str(out), "--run-dir", str(tmp_path / "run"),
+    ]
+    env = {**os.environ, "COLORIZE_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    history = read_metadata(out).metadata["training"]["history"]
+    assert history[-1]["world_size"] == 2
+    assert history[-1]["ranks_agree"] is True
+    assert done.stderr.count("wrote ") == 1 and done.stderr.count("data: ") == 1, "only rank 0 reports"
