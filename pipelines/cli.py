@@ -59,12 +59,7 @@ def _root(
 
 def main() -> None:
     # Registering the commands imports only typer-level code; their heavy imports wait.
-    from colorize.pipelines import cli_colorize, cli_train  # noqa: F401
-
-    try:
-        from colorize.pipelines import cli_eval  # noqa: F401
-    except ImportError:
-        pass
+    from colorize.pipelines import cli_colorize, cli_eval, cli_train  # noqa: F401
     try:
         app()
     except KeyboardInterrupt:

@@ -44,6 +44,11 @@ def lightness_of(image) -> torch.Tensor:
     return lightness_from_array(np.asarray(image))
 
 
+def compose_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+    """L (1, H, W) and ab (2, H, W) -> float32 RGB (H, W, 3) in [0, 1] (out-of-gamut clipped)."""
+    return lab_to_rgb(join_lab(lightness, ab.to(lightness.device))).permute(1, 2, 0).cpu().numpy()
+
+
 def _resize(lightness: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(lightness[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
@@ -139,11 +144,7 @@ class Pipeline:
         """Colorize a batch of L images, each (1, H, W) in [0, 100] (sizes may differ)."""
         routes = self.route(lightness)
         abs_ = self.predict_ab(lightness, routes)
-        results = []
-        for l, ab, r in zip(lightness, abs_, routes):
-            rgb = lab_to_rgb(join_lab(l.to(self.device), ab))
-            results.append(Result(rgb.permute(1, 2, 0).cpu().numpy(), r))
-        return results
+        return [Result(compose_rgb(l.to(self.device), ab), r) for l, ab, r in zip(lightness, abs_, routes)]
 
     def colorize(self, image) -> Result:
         """Colorize one PIL image or array (gray or colour; only its luminance is used)."""

@@ -1,0 +1,177 @@
+"""``colorize eval``: quality numbers against colour ground truth, always beside the gray baseline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from colorize.pipelines.cli import EXIT_FAILED, app, console, fail
+from colorize.pipelines.cli_colorize import WEIGHTS_HELP, _build_pipeline, _progress
+
+# (key in metrics.summarize, column title, format, True when higher is better)
+_COLUMNS = (
+    ("psnr", "PSNR", "{:.2f}", True),
+    ("ssim", "SSIM", "{:.3f}", True),
+    ("rmse", "RMSE", "{:.2f}", False),
+    ("delta_e", "ΔE00", "{:.2f}", False),
+    ("ab_auc", "AuC", "{:.3f}", True),
+)
+
+
+@app.command("eval")
+def evaluate(
+    data_dir: Path = typer.Argument(
+        ...,
+        help="Folder of colour photos (the ground truth), optionally in category sub-folders named like the classes: landscape/, people/, general/.",
+        show_default=False,
+    ),
+    expert: Optional[str] = typer.Option(None, "--expert", "-e", help="Evaluate this expert alone, forced for every photo (default: auto-routing)."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="Evaluate several in one run, comma-separated: auto and/or expert names, e.g. auto,general,landscape,people."),
+    holdout: Optional[float] = typer.Option(None, "--holdout", help="Only photos held out of training at this validation fraction (0.1 for the bundled models)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="At most this many photos per category: the first N after sorting."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]"),
+    weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
+    classifier_weights: Optional[Path] = typer.Option(None, "--classifier-weights", help="Use this classifier weights file."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write every number (summary, routing, one record per photo) to this JSON file."),
+    sheet: Optional[Path] = typer.Option(None, "--sheet", help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth."),
+    sheet_count: int = typer.Option(6, "--sheet-count", help="How many best and how many worst photos the sheet shows."),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
+    max_pixels: float = typer.Option(100.0, "--max-pixels", help="Skip images larger than this many megapixels (checked before decoding)."),
+) -> None:
+    """Score colorization against colour photos: PSNR, SSIM, RMSE, ΔE2000, colourfulness, ab AuC, beside the gray baseline."""
+    from colorize.pipelines.data import DataError
+    from colorize.pipelines.evaluate import AUTO, Evaluation, EvaluationError, check_modes, find_samples, model_provenance, score, write_json
+
+    if expert is not None and compare is not None:
+        fail("give --expert NAME or --compare A,B,..., not both")
+    modes = [expert] if expert is not None else [m.strip() for m in (compare or AUTO).split(",") if m.strip()]
+    _check_options(batch_size, sheet, sheet_count, json_path)
+    try:
+        samples = find_samples(data_dir, holdout=holdout, limit=limit)
+    except (DataError, EvaluationError) as error:
+        fail(str(error))
+    # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
+    pipeline = _build_pipeline(None if AUTO in modes else modes[0] if modes else None, threshold, weights, classifier_weights, device)
+    try:
+        check_modes(modes, pipeline)
+    except EvaluationError as error:
+        fail(str(error))
+
+    evaluation = Evaluation(modes, pipeline, sheet_count=sheet_count if sheet else 0)
+    scoring = score(pipeline, samples, modes, batch_size, int(max_pixels * 1e6), keep_images=sheet is not None)
+    elapsed = _run(scoring, evaluation, len(samples))
+    if not evaluation.ok:
+        fail(f"no photo could be scored ({len(evaluation.failed)} unreadable, {len(evaluation.skipped)} grayscale)", EXIT_FAILED)
+    out = Console()  # the results go to stdout; progress and notes to stderr
+    out.print(_metrics_table(evaluation, data_dir))
+    if (routing := evaluation.routing()) is not None:
+        out.print(_routing_table(routing))
+    ok = len(evaluation.ok)
+    console.print(
+        f"{ok} photos scored in {elapsed:.1f} s ({elapsed / ok:.3f} s per photo); "
+        f"{len(evaluation.skipped)} skipped (grayscale truth), {len(evaluation.failed)} unreadable",
+        highlight=False,
+    )
+    if json_path is not None:
+        settings = {
+            "data_dir": str(data_dir),
+            "holdout": holdout,
+            "limit": limit,
+            "threshold": pipeline.policy.threshold,
+            "device": device,
+            "batch_size": batch_size,
+            "seconds": round(elapsed, 3),
+            "models": model_provenance(pipeline, modes),
+        }
+        write_json(evaluation.as_json(settings), json_path)
+        console.print(f"numbers in [bold]{json_path}[/]", highlight=False)
+    if sheet is not None and evaluation.write_sheet(sheet) is not None:
+        console.print(f"contact sheet in [bold]{sheet}[/]", highlight=False)
+    if evaluation.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _check_options(batch_size: int, sheet: Path | None, sheet_count: int, json_path: Path | None) -> None:
+    if batch_size < 1:
+        fail("--batch-size must be at least 1")
+    if sheet is not None and sheet_count < 1:
+        fail("--sheet-count must be at least 1")
+    for option, path in (("--json", json_path), ("--sheet", sheet)):
+        if path is not None and path.is_dir():
+            fail(f"{option} {path} is a folder; give a file name")  # found now, not after the whole run
+
+
+def _run(scoring, evaluation, total: int) -> float:
+    """Consume the scoring generator under a progress bar; returns the seconds it took."""
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=total, rate="")
+        for scored in scoring:
+            evaluation.add(scored)
+            if scored.error is not None:
+                style = "red]failed" if scored.failed else "yellow]skipped"
+                progress.console.print(f"[{style}[/] {scored.sample.path}: {scored.error}", highlight=False)
+            rate = len(evaluation.scored) / max(1e-9, time.perf_counter() - started)
+            progress.update(task, advance=1, rate=f"{rate:.2f} img/s")
+    return time.perf_counter() - started
+
+
+def _cell(value: float, fmt: str, baseline: float | None, higher_is_better: bool) -> str:
+    text = fmt.format(value)
+    if baseline is None or value == baseline:
+        return text
+    better = (value > baseline) == higher_is_better
+    return f"[green]{text}[/]" if better else f"[red]{text}[/]"
+
+
+def _metrics_table(evaluation, data_dir: Path) -> Table:
+    from colorize.pipelines.evaluate import ALL, AUTO, GRAY
+
+    summary = evaluation.summary()
+    routed = summary[ALL].get(AUTO, {}).get("experts")
+    caption = "gray: the baseline, L alone (a = b = 0); green: better than gray, red: worse. PSNR in dB, RMSE in 8-bit levels"
+    if routed:
+        caption += "; auto routed to " + ", ".join(f"{k} {v}" for k, v in routed.items())
+    # Compact (no outer edge; the box's one-space column rule, no padding) so 11 columns fit 80 characters.
+    table = Table(title=f"colorize eval: {data_dir}", caption=caption, box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    width = min(16, max(len(name) for methods in summary.values() for name in [*summary, *methods]))
+    table.add_column("category", min_width=width, no_wrap=True)
+    table.add_column("method", min_width=width, no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    for title in [title for _, title, _, _ in _COLUMNS] + ["colour", "truth", "ratio"]:
+        table.add_column(title, justify="right", no_wrap=True, min_width=5)  # numbers are never cut
+    for c, (category, methods) in enumerate(summary.items()):
+        gray = methods[GRAY]
+        for m, (method, numbers) in enumerate(methods.items()):
+            is_gray = method == GRAY
+            cells = [_cell(numbers[key], fmt, None if is_gray else gray[key], up) for key, _, fmt, up in _COLUMNS]
+            cells += [f"{numbers['colorfulness']:.1f}", f"{numbers['colorfulness_truth']:.1f}", f"{numbers['colorfulness_ratio']:.2f}"]
+            row = [category if m == 0 else "", method, str(numbers["images"]), *cells]
+            table.add_row(
+                *[f"[dim]{cell}[/]" for cell in row] if is_gray else row,
+                end_section=m == len(methods) - 1 and c < len(summary) - 1,
+            )
+    return table
+
+
+def _routing_table(routing: dict) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=f"routing (auto): {routing['accuracy']:.1%} to the folder's expert, "
+        f"classifier top-1 {routing['classifier_accuracy']:.1%}, {routing['images']} photos",
+        caption="rows: the photo's folder; columns: the expert it was routed to. Reasons: "
+        + ", ".join(f"{k} {v}" for k, v in routing["reasons"].items()),
+    )
+    table.add_column("folder \\ routed to")
+    for expert in routing["experts"]:
+        table.add_column(expert, justify="right")
+    for label, row in routing["confusion"].items():
+        table.add_row(label, *[f"[bold]{n}[/]" if e == routing["expected"][label] else str(n) for e, n in row.items()])
+    return table

@@ -1,0 +1,293 @@
+"""``colorize eval``: real tiny photos in category folders, the bundled models, the gray baseline beside every number."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+from skimage.color import rgb2lab
+from typer.testing import CliRunner
+
+from colorize.experts.modelfile import save_model
+from colorize.experts.store import ExpertStore
+from colorize.pipelines import cli_eval  # noqa: F401  (registers the command)
+from colorize.pipelines.cli import app
+from colorize.pipelines.data import list_images, split_files
+from colorize.pipelines.evaluate import (
+    ALL,
+    AUTO,
+    GRAY,
+    Evaluation,
+    EvaluationError,
+    check_modes,
+    find_samples,
+    score,
+    write_json,
+)
+from colorize.pipelines.inference import Pipeline
+
+# scikit-image's bundled colour samples, filed the way a user would.
+PHOTOS = {"people": ["astronaut"], "general": ["coffee", "chelsea"], "landscape": ["rocket"]}
+
+
+def _write_photo(path: Path, name: str, side: int = 64) -> Path:
+    image = Image.fromarray(getattr(data, name)())
+    image.thumbnail((side, side))  # 64 x 64, 64 x 43, 64 x 48, 64 x 43: odd and even sizes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """64-px photos gain nothing from intra-op threads; on a busy CPU spinning threads cost several times the work."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """An empty user model folder, so only bundled models (and files given explicitly) are used."""
+    folder = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLORIZE_HOME", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def truth_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("truth")
+    for category, names in PHOTOS.items():
+        for name in names:
+            _write_photo(root / category / f"{name}.png", name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def colourless_expert(tmp_path_factory, home) -> Path:
+    """The bundled general expert with its output layer zeroed: it predicts a = b = 0 everywhere."""
+    expert = ExpertStore(home=home).load("general")
+    with torch.no_grad():
+        for parameter in expert.network.head.parameters():
+            parameter.zero_()
+    path = tmp_path_factory.mktemp("weights") / "colourless.safetensors"
+    return save_model(expert.network, path, dict(expert.model_file.metadata))
+
+
+@pytest.fixture(scope="module")
+def pipeline(home, colourless_expert) -> Pipeline:
+    return Pipeline.from_config(weights={"colourless": colourless_expert}, home=home)
+
+
+@pytest.fixture(scope="module")
+def compared(pipeline, truth_folder):
+    """One run comparing auto-routing with two forced experts, images kept."""
+    modes = [AUTO, "general", "landscape", "people", "colourless"]
+    return list(score(pipeline, find_samples(truth_folder), modes, batch_size=3, keep_images=True)), modes
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def test_samples_are_grouped_by_top_folder_and_limited_to_the_first_n_of_each(tmp_path):
+    for name in ("c.png", "a.png", "b.png"):
+        _touch(tmp_path / "people" / name)
+    _touch(tmp_path / "landscape" / "deep" / "z.jpg")
+    _touch(tmp_path / "loose.jpg")
+    _touch(tmp_path / ".hidden" / "x.png")
+    found = [(s.category, s.path.relative_to(tmp_path).as_posix()) for s in find_samples(tmp_path, limit=2)]
+    assert found == [(None, "loose.jpg"), ("landscape", "landscape/deep/z.jpg"), ("people", "people/a.png"), ("people", "people/b.png")]
+
+
+def test_holdout_keeps_exactly_the_photos_training_held_out(tmp_path):
+    for i in range(60):
+        _touch(tmp_path / ("people" if i % 2 else "landscape") / f"photo_{i}.jpg")
+    # Training splits each category's files; the held-out side does not depend on the folder.
+    held_out = {p for folder in ("people", "landscape") for p in split_files(list_images(tmp_path / folder), 0.2)[1]}
+    chosen = {s.path for s in find_samples(tmp_path, holdout=0.2)}
+    assert chosen == held_out and 0 < len(chosen) < 60, (len(chosen), len(held_out))
+
+
+def test_holdout_that_leaves_nothing_is_a_one_line_error(tmp_path):
+    _touch(tmp_path / "only.jpg")
+    fraction = 1e-9  # this name's hash bucket is far above it
+    with pytest.raises(EvaluationError, match="held out"):
+        find_samples(tmp_path, holdout=fraction)
+
+
+def test_unknown_mode_lists_the_choices(pipeline):
+    with pytest.raises(EvaluationError, match=r"unknown expert 'portraits'; choose from: auto, colourless, general"):
+        check_modes(["portraits"], pipeline)
+    with pytest.raises(EvaluationError, match="twice"):
+        check_modes(["general", "general"], pipeline)
+
+
+def test_gray_baseline_is_the_truths_own_lightness_with_no_colour(compared):
+    scored, _ = compared
+    assert len(scored) == 4 and all(s.error is None for s in scored)
+    for s in scored:
+        gray, truth = rgb2lab(s.images[GRAY]), rgb2lab(s.images["truth"])
+        # 8-bit rounding of both images moves L, and a dark gray's a and b, by under one unit.
+        assert np.abs(gray[..., 0] - truth[..., 0]).max() < 1.0, s.sample.path
+        assert np.abs(gray[..., 1:]).max() < 1.0, s.sample.path
+        assert s.gray["colorfulness"] < 0.5 < s.gray["colorfulness_truth"], s.gray
+
+
+def test_an_expert_that_predicts_no_colour_scores_exactly_the_gray_baseline(compared):
+    scored, _ = compared
+    for s in scored:
+        assert s.modes["colourless"].metrics == s.gray, (s.sample.path, s.modes["colourless"].metrics, s.gray)
+        assert s.modes["general"].metrics != s.gray, s.sample.path
+
+
+def test_auto_scores_each_photo_as_the_expert_it_was_routed_to(compared):
+    scored, _ = compared
+    for s in scored:
+        auto = s.modes[AUTO]
+        assert auto.route.reason != "forced" and set(auto.route.probabilities) == {"landscape", "people", "general"}
+        assert auto.metrics == s.modes[auto.route.expert].metrics, (s.sample.path, auto.route.expert)
+        assert np.array_equal(s.images[AUTO], s.images[auto.route.expert])
+
+
+def test_scores_do_not_depend_on_batching(pipeline, truth_folder, compared):
+    scored, modes = compared
+    again = list(score(pipeline, find_samples(truth_folder), modes, batch_size=1))
+    for first, second in zip(scored, again):
+        for mode in modes:
+            assert first.modes[mode].metrics == pytest.approx(second.modes[mode].metrics, abs=1e-6), (first.sample.path, mode)
+
+
+def test_unreadable_and_gray_photos_are_skipped_counted_and_keep_their_place(pipeline, tmp_path):
+    _write_photo(tmp_path / "a_colour.png", "coffee")
+    (tmp_path / "b_broken.jpg").write_bytes(b"not a jpeg at all")
+    Image.fromarray(data.camera()[::8, ::8]).save(tmp_path / "c_gray.png")
+    _write_photo(tmp_path / "d_colour.png", "chelsea")
+    evaluation = Evaluation(["general"], pipeline)
+    for s in score(pipeline, find_samples(tmp_path), ["general"]):
+        evaluation.add(s)
+    records = evaluation.as_json()["images"]
+    assert [(Path(r["path"]).name, r["status"]) for r in records] == [
+        ("a_colour.png", "ok"),
+        ("b_broken.jpg", "failed"),
+        ("c_gray.png", "skipped"),
+        ("d_colour.png", "ok"),
+    ]
+    assert evaluation.as_json()["counts"] == {"ok": 2, "skipped": 1, "failed": 1}
+    assert list(evaluation.summary()) == [ALL]  # no category sub-folders: one overall row
+    assert "grayscale" in records[2]["reason"]
+
+
+def test_summary_puts_the_baseline_beside_every_mode_in_every_category(pipeline, compared):
+    scored, modes = compared
+    evaluation = Evaluation(modes, pipeline)
+    for s in scored:
+        evaluation.add(s)
+    summary = evaluation.summary()
+    assert list(summary) == ["general", "landscape", "people", ALL]
+    for category, table in summary.items():
+        assert list(table) == [GRAY, *modes], category
+    assert summary["general"]["general"]["images"] == 2 and summary[ALL][GRAY]["images"] == 4
+    expected_de = np.mean([s.modes["general"].metrics["delta_e"] for s in scored])
+    assert summary[ALL]["general"]["delta_e"] == pytest.approx(expected_de)
+    assert sum(summary[ALL][AUTO]["experts"].values()) == 4
+
+
+def test_routing_confusion_counts_every_photo_in_a_class_folder(pipeline, compared):
+    scored, modes = compared
+    evaluation = Evaluation(modes, pipeline)
+    for s in scored:
+        evaluation.add(s)
+    routing = evaluation.routing()
+    assert {label: sum(row.values()) for label, row in routing["confusion"].items()} == {"people": 1, "general": 2, "landscape": 1}
+    right = sum(s.modes[AUTO].route.expert == s.sample.category for s in scored)
+    assert routing["accuracy"] == pytest.approx(right / 4), routing
+    assert Evaluation(["general"], pipeline).routing() is None  # no auto mode: nothing to score
+
+
+def test_sheet_shows_the_best_then_the_worst_by_delta_e(pipeline, compared, tmp_path):
+    scored, modes = compared
+    evaluation = Evaluation(modes, pipeline, sheet_count=1)
+    for s in scored:
+        evaluation.add(s)
+    assert all(s.images is None for s in evaluation.scored)  # only thumbnails are kept
+    by_delta_e = sorted(scored, key=lambda s: s.modes[AUTO].metrics["delta_e"])
+    shown = [(label, s.sample.path) for label, s in evaluation.sheet_rows()]
+    assert shown == [("best 1", by_delta_e[0].sample.path), ("worst 1", by_delta_e[-1].sample.path)], shown
+    sheet = Image.open(evaluation.write_sheet(tmp_path / "sheet.png"))
+    assert sheet.size == (7 * 160, 2 * (160 + 14)), sheet.size  # gray | 5 modes | truth, two rows
+
+
+def test_json_has_no_infinities_and_is_written_whole(tmp_path):
+    path = write_json({"psnr": float("inf"), "rows": [float("nan"), 1.5]}, tmp_path / "out" / "eval.json")
+    assert json.loads(path.read_text()) == {"psnr": None, "rows": [None, 1.5]}
+    assert [p.name for p in path.parent.iterdir()] == ["eval.json"]  # no temporary left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not the temporary's 0600
+
+
+def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder, colourless_expert, tmp_path):
+    out_json, out_sheet = tmp_path / "eval.json", tmp_path / "sheet.png"
+    result = CliRunner().invoke(
+        app,
+        ["eval", str(truth_folder), "--compare", "auto,colourless", "--weights", f"colourless={colourless_expert}",
+         "--limit", "1", "--json", str(out_json), "--sheet", str(out_sheet), "--sheet-count", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    for word in ("category", "gray", "auto", "colourless", "routing (auto)", "3 photos scored"):
+        assert word in result.output, (word, result.output)
+    report = json.loads(out_json.read_text())
+    assert report["counts"] == {"ok": 3, "skipped": 0, "failed": 0}  # --limit 1 per category
+    assert report["settings"]["limit"] == 1 and report["modes"] == [AUTO, "colourless"]
+    assert set(report["settings"]["models"]) >= {"colourless", "general", "(classifier)"}
+    for record in report["images"]:
+        assert record["colourless"] == {**record["gray"], "expert": "colourless", "reason": "forced", "confidence": None}
+        assert record[AUTO]["expert"] in ("landscape", "people", "general") and "probabilities" in record[AUTO]
+    assert report["summary"][ALL][GRAY]["images"] == 3 and report["routing"]["images"] == 3
+    assert Image.open(out_sheet).size == (4 * 160, 3 * (160 + 14))  # 3 photos: best 2, then the one left
+
+
+def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path):
+    missing = tmp_path / "no-classifier.safetensors"  # would fail to load if the classifier were needed
+    result = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", "--classifier-weights", str(missing)])
+    assert result.exit_code == 0, result.output
+    assert "routing" not in result.output and "general" in result.output
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["/no/such/folder"], "no such folder"),
+        (["{empty}"], "no images found"),
+        (["{truth_folder}", "--expert", "portraits"], "unknown expert 'portraits'"),
+        (["{truth_folder}", "--compare", "auto,gray"], "the gray baseline is always shown"),
+        (["{truth_folder}", "--expert", "general", "--compare", "auto"], "not both"),
+        (["{truth_folder}", "--holdout", "1.5"], "--holdout must be in (0, 1]"),
+    ],
+)
+def test_cli_eval_errors_are_one_line(home, truth_folder, tmp_path, arguments, message):
+    (tmp_path / "empty").mkdir()
+    arguments = [a.format(empty=tmp_path / "empty", truth_folder=truth_folder) for a in arguments]
+    result = CliRunner().invoke(app, ["eval", *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_cli_eval_counts_unreadable_photos_and_exits_1(home, tmp_path):
+    _write_photo(tmp_path / "people" / "astronaut.png", "astronaut")
+    (tmp_path / "people" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    result = CliRunner().invoke(app, ["eval", str(tmp_path), "--expert", "people", "--json", str(tmp_path / "eval.json")])
+    assert result.exit_code == 1, result.output
+    assert "broken.jpg" in result.output and "1 photos scored" in result.output and "1 unreadable" in result.output, result.output
+    assert json.loads((tmp_path / "eval.json").read_text())["counts"] == {"ok": 1, "skipped": 0, "failed": 1}
