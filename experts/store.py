@@ -79,6 +79,9 @@ class Expert:
         self.l_center = float(norm.get("l_center", 50.0))
         self.l_scale = float(norm.get("l_scale", 50.0))
         self.ab_scale = float(norm.get("ab_scale", AB_SCALE))
+        # A fixed per-channel boost applied after the network (the original paper used a x1.6,
+        # b x2 to fight desaturation); 1, 1 for models that need none.
+        self.ab_gain = torch.tensor(norm.get("ab_gain", [1.0, 1.0]), dtype=torch.float32).view(1, 2, 1, 1)
 
     @classmethod
     def from_file(cls, path: Path, name: str | None = None, device: str | torch.device = "cpu") -> "Expert":
@@ -96,4 +99,5 @@ class Expert:
     @torch.inference_mode()
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution."""
-        return self.network(self.normalize(lightness)) * self.ab_scale
+        ab = self.network(self.normalize(lightness)) * self.ab_scale
+        return ab * self.ab_gain.to(ab.device)

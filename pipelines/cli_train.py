@@ -106,6 +106,7 @@ def train_expert_command(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and sample sheets.  \\[default: $COLORIZE_HOME/runs/NAME]"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading processes."),
+    ab_gain: Optional[str] = typer.Option(None, "--ab-gain", help="Fixed a,b boost after the network, e.g. 1.6,2 (the original paper's); default none."),
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts."""
     from colorize.experts.store import ExpertStore
@@ -115,10 +116,18 @@ def train_expert_command(
         fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
     if loss not in (None, "l1", "mse"):
         fail("--loss must be l1 or mse")
+    gain = None
+    if ab_gain is not None:
+        try:
+            gain = tuple(float(x) for x in ab_gain.split(","))
+        except ValueError:
+            gain = ()
+        if len(gain) != 2:
+            fail(f"--ab-gain expects two numbers like 1.6,2 — got {ab_gain!r}")
     overrides = dict(
         architecture=arch, epochs=epochs, size=size, batch_size=batch_size, lr=lr, init=init, loss=loss,
         val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
-        max_steps_per_epoch=max_steps, workers=workers,
+        max_steps_per_epoch=max_steps, workers=workers, ab_gain=gain,
     )
     if arch is not None:
         overrides["arguments"] = {}  # another architecture starts from its own defaults

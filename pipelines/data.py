@@ -51,6 +51,14 @@ def split_files(files: list[Path], val_fraction: float, seed: int = 0) -> tuple[
     return train, val
 
 
+def split_for_training(files: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
+    """The training split: the held-out rule with seed 0, so ``colorize eval --holdout`` sees the same photos."""
+    train, val = split_files(files, val_fraction, seed=0)
+    if not train or not val:
+        raise DataError(f"need photos for both training and validation; found {len(train)} and {len(val)}")
+    return train, val
+
+
 def file_list_hash(files: list[Path]) -> str:
     """A short fingerprint of a file list (each file as 'folder/name', in order), machine-independent."""
     digest = hashlib.sha256()

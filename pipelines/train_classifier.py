@@ -21,7 +21,7 @@ from colorize.classifier.model import (
 from colorize.configs import load_config
 from colorize.experts.color import rgb_to_lightness
 from colorize.experts.modelfile import ModelFile, model_home, read_metadata
-from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, file_list_hash, list_images, split_files
+from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, file_list_hash, list_images, split_for_training
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
 
@@ -138,9 +138,7 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
     home = Path(home or model_home())
     labelled = _labelled_files(config)
     label_of = dict(labelled)
-    train_files, val_files = split_files([p for p, _ in labelled], config.val_split, seed=0)
-    if not train_files or not val_files:
-        raise DataError(f"need photos for both training and validation; found {len(train_files)} and {len(val_files)}")
+    train_files, val_files = split_for_training([p for p, _ in labelled], config.val_split)
     data_summary = {
         "folder": str(config.data_dir),
         "images": len(labelled),
@@ -159,22 +157,6 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
     )
     callback("data", **data_summary)
     run_dir = Path(config.run_dir or home / "runs" / "classifier")
-    fit(
-        task,
-        FitConfig(
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            seed=config.seed,
-            patience=config.patience,
-            workers=config.workers,
-            device=config.device,
-            run_dir=run_dir,
-            resume=config.resume,
-            max_steps_per_epoch=config.max_steps_per_epoch,
-        ),
-        callback,
-    )
+    fit(task, FitConfig.of(config, run_dir), callback)
     out = Path(config.out or home / "classifier" / WEIGHTS_NAME)
     return read_metadata(install_best(run_dir, out))

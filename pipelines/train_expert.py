@@ -27,7 +27,7 @@ from colorize.pipelines.data import (
     collate,
     file_list_hash,
     list_images,
-    split_files,
+    split_for_training,
 )
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
@@ -56,6 +56,7 @@ class ExpertTrainConfig:
     patience: int
     seed: int
     workers: int
+    ab_gain: tuple[float, float] = (1.0, 1.0)  # fixed a/b boost after the network (paper reproduction only)
     device: str = "cpu"
     out: Path | None = None
     run_dir: Path | None = None
@@ -86,6 +87,7 @@ class ExpertTask:
         self.collate = collate
         self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
         self._samples: list[list[np.ndarray]] = []
+        self._gray_summary: dict[str, float] | None = None
 
     @staticmethod
     def _split(model, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +113,7 @@ class ExpertTask:
     @torch.inference_mode()
     def validate(self, model) -> dict[str, float]:
         model.eval()
-        rows, losses, self._samples = [], [], []
+        rows, gray_rows, losses, self._samples = [], [], [], []
         subset = list(range(min(len(self.val_set), self.config.val_limit)))
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(self.val_set, subset), batch_size=16, collate_fn=collate, num_workers=self.config.workers
@@ -123,20 +125,29 @@ class ExpertTask:
             lightness, ab = self._split(model, images)
             prediction = self._predict(model, lightness)
             losses.append(float(F.l1_loss(prediction, ab)) / AB_SCALE)
+            # Score what inference will produce, boost included.
+            prediction = prediction * torch.tensor(self.config.ab_gain, device=prediction.device).view(1, 2, 1, 1)
             colour = lab_to_rgb(join_lab(lightness, prediction)).permute(0, 2, 3, 1).cpu().numpy()
             truth = images.permute(0, 2, 3, 1).numpy()
             gray = lab_to_rgb(join_lab(lightness, torch.zeros_like(ab))).permute(0, 2, 3, 1).cpu().numpy()
             for gray_rgb, pred_rgb, true_rgb in zip(gray, colour, truth):
                 rows.append(metrics.image_metrics(pred_rgb, true_rgb))
+                if self._gray_summary is None:
+                    gray_rows.append(metrics.image_metrics(gray_rgb, true_rgb))
                 if len(self._samples) < 6:
                     self._samples.append([metrics.to_uint8(x) for x in (gray_rgb, pred_rgb, true_rgb)])
         if not rows:
             raise DataError("no usable validation photos (all unreadable or grayscale)")
         summary = metrics.summarize(rows)
+        if self._gray_summary is None:
+            # The validation photos never change, so the do-nothing baseline is scored once.
+            self._gray_summary = metrics.summarize(gray_rows)
         return {
             "score": summary["delta_e"],
             "val_loss": float(np.mean(losses)),
             **{f"val_{k}": round(float(v), 4) for k, v in summary.items() if k != "images"},
+            "val_gray_psnr": round(self._gray_summary["psnr"], 4),
+            "val_gray_delta_e": round(self._gray_summary["delta_e"], 4),
         }
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -150,7 +161,7 @@ class ExpertTask:
             "architecture": self.config.architecture,
             "arguments": self.config.arguments,
             "work_size": self.config.work_size,
-            "normalization": {"l_center": 50.0, "l_scale": 50.0, "ab_scale": AB_SCALE},
+            "normalization": {"l_center": 50.0, "l_scale": 50.0, "ab_scale": AB_SCALE, "ab_gain": list(self.config.ab_gain)},
             "training": {
                 "data": {**self.data_summary, "skipped_files": len(self.skipped_files)},
                 "recipe": recipe,
@@ -187,9 +198,7 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
     files: list[Path] = []
     for folder in config.data_dirs:
         files.extend(list_images(folder))
-    train_files, val_files = split_files(files, config.val_split, seed=0)
-    if not train_files or not val_files:
-        raise DataError(f"need photos for both training and validation; found {len(train_files)} and {len(val_files)}")
+    train_files, val_files = split_for_training(files, config.val_split)
     data_summary = {
         "folders": [str(d) for d in config.data_dirs],
         "images": len(files),
@@ -202,19 +211,6 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)
     task = ExpertTask(config, model, train_files, val_files, data_summary)
     callback("data", **data_summary)
-    fit_config = FitConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        patience=config.patience,
-        workers=config.workers,
-        device=config.device,
-        run_dir=run_dir,
-        resume=config.resume,
-        max_steps_per_epoch=config.max_steps_per_epoch,
-    )
-    fit(task, fit_config, callback)
+    fit(task, FitConfig.of(config, run_dir), callback)
     out = Path(config.out or store.user_path(config.name))
     return read_metadata(install_best(run_dir, out))

@@ -63,6 +63,12 @@ class FitConfig:
     max_steps_per_epoch: int | None = None  # for quick trials and tests
     warmup_fraction: float = 0.05
 
+    @classmethod
+    def of(cls, recipe: Any, run_dir: Path) -> "FitConfig":
+        """The loop's share of a model family's training config (same field names)."""
+        names = [f for f in cls.__dataclass_fields__ if f not in ("run_dir", "warmup_fraction")]
+        return cls(run_dir=Path(run_dir), **{name: getattr(recipe, name) for name in names})
+
 
 @dataclass
 class FitState:
