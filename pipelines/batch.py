@@ -1,7 +1,8 @@
 """Running the pipeline over many files: planning outputs, overlapping I/O with compute.
 
 A library layer under the CLI: it never prints; it yields one ``Outcome`` per input,
-in input order, whatever happened to the file.
+in input order, whatever happened to the file. Inputs are only ever read: every write
+goes to a planned output path that is neither an input nor another job's output.
 """
 
 from __future__ import annotations
@@ -9,18 +10,32 @@ from __future__ import annotations
 import glob
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from colorize.experts.modelfile import ModelFileError
 from colorize.pipelines.data import IMAGE_SUFFIXES
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode, encode, is_colour_photo
+from colorize.pipelines.imageio import (
+    DEFAULT_MAX_PIXELS,
+    DecodedImage,
+    ImageError,
+    decode,
+    encode,
+    is_colour_photo,
+    read_marker,
+)
 from colorize.pipelines.inference import Pipeline
 from colorize.router import Route
+from colorize.router.policy import NoFallbackExpertError
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 ON_EXISTS = ("skip", "overwrite", "error")
+OUTPUT_EXISTS, ALREADY_COLOUR, EARLIER_OUTPUT = "output exists", "already colour", "a colorize output (from an earlier run)"
+# Problems of the setup rather than of one photo: every later photo would fail the same way.
+FATAL_ERRORS = (ModelFileError, NoFallbackExpertError)
 
 
 class PlanError(ValueError):
@@ -38,15 +53,16 @@ class Outcome:
     input: Path
     output: Path | None
     status: str  # ok | skipped | failed
-    reason: str | None = None  # why skipped or failed
+    reason: str | None = None  # why skipped or failed (one line)
     route: Route | None = None
     seconds: float = 0.0
 
     def as_record(self) -> dict:
         route = self.route.as_dict() if self.route else {}
+        has_output = self.status == OK or self.reason == OUTPUT_EXISTS
         return {
             "input": str(self.input),
-            "output": str(self.output) if self.output and self.status == OK else None,
+            "output": str(self.output) if self.output and has_output else None,
             "status": self.status,
             "expert": route.get("expert"),
             "confidence": route.get("confidence"),
@@ -61,13 +77,42 @@ class Outcome:
 @dataclass
 class Plan:
     jobs: list[Job] = field(default_factory=list)
-    missing: list[Outcome] = field(default_factory=list)  # inputs named on the command line that do not exist
-    ignored: list[Path] = field(default_factory=list)  # non-image files in given folders
+    # Inputs that failed before any decoding: paths that do not exist, unreadable folders,
+    # outputs whose name is taken. Named ``missing`` for its commonest case.
+    missing: list[Outcome] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)  # non-image files in given folders and globs
+    earlier_outputs: list[Path] = field(default_factory=list)  # our own outputs met as inputs; never re-ingested
+
+
+# The first bytes of each format we read: folders are scanned by content for files whose
+# extension says nothing (old scanner software writes "IMG0001" or ".jpe").
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(32)
+    except OSError:
+        return False
+    if head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    # "BM" alone starts many text files; a real BMP also has a known DIB header size.
+    return head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
 
 
 def _is_candidate(path: Path) -> bool:
-    # Hidden files include our own in-flight temporaries (".name.xxxx.tmp").
-    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+    """An image name, or image content under another name. Hidden files (our own
+    in-flight temporaries '.name.xxxx.tmp', macOS '._name.jpg') never are."""
+    if path.name.startswith("."):
+        return False
+    named = path.suffix.lower() in IMAGE_SUFFIXES
+    if not path.exists():
+        return named  # a broken link: decoding names the problem
+    if not path.is_file():
+        return False  # a pipe or a device: even reading its first bytes could block forever
+    return named or _looks_like_image(path)
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -82,16 +127,45 @@ def _output_name(path: Path, suffix: str) -> str:
     return f"{path.stem}{suffix}{path.suffix}"
 
 
+def _walk(folder: Path, recursive: bool, problems: list[Outcome]) -> Iterator[Path]:
+    """Files below ``folder`` in sorted order, hidden files and folders left out.
+
+    Symbolic links to folders are not followed (a link back up would loop forever);
+    links to files are read like files. Unreadable sub-folders become failed outcomes.
+    """
+
+    def unreadable(error: OSError) -> None:
+        problems.append(Outcome(Path(error.filename or folder), None, FAILED, f"cannot read folder ({error.strerror})"))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
 def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "") -> Plan:
-    """Expand files, folders and globs into jobs; the output tree mirrors each given folder."""
+    """Expand files, folders and globs into jobs; the output tree mirrors each given folder.
+
+    Raises ``PlanError`` when the outputs would land on or among the inputs: an output
+    folder inside an input folder needs a ``suffix`` to keep names distinct.
+    """
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise PlanError(f"--output {output_dir} is a file, not a folder")
     result = Plan()
     seen: set[Path] = set()
 
-    def add(path: Path, relative: Path) -> None:
+    def add(path: Path, relative: Path, root: Path | None) -> None:
         key = path.resolve()
-        if key in seen or _within(path, output_dir):
-            return  # never re-ingest outputs of an earlier run
+        if key in seen:
+            return
+        # A separate output tree inside a walked folder: anything in it is ours. (When the
+        # folder itself lies in the output folder, this would drop every input; and files
+        # named one by one are the user's choice. The name and marker tests cover those.)
+        if root is not None and _within(path, output_dir) and not _within(root, output_dir):
+            result.earlier_outputs.append(path)
+            return
         seen.add(key)
         result.jobs.append(Job(path, output_dir / relative.parent / _output_name(path, suffix)))
 
@@ -100,31 +174,85 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
         if path.is_dir():
             if _within(output_dir, path) and not suffix:
                 raise PlanError(
-                    f"output folder {output_dir} is inside input folder {path}: outputs would sit beside "
+                    f"output folder {output_dir} is inside input folder {path}: outputs would sit among "
                     "the originals; choose another --output or add --suffix (e.g. --suffix _color)"
                 )
-            walker = sorted(path.rglob("*") if recursive else path.iterdir())
-            for child in walker:
-                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
-                    if _is_candidate(child):
-                        add(child, child.relative_to(path))
-                    else:
-                        result.ignored.append(child)
-        elif path.exists() or os.path.lexists(path):
-            add(path, Path(path.name))
+            for child in _walk(path, recursive, result.missing):
+                if _is_candidate(child):
+                    add(child, child.relative_to(path), path)
+                else:
+                    result.ignored.append(child)
+        elif os.path.lexists(path):  # a file, or a broken link that decoding will name as such
+            add(path, Path(path.name), None)
         elif glob.has_magic(raw):
             matches = sorted(Path(m) for m in glob.glob(raw, recursive=recursive))
             if not matches:
                 result.missing.append(Outcome(path, None, FAILED, "no file matches this pattern"))
             for match in matches:
-                if match.is_file() and _is_candidate(match):
-                    add(match, Path(match.name))
+                if match.is_file():
+                    if _is_candidate(match):
+                        add(match, Path(match.name), None)
+                    else:
+                        result.ignored.append(match)
         else:
             result.missing.append(Outcome(path, None, FAILED, "no such file or folder"))
     for job in result.jobs:
         if job.output.resolve() == job.input.resolve():
             raise PlanError(f"{job.input}: output would overwrite the input; choose another --output or a --suffix")
+    _settle_names(result)
     return result
+
+
+def _settle_names(result: Plan) -> None:
+    """Make sure no job writes over an input or over another job's output.
+
+    An input whose path is another job's output is either that job's output from an
+    earlier run (it carries our marker): it is dropped, so it is never colorized again;
+    or an original that merely has that name: it stays an input, and the job that would
+    overwrite it fails instead.
+    """
+    producers: dict[Path, Job] = {}
+    clashes: dict[Job, Job] = {}
+    for job in result.jobs:
+        key = job.output.resolve()
+        if key in producers:
+            clashes[job] = producers[key]
+        else:
+            producers[key] = job
+    refused: dict[Job, str] = {}
+    earlier: set[Job] = set()
+    for job in result.jobs:
+        producer = producers.get(job.input.resolve())
+        if producer is None or producer is job:
+            continue
+        if _is_earlier_output(job.input, producer.input):
+            earlier.add(job)
+        else:
+            refused[producer] = f"output name {producer.output.name} is taken by another input photo; choose another --suffix"
+    for job, first in clashes.items():
+        refused.setdefault(job, f"same output file as {first.input} ({job.output}); colorize these folders separately")
+    kept = []
+    for job in result.jobs:
+        if job in earlier:
+            result.earlier_outputs.append(job.input)
+        elif job in refused:
+            result.missing.append(Outcome(job.input, job.output, FAILED, refused[job]))
+        else:
+            kept.append(job)
+    result.jobs = kept
+
+
+def _is_earlier_output(path: Path, source: Path) -> bool:
+    if read_marker(path) is not None:
+        return True
+    # BMP has no metadata to carry our marker: an output-named BMP of its source's size is taken as ours.
+    from PIL import Image
+
+    try:
+        with Image.open(path) as candidate, Image.open(source) as original:
+            return candidate.format == "BMP" and candidate.size == original.size
+    except Exception:
+        return False
 
 
 @dataclass
@@ -142,77 +270,141 @@ class RunOptions:
 def _decode_job(job: Job, options: RunOptions) -> tuple[DecodedImage | None, Outcome | None, float]:
     started = time.perf_counter()
     if job.output.exists() and options.on_exists != "overwrite":
+        # Checked before decoding, so resuming a long run re-reads nothing it finished.
         if options.on_exists == "skip":
-            return None, Outcome(job.input, job.output, SKIPPED, "output exists"), 0.0
+            return None, Outcome(job.input, job.output, SKIPPED, OUTPUT_EXISTS), 0.0
         return None, Outcome(job.input, job.output, FAILED, f"output exists: {job.output} (--on-exists error)"), 0.0
     try:
         decoded = decode(job.input, options.max_pixels)
+        if decoded.marker is not None:
+            reason = EARLIER_OUTPUT
+        elif not options.force and is_colour_photo(decoded.data):
+            reason = ALREADY_COLOUR
+        else:
+            return decoded, None, time.perf_counter() - started
     except ImageError as error:
         return None, Outcome(job.input, job.output, FAILED, str(error)), time.perf_counter() - started
-    if not options.force and is_colour_photo(decoded.pixels):
-        return None, Outcome(job.input, job.output, SKIPPED, "already colour"), time.perf_counter() - started
-    return decoded, None, time.perf_counter() - started
+    except Exception as error:  # a bug met on one file must not end a run of thousands
+        return None, Outcome(job.input, job.output, FAILED, f"cannot read ({_one_line(error)})"), time.perf_counter() - started
+    return None, Outcome(job.input, job.output, SKIPPED, reason), time.perf_counter() - started
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _note(route: Route) -> str:
+    from colorize import __version__
+
+    reason = route.reason.replace("→", "->")  # metadata strings are ASCII (TIFF insists)
+    return f"colorized by expert {route.expert} ({reason}), colorize {__version__}"
 
 
 def _encode_job(rgb, decoded: DecodedImage, job: Job, route: Route, options: RunOptions) -> None:
-    note = f"colorized by expert {route.expert} ({route.reason})"
-    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=note)
+    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=_note(route))
+
+
+@dataclass
+class _Slot:
+    """One job's place in the output order; filled in when its result is known."""
+
+    outcome: Outcome | None = None
+    write: Future | None = None
 
 
 def run(pipeline: Pipeline, jobs: list[Job], options: RunOptions) -> Iterator[Outcome]:
     """Colorize ``jobs``; yields one Outcome per job, in order.
 
     Decoding of the next images and encoding of finished ones run in threads while the
-    networks work on the current batch (PIL and torch release the GIL).
+    networks work on the current batch (PIL and torch release the GIL). With
+    ``fail_fast`` the run stops after the first failure; what was already written is still
+    reported. Raises only for problems of the setup (``FATAL_ERRORS``), never for one file.
     """
     if options.on_exists not in ON_EXISTS:
         raise PlanError(f"--on-exists must be one of {', '.join(ON_EXISTS)}")
-    with ThreadPoolExecutor(options.io_threads, thread_name_prefix="colorize-io") as pool:
-        lookahead = options.batch_size + 2  # decoded images waiting: bounds memory on big photos
-        pending: list[tuple[Job, Future]] = []
-        writes: list[tuple[Outcome, Future]] = []
-        queue = iter(jobs)
+    pool = ThreadPoolExecutor(options.io_threads, thread_name_prefix="colorize-io")
+    try:
+        yield from _run(pool, pipeline, jobs, options)
+    finally:
+        # Reached on normal completion, --fail-fast, Ctrl-C or a fatal error: queued decodes
+        # are dropped; writes already running finish (each is atomic, so none is left partial).
+        pool.shutdown(wait=True, cancel_futures=True)
 
-        def refill() -> None:
-            while len(pending) < lookahead and (job := next(queue, None)) is not None:
-                pending.append((job, pool.submit(_decode_job, job, options)))
 
-        def drain_writes(block: bool) -> Iterator[Outcome]:
-            while writes and (block or writes[0][1].done()):
-                outcome, future = writes.pop(0)
+def _run(pool: ThreadPoolExecutor, pipeline: Pipeline, jobs: list[Job], options: RunOptions) -> Iterator[Outcome]:
+    lookahead = options.batch_size + 2  # decoded images waiting: bounds memory on big photos
+    pending: deque[tuple[Job, Future]] = deque()
+    order: deque[_Slot] = deque()
+    queue = iter(jobs)
+    failed = False
+
+    def refill() -> None:
+        while len(pending) < lookahead and (job := next(queue, None)) is not None:
+            pending.append((job, pool.submit(_decode_job, job, options)))
+
+    def flush(block: bool) -> Iterator[Outcome]:
+        nonlocal failed
+        while order and order[0].outcome is not None:
+            slot = order[0]
+            if slot.write is not None:
+                if not block and not slot.write.done():
+                    return
                 try:
-                    future.result()
+                    slot.write.result()
                 except Exception as error:  # a write failure fails this file only
-                    outcome.status, outcome.reason = FAILED, f"cannot write output ({error})"
-                yield outcome
+                    slot.outcome.status, slot.outcome.reason = FAILED, f"cannot write output ({_one_line(error)})"
+            order.popleft()
+            failed = failed or slot.outcome.status == FAILED
+            yield slot.outcome
 
-        refill()
-        while pending:
-            batch: list[tuple[Job, DecodedImage, float]] = []
-            pixels = 0
-            while pending and len(batch) < options.batch_size and pixels < options.batch_pixels:
-                job, future = pending.pop(0)
-                decoded, early, seconds = future.result()
+    refill()
+    while pending and not (failed and options.fail_fast):
+        batch: list[tuple[Job, DecodedImage, float, _Slot]] = []
+        pixels = 0
+        while pending and len(batch) < options.batch_size and pixels < options.batch_pixels:
+            job, future = pending.popleft()
+            decoded, early, seconds = future.result()
+            slot = _Slot(early)
+            order.append(slot)
+            if early is not None:
+                if early.status == FAILED and options.fail_fast:
+                    failed = True
+                    break
                 refill()
-                if early is not None:
-                    yield from drain_writes(block=True)  # keep outcomes in input order
-                    yield early
-                    if early.status == FAILED and options.fail_fast:
-                        return
-                    continue
-                batch.append((job, decoded, seconds))
-                pixels += decoded.pixels.shape[0] * decoded.pixels.shape[1]
-            if not batch:
                 continue
-            started = time.perf_counter()
-            results = pipeline.colorize_lightness([decoded.lightness() for _, decoded, _ in batch])
-            share = (time.perf_counter() - started) / len(batch)
-            yield from drain_writes(block=True)
-            for (job, decoded, seconds), result in zip(batch, results):
-                outcome = Outcome(job.input, job.output, OK, None, result.route, seconds + share)
-                writes.append((outcome, pool.submit(_encode_job, result.rgb, decoded, job, result.route, options)))
-            yield from drain_writes(block=False)
-            if options.fail_fast and any(o.status == FAILED for o, f in writes if f.done() and f.exception()):
-                yield from drain_writes(block=True)
-                return
-        yield from drain_writes(block=True)
+            refill()
+            batch.append((job, decoded, seconds, slot))
+            pixels += decoded.data.shape[0] * decoded.data.shape[1]
+        if batch:
+            _colorize_batch(pool, pipeline, batch, options)
+        # Block when writes fall behind: each queued write holds a full-size image.
+        yield from flush(block=(failed and options.fail_fast) or len(order) > 2 * options.batch_size)
+    yield from flush(block=True)
+
+
+def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline, batch, options: RunOptions) -> None:
+    """Run the networks on ``batch`` and queue the writes; fills each job's slot."""
+    started = time.perf_counter()
+    try:
+        results = pipeline.colorize_lightness([decoded.lightness() for _, decoded, _, _ in batch])
+    except FATAL_ERRORS:
+        raise
+    except Exception:
+        # One bad image (or one batch too big for memory) must not fail its neighbours:
+        # try each alone, and fail only those that fail alone.
+        results = []
+        for _, decoded, _, _ in batch:
+            try:
+                results.extend(pipeline.colorize_lightness([decoded.lightness()]))
+            except FATAL_ERRORS:
+                raise
+            except Exception as error:
+                results.append(error)
+    share = (time.perf_counter() - started) / len(batch)
+    for (job, decoded, seconds, slot), result in zip(batch, results):
+        if isinstance(result, Exception):
+            slot.outcome = Outcome(job.input, job.output, FAILED, f"cannot colorize ({_one_line(result)})", None, seconds + share)
+            continue
+        slot.outcome = Outcome(job.input, job.output, OK, None, result.route, seconds + share)
+        slot.write = pool.submit(_encode_job, result.rgb, decoded, job, result.route, options)

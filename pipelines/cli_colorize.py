@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -10,9 +13,10 @@ from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
-from colorize.pipelines.cli import EXIT_FAILED, app, console, fail
+from colorize.pipelines.cli import EXIT_FAILED, EXIT_INTERRUPTED, app, console, fail
 
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
 WEIGHTS_HELP = "Use this weights file for an expert: NAME=FILE (repeatable). Highest precedence."
@@ -86,19 +90,26 @@ def auto(
     batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
 ) -> None:
-    """Colorize photos, routing each to the best expert. Exit code 1 if any file failed."""
-    from colorize.pipelines.batch import FAILED, ON_EXISTS, OK, SKIPPED, PlanError, RunOptions, plan, run
+    """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted."""
+    from colorize.pipelines.batch import (
+        FAILED, FATAL_ERRORS, OK, ON_EXISTS, OUTPUT_EXISTS, SKIPPED, Outcome, PlanError, RunOptions, plan, run,
+    )
 
     if on_exists not in ON_EXISTS:
         fail(f"--on-exists must be one of: {', '.join(ON_EXISTS)}")
     try:
         work = plan(paths, output, recursive=recursive, suffix=suffix)
     except PlanError as error:
-        fail(str(error))
+        fail(escape(str(error)))
+    if report is not None and any(report.resolve() == job.input.resolve() for job in work.jobs):
+        fail(escape(f"--report {report} is one of the input photos; choose another report file"))
     if verbose:
         for ignored in work.ignored:
-            console.print(f"[dim]ignored (not an image): {ignored}[/]", highlight=False)
+            console.print(f"[dim]ignored (not an image): {escape(str(ignored))}[/]", highlight=False, soft_wrap=True)
+        for earlier in work.earlier_outputs:
+            console.print(f"[dim]ignored (a colorize output): {escape(str(earlier))}[/]", highlight=False, soft_wrap=True)
     pipeline = _build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+    _load_experts(pipeline, expert, FATAL_ERRORS)
     options = RunOptions(
         on_exists=on_exists,
         force=force,
@@ -109,30 +120,113 @@ def auto(
     )
     counts: Counter = Counter()
     experts: Counter = Counter()
+    skips: Counter = Counter()
     report_handle = _open_report(report)
     started = time.perf_counter()
+    finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
+    stopped = None
+    outcomes = run(pipeline, work.jobs, options)
+
+    def account(outcome, progress=None) -> None:
+        counts[outcome.status] += 1
+        if outcome.status == OK:
+            experts[outcome.route.expert] += 1
+        elif outcome.status == SKIPPED:
+            skips[outcome.reason] += 1
+        if progress is not None:
+            _announce(outcome, verbose, progress)
+        if report_handle:
+            report_handle.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
+            report_handle.flush()  # an interrupted run still has a report of what it did
+
+    previous_sigterm = _sigterm_as_interrupt()
     try:
         with _progress() as progress:
             task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), rate="")
-            for outcome in [*work.missing, *run(pipeline, work.jobs, options)]:
-                counts[outcome.status] += 1
-                if outcome.status == OK:
-                    experts[outcome.route.expert] += 1
-                _announce(outcome, verbose, progress)
-                if report_handle:
-                    report_handle.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
-                    report_handle.flush()
+            # Plan-time failures first (tagged False), then each job in order (tagged True).
+            tagged = itertools.chain(((False, o) for o in work.missing), ((True, o) for o in outcomes))
+            for is_job, outcome in tagged:
+                finished += is_job
+                account(outcome, progress)
                 done = sum(counts.values())
                 progress.update(task, advance=1, rate=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s")
                 if options.fail_fast and outcome.status == FAILED:
+                    stopped = "stopped by --fail-fast"
                     break
-    finally:
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
         if report_handle:
             report_handle.close()
+        fail(escape(str(error)))
+    finally:
+        outcomes.close()  # stops the decode/encode threads; running writes finish whole
+        _restore_sigterm(previous_sigterm)
+    if stopped:
+        for job in work.jobs[finished:]:
+            # A write already under way when the run stopped has finished (whole, being atomic).
+            reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
+            account(Outcome(job.input, job.output, SKIPPED, reason))
+    if report_handle:
+        report_handle.close()
     elapsed = time.perf_counter() - started
-    _summary(counts, experts, elapsed, output, len(work.ignored))
+    _summary(counts, experts, skips, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
+    if stopped == "interrupted":
+        console.print("[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if counts[FAILED]:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _load_experts(pipeline, forced: str | None, fatal: tuple) -> None:
+    """Check every expert this run can route to, so a broken weights file stops the run before
+    any photo (with one line naming the file), not halfway through it.
+
+    Files the user named (--weights, --expert) are loaded in full; bundled and user-folder
+    experts only have their header read (cheap; it also catches truncation), and load on first use.
+    """
+    from colorize.experts.architectures import list_architectures
+    from colorize.experts.modelfile import ModelFileError, read_metadata
+
+    if forced is not None:
+        names = {forced}
+    else:
+        policy = pipeline.policy
+        names = {policy.expert_for(label) for label in pipeline.classifier.labels} | {policy.fallback}
+    names |= set(pipeline.store.files)
+    sources = pipeline.store.sources()
+    for name in sorted(names & set(sources)):  # a missing one: routing falls back, and says so
+        path = sources[name].path
+        try:
+            if name == forced or name in pipeline.store.files:
+                pipeline.expert(name)
+                continue
+            meta = read_metadata(path).metadata
+            if meta.get("kind") != "expert":
+                raise ModelFileError(f"{path}: holds a {meta.get('kind')!r} model, expected an expert")
+            if meta.get("architecture") not in list_architectures():
+                raise ModelFileError(f"{path}: unknown architecture {meta.get('architecture')!r}; known: {', '.join(list_architectures())}")
+        except fatal as error:
+            fail(escape(str(error)))
+        except (KeyError, TypeError, ValueError) as error:  # metadata that names no buildable network
+            detail = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError's str() adds quotes
+            fail(escape(f"{path}: not a usable colorize expert for {name!r} ({detail})"))
+
+
+def _sigterm_as_interrupt():
+    """A kill (SIGTERM) is handled like Ctrl-C: writes in flight finish, the report is closed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _open_report(report: Path | None):
@@ -142,36 +236,44 @@ def _open_report(report: Path | None):
         report.parent.mkdir(parents=True, exist_ok=True)
         return open(report, "w", encoding="utf-8")
     except OSError as error:
-        fail(f"cannot write report {report}: {error.strerror}")
+        fail(escape(f"cannot write report {report}: {error.strerror}"))
 
 
 def _announce(outcome, verbose: bool, progress: Progress) -> None:
+    # Paths are escaped: "[1950] beach.jpg" is a file name, not rich markup. soft_wrap keeps
+    # each message on one line, however long the path.
+    name = escape(str(outcome.input))
+    reason = escape(str(outcome.reason))
     if outcome.status == "failed":
-        progress.console.print(f"[red]failed[/] {outcome.input}: {outcome.reason}", highlight=False)
+        progress.console.print(f"[red]failed[/] {name}: {reason}", highlight=False, soft_wrap=True)
     elif outcome.status == "skipped" and verbose:
-        progress.console.print(f"[yellow]skipped[/] {outcome.input}: {outcome.reason}", highlight=False)
+        progress.console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False, soft_wrap=True)
     elif outcome.status == "ok" and verbose:
         route = outcome.route
         confidence = "" if route.confidence is None else f" ({route.confidence:.0%})"
-        progress.console.print(f"[green]ok[/] {outcome.input} → {route.expert}{confidence}, {route.reason}", highlight=False)
+        progress.console.print(f"[green]ok[/] {name} → {route.expert}{confidence}, {route.reason}", highlight=False, soft_wrap=True)
 
 
-def _summary(counts: Counter, experts: Counter, elapsed: float, output: Path, ignored: int) -> None:
+def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, output: Path, ignored: int) -> None:
     table = Table(title="colorize summary", show_header=True)
     table.add_column("")
     table.add_column("count", justify="right")
     for status, style in (("ok", "green"), ("skipped", "yellow"), ("failed", "red")):
         table.add_row(f"[{style}]{status}[/]", str(counts[status]))
-    for name, count in sorted(experts.items()):
-        table.add_row(f"  expert {name}", str(count))
+        if status == "ok":
+            for name, count in sorted(experts.items()):
+                table.add_row(f"  expert {escape(name)}", str(count))
+        if status == "skipped":
+            for reason, count in sorted(skips.items()):
+                table.add_row(f"  {escape(reason)}", str(count))
     total = sum(counts.values())
     if ignored:
-        table.add_row("[dim]ignored (not images)[/]", str(ignored))
+        table.add_row("[dim]ignored (not images, or colorize outputs)[/]", str(ignored))
     table.add_row("time per image", f"{elapsed / max(1, total):.3f} s")
     table.add_row("total time", f"{elapsed:.1f} s")
     console.print(table)
     if counts["ok"]:
-        console.print(f"outputs in [bold]{output}[/]", highlight=False)
+        console.print(f"outputs in [bold]{escape(str(output))}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()

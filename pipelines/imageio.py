@@ -3,31 +3,54 @@
 Decoding accepts JPEG, PNG, TIFF, BMP and WebP in modes L, LA, RGB, RGBA, P, CMYK, I;16
 (and 16-bit TIFF), applies EXIF orientation, and refuses oversized images before their
 pixels are decoded. Every problem with a file is an ``ImageError`` with a one-line reason.
+Outputs carry a marker (EXIF Software, PNG text, TIFF Software) naming the expert, which
+is also how a later run recognises them as ours.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import stat as statmod
 import struct
 import tempfile
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from colorize.experts.color import gray_to_lightness, rgb_to_lab
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 100_000_000
-COLORIZED_TAG = "colorize"  # PNG text key / EXIF software marker naming the expert used
+COLORIZED_TAG = "colorize"  # PNG text key; EXIF/TIFF Software values start with it too
 
 # We check sizes ourselves (before decoding, with a clear message); PIL's own bomb check
 # would otherwise raise its own error type at 2x its default.
 Image.MAX_IMAGE_PIXELS = None
+# PIL warns about odd metadata in the files it reads ("Possibly corrupt EXIF data", ...).
+# Those say nothing the user can act on, and `warnings.catch_warnings` is not thread-safe
+# (decoding runs in worker threads), so they are filtered once, for PIL only.
+warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+
+_ORIENTATION, _SOFTWARE = 0x0112, 0x0131
+# Descriptive TIFF tags carried from a TIFF input to its TIFF output (the rest of a TIFF
+# header describes the pixel layout, which we write anew).
+_TIFF_KEPT_TAGS = (270, 271, 272, 306, 315, 33432)  # description, make, model, date, artist, copyright
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs get the usual permissions.
+_FILE_MODE = 0o666 & ~_current_umask()
 
 
 class ImageError(Exception):
@@ -36,27 +59,60 @@ class ImageError(Exception):
 
 @dataclass
 class DecodedImage:
-    """One input photo, upright. ``pixels``: float32 (H, W) gray or (H, W, 3) RGB in [0, 1]."""
+    """One input photo, upright, at its own bit depth.
 
-    pixels: np.ndarray
+    ``data``: uint8 or uint16, (H, W) gray or (H, W, 3) RGB, exactly as stored (4x smaller
+    than float, which matters for the images waiting in the decode queue). ``pixels`` is
+    the float32 view in [0, 1] that most callers want.
+    """
+
+    data: np.ndarray
     alpha: np.ndarray | None  # (H, W), the input's own values and dtype
     bits: int  # 8 or 16 per channel
     format: str  # detected from content: one of SUPPORTED_FORMATS
     icc_profile: bytes | None
-    exif: bytes | None
+    exif: bytes | None  # orientation already reset to 'normal' (the pixels are upright)
+    marker: str | None = None  # the colorize marker, when the file is itself a colorize output
+    dpi: tuple[float, float] | None = None  # a scan's resolution: what prints it at its true size
+    _pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """float32 (H, W) gray or (H, W, 3) RGB in [0, 1] (converted once, on first use)."""
+        if self._pixels is None:
+            self._pixels = to_float(self.data)
+        return self._pixels
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.pixels.shape[1], self.pixels.shape[0]
+        return self.data.shape[1], self.data.shape[0]
+
+    @property
+    def is_gray(self) -> bool:
+        return self.data.ndim == 2
 
     def lightness(self) -> torch.Tensor:
         """L in [0, 100], shape (1, H, W)."""
-        return lightness_from_array(self.pixels)
+        return lightness_from_array(self.data)
+
+
+def to_float(array: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float array -> float32 in [0, 1] (floats pass through)."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    return np.asarray(array, dtype=np.float32)
 
 
 def lightness_from_array(pixels: np.ndarray) -> torch.Tensor:
-    """float (H, W) gray or (H, W, 3) RGB in [0, 1] -> L in [0, 100], (1, H, W)."""
-    values = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+    """(H, W) gray or (H, W, 3) RGB, float in [0, 1] or uint8/uint16 -> L in [0, 100], (1, H, W)."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        # One pass from integers to scaled floats (and a writable array: PIL's are read-only).
+        scale = 255.0 if pixels.dtype == np.uint8 else 65535.0
+        values = torch.from_numpy(np.multiply(pixels, np.float32(1 / scale), dtype=np.float32))
+    else:
+        values = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
     if values.dim() == 2:
         return gray_to_lightness(values[None])
     if values.dim() == 3 and values.shape[-1] == 3:
@@ -66,74 +122,126 @@ def lightness_from_array(pixels: np.ndarray) -> torch.Tensor:
 
 def pixels_from_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
     """A PIL image in any supported mode -> (float pixels in [0, 1], alpha or None, bits)."""
+    data, alpha, bits = _array_from_image(image)
+    return to_float(data), alpha, bits
+
+
+def _array_from_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """A PIL image -> (uint8/uint16 data (H, W) or (H, W, 3), alpha or None, bits)."""
     mode = image.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        array = np.asarray(image).astype(np.float32)
-        # Mode "I" holds 16-bit PNG data in a 32-bit container.
-        return np.clip(array / 65535.0, 0, 1), None, 16
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode.startswith("I;16") or mode == "I":
+        # "I;16B" arrives big-endian, and mode "I" holds 16-bit PNG data in 32-bit ints.
+        array = np.asarray(image)
+        return np.clip(array, 0, 65535).astype(np.uint16), None, 16
+    if mode == "1":
+        image = image.convert("L")
+    elif mode in ("P", "PA"):
+        image = image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
     elif mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGB")  # CMYK, YCbCr, 1, ...
+        image = image.convert("RGB")  # CMYK, YCbCr, RGBX, F, ...
     array = np.asarray(image)
     alpha = None
     if image.mode in ("LA", "RGBA"):
         alpha, array = array[..., -1].copy(), array[..., :-1]
         if array.shape[-1] == 1:
             array = array[..., 0]
-    return array.astype(np.float32) / 255.0, alpha, 8
+    return np.ascontiguousarray(array), alpha, 8
 
 
 def _read_16bit_rgb_tiff(path: Path) -> np.ndarray | None:
     """PIL reads 16-bit RGB TIFFs only as 8 bits; tifffile keeps all 16."""
     import tifffile
 
-    array = tifffile.imread(path)
+    array = tifffile.imread(path, key=0)
     if array.dtype == np.uint16 and array.ndim == 3 and array.shape[-1] in (3, 4):
         return array
     return None
 
 
 def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Read one image file, upright. Raises ``ImageError`` for anything unusable."""
+    """Read one image file, upright. Raises ``ImageError`` (one line) for anything unusable.
+
+    The format is detected from the content; the file name's extension plays no part.
+    """
     path = Path(path)
+    _check_file(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's warnings about odd metadata are not ours to show
-            with Image.open(path) as image:
-                if image.format not in SUPPORTED_FORMATS:
-                    raise ImageError(f"unsupported format {image.format}")
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageError(
-                        f"too large: {width}x{height} = {width * height / 1e6:.1f} MP > --max-pixels {max_pixels / 1e6:g} MP"
-                    )
-                icc, exif = image.info.get("icc_profile"), image.info.get("exif")
-                fmt = image.format
-                sixteen_bit_rgb = fmt == "TIFF" and image.mode in ("RGB", "RGBA") and 16 in _bits_per_sample(image)
-                upright = ImageOps.exif_transpose(image)
-                if sixteen_bit_rgb and (array := _read_16bit_rgb_tiff(path)) is not None:
-                    pixels, alpha = array[..., :3].astype(np.float32) / 65535, (array[..., 3] if array.shape[-1] == 4 else None)
-                    bits = 16
-                else:
-                    pixels, alpha, bits = pixels_from_image(upright)
+        with Image.open(path) as image:
+            # MPO is what PIL calls a JPEG with extra frames (stereo or preview images from
+            # some cameras); its first frame is an ordinary JPEG.
+            fmt = "JPEG" if image.format == "MPO" else image.format
+            if fmt not in SUPPORTED_FORMATS:
+                raise ImageError(f"unsupported format {fmt} (colorize reads {', '.join(SUPPORTED_FORMATS)})")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"too large: {width}x{height} = {width * height / 1e6:.1f} MP > --max-pixels {max_pixels / 1e6:g} MP"
+                )
+            # EXIF first: PIL closes a TIFF's file once its pixels are loaded, and its tags
+            # with it. (A PNG with EXIF behind its pixels loads them here to reach it.)
+            exif = image.getexif()
+            orientation = exif.get(_ORIENTATION, 1)
+            turned_by_pil = False
+            array = None
+            if fmt == "TIFF" and image.mode in ("RGB", "RGBA") and 16 in _bits_per_sample(image):
+                array = _read_16bit_rgb_tiff(path)
+            if array is not None:
+                data, bits = np.ascontiguousarray(array[..., :3]), 16
+                alpha = array[..., 3].copy() if array.shape[-1] == 4 else None
+            else:
+                data, alpha, bits = _array_from_image(image)
+                if fmt == "TIFF" and _ORIENTATION not in getattr(image, "tag_v2", {}):
+                    # Pillow >= 11 turns a TIFF upright as it loads it (and drops the tag).
+                    turned_by_pil = True
+            marker = _marker(image, exif)
+            icc = image.info.get("icc_profile") or None
+            kept_exif = _kept_exif(image, exif)
+            dpi = _dpi(image.info.get("dpi"))
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError("no such file") from None
     except PermissionError:
-        raise ImageError("permission denied") from None
+        raise ImageError("permission denied (cannot read the file)") from None
     except IsADirectoryError:
         raise ImageError("is a folder, not a file") from None
     except UnidentifiedImageError:
         raise ImageError("not an image (or a format colorize does not read)") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise ImageError(f"cannot decode ({_first_line(error)})") from None
-    if pixels.size == 0:
+    except Exception as error:
+        # Image parsers meet hostile bytes; whatever they raise, this one file is unusable.
+        raise ImageError(f"cannot decode ({_first_line(error)})") from error
+    if data.size == 0:
         raise ImageError("image has no pixels")
-    if exif is not None:
-        exif = _reset_orientation(exif)
-    return DecodedImage(pixels, alpha, bits, fmt, icc, exif)
+    if not turned_by_pil:
+        data = _orient(data, orientation)
+        alpha = None if alpha is None else _orient(alpha, orientation)
+    if dpi is not None and orientation in (5, 6, 7, 8):
+        dpi = dpi[::-1]  # turned a quarter: the sides swap, and their resolutions with them
+    return DecodedImage(data, alpha, bits, fmt, icc, kept_exif, marker, dpi)
+
+
+def _dpi(value) -> tuple[float, float] | None:
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
+
+
+def _check_file(path: Path) -> None:
+    """Clear reasons for the commonest non-images, before any parser sees them."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ImageError("broken symbolic link" if path.is_symlink() else "no such file") from None
+    except OSError as error:
+        raise ImageError(f"cannot read ({error.strerror or error})") from None
+    if path.is_dir():
+        raise ImageError("is a folder, not a file")
+    if not statmod.S_ISREG(stat.st_mode):
+        raise ImageError("not a regular file (a pipe or a device?)")
+    if stat.st_size == 0:
+        raise ImageError("empty file (0 bytes)")
 
 
 def _bits_per_sample(image: Image.Image) -> tuple[int, ...]:
@@ -141,15 +249,62 @@ def _bits_per_sample(image: Image.Image) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, tuple) else (value,)
 
 
-def _reset_orientation(exif: bytes) -> bytes:
-    """The pixels are now upright, so the EXIF orientation tag must say 'normal'."""
-    data = Image.Exif()
+def _orient(array: np.ndarray, orientation) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W[, C]) array, as PIL's exif_transpose does.
+
+    Done on the array rather than the PIL image so that 16-bit RGB, which PIL cannot
+    hold, is turned the same way as everything else.
+    """
+    turned = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation if isinstance(orientation, int) else 1)
+    return array if turned is None else np.ascontiguousarray(turned(array))
+
+
+def _marker(image: Image.Image, exif: Image.Exif) -> str | None:
+    """The colorize marker a previous run wrote into this file, if any."""
+    text = image.info.get(COLORIZED_TAG)
+    if isinstance(text, str):
+        return text
+    software = exif.get(_SOFTWARE)
+    if isinstance(software, bytes):
+        software = software.decode("latin-1", "replace")
+    if isinstance(software, str) and software.startswith(COLORIZED_TAG):
+        return software
+    return None
+
+
+def _kept_exif(image: Image.Image, exif: Image.Exif) -> bytes | None:
+    if image.format == "TIFF":
+        # A TIFF's "EXIF" from PIL is its whole first IFD, strip offsets and all.
+        kept = Image.Exif()
+        for tag in _TIFF_KEPT_TAGS:
+            if tag in exif:
+                kept[tag] = exif[tag]
+        return kept.tobytes() if len(kept) else None
+    if not len(exif):
+        return None
+    if _ORIENTATION in exif:
+        exif[_ORIENTATION] = 1  # the pixels are upright now
     try:
-        data.load(exif)
-    except Exception:  # unreadable EXIF is dropped rather than copied broken
-        return b""
-    data[0x0112] = 1
-    return data.tobytes()
+        return exif.tobytes()
+    except Exception:  # EXIF that PIL can read but not write back is dropped, not copied broken
+        return None
+
+
+def read_marker(path: Path) -> str | None:
+    """The colorize marker in ``path``'s metadata (cheap: pixels are not decoded), else None."""
+    try:
+        with Image.open(path) as image:
+            return _marker(image, image.getexif())
+    except Exception:  # not a readable image: certainly not one of our outputs
+        return None
 
 
 def _first_line(error: BaseException) -> str:
@@ -157,26 +312,28 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def is_colour_photo(pixels: np.ndarray, chroma_threshold: float = 6.0, hue_spread: float = 0.35) -> bool:
+def is_colour_photo(pixels: np.ndarray, chroma_threshold: float = 6.0, min_fraction: float = 0.03) -> bool:
     """True for a real colour photo; False for gray and uniformly tinted (sepia, cyanotype) scans.
 
-    Looks at a downsampled copy: a photo is black-and-white when almost no pixel has chroma
-    above ``chroma_threshold`` (LAB units), or when the coloured pixels share one hue (circular
-    spread below ``hue_spread`` radians), which is what a toned print looks like.
+    ``pixels``: (H, W) or (H, W, 3), float in [0, 1] or uint8/uint16. In a toned print the
+    colour is a function of brightness alone (dark brown shadows, cream highlights), so
+    the test is how far each pixel's ab lies from the mean ab of pixels of the same L:
+    a colour photo has more than ``min_fraction`` of its pixels further than
+    ``chroma_threshold`` LAB units from it. A single-hue test would call warm-toned colour
+    photos (a ginger cat, a cup of coffee) black-and-white.
     """
     if pixels.ndim == 2:
         return False
-    step = max(1, max(pixels.shape[:2]) // 128)
-    small = torch.from_numpy(np.ascontiguousarray(pixels[::step, ::step], dtype=np.float32)).permute(2, 0, 1)
-    ab = rgb_to_lab(small)[1:].reshape(2, -1)
-    chroma = ab.norm(dim=0)
-    coloured = chroma > chroma_threshold
-    if coloured.float().mean() < 0.05:
-        return False
-    hue = torch.atan2(ab[1, coloured], ab[0, coloured])
-    resultant = torch.hypot(hue.cos().mean(), hue.sin().mean())
-    spread = float(torch.sqrt(-2 * torch.log(resultant.clamp(min=1e-6))))
-    return spread > hue_spread
+    step = max(1, max(pixels.shape[:2]) // 128)  # ~128 px is plenty, and keeps this instant
+    small = torch.from_numpy(to_float(np.ascontiguousarray(pixels[::step, ::step]))).permute(2, 0, 1)
+    lab = rgb_to_lab(small).reshape(3, -1)
+    lightness, ab = lab[0], lab[1:]
+    bins = 16
+    index = (lightness * (bins / 100)).long().clamp(0, bins - 1)
+    totals = torch.zeros(2, bins).index_add_(1, index, ab)
+    counts = torch.zeros(bins).index_add_(0, index, torch.ones_like(lightness)).clamp(min=1)
+    residual = (ab - (totals / counts)[:, index]).norm(dim=0)
+    return bool((residual > chroma_threshold).float().mean() > min_fraction)
 
 
 def atomic_save(image: Image.Image, path: Path, format: str, **params) -> Path:
@@ -204,6 +361,13 @@ def _to_16bit_array(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return np.dstack([array, alpha16])
 
 
+def _rgb_profile(icc: bytes | None) -> bytes | None:
+    """``icc`` if it describes RGB data; a gray or CMYK input's profile would misdescribe our RGB output."""
+    if icc and len(icc) >= 20 and icc[16:20] == b"RGB ":
+        return icc
+    return None
+
+
 def encode(
     rgb: np.ndarray,
     source: DecodedImage,
@@ -214,43 +378,56 @@ def encode(
 ) -> Path:
     """Write ``rgb`` (float (H, W, 3) in [0, 1]) in the source's format, bit depth and alpha, atomically.
 
-    ICC profile and EXIF of the source are kept where the format allows (unless
-    ``keep_metadata`` is False); ``note`` records the colorization in the file itself
-    (EXIF Software, and a PNG text chunk).
+    ICC profile (when it is an RGB one) and EXIF of the source are kept where the format
+    allows (unless ``keep_metadata`` is False); ``note`` records the colorization in the
+    file itself: EXIF/TIFF Software ``colorize: <note>`` and a PNG text chunk ``colorize``.
+    Metadata is never copied into BMP, which has no place for it.
     """
-    icc = source.icc_profile if keep_metadata else None
-    if source.bits == 16 and source.format in ("PNG", "TIFF"):
-        array = _to_16bit_array(rgb, source.alpha)
-        writer = _write_png16 if source.format == "PNG" else _write_tiff16
-        return _atomic_write(Path(path), lambda handle: writer(handle, array, note, icc))
-    image = _to_8bit_image(rgb, source.alpha)
+    icc = _rgb_profile(source.icc_profile) if keep_metadata else None
+    exif = source.exif if keep_metadata else None
+    if note:
+        note = note.encode("ascii", "replace").decode()  # EXIF and TIFF strings are 7-bit ASCII
+    software = f"{COLORIZED_TAG}: {note}" if note else None
     fmt = source.format
+    if source.bits == 16 and fmt in ("PNG", "TIFF"):
+        array = _to_16bit_array(rgb, source.alpha)
+        if fmt == "PNG":
+            exif16 = _exif_with_software(exif, software)
+            return _atomic_write(Path(path), lambda handle: _write_png16(handle, array, note, icc, exif16, source.dpi))
+        return _atomic_write(Path(path), lambda handle: _write_tiff16(handle, array, software, icc, exif, source.dpi))
+    image = _to_8bit_image(rgb, source.alpha)
     params: dict = {}
-    if icc:
+    if source.dpi and fmt != "WEBP":
+        params["dpi"] = source.dpi
+    if icc and fmt != "BMP":
         params["icc_profile"] = icc
     if fmt == "JPEG":
         image = image.convert("RGB")  # JPEG has no alpha
         params.update(quality=quality, subsampling=0)
     elif fmt == "WEBP":
         params.update(quality=quality)
+    elif fmt == "TIFF":
+        params.update(compression="tiff_adobe_deflate")
     elif fmt == "PNG" and note:
         text = PngImagePlugin.PngInfo()
         text.add_text(COLORIZED_TAG, note)
         params["pnginfo"] = text
-    exif = _exif_with_note(source.exif if keep_metadata else None, note)
-    if fmt != "BMP" and exif:
-        params["exif"] = exif
+    if fmt != "BMP" and (data := _exif_with_software(exif, software)):
+        params["exif"] = data
     return atomic_save(image, Path(path), fmt, **params)
 
 
-def _exif_with_note(exif: bytes | None, note: str | None) -> bytes | None:
-    if not note and not exif:
+def _exif_with_software(exif: bytes | None, software: str | None) -> bytes | None:
+    if not software and not exif:
         return None
     data = Image.Exif()
     if exif:
-        data.load(exif)
-    if note:
-        data[0x0131] = f"colorize ({note})"  # Software
+        try:
+            data.load(exif)
+        except Exception:  # the source's EXIF is unreadable: write ours alone
+            data = Image.Exif()
+    if software:
+        data[_SOFTWARE] = software
     return data.tobytes()
 
 
@@ -260,6 +437,7 @@ def _atomic_write(path: Path, write) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -268,25 +446,39 @@ def _atomic_write(path: Path, write) -> Path:
     return path
 
 
-def _write_tiff16(handle, array: np.ndarray, note: str | None, icc: bytes | None) -> None:
+def _write_tiff16(handle, array: np.ndarray, software: str | None, icc: bytes | None, exif: bytes | None, dpi=None) -> None:
     import tifffile
 
     extratags = [(34675, "B", len(icc), icc, True)] if icc else []
+    kept = Image.Exif()
+    if exif:
+        kept.load(exif)
+    for tag in _TIFF_KEPT_TAGS[1:]:  # 270, the description, has its own argument
+        if isinstance(value := kept.get(tag), str):
+            extratags.append((tag, "s", 0, value, True))
+    # tifffile wants a named file; the handle of a temporary from mkstemp has only a number.
+    buffer = io.BytesIO()
     tifffile.imwrite(
-        handle,
+        buffer,
         array,
         photometric="rgb",
         extrasamples=["unassalpha"] if array.shape[-1] == 4 else None,
-        software=f"colorize ({note})" if note else None,
+        software=software,
+        description=kept.get(270) if isinstance(kept.get(270), str) else None,
+        metadata=None,  # else tifffile writes its own JSON into the description
+        resolution=dpi,
+        resolutionunit="INCH" if dpi else None,
+        compression="zlib",
         extratags=extratags,
     )
+    handle.write(buffer.getvalue())
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def _write_png16(handle, array: np.ndarray, note: str | None, icc: bytes | None) -> None:
+def _write_png16(handle, array: np.ndarray, note: str | None, icc: bytes | None, exif: bytes | None, dpi=None) -> None:
     """16-bit RGB(A) PNG written directly: PIL has no 16-bit colour modes."""
     height, width, channels = array.shape
     colour_type = 6 if channels == 4 else 2
@@ -296,7 +488,12 @@ def _write_png16(handle, array: np.ndarray, note: str | None, icc: bytes | None)
     handle.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)))
     if icc:
         handle.write(_png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
+    if dpi:
+        per_metre = [round(d / 0.0254) for d in dpi]
+        handle.write(_png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
     if note:
         handle.write(_png_chunk(b"tEXt", COLORIZED_TAG.encode() + b"\x00" + note.encode("latin-1", "replace")))
+    if exif:
+        handle.write(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     handle.write(_png_chunk(b"IDAT", zlib.compress(raw, 6)))
     handle.write(_png_chunk(b"IEND", b""))

@@ -12,13 +12,13 @@ export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 # 1. The general expert learns from every category, starting from ImageNet (needs colorize[train]).
-colorize train expert general "$data/landscape" "$data/people" "$data/general" --init imagenet --epochs 5
+colorize train expert general "$data/landscape" "$data/people" "$data/general" --init imagenet --epochs 4
 # 2. Each specialist is fine-tuned from the general expert on its own category.
 for category in landscape people; do
-  colorize train expert "$category" "$data/$category" --init general --epochs 3 --lr 0.001
+  colorize train expert "$category" "$data/$category" --init general --epochs 2 --lr 0.001
 done
 # 3. The scene classifier, from one sub-folder per class.
-colorize train classifier "$data"
+colorize train classifier "$data" --epochs 2
 
 for name in general landscape people; do
   cp "$COLORIZE_HOME/experts/$name.safetensors" "$here/experts/weights/$name.safetensors"

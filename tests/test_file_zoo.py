@@ -1,0 +1,589 @@
+"""Bad input, and nothing lost: `colorize auto` over a zoo of real files of every kind.
+
+The zoo holds every format and mode we read, odd sizes, toned and colour photos, broken
+files and non-images, next to each other as in years of scans. The tests check what
+happened to every file (through --report), that no input changed (sha256), and that
+alpha, orientation, bit depth and metadata survive; then that interrupted runs resume.
+Which expert a photo goes to is never asserted: the bundled models will change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms, ImageOps
+from skimage import data
+from skimage.color import rgb2lab
+from typer.testing import CliRunner
+
+from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
+from colorize.pipelines.cli import app
+
+FAST = ["--work-size", "64"]  # the experts' quality is not under test here; their speed matters
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+COLORIZE = str(Path(sys.executable).with_name("colorize"))
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _photo(name: str = "camera", size: int = 64) -> np.ndarray:
+    image = Image.fromarray(getattr(data, name)())
+    image.thumbnail((size, size), Image.BILINEAR)
+    return np.asarray(image)
+
+
+def _gray(name: str = "camera", size: int = 64) -> np.ndarray:
+    image = _photo(name, size)
+    return image if image.ndim == 2 else np.asarray(Image.fromarray(image).convert("L"))
+
+
+def _tone(gray: np.ndarray, dark, light) -> np.ndarray:
+    t = gray.astype(np.float32)[..., None] / 255
+    return (np.array(dark) + (np.array(light) - np.array(dark)) * t).round().astype(np.uint8)
+
+
+def _with_alpha(gray: np.ndarray, mode: str) -> Image.Image:
+    image = Image.fromarray(gray).convert(mode[:-1])
+    height, width = gray.shape
+    ramp = (np.add.outer(np.arange(height), np.arange(width)) * 7 % 256).astype(np.uint8)
+    image.putalpha(Image.fromarray(ramp))
+    return image
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def _report(path: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    by_input = {Path(row["input"]).name: row for row in rows}
+    assert len(by_input) == len(rows), "an input was reported twice"
+    return by_input
+
+
+def _reason(row: dict) -> str:
+    return row["error"] or row["skip_reason"] or ""
+
+
+def _invoke(runner: CliRunner, *args: str):
+    return runner.invoke(app, ["auto", *map(str, args), *FAST])
+
+
+@pytest.fixture
+def runner(isolated_home):
+    return CliRunner()
+
+
+# ------------------------------------------------------------------ the zoo
+
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+ALPHA_CASES = ("cutout_la.png", "cutout_rgba.png", "palette_transparent.png", "cutout.webp", "cutout16.tif")
+
+
+def build_zoo(root: Path) -> dict[str, tuple[str, str]]:
+    """Write the zoo below ``root``; return {file name: (expected status, reason substring)}."""
+    root.mkdir(parents=True)
+    gray, people = _gray("camera"), _gray("astronaut", 48)
+    expect: dict[str, tuple[str, str]] = {}
+
+    def save(name: str, image: Image.Image, status=OK, reason="", **params) -> None:
+        image.save(root / name, **params)
+        expect[name] = (status, reason)
+
+    save("camera.jpg", Image.fromarray(gray), quality=90)
+    # Stored sideways with EXIF orientation 6 (turn clockwise to view), as cameras and scanners do.
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Epson"
+    exif.get_ifd(0x8769)[0x9003] = "1950:06:01 12:00:00"  # DateTimeOriginal
+    sideways = Image.fromarray(np.rot90(people, 1).copy()).convert("RGB")
+    save("portrait_turned.jpg", sideways, exif=exif.tobytes(), icc_profile=SRGB, quality=95)
+    save("gray.png", Image.fromarray(gray))
+    save("cutout_la.png", _with_alpha(gray, "LA"))
+    save("cutout_rgba.png", _with_alpha(gray, "RGBA"))
+    save("palette.png", Image.fromarray(gray).convert("P"))
+    transparent = Image.fromarray(gray // 32 * 32).convert("P")
+    transparent.info["transparency"] = 0
+    save("palette_transparent.png", transparent, transparency=0)
+    save("sepia.jpg", Image.fromarray(_tone(gray, (40, 26, 13), (255, 240, 200))), quality=85)
+    save("cyanotype.png", Image.fromarray(_tone(_gray("moon"), (10, 30, 80), (235, 245, 255))))
+    save("cmyk.jpg", Image.fromarray(gray).convert("CMYK"))
+    save("deep16.png", Image.fromarray(gray.astype(np.uint16) * 257 + 100))
+    save("gray.tif", Image.fromarray(gray), compression="tiff_lzw")
+    save("gray.bmp", Image.fromarray(gray))
+    save("gray.webp", Image.fromarray(gray).convert("RGB"), quality=90)
+    save("cutout.webp", _with_alpha(gray, "RGBA"), lossless=True)
+    save("tiny_1x1.png", Image.fromarray(np.array([[128]], np.uint8)))
+    save("tiny_2x3.jpg", Image.fromarray(gray[:3, :2].copy()))
+    save("colour.jpg", Image.fromarray(_photo("astronaut")), SKIPPED, "already colour")
+    save("jpeg_named.png", Image.fromarray(gray), format="JPEG")  # wrong extension: read by content
+    save("IMG0001", Image.fromarray(gray), format="JPEG")  # no extension at all
+    save("[1950] beach.jpg", Image.fromarray(_gray("coins")))  # rich markup in a name is just a name
+
+    # 16-bit RGB(A) TIFFs, as scanners write them: a smooth ramp that 8 bits would band.
+    ramp = np.linspace(6000, 60000, 64 * 48).reshape(48, 64).astype(np.uint16)
+    tifffile.imwrite(root / "deep16.tif", np.dstack([ramp] * 3), photometric="rgb")
+    expect["deep16.tif"] = (OK, "")
+    alpha16 = (np.arange(48 * 64).reshape(48, 64) * 21 % 65536).astype(np.uint16)
+    tifffile.imwrite(root / "cutout16.tif", np.dstack([ramp] * 3 + [alpha16]), photometric="rgb", extrasamples=["unassalpha"])
+    expect["cutout16.tif"] = (OK, "")
+
+    nested = root / "1950s" / "summer"
+    nested.mkdir(parents=True)
+    Image.fromarray(_gray("coins")).save(nested / "nested.jpg")
+    expect["nested.jpg"] = (OK, "")
+
+    # Broken files: each must fail alone, with one line naming it.
+    (root / "empty.jpg").write_bytes(b"")
+    expect["empty.jpg"] = (FAILED, "empty file (0 bytes)")
+    whole = (root / "camera.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    expect["truncated.jpg"] = (FAILED, "cannot decode")
+    whole = (root / "gray.png").read_bytes()
+    (root / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    expect["truncated.png"] = (FAILED, "cannot decode")
+    (root / "[bw] notes.jpg").write_text("not a photo: a list of who is in which picture\n")
+    expect["[bw] notes.jpg"] = (FAILED, "not an image")
+    (root / "huge.png").write_bytes(  # claims 20000 x 20000: refused before any pixel is read
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+        + _png_chunk(b"IEND", b"")
+    )
+    expect["huge.png"] = (FAILED, "too large: 20000x20000 = 400.0 MP > --max-pixels 100 MP")
+    (root / "moved_away.jpg").symlink_to(root / "no-longer-here.jpg")
+    expect["moved_away.jpg"] = (FAILED, "broken symbolic link")
+
+    # Not images: ignored quietly. Hidden files are not even looked at.
+    (root / "README.txt").write_text("scans from the attic\n")
+    (root / "scan.xmp").write_text("<x:xmpmeta/>")
+    (root / "Thumbs.db").write_bytes(os.urandom(64))
+    Image.fromarray(gray).save(root / ".hidden.jpg")
+    return expect
+
+
+IGNORED = ("README.txt", "scan.xmp", "Thumbs.db")
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    root = tmp_path / "scans"
+    return root, build_zoo(root)
+
+
+def test_every_file_in_the_zoo_is_accounted_for_and_no_input_changes(runner, zoo, tmp_path):
+    root, expect = zoo
+    before = _hashes(root)
+    out, report = tmp_path / "out", tmp_path / "report.jsonl"
+    missing = tmp_path / "not-there.jpg"
+    result = _invoke(runner, root, missing, "-r", "-o", out, "--report", report, "-v")
+
+    assert result.exit_code == 1, result.output  # some files failed, the rest were done
+    assert "Traceback" not in result.output
+    rows = _report(report)
+    expect = {**expect, "not-there.jpg": (FAILED, "no such file or folder")}
+    got = {name: (row["status"], _reason(row)) for name, row in rows.items()}
+    assert set(got) == set(expect), f"reported but not expected: {set(got) - set(expect)}; missing: {set(expect) - set(got)}"
+    for name, (status, reason) in expect.items():
+        assert got[name][0] == status and reason in got[name][1], f"{name}: expected {status} '{reason}', got {got[name]}"
+
+    # One line per failure, naming the file (markup-like names printed literally).
+    lines = result.output.splitlines()
+    for name, (status, reason) in expect.items():
+        if status == FAILED:
+            hits = [line for line in lines if line.startswith("failed ") and name in line and reason in line]
+            assert len(hits) == 1, f"{name}: {hits or lines}"
+    for name in IGNORED:
+        assert any("ignored (not an image)" in line and name in line for line in lines), name
+
+    assert _hashes(root) == before, "an input was modified"
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    expected_outputs = {
+        Path(row["output"]).relative_to(out).as_posix() for row in rows.values() if row["status"] == OK
+    }
+    assert written == expected_outputs, f"unexpected files in the output tree: {written ^ expected_outputs}"
+    assert "1950s/summer/nested.jpg" in written, "the tree below the input folder is mirrored"
+    for row in rows.values():
+        if row["status"] == OK:
+            _check_output(root, out, row)
+
+
+def _check_output(root: Path, out: Path, row: dict) -> None:
+    """What each kind of input must keep in its output."""
+    name = Path(row["input"]).name
+    source, output = Path(row["input"]), Path(row["output"])
+    with Image.open(source) as original, Image.open(output) as written:
+        assert written.format == original.format, f"{name}: format {written.format} != {original.format}"
+        upright = ImageOps.exif_transpose(original)
+        assert written.size == upright.size, f"{name}: {written.size} != upright {upright.size}"
+        if written.format != "BMP":
+            marker = written.info.get("colorize") or written.getexif().get(0x0131, "")
+            assert "colorized by expert" in marker, f"{name}: no colorize marker in {written.info}"
+        if name in ALPHA_CASES:
+            if name.endswith(".tif"):
+                want, have = tifffile.imread(source)[..., 3], tifffile.imread(output)[..., 3]
+            else:
+                want = np.asarray(original.convert("RGBA"))[..., 3]
+                have = np.asarray(written.convert("RGBA"))[..., 3]
+            assert np.array_equal(want, have), f"{name}: alpha changed"
+        if name == "portrait_turned.jpg":
+            exif = written.getexif()
+            assert exif.get(0x0112, 1) == 1 and exif.get(0x010F) == "Epson", dict(exif)
+            assert exif.get_ifd(0x8769).get(0x9003) == "1950:06:01 12:00:00", "EXIF date lost"
+            assert written.info.get("icc_profile") == SRGB, "ICC profile lost"
+            # The output is upright: its luminance matches the turned-upright input's.
+            want = rgb2lab(np.asarray(upright.convert("RGB")))[..., 0]
+            have = rgb2lab(np.asarray(written.convert("RGB")))[..., 0]
+            assert np.abs(want - have).mean() < 1.5, np.abs(want - have).mean()
+    if name in ("deep16.png",):
+        raw = output.read_bytes()
+        assert raw[24] == 16, f"{name}: output is {raw[24]}-bit"
+    if name in ("deep16.tif", "cutout16.tif"):
+        _check_sixteen_bit_luminance(source, output)
+
+
+def _check_sixteen_bit_luminance(source: Path, output: Path) -> None:
+    """16 bits in, 16 bits out, and the output's L is the input's at 16-bit precision."""
+    original, written = tifffile.imread(source)[..., :3], tifffile.imread(output)[..., :3]
+    assert written.dtype == np.uint16, f"{output.name}: {written.dtype}"
+    want = rgb2lab(original.astype(np.float64) / 65535)[..., 0]
+    have = rgb2lab(written.astype(np.float64) / 65535)[..., 0]
+    # Rounding to 8 bits anywhere on the way would make this ~0.1 or more.
+    error = np.median(np.abs(want - have))
+    assert error < 0.02, f"{output.name}: median |ΔL| = {error:.4f}"
+
+
+def test_a_second_run_redoes_nothing_and_outputs_are_not_reingested(runner, zoo, tmp_path):
+    root, expect = zoo
+    out, report = tmp_path / "out", tmp_path / "report.jsonl"
+    assert _invoke(runner, root, "-r", "-o", out).exit_code == 1
+    outputs_before = _hashes(out)
+
+    again = _invoke(runner, root, "-r", "-o", out, "--report", report)
+    assert again.exit_code == 1, again.output
+    rows = _report(report)
+    for name, (status, _) in expect.items():
+        if status == OK:
+            assert (rows[name]["status"], rows[name]["skip_reason"]) == (SKIPPED, "output exists"), (name, rows[name])
+        else:
+            assert rows[name]["status"] == status, (name, rows[name])
+    assert _hashes(out) == outputs_before, "a finished output was rewritten"
+
+    # Outputs fed back in are recognised by their marker (BMP has no metadata to carry one).
+    report2 = tmp_path / "report2.jsonl"
+    fed_back = _invoke(runner, out, "-r", "-o", tmp_path / "out2", "--report", report2)
+    assert fed_back.exit_code == 0, fed_back.output
+    for name, row in _report(report2).items():
+        if not name.endswith(".bmp"):
+            assert (row["status"], row["skip_reason"]) == (SKIPPED, "a colorize output (from an earlier run)"), (name, row)
+
+
+def test_fail_fast_stops_and_the_same_command_resumes(runner, tmp_path):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    names = ["a.png", "b.jpg", "c_broken.jpg", "d.png", "e.tif"]
+    for name in names:
+        if name == "c_broken.jpg":
+            (scans / name).write_bytes(b"\xff\xd8\xff\xe0 truncated")
+        else:
+            Image.fromarray(_gray("camera", 40)).save(scans / name)
+    report = tmp_path / "first.jsonl"
+    first = _invoke(runner, scans, "-o", out, "--fail-fast", "--report", report)
+    assert first.exit_code == 1, first.output
+    rows = _report(report)
+    assert [rows[n]["status"] for n in names] == [OK, OK, FAILED, SKIPPED, SKIPPED], rows
+    assert rows["d.png"]["skip_reason"] == "not started (stopped by --fail-fast)"
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg"]
+
+    # A run killed mid-write leaves at most a hidden temporary, never a partial output.
+    (out / ".d.png.x1y2z3.tmp").write_bytes(b"\x89PNG half")
+    (out / "b.jpg").unlink()  # and an output lost since
+    report = tmp_path / "second.jsonl"
+    second = _invoke(runner, scans, "-o", out, "--report", report)
+    assert second.exit_code == 1, second.output
+    rows = _report(report)
+    assert {n: (rows[n]["status"], _reason(rows[n])[:14]) for n in names} == {
+        "a.png": (SKIPPED, "output exists"),
+        "b.jpg": (OK, ""),
+        "c_broken.jpg": (FAILED, "cannot decode "),
+        "d.png": (OK, ""),
+        "e.tif": (OK, ""),
+    }
+    for name in ("a.png", "b.jpg", "d.png", "e.tif"):
+        Image.open(out / name).load()  # complete and readable
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_an_interrupted_run_leaves_only_whole_files_and_resumes(tmp_path, isolated_home, sig):
+    scans, out, report = tmp_path / "scans", tmp_path / "out", tmp_path / "report.jsonl"
+    scans.mkdir()
+    base = _gray("camera", 32)
+    count = 60  # enough that even a fast machine is still busy when the signal comes
+    for i in range(count):
+        Image.fromarray(np.roll(base, i, axis=1)).save(scans / f"scan{i:03d}.png")
+    # One photo per batch and no classifier: small steps, so the signal lands mid-run.
+    fast = ["--expert", "general", *FAST]
+    command = [COLORIZE, "auto", str(scans), "-o", str(out), "--report", str(report), "--batch-size", "1", *fast]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if report.exists() and len(report.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.02)
+        process.send_signal(sig)
+        output = process.communicate(timeout=120)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, output
+    assert "interrupted" in output and "Traceback" not in output, output
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(rows) == count, "every photo is in the report, done or not started"
+    done = {Path(r["input"]).name for r in rows if r["status"] == OK}
+    assert 2 <= len(done) < count, f"{len(done)} done: the interrupt came too late to test anything"
+    finished = done | {Path(r["input"]).name for r in rows if r["skip_reason"] == "output exists"}
+    assert {r["skip_reason"] for r in rows if r["status"] == SKIPPED} <= {"not started (interrupted)", "output exists"}
+    files = sorted(p.name for p in out.iterdir())
+    assert not [f for f in files if f.startswith(".")], f"temporary files left: {files}"
+    assert finished == set(files), "the report must say which outputs exist"
+    for name in files:
+        Image.open(out / name).load()  # every file there is whole
+
+    second = CliRunner().invoke(app, ["auto", str(scans), "-o", str(out), "--report", str(report), *fast])
+    assert second.exit_code == 0, second.output
+    rows = _report(report)
+    assert {n for n, r in rows.items() if r["skip_reason"] == "output exists"} == set(files)
+    assert {n for n, r in rows.items() if r["status"] == OK} == {f"scan{i:03d}.png" for i in range(count)} - set(files)
+
+
+# ------------------------------------------------------------------ where outputs go
+
+
+def _small_tree(root: Path) -> None:
+    (root / "sub").mkdir(parents=True)
+    gray = _gray("camera", 40)
+    Image.fromarray(gray).save(root / "a.jpg")
+    Image.fromarray(gray).save(root / "b.png")
+    Image.fromarray(gray).save(root / "c.bmp")
+    tifffile.imwrite(root / "sub" / "d.tif", np.dstack([gray.astype(np.uint16) * 257] * 3), photometric="rgb")
+
+
+def test_output_inside_the_input_tree_is_refused_without_a_suffix(runner, tmp_path):
+    scans = tmp_path / "scans"
+    _small_tree(scans)
+    before = _hashes(scans)
+    result = _invoke(runner, scans, "-r", "-o", scans / "colorized")
+    assert result.exit_code == 2, result.output
+    assert "inside input folder" in result.output and "--suffix" in result.output
+    assert _hashes(scans) == before and not (scans / "colorized").exists()
+
+
+def test_with_a_suffix_outputs_beside_the_originals_are_never_colorized_again(runner, tmp_path):
+    scans = tmp_path / "scans"
+    _small_tree(scans)
+    originals = _hashes(scans)
+    for on_exists in ("skip", "skip", "overwrite"):
+        report = tmp_path / f"{on_exists}.jsonl"
+        result = _invoke(runner, scans, "-r", "-o", scans, "--suffix", "_color", "--on-exists", on_exists, "--report", report)
+        assert result.exit_code == 0, result.output
+        assert set(_report(report)) == {"a.jpg", "b.png", "c.bmp", "d.tif"}, "an output was taken as an input"
+    names = {p.relative_to(scans).as_posix() for p in scans.rglob("*") if p.is_file()}
+    assert names == set(originals) | {"a_color.jpg", "b_color.png", "c_color.bmp", "sub/d_color.tif"}
+    assert {k: v for k, v in _hashes(scans).items() if k in originals} == originals
+
+
+def test_an_original_that_merely_has_an_output_name_is_never_overwritten(runner, tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 40)).save(scans / "x.jpg")
+    Image.fromarray(_gray("coins", 40)).save(scans / "x_color.jpg")  # the user's own file, no marker
+    before = _hashes(scans)
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, scans, "-o", scans, "--suffix", "_color", "--on-exists", "overwrite", "--report", report)
+    assert result.exit_code == 1, result.output
+    rows = _report(report)
+    assert rows["x.jpg"]["status"] == FAILED and "is taken by another input photo" in rows["x.jpg"]["error"]
+    assert rows["x_color.jpg"]["status"] == OK
+    assert {k: v for k, v in _hashes(scans).items() if k in before} == before
+
+
+def test_two_inputs_with_one_output_name_never_overwrite_each_other(runner, tmp_path):
+    for folder, name in (("a", "camera"), ("b", "coins")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(_gray(name, 40)).save(tmp_path / folder / "x.jpg")
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "-o", tmp_path / "out", "--report", report)
+    assert result.exit_code == 1, result.output
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(r["status"] for r in rows) == [FAILED, OK]
+    assert "same output file as" in next(r["error"] for r in rows if r["status"] == FAILED)
+
+
+def test_on_exists_error_overwrite_and_force(runner, tmp_path):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 40)).save(scans / "gray.png")
+    Image.fromarray(_photo("astronaut", 40)).save(scans / "colour.png")
+    assert _invoke(runner, scans, "-o", out).exit_code == 0
+    inode = (out / "gray.png").stat().st_ino
+
+    report = tmp_path / "error.jsonl"
+    result = _invoke(runner, scans, "-o", out, "--on-exists", "error", "--report", report)
+    assert result.exit_code == 1
+    assert _report(report)["gray.png"]["error"] == f"output exists: {out / 'gray.png'} (--on-exists error)"
+    assert (out / "gray.png").stat().st_ino == inode
+
+    report = tmp_path / "overwrite.jsonl"
+    result = _invoke(runner, scans, "-o", out, "--on-exists", "overwrite", "--force", "--report", report)
+    assert result.exit_code == 0, result.output
+    rows = _report(report)
+    assert rows["gray.png"]["status"] == OK and rows["colour.png"]["status"] == OK  # --force: colour too
+    assert (out / "gray.png").stat().st_ino != inode, "not rewritten (atomically, as a new file)"
+
+
+def test_max_pixels_refuses_big_images_and_tiny_ones_work(runner, tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 64)).save(scans / "big.png")  # 64 x 64
+    Image.fromarray(np.array([[0, 255, 128]], np.uint8)).save(scans / "tiny.png")
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, scans, "-o", tmp_path / "out", "--max-pixels", "0.004", "--report", report)
+    assert result.exit_code == 1
+    rows = _report(report)
+    assert rows["big.png"]["error"] == "too large: 64x64 = 0.0 MP > --max-pixels 0.004 MP"
+    assert rows["tiny.png"]["status"] == OK and Image.open(tmp_path / "out" / "tiny.png").size == (3, 1)
+
+
+def test_globs_are_expanded_and_non_images_among_them_ignored(runner, tmp_path):
+    scans = tmp_path / "scans"
+    _small_tree(scans)
+    (scans / "a.txt").write_text("notes")
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, str(scans / "a.*"), "-o", tmp_path / "out", "--report", report, "-v")
+    assert result.exit_code == 0, result.output
+    assert set(_report(report)) == {"a.jpg"}
+    assert "ignored (not an image)" in result.output and "a.txt" in result.output
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_fails_alone(runner, tmp_path):
+    scans = tmp_path / "scans"
+    _small_tree(scans)
+    (scans / "a.jpg").chmod(0)
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, scans, "-o", tmp_path / "out", "--report", report)
+    assert result.exit_code == 1
+    rows = _report(report)
+    assert rows["a.jpg"]["error"].startswith("permission denied") and rows["b.png"]["status"] == OK
+
+
+def test_unsafe_command_lines_are_refused_before_any_work(runner, tmp_path):
+    scans = tmp_path / "scans"
+    _small_tree(scans)
+    before = _hashes(scans)
+    as_report = _invoke(runner, scans, "-o", tmp_path / "out", "--report", scans / "b.png")
+    assert as_report.exit_code == 2 and "is one of the input photos" in as_report.output
+    (tmp_path / "file").write_text("x")
+    onto_file = _invoke(runner, scans, "-o", tmp_path / "file")
+    assert onto_file.exit_code == 2 and "is a file, not a folder" in onto_file.output
+    onto_input = _invoke(runner, scans / "a.jpg", "-o", scans)
+    assert onto_input.exit_code == 2 and "output would overwrite the input" in onto_input.output
+    assert _hashes(scans) == before
+
+
+# ------------------------------------------------------------------ broken models
+
+
+class _Trap:
+    """Unpickling this creates a file: proof that pickled code ran."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """A broken weights file of ``kind`` and the words its error must contain."""
+    from safetensors.torch import save_file
+    import torch
+
+    bundled = Path(__file__).parents[1] / "experts" / "weights" / "general.safetensors"
+    path = tmp_path / f"{kind}.safetensors"
+    if kind == "corrupt":
+        path.write_bytes(os.urandom(4096))
+        return path, "not a readable .safetensors weights file"
+    if kind == "truncated":
+        path.write_bytes(bundled.read_bytes()[: bundled.stat().st_size // 2])
+        return path, "not a readable .safetensors weights file"
+    if kind == "foreign":
+        save_file({"weight": torch.zeros(3)}, str(path), metadata={"format": "pt"})
+        return path, "without colorize metadata (a foreign model?)"
+    if kind == "classifier":
+        path = Path(__file__).parents[1] / "classifier" / "weights" / "classifier.safetensors"
+        return path, "holds a 'classifier' model, expected an expert"
+    if kind == "unknown-architecture":
+        meta = {"format_version": 1, "kind": "expert", "architecture": "unet_from_the_future", "arguments": {}, "work_size": 64}
+        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        return path, "unet_from_the_future"
+    if kind == "mismatched-tensors":
+        meta = json.loads(__import__("safetensors").safe_open(str(bundled), "pt").metadata()["colorize"])
+        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        return path, "tensors do not match architecture"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["corrupt", "truncated", "foreign", "classifier", "unknown-architecture", "mismatched-tensors"]
+)
+def test_broken_expert_weights_are_one_line_errors_naming_the_file(runner, tmp_path, kind):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
+    path, words = _weights(kind, tmp_path)
+    result = _invoke(runner, scans, "-o", tmp_path / "out", "--weights", f"general={path}")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(path) in errors[0] and words in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists(), "nothing is written when the models are broken"
+
+
+@pytest.mark.parametrize("option", ["--weights", "--classifier-weights"])
+def test_a_pickle_posing_as_weights_is_never_unpickled(runner, tmp_path, option):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
+    proof = tmp_path / "pickle-code-ran"
+    evil = tmp_path / "general.pt"
+    evil.write_bytes(pickle.dumps(_Trap(proof)))
+    value = f"general={evil}" if option == "--weights" else str(evil)
+    result = _invoke(runner, scans, "-o", tmp_path / "out", option, value)
+    assert result.exit_code == 2, result.output
+    assert str(evil) in result.output and "not a readable .safetensors weights file" in result.output
+    assert not proof.exists(), "loading weights executed pickled code"

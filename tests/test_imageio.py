@@ -1,0 +1,372 @@
+"""Image files in and out (pipelines/imageio.py): every format and mode, orientation,
+bit depth, metadata, atomic writes and the colour-photo test, on real tiny images."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms, ImageOps
+from skimage import data
+
+from colorize.pipelines.imageio import (
+    COLORIZED_TAG,
+    ImageError,
+    atomic_save,
+    decode,
+    encode,
+    is_colour_photo,
+    read_marker,
+)
+
+FORMATS = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _photo(name: str = "camera", size: int = 48) -> np.ndarray:
+    image = Image.fromarray(getattr(data, name)())
+    image.thumbnail((size, size), Image.BILINEAR)
+    return np.asarray(image)
+
+
+def _gray(size: int = 48) -> np.ndarray:
+    return _photo("camera", size)
+
+
+def _tone(gray: np.ndarray, dark, light) -> np.ndarray:
+    """A uniformly toned print: each gray level maps to one colour between ``dark`` and ``light``."""
+    t = gray.astype(np.float32)[..., None] / 255
+    return (np.array(dark) + (np.array(light) - np.array(dark)) * t).round().astype(np.uint8)
+
+
+SEPIA = ((40, 26, 13), (255, 240, 200))
+CYANOTYPE = ((10, 30, 80), (235, 245, 255))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _modes_for(fmt: str) -> list[str]:
+    return {
+        "JPEG": ["L", "RGB", "CMYK"],
+        "PNG": ["L", "LA", "RGB", "RGBA", "P", "I;16"],
+        "TIFF": ["L", "LA", "RGB", "RGBA", "P", "CMYK", "I;16"],
+        "BMP": ["L", "RGB", "P"],
+        "WEBP": ["RGB", "RGBA"],
+    }[fmt]
+
+
+CASES = [(fmt, mode) for fmt in FORMATS for mode in _modes_for(fmt)]
+
+
+def _image_in_mode(mode: str, size=(13, 9)) -> Image.Image:
+    gray = Image.fromarray(_gray(48)).resize(size)
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)
+    if mode in ("LA", "RGBA"):
+        image = gray.convert(mode[:-1])
+        image.putalpha(Image.fromarray(np.tile(np.arange(size[0], dtype=np.uint8) * 19, (size[1], 1))))
+        return image
+    return gray.convert(mode)
+
+
+@pytest.mark.parametrize("fmt,mode", CASES, ids=[f"{f}-{m}" for f, m in CASES])
+def test_every_format_and_mode_decodes_upright_with_its_alpha_and_bit_depth(tmp_path, fmt, mode):
+    source = _image_in_mode(mode)
+    path = tmp_path / f"x.{FORMATS[fmt]}"
+    source.save(path, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    decoded = decode(path)
+    assert decoded.format == fmt
+    assert decoded.size == (13, 9)
+    assert decoded.bits == (16 if mode == "I;16" else 8)
+    assert decoded.data.dtype == (np.uint16 if mode == "I;16" else np.uint8)
+    assert (decoded.alpha is not None) == mode.endswith("A"), (mode, decoded.alpha)
+    if decoded.alpha is not None:
+        assert np.array_equal(decoded.alpha, np.asarray(source)[..., -1])
+    pixels = decoded.pixels
+    assert pixels.dtype == np.float32 and 0 <= pixels.min() and pixels.max() <= 1
+    lightness = decoded.lightness()
+    assert lightness.shape == (1, 9, 13) and 0 <= float(lightness.min()) and float(lightness.max()) <= 100.001
+
+
+def test_format_comes_from_content_not_extension(tmp_path):
+    path = tmp_path / "really-a-jpeg.png"
+    Image.fromarray(_gray()).save(path, format="JPEG")
+    assert decode(path).format == "JPEG"
+
+
+def test_sixteen_bit_gray_keeps_all_sixteen_bits(tmp_path):
+    ramp = np.tile(np.arange(0, 65536, 257 // 2 + 1, dtype=np.uint16)[:64], (5, 1))  # steps finer than 8 bits
+    path = tmp_path / "ramp.png"
+    Image.fromarray(ramp).save(path)
+    decoded = decode(path)
+    assert decoded.bits == 16 and np.array_equal(decoded.data, ramp)
+
+
+def test_sixteen_bit_rgb_tiff_keeps_sixteen_bits_and_alpha(tmp_path):
+    rgba = np.random.default_rng(0).integers(0, 65536, (7, 11, 4), dtype=np.uint16)
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, rgba, photometric="rgb", extrasamples=["unassalpha"])
+    decoded = decode(path)
+    assert decoded.bits == 16 and decoded.data.dtype == np.uint16
+    assert np.array_equal(decoded.data, rgba[..., :3]) and np.array_equal(decoded.alpha, rgba[..., 3])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP", "JPEG"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pil_does(tmp_path, orientation, fmt):
+    rgb = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"turned.{FORMATS[fmt]}"
+    Image.fromarray(rgb).save(path, format=fmt, exif=exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {}))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    decoded = decode(path)
+    assert np.array_equal(decoded.data, expected)
+    if fmt != "TIFF":  # a TIFF keeps descriptive tags only; its output has no orientation tag
+        kept = Image.Exif()
+        kept.load(decoded.exif)
+        assert kept.get(0x0112) == 1, "pixels are upright, so the kept EXIF must say so"
+
+
+def test_orientation_also_turns_sixteen_bit_rgb(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    path = tmp_path / "turned16.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    decoded = decode(path)
+    assert decoded.data.shape == (7, 5, 3)
+    assert np.array_equal(decoded.data, np.rot90(rgb, -1))  # 6 = turn 90° clockwise to view
+
+
+def test_size_limit_is_checked_before_decoding(tmp_path):
+    # A header claiming 50000 x 50000 pixels in front of almost no data: decoding it would
+    # fail (or eat 7.5 GB), so the message proves the check came first.
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + chunk(b"IEND", b"")
+    )
+    with pytest.raises(ImageError, match=r"too large: 50000x50000 = 2500\.0 MP > --max-pixels 100 MP"):
+        decode(bomb)
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty file (0 bytes)"),
+        (b"these are my notes, not a photo\n", "not an image"),
+        ("truncated-jpeg", "cannot decode"),
+        ("truncated-png", "cannot decode"),
+    ],
+)
+def test_broken_files_give_one_line_reasons(tmp_path, content, message):
+    path = tmp_path / "broken.jpg"
+    if isinstance(content, str):
+        buffer = io.BytesIO()
+        Image.fromarray(_gray()).save(buffer, format="JPEG" if "jpeg" in content else "PNG")
+        content = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    path.write_bytes(content)
+    with pytest.raises(ImageError) as caught:
+        decode(path)
+    assert message in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+
+
+def test_missing_file_folder_and_broken_link_are_image_errors(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        decode(tmp_path / "gone.jpg")
+    with pytest.raises(ImageError, match="is a folder"):
+        decode(tmp_path)
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    with pytest.raises(ImageError, match="broken symbolic link"):
+        decode(tmp_path / "dangling.jpg")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_is_an_image_error(tmp_path):
+    path = tmp_path / "locked.jpg"
+    Image.fromarray(_gray()).save(path)
+    path.chmod(0)
+    with pytest.raises(ImageError, match="permission denied"):
+        decode(path)
+
+
+# ---------------------------------------------------------------- colour photos
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee", "rocket"])
+def test_colour_photos_are_recognised_even_warm_toned_ones(name):
+    # chelsea (a ginger cat) and coffee are mostly one warm hue: a single-hue test calls them sepia.
+    assert is_colour_photo(_photo(name, 96))
+
+
+@pytest.mark.parametrize("name", ["camera", "moon", "coins", "page"])
+@pytest.mark.parametrize("toning", [None, SEPIA, CYANOTYPE], ids=["gray-rgb", "sepia", "cyanotype"])
+def test_gray_and_uniformly_toned_scans_count_as_black_and_white(name, toning):
+    gray = _photo(name, 96)
+    rgb = np.repeat(gray[..., None], 3, -1) if toning is None else _tone(gray, *toning)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=80)  # with the chroma noise of a real JPEG
+    noisy = np.asarray(Image.open(buffer).convert("RGB"))
+    assert not is_colour_photo(noisy)
+    assert not is_colour_photo(gray)
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _source(tmp_path, fmt: str, mode: str = "L", **save) -> tuple:
+    path = tmp_path / f"in.{FORMATS[fmt]}"
+    _image_in_mode(mode, (16, 12)).save(path, format=fmt, **save)
+    decoded = decode(path)
+    rgb = np.dstack([decoded.pixels if decoded.is_gray else decoded.pixels[..., 0]] * 3) * [1.0, 0.8, 0.6]
+    return decoded, rgb.astype(np.float32)
+
+
+def _exif_with(**tags) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "Epson"  # Make
+    exif.get_ifd(0x8769)[0x9003] = "1950:06:01 12:00:00"  # DateTimeOriginal
+    for tag, value in tags.items():
+        exif[int(tag[1:])] = value
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_output_keeps_icc_and_exif_and_names_the_expert(tmp_path, fmt):
+    source = tmp_path / f"in.{FORMATS[fmt]}"
+    Image.fromarray(_gray()).convert("RGB").save(source, format=fmt, icc_profile=SRGB, exif=_exif_with())
+    decoded = decode(source)
+    out = encode(decoded.pixels, decoded, tmp_path / "out" / source.name, note="colorized by expert people (classified)")
+    with Image.open(out) as written:
+        assert written.format == fmt
+        assert written.info.get("icc_profile") == SRGB
+        exif = written.getexif()
+        assert exif.get(0x0131, "").startswith("colorize: colorized by expert people"), dict(exif)
+        if fmt != "TIFF":  # TIFF keeps descriptive tags only (see _TIFF_KEPT_TAGS)
+            assert exif.get(0x010F) == "Epson" and exif.get_ifd(0x8769).get(0x9003) == "1950:06:01 12:00:00"
+        if fmt == "PNG":
+            assert "expert people" in written.info[COLORIZED_TAG]
+    assert read_marker(out) is not None and read_marker(source) is None
+
+
+def test_strip_metadata_drops_icc_and_exif_but_keeps_our_marker(tmp_path):
+    source = tmp_path / "in.jpg"
+    Image.fromarray(_gray()).convert("RGB").save(source, icc_profile=SRGB, exif=_exif_with())
+    decoded = decode(source)
+    out = encode(decoded.pixels, decoded, tmp_path / "out.jpg", keep_metadata=False, note="colorized by expert general")
+    with Image.open(out) as written:
+        assert "icc_profile" not in written.info
+        assert 0x010F not in written.getexif()
+    assert read_marker(out) == "colorize: colorized by expert general"
+
+
+def test_gray_profile_is_not_attached_to_the_rgb_output(tmp_path):
+    # A gray ("GRAY") or CMYK profile would tell viewers to misread our RGB pixels.
+    gray_profile = bytearray(SRGB)
+    gray_profile[16:20] = b"GRAY"
+    decoded, rgb = _source(tmp_path, "PNG")
+    decoded.icc_profile = bytes(gray_profile)
+    out = encode(rgb, decoded, tmp_path / "out.png")
+    assert "icc_profile" not in Image.open(out).info
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_sixteen_bit_input_gives_sixteen_bit_output_with_its_alpha(tmp_path, fmt):
+    rgba = np.random.default_rng(2).integers(0, 65536, (6, 9, 4), dtype=np.uint16)
+    path = tmp_path / f"in.{FORMATS[fmt]}"
+    tifffile.imwrite(tmp_path / "tmp.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
+    decoded = decode(tmp_path / "tmp.tif")
+    decoded.format = fmt
+    out = encode(decoded.pixels, decoded, path, note="colorized by expert general (low confidence → general)")
+    if fmt == "TIFF":
+        written = tifffile.imread(out)
+    else:
+        raw = out.read_bytes()
+        assert raw[24] == 16 and raw[25] == 6, "IHDR must say 16-bit RGBA"
+        written = _read_png16(out)
+    assert written.dtype == np.uint16
+    assert np.abs(written.astype(int) - rgba.astype(int)).max() <= 1, "16-bit values must survive"
+    assert np.array_equal(written[..., 3], rgba[..., 3])
+    assert read_marker(out) is not None
+
+
+def _read_png16(path) -> np.ndarray:
+    """Our own 16-bit PNGs use filter 0 on every row, so the pixels are the inflated rows."""
+    import struct
+    import zlib
+
+    raw = path.read_bytes()
+    width, height, _, colour = struct.unpack(">IIBB", raw[16:26])
+    channels = 4 if colour == 6 else 3
+    pos, idat = 8, b""
+    while pos < len(raw):
+        length = struct.unpack(">I", raw[pos : pos + 4])[0]
+        if raw[pos + 4 : pos + 8] == b"IDAT":
+            idat += raw[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * channels * 2)
+    assert not rows[:, 0].any()
+    return rows[:, 1:].copy().view(">u2").reshape(height, width, channels).astype(np.uint16)
+
+
+@pytest.mark.parametrize("fmt,mode", [("PNG", "LA"), ("PNG", "RGBA"), ("WEBP", "RGBA"), ("TIFF", "RGBA")])
+def test_alpha_passes_through_unchanged(tmp_path, fmt, mode):
+    decoded, rgb = _source(tmp_path, fmt, mode, **({"lossless": True} if fmt == "WEBP" else {}))
+    out = encode(rgb, decoded, tmp_path / f"out.{FORMATS[fmt]}")
+    written = Image.open(out)
+    assert written.mode == "RGBA"
+    assert np.array_equal(np.asarray(written)[..., 3], decoded.alpha)
+
+
+def test_atomic_write_leaves_nothing_behind_when_interrupted(tmp_path):
+    target = tmp_path / "out" / "photo.png"
+    target.parent.mkdir()
+    target.write_bytes(b"the earlier, complete output")
+
+    class Interrupted(BaseException):  # what Ctrl-C (KeyboardInterrupt) is
+        pass
+
+    class Exploding:
+        def save(self, handle, format, **params):
+            handle.write(b"half a PNG")
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        atomic_save(Exploding(), target, "PNG")
+    assert target.read_bytes() == b"the earlier, complete output"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["photo.png"], "temporary file left behind"
+
+
+def test_outputs_are_readable_like_any_file_the_user_creates(tmp_path):
+    decoded, rgb = _source(tmp_path, "PNG")
+    out = encode(rgb, decoded, tmp_path / "out.png")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask, oct(out.stat().st_mode)
+
+
+@pytest.mark.parametrize("fmt,sixteen", [("JPEG", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True), ("BMP", False)])
+def test_scan_resolution_is_kept_and_follows_orientation(tmp_path, fmt, sixteen):
+    gray = _gray()[:20, :30]
+    image = Image.fromarray(gray.astype(np.uint16) * 257 if sixteen else gray)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter: the 600 dpi side becomes the vertical one
+    path = tmp_path / f"scan.{FORMATS[fmt]}"
+    image.save(path, format=fmt, dpi=(600, 300), **({} if fmt == "BMP" else {"exif": exif.tobytes()}))
+    decoded = decode(path)
+    expected = (600, 300) if fmt == "BMP" else (300, 600)
+    assert decoded.dpi == pytest.approx(expected, abs=0.5)
+    out = encode(np.dstack([decoded.pixels] * 3), decoded, tmp_path / "out" / path.name)
+    assert Image.open(out).info["dpi"] == pytest.approx(expected, abs=0.5)
