@@ -4,16 +4,19 @@ Only this layer talks to the user. Heavy modules (torch, timm) are imported insi
 commands, so ``colorize --help`` and ``--version`` start in a fraction of a second.
 
 Exit codes: 0 every file ok or skipped; 1 at least one file failed; 2 a usage error (bad
-option, unknown expert, unsafe output folder); 130 interrupted (Ctrl-C).
+option, unknown expert, unusable weights file, unsafe output folder); 130 interrupted
+(Ctrl-C or SIGTERM; run the same command again to resume).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from colorize import __version__
 
@@ -38,8 +41,60 @@ _debug = False
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """A one-line error for the user (no traceback unless --debug)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+WEIGHTS_HELP = "Use this weights file for an expert: NAME=FILE (repeatable). Highest precedence."
+
+
+def parse_weights(items: list[str]) -> dict[str, Path]:
+    weights = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            fail(f"--weights expects NAME=FILE, got {item!r}")
+        if not Path(file).is_file():
+            fail(f"--weights {name}: no such file {file}")
+        weights[name] = Path(file)
+    return weights
+
+
+def build_pipeline(expert, threshold, weights, classifier_weights, device, work_size=None, saturation=1.0):
+    """A Pipeline from command-line options, or a one-line error (exit 2)."""
+    from colorize.experts.modelfile import ModelFileError
+    from colorize.pipelines.inference import Pipeline, PipelineError
+    from colorize.router import NoFallbackExpertError, UnknownExpertError
+
+    if threshold is not None and not 0 <= threshold <= 1:
+        fail("--threshold must be between 0 and 1")
+    try:
+        return Pipeline.from_config(
+            weights=parse_weights(weights),
+            classifier_weights=classifier_weights,
+            threshold=threshold,
+            expert=expert,
+            device=device,
+            work_size=work_size,
+            saturation=saturation,
+        )
+    except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError) as error:
+        fail(str(error))
+
+
+def progress_bar():
+    """The one progress display: description, bar, n/total, a free ``info`` field, elapsed, ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _version(value: bool) -> None:
@@ -62,12 +117,9 @@ def main() -> None:
     from colorize.pipelines import cli_colorize, cli_eval, cli_train  # noqa: F401
     try:
         app()
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # the last line of defence: one line unless --debug
         if _debug or "--debug" in sys.argv:
             raise
-        console.print(f"[bold red]error:[/] {type(error).__name__}: {error}", highlight=False)
+        console.print(f"[bold red]error:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)
         console.print("[dim]run again with --debug for the full traceback[/]")
         sys.exit(EXIT_FAILED)

@@ -12,62 +12,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 from rich.markup import escape
 from rich.table import Table
 
-from colorize.pipelines.cli import EXIT_FAILED, EXIT_INTERRUPTED, app, console, fail
+from colorize.pipelines.cli import EXIT_FAILED, EXIT_INTERRUPTED, WEIGHTS_HELP, app, build_pipeline, console, fail, progress_bar
 
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
-WEIGHTS_HELP = "Use this weights file for an expert: NAME=FILE (repeatable). Highest precedence."
-
-
-def _parse_weights(items: list[str]) -> dict[str, Path]:
-    weights = {}
-    for item in items:
-        name, sep, file = item.partition("=")
-        if not sep or not name or not file:
-            fail(f"--weights expects NAME=FILE, got {item!r}")
-        if not Path(file).is_file():
-            fail(f"--weights {name}: no such file {file}")
-        weights[name] = Path(file)
-    return weights
-
-
-def _build_pipeline(expert, threshold, weights, classifier_weights, device, work_size=None, saturation=1.0):
-    from colorize.experts.modelfile import ModelFileError
-    from colorize.pipelines.inference import Pipeline, PipelineError
-    from colorize.router import NoFallbackExpertError, UnknownExpertError
-
-    if threshold is not None and not 0 <= threshold <= 1:
-        fail("--threshold must be between 0 and 1")
-    try:
-        return Pipeline.from_config(
-            weights=_parse_weights(weights),
-            classifier_weights=classifier_weights,
-            threshold=threshold,
-            expert=expert,
-            device=device,
-            work_size=work_size,
-            saturation=saturation,
-        )
-    except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError) as error:
-        fail(str(error))
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 @app.command()
 def auto(
     paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns (quote globs).", show_default=False),
@@ -100,15 +51,15 @@ def auto(
     try:
         work = plan(paths, output, recursive=recursive, suffix=suffix)
     except PlanError as error:
-        fail(escape(str(error)))
+        fail(str(error))
     if report is not None and any(report.resolve() == job.input.resolve() for job in work.jobs):
-        fail(escape(f"--report {report} is one of the input photos; choose another report file"))
+        fail(f"--report {report} is one of the input photos; choose another report file")
     if verbose:
         for ignored in work.ignored:
             console.print(f"[dim]ignored (not an image): {escape(str(ignored))}[/]", highlight=False, soft_wrap=True)
         for earlier in work.earlier_outputs:
             console.print(f"[dim]ignored (a colorize output): {escape(str(earlier))}[/]", highlight=False, soft_wrap=True)
-    pipeline = _build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+    pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
     _load_experts(pipeline, expert, FATAL_ERRORS)
     options = RunOptions(
         on_exists=on_exists,
@@ -141,15 +92,15 @@ def auto(
 
     previous_sigterm = _sigterm_as_interrupt()
     try:
-        with _progress() as progress:
-            task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), rate="")
+        with progress_bar() as progress:
+            task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), info="")
             # Plan-time failures first (tagged False), then each job in order (tagged True).
             tagged = itertools.chain(((False, o) for o in work.missing), ((True, o) for o in outcomes))
             for is_job, outcome in tagged:
                 finished += is_job
                 account(outcome, progress)
                 done = sum(counts.values())
-                progress.update(task, advance=1, rate=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s")
+                progress.update(task, advance=1, info=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s")
                 if options.fail_fast and outcome.status == FAILED:
                     stopped = "stopped by --fail-fast"
                     break
@@ -158,7 +109,7 @@ def auto(
     except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
         if report_handle:
             report_handle.close()
-        fail(escape(str(error)))
+        fail(str(error))
     finally:
         outcomes.close()  # stops the decode/encode threads; running writes finish whole
         _restore_sigterm(previous_sigterm)
@@ -207,10 +158,10 @@ def _load_experts(pipeline, forced: str | None, fatal: tuple) -> None:
             if meta.get("architecture") not in list_architectures():
                 raise ModelFileError(f"{path}: unknown architecture {meta.get('architecture')!r}; known: {', '.join(list_architectures())}")
         except fatal as error:
-            fail(escape(str(error)))
+            fail(str(error))
         except (KeyError, TypeError, ValueError) as error:  # metadata that names no buildable network
             detail = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError's str() adds quotes
-            fail(escape(f"{path}: not a usable colorize expert for {name!r} ({detail})"))
+            fail(f"{path}: not a usable colorize expert for {name!r} ({detail})")
 
 
 def _sigterm_as_interrupt():
@@ -236,7 +187,7 @@ def _open_report(report: Path | None):
         report.parent.mkdir(parents=True, exist_ok=True)
         return open(report, "w", encoding="utf-8")
     except OSError as error:
-        fail(escape(f"cannot write report {report}: {error.strerror}"))
+        fail(f"cannot write report {report}: {error.strerror}")
 
 
 def _announce(outcome, verbose: bool, progress: Progress) -> None:
@@ -291,26 +242,26 @@ def classify(
     from colorize.pipelines.imageio import ImageError, decode
 
     work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
-    pipeline = _build_pipeline(None, threshold, weights, classifier_weights, "cpu")
+    pipeline = build_pipeline(None, threshold, weights, classifier_weights, "cpu")
     table = Table(title="routes")
     for column in ("photo", "expert", "confidence", "reason", "probabilities"):
         table.add_column(column)
     failed = len(work.missing)
     for outcome in work.missing:
-        console.print(f"[red]failed[/] {outcome.input}: {outcome.reason}", highlight=False)
+        console.print(f"[red]failed[/] {escape(str(outcome.input))}: {escape(outcome.reason)}", highlight=False)
     for job in work.jobs:
         try:
             decoded = decode(job.input, int(max_pixels * 1e6))
         except ImageError as error:
             failed += 1
-            console.print(f"[red]failed[/] {job.input}: {error}", highlight=False)
+            console.print(f"[red]failed[/] {escape(str(job.input))}: {escape(str(error))}", highlight=False)
             continue
         route = pipeline.route([decoded.lightness()])[0]
         if as_json:
             typer.echo(json.dumps({"input": str(job.input), **route.as_dict()}))
         else:
             probabilities = " ".join(f"{k}={v:.2f}" for k, v in route.probabilities.items())
-            table.add_row(str(job.input), route.expert, f"{route.confidence:.2f}", route.reason, probabilities)
+            table.add_row(escape(str(job.input)), route.expert, f"{route.confidence:.2f}", route.reason, probabilities)
     if not as_json:
         from rich.console import Console
 

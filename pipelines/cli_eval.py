@@ -11,8 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from colorize.pipelines.cli import EXIT_FAILED, app, console, fail
-from colorize.pipelines.cli_colorize import WEIGHTS_HELP, _build_pipeline, _progress
+from colorize.pipelines.cli import EXIT_FAILED, WEIGHTS_HELP, app, build_pipeline, console, fail, progress_bar
 
 # (key in metrics.summarize, column title, format, True when higher is better)
 _COLUMNS = (
@@ -58,7 +57,7 @@ def evaluate(
     except (DataError, EvaluationError) as error:
         fail(str(error))
     # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
-    pipeline = _build_pipeline(None if AUTO in modes else modes[0] if modes else None, threshold, weights, classifier_weights, device)
+    pipeline = build_pipeline(None if AUTO in modes else modes[0] if modes else None, threshold, weights, classifier_weights, device)
     try:
         check_modes(modes, pipeline)
     except EvaluationError as error:
@@ -111,15 +110,15 @@ def _check_options(batch_size: int, sheet: Path | None, sheet_count: int, json_p
 def _run(scoring, evaluation, total: int) -> float:
     """Consume the scoring generator under a progress bar; returns the seconds it took."""
     started = time.perf_counter()
-    with _progress() as progress:
-        task = progress.add_task("evaluating", total=total, rate="")
+    with progress_bar() as progress:
+        task = progress.add_task("evaluating", total=total, info="")
         for scored in scoring:
             evaluation.add(scored)
             if scored.error is not None:
                 style = "red]failed" if scored.failed else "yellow]skipped"
                 progress.console.print(f"[{style}[/] {scored.sample.path}: {scored.error}", highlight=False)
             rate = len(evaluation.scored) / max(1e-9, time.perf_counter() - started)
-            progress.update(task, advance=1, rate=f"{rate:.2f} img/s")
+            progress.update(task, advance=1, info=f"{rate:.2f} img/s")
     return time.perf_counter() - started
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, train_app
+from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, progress_bar, train_app
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -17,7 +16,7 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 class _TrainingDisplay:
     """Turns training events into a rich progress bar and one line per epoch."""
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress):
         self.progress = progress
         self.task = None
 
@@ -50,18 +49,6 @@ class _TrainingDisplay:
             p.console.print(f"[yellow]interrupted[/]: checkpoint saved at {data['checkpoint']}; continue with --resume")
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
 def _run(train, config, **kwargs):
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable
@@ -69,7 +56,7 @@ def _run(train, config, **kwargs):
 
     started = time.perf_counter()
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             # One display per job: the other ranks of a torchrun job stay quiet.
             display = _TrainingDisplay(progress) if is_main_process() else (lambda *a, **k: None)
             model_file = train(config, callback=display, **kwargs)

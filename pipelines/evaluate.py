@@ -27,7 +27,7 @@ from PIL import Image
 
 from colorize.pipelines import metrics
 from colorize.pipelines.data import is_grayscale, is_validation, list_images
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, ImageError, _atomic_write, decode, lightness_from_array
+from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, ImageError, atomic_write, decode, lightness_from_array
 from colorize.pipelines.inference import Pipeline, compose_rgb
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route, route
@@ -402,4 +402,4 @@ def _finite(value):
 def write_json(data: dict, path: Path) -> Path:
     """Write ``data`` as strict JSON through a temporary file and a rename: never a half-written file."""
     text = json.dumps(_finite(data), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
-    return _atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+    return atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))

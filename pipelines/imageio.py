@@ -342,7 +342,7 @@ def atomic_save(image: Image.Image, path: Path, format: str, **params) -> Path:
     A crash or Ctrl-C at any moment leaves either no file or the complete new one, never a
     partial image; the temporary name starts with '.' and ends '.tmp', so no run ingests it.
     """
-    return _atomic_write(Path(path), lambda handle: image.save(handle, format=format, **params))
+    return atomic_write(Path(path), lambda handle: image.save(handle, format=format, **params))
 
 
 def _to_8bit_image(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
@@ -393,8 +393,8 @@ def encode(
         array = _to_16bit_array(rgb, source.alpha)
         if fmt == "PNG":
             exif16 = _exif_with_software(exif, software)
-            return _atomic_write(Path(path), lambda handle: _write_png16(handle, array, note, icc, exif16, source.dpi))
-        return _atomic_write(Path(path), lambda handle: _write_tiff16(handle, array, software, icc, exif, source.dpi))
+            return atomic_write(Path(path), lambda handle: _write_png16(handle, array, note, icc, exif16, source.dpi))
+        return atomic_write(Path(path), lambda handle: _write_tiff16(handle, array, software, icc, exif, source.dpi))
     image = _to_8bit_image(rgb, source.alpha)
     params: dict = {}
     if source.dpi and fmt != "WEBP":
@@ -431,7 +431,7 @@ def _exif_with_software(exif: bytes | None, software: str | None) -> bytes | Non
     return data.tobytes()
 
 
-def _atomic_write(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
