@@ -158,6 +158,21 @@ def _read_16bit_rgb_tiff(path: Path) -> np.ndarray | None:
     return None
 
 
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as handle:
+        header = handle.read(25)  # signature (8), IHDR length + type (8), width, height, bit depth
+    return header[24] if len(header) == 25 else 8
+
+
+def _read_16bit_png(path: Path) -> np.ndarray:
+    """PIL reads 16-bit colour and gray+alpha PNGs only as 8 bits; pypng keeps all 16."""
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return array.reshape(height, width, info["planes"])
+
+
 def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Read one image file, upright. Raises ``ImageError`` (one line) for anything unusable.
 
@@ -185,9 +200,12 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             array = None
             if fmt == "TIFF" and image.mode in ("RGB", "RGBA") and 16 in _bits_per_sample(image):
                 array = _read_16bit_rgb_tiff(path)
+            elif fmt == "PNG" and image.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
+                array = _read_16bit_png(path)
             if array is not None:
-                data, bits = np.ascontiguousarray(array[..., :3]), 16
-                alpha = array[..., 3].copy() if array.shape[-1] == 4 else None
+                colour = 1 if array.shape[-1] in (1, 2) else 3  # gray(+alpha) or RGB(+alpha)
+                data, bits = np.ascontiguousarray(array[..., :colour].squeeze(-1) if colour == 1 else array[..., :3]), 16
+                alpha = array[..., colour].copy() if array.shape[-1] in (2, 4) else None
             else:
                 data, alpha, bits = _array_from_image(image)
                 if fmt == "TIFF" and _ORIENTATION not in getattr(image, "tag_v2", {}):

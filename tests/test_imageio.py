@@ -116,6 +116,23 @@ def test_sixteen_bit_rgb_tiff_keeps_sixteen_bits_and_alpha(tmp_path):
     assert np.array_equal(decoded.data, rgba[..., :3]) and np.array_equal(decoded.alpha, rgba[..., 3])
 
 
+@pytest.mark.parametrize("planes", [2, 3, 4], ids=["gray+alpha", "RGB", "RGBA"])
+def test_sixteen_bit_png_keeps_sixteen_bits_and_alpha(tmp_path, planes):
+    import png
+
+    pixels = np.random.default_rng(3).integers(0, 65536, (6, 9, planes), dtype=np.uint16)
+    path = tmp_path / "scan16.png"
+    writer = png.Writer(9, 6, bitdepth=16, greyscale=planes == 2, alpha=planes in (2, 4))
+    with open(path, "wb") as handle:
+        writer.write(handle, pixels.reshape(6, -1).tolist())
+    decoded = decode(path)
+    colour = 1 if planes == 2 else 3
+    assert decoded.bits == 16 and decoded.data.dtype == np.uint16
+    assert np.array_equal(decoded.data.reshape(6, 9, colour), pixels[..., :colour])
+    if planes in (2, 4):
+        assert np.array_equal(decoded.alpha, pixels[..., -1])
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP", "JPEG"])
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied_as_pil_does(tmp_path, orientation, fmt):
