@@ -114,7 +114,8 @@ class ExpertTask:
     def validate(self, model) -> dict[str, float]:
         model.eval()
         rows, gray_rows, losses, self._samples = [], [], [], []
-        subset = list(range(min(len(self.val_set), self.config.val_limit)))
+        # Evenly spread, so a capped subset still covers every folder of a multi-folder run.
+        subset = sorted({int(i) for i in np.linspace(0, len(self.val_set) - 1, min(len(self.val_set), self.config.val_limit))})
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(self.val_set, subset), batch_size=16, collate_fn=collate, num_workers=self.config.workers
         )
