@@ -308,16 +308,38 @@ def list_experts(
         return
     from rich.console import Console
 
-    table = Table(title=f"experts (user folder: {store.home})")
-    for column in ("name", "source", "architecture", "sha256", "metrics", "path"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="installed models (validation metrics from training)")
+    for column in ("name", "source"):
+        table.add_column(column, no_wrap=True)
+    for title, _ in _SHOWN_METRICS:
+        table.add_column(title, no_wrap=True)
     for row in rows:
         metrics = row.get("metrics", {})
-        shown = ", ".join(
-            f"{k.removeprefix('val_')}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float)) and k in _SHOWN_METRICS
-        )
-        table.add_row(row["name"], row["source"], row.get("architecture", row.get("error", "?")), row.get("sha256", "")[:12], shown, row["path"])
-    Console().print(table)
+        shown = [_metric_cell(metrics, keys) for _, keys in _SHOWN_METRICS]
+        table.add_row(row["name"], row["source"], *shown)
+    out = Console(soft_wrap=True)
+    out.print(table)
+    for row in rows:
+        detail = f"[red]{escape(row['error'])}[/]" if "error" in row else f"{row['architecture']}, sha256 {row['sha256'][:16]}"
+        out.print(f"{row['name']}: {detail}, {escape(row['path'])}", highlight=False)
+    out.print(f"user model folder: {escape(str(store.home))}", highlight=False)
 
 
-_SHOWN_METRICS = ("val_psnr", "val_delta_e", "val_colorfulness_ratio", "val_accuracy")
+# (column title, metadata keys): the numbers a user compares models by; a second key is
+# the gray baseline on the same validation photos, shown in brackets.
+_SHOWN_METRICS = (
+    ("PSNR (gray)", ("val_psnr", "val_gray_psnr")),
+    ("ΔE (gray)", ("val_delta_e", "val_gray_delta_e")),
+    ("colour", ("val_colorfulness_ratio",)),
+    ("acc.", ("val_accuracy",)),
+)
+
+
+def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
+    values = [metrics.get(key) for key in keys]
+    if not isinstance(values[0], (int, float)):
+        return ""
+    cell = f"{values[0]:.3g}"
+    if len(values) > 1 and isinstance(values[1], (int, float)):
+        cell += f" ({values[1]:.3g})"
+    return cell
