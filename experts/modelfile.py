@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -86,8 +85,8 @@ def save_model(model: nn.Module, path: Path, metadata: dict[str, Any], half: boo
         tensors[name] = tensor
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # A per-process name rather than mkstemp's, so the file gets the user's usual permissions.
+    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
     try:
         save_file(tensors, tmp, metadata={_METADATA_KEY: json.dumps(metadata, sort_keys=True)})
         os.replace(tmp, path)
