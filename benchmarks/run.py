@@ -1,0 +1,173 @@
+"""colorize speed benchmark: where the time goes on this CPU, and whether the targets are met.
+
+    python benchmarks/run.py            # the full run (a few minutes on a quiet 2-core CPU)
+    python benchmarks/run.py --quick    # a smaller folder, fewer repetitions, no pix2pix
+
+Prints tables and writes JSON (``--json``). Every measurement runs in a fresh child
+process, so process-wide settings (threads, malloc tuning) and peak memory are per
+configuration. See benchmarks/README.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling modules, when run as a script
+
+import cli_runs  # noqa: E402
+import photos as photo_maker  # noqa: E402
+import report  # noqa: E402
+
+# Process configurations compared on the per-image stages (the first is the default).
+CONFIGS = {
+    "default": ({}, []),
+    "no malloc tuning": ({}, ["--no-malloc-tuning"]),
+    "1 thread for everything": ({}, ["--workers", "1"]),
+    "torch 2 threads (OpenMP)": ({}, ["--intra-op", "2", "--workers", "1"]),
+    "torch 2 threads, OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, ["--intra-op", "2", "--workers", "1"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="colorize speed benchmark", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--quick", action="store_true", help="40-photo folder, 2 repetitions, no ablations of 0.25 MP, no pix2pix")
+    parser.add_argument("--folder-images", type=int, default=None, help="photos in the folder test (default 200; 40 with --quick)")
+    parser.add_argument("--reps", type=int, default=None, help="timed passes per photo (default 3; 2 with --quick)")
+    parser.add_argument("--configs", nargs="*", default=None, help=f"configurations to compare (default: all): {', '.join(CONFIGS)}")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the default expert (slow to compile)")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "colorize-benchmark")
+    parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"))
+    args = parser.parse_args(argv)
+    folder_images = args.folder_images or (40 if args.quick else 200)
+    reps = args.reps or (2 if args.quick else 3)
+    configs = args.configs if args.configs is not None else list(CONFIGS)
+
+    load = _LoadMeter()
+    results: dict = {"machine": _machine(), "settings": {"folder_images": folder_images, "reps": reps, "quick": args.quick}}
+    photos = photo_maker.photo_set(args.workdir)
+    _step("start-up")
+    results["startup"] = cli_runs.startup()
+    _step("stages per photo, by configuration")
+    results["stages"] = {}
+    for name in configs:
+        env, flags = CONFIGS[name]
+        sizes = list(photos) if name == "default" else [s for s in photos if s != "0.25MP" or not args.quick]
+        results["stages"][name] = {size: _stages(photos[size], reps, flags, env, args.workdir) for size in sizes}
+    _step("kernels at 12 MP, before and after")
+    results["kernels"] = _worker("kernels.py", ["--photo", str(photos["12MP"][0]), "--reps", str(reps)], {}, args.workdir)
+    _step("networks")
+    skip = ["--skip", "unet_pix2pix"] if args.quick else []
+    extra = (["--compile"] if args.compile else []) + ([] if args.quick else ["--bf16"])
+    results["networks"] = _worker("networks.py", ["--photos", *map(str, photos["0.25MP"]), "--reps", str(max(3, reps)), *skip, *extra], {}, args.workdir)
+    _step(f"command line: a folder of {folder_images} x 2 MP photos")
+    results["cli"] = _cli(photos, folder_images, args.workdir)
+    results["load"] = load.stop()
+    results["targets"] = report.targets(results)
+    report.render(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nJSON: {args.json}")
+    return 0
+
+
+def _stages(paths, reps: int, flags: list[str], env: dict, workdir: Path) -> dict:
+    outdir = workdir / "out-stages"
+    outdir.mkdir(parents=True, exist_ok=True)
+    raw = _worker("measure.py", ["--photos", *map(str, paths), "--reps", str(reps), "--outdir", str(outdir), *flags], env, workdir)
+    per_photo = list(raw["photos"].values())
+    keys = [k for k in per_photo[0] if k != "runs"]
+    # The median photo of the set for each quantity (photos differ a little in content).
+    merged = {k: sorted(p[k] for p in per_photo)[len(per_photo) // 2] for k in keys}
+    return {"median": merged, "per_photo": raw["photos"], "settings": raw["settings"], "peak_rss_mb": raw["peak_rss_mb"]}
+
+
+def _worker(script: str, arguments: list[str], env: dict, workdir: Path) -> dict:
+    out = workdir / f"{script}.json"
+    out.unlink(missing_ok=True)
+    completed = subprocess.run([sys.executable, str(HERE / script), *arguments, "--json", str(out)], env={**os.environ, **env})
+    if completed.returncode != 0:
+        raise SystemExit(f"benchmark worker {script} failed (exit code {completed.returncode})")
+    return json.loads(out.read_text())
+
+
+def _cli(photos, folder_images: int, workdir: Path) -> dict:
+    folder = photo_maker.folder_of(photos["2MP"], folder_images, workdir / "folder-2MP")
+    single = photo_maker.folder_of(photos["2MP"][:1], 1, workdir / "folder-one")
+    large = photo_maker.folder_of(photos["12MP"], len(photos["12MP"]), workdir / "folder-12MP")
+    one = cli_runs.folder_run(single, workdir / "out-one")
+    # Memory is judged flat after the time the 1-photo run took (start-up and a first batch).
+    many = cli_runs.folder_run(folder, workdir / "out-folder", settled_after=one["wall_s"])
+    # Start-up and model loading are paid once per run: the 1-photo run measures them.
+    extra = many["wall_s"] - one["wall_s"]
+    many["steady_images_per_s"] = (many["images"] - 1) / extra if extra > 0 else None
+    big = cli_runs.folder_run(large, workdir / "out-12MP")
+    for run in (one, many, big):
+        run["rss_samples"] = run["rss_samples"][:: max(1, len(run["rss_samples"]) // 200)]
+    return {"one_2MP": one, "folder_2MP": many, "three_12MP": big}
+
+
+class _LoadMeter:
+    """How busy the machine was with *other* work while the benchmark ran (in cores)."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.busy = _busy_seconds()
+        self.ours = _our_cpu_seconds()
+        self.loadavg = os.getloadavg()
+
+    def stop(self) -> dict:
+        wall = time.perf_counter() - self.started
+        result = {"wall_s": wall, "loadavg_start": self.loadavg, "loadavg_end": os.getloadavg()}
+        busy = _busy_seconds()
+        if busy is not None and self.busy is not None:
+            other = (busy - self.busy) - (_our_cpu_seconds() - self.ours)
+            result["other_processes_cores"] = max(0.0, other / wall)
+        return result
+
+
+def _busy_seconds() -> float | None:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    values = [int(v) for v in fields]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _our_cpu_seconds() -> float:
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def _machine() -> dict:
+    import torch
+
+    from colorize import __version__
+    from colorize.pipelines.inference import available_cores
+
+    model = platform.processor()
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": model, "cores": available_cores(), "python": platform.python_version(), "torch": torch.__version__,
+            "colorize": __version__, "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _step(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text} ...", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The pix2pix generator (Isola et al., CVPR 2017), kept as a size and speed reference.
+
+The classic ``UnetGenerator(num_downs=8, ngf=64)``: eight 4x4 stride-2 convolutions
+64-128-256-512-512-512-512-512 (LeakyReLU 0.2, BatchNorm except at both ends), mirrored
+transposed convolutions with skip connections (ReLU, BatchNorm, dropout 0.5 in the three
+innermost up-steps), tanh output. Adapted to 1 input channel (L) and 2 outputs (ab); about
+54.4 M parameters. It is the "big U-Net" that colorization write-ups usually quote, timed by
+``benchmarks/`` beside our default expert so the ratio between them is measured.
+
+Eight halvings need a side that is a multiple of 256: other sizes are padded by
+reflection up to the next multiple and the prediction cropped back, so any H x W works
+(and a 224-pixel work size costs what 256 pixels cost).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from colorize.experts.architectures import register_architecture
+
+
+class _Level(nn.Module):
+    """One U-Net level: down-step, the levels inside it, up-step; its input is concatenated back."""
+
+    def __init__(self, outer: int, inner: int, submodule: nn.Module | None = None, dropout: bool = False):
+        super().__init__()
+        innermost = submodule is None
+        layers: list[nn.Module] = [
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(outer, inner, 4, stride=2, padding=1, bias=False),
+        ]
+        if not innermost:  # pix2pix leaves the 1x1 bottleneck unnormalised
+            layers += [nn.BatchNorm2d(inner), submodule]
+        layers += [
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(inner if innermost else 2 * inner, outer, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(outer),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # As in the reference code, the in-place LeakyReLU also rewrites the skip (x).
+        return torch.cat((x, self.model(x)), dim=1)
+
+
+class Pix2PixUNet(nn.Module):
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, ngf: int = 64, num_downs: int = 8):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError("num_downs must be at least 5 (64-128-256-512 and the innermost level)")
+        level = _Level(ngf * 8, ngf * 8)
+        for _ in range(num_downs - 5):
+            level = _Level(ngf * 8, ngf * 8, level, dropout=True)
+        for width in (4, 2, 1):
+            level = _Level(ngf * width, ngf * width * 2, level)
+        self.down = nn.Conv2d(in_channels, ngf, 4, stride=2, padding=1, bias=False)
+        self.levels = level
+        self.up = nn.Sequential(nn.ReLU(inplace=True), nn.ConvTranspose2d(2 * ngf, out_channels, 4, stride=2, padding=1))
+        self.multiple = 2**num_downs
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        height, width = lightness.shape[-2:]
+        pad_h, pad_w = -height % self.multiple, -width % self.multiple
+        if pad_h or pad_w:
+            # Reflection needs the pad to be smaller than the side; tiny inputs are replicated.
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            lightness = F.pad(lightness, (0, pad_w, 0, pad_h), mode=mode)
+        x = self.up(self.levels(self.down(lightness)))
+        return torch.tanh(x[..., :height, :width])
+
+
+@register_architecture
+def unet_pix2pix(in_channels: int = 1, out_channels: int = 2, ngf: int = 64, num_downs: int = 8) -> nn.Module:
+    return Pix2PixUNet(in_channels, out_channels, ngf, num_downs)
