@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from colorize.experts.modelfile import ModelFileError
 from colorize.pipelines.data import IMAGE_SUFFIXES
 from colorize.pipelines.imageio import (
@@ -25,9 +27,10 @@ from colorize.pipelines.imageio import (
     decode,
     encode,
     is_colour_photo,
+    output_bits,
     read_marker,
 )
-from colorize.pipelines.inference import Pipeline
+from colorize.pipelines.inference import Pipeline, Prediction
 from colorize.router import Route
 from colorize.router.policy import NoFallbackExpertError
 
@@ -301,8 +304,18 @@ def _note(route: Route) -> str:
     return f"colorized by expert {route.expert} ({reason}), colorize {__version__}"
 
 
-def _encode_job(rgb, decoded: DecodedImage, job: Job, route: Route, options: RunOptions) -> None:
-    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=_note(route))
+class _ComposeError(Exception):
+    """Joining chroma with L failed (as opposed to writing the file)."""
+
+
+def _encode_job(prediction: Prediction, decoded: DecodedImage, job: Job, options: RunOptions) -> None:
+    # Composing here, in an I/O thread, keeps the second core busy while the networks run,
+    # and a waiting job holds L and a small ab rather than a full-size float RGB image.
+    try:
+        rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded) == 8 else np.float32)
+    except Exception as error:
+        raise _ComposeError(_one_line(error)) from error
+    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=_note(prediction.route))
 
 
 @dataclass
@@ -311,6 +324,7 @@ class _Slot:
 
     outcome: Outcome | None = None
     write: Future | None = None
+    pixels: int = 0  # of the image its write holds
 
 
 def run(pipeline: Pipeline, jobs: list[Job], options: RunOptions) -> Iterator[Outcome]:
@@ -352,6 +366,8 @@ def _run(pool: ThreadPoolExecutor, pipeline: Pipeline, jobs: list[Job], options:
                     return
                 try:
                     slot.write.result()
+                except _ComposeError as error:
+                    slot.outcome.status, slot.outcome.reason = FAILED, f"cannot colorize ({error})"
                 except Exception as error:  # a write failure fails this file only
                     slot.outcome.status, slot.outcome.reason = FAILED, f"cannot write output ({_one_line(error)})"
             order.popleft()
@@ -379,7 +395,8 @@ def _run(pool: ThreadPoolExecutor, pipeline: Pipeline, jobs: list[Job], options:
         if batch:
             _colorize_batch(pool, pipeline, batch, options)
         # Block when writes fall behind: each queued write holds a full-size image.
-        yield from flush(block=(failed and options.fail_fast) or len(order) > 2 * options.batch_size)
+        waiting = sum(slot.pixels for slot in order if slot.write is not None and not slot.write.done())
+        yield from flush(block=(failed and options.fail_fast) or waiting > 2 * options.batch_pixels)
     yield from flush(block=True)
 
 
@@ -387,7 +404,7 @@ def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline, batch, options
     """Run the networks on ``batch`` and queue the writes; fills each job's slot."""
     started = time.perf_counter()
     try:
-        results = pipeline.colorize_lightness([decoded.lightness() for _, decoded, _, _ in batch])
+        results = pipeline.predict([decoded.lightness() for _, decoded, _, _ in batch])
     except FATAL_ERRORS:
         raise
     except Exception:
@@ -396,7 +413,7 @@ def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline, batch, options
         results = []
         for _, decoded, _, _ in batch:
             try:
-                results.extend(pipeline.colorize_lightness([decoded.lightness()]))
+                results.extend(pipeline.predict([decoded.lightness()]))
             except FATAL_ERRORS:
                 raise
             except Exception as error:
@@ -407,4 +424,5 @@ def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline, batch, options
             slot.outcome = Outcome(job.input, job.output, FAILED, f"cannot colorize ({_one_line(result)})", None, seconds + share)
             continue
         slot.outcome = Outcome(job.input, job.output, OK, None, result.route, seconds + share)
-        slot.write = pool.submit(_encode_job, result.rgb, decoded, job, result.route, options)
+        slot.write = pool.submit(_encode_job, result, decoded, job, options)
+        slot.pixels = decoded.data.shape[0] * decoded.data.shape[1]

@@ -107,6 +107,9 @@ def to_float(array: np.ndarray) -> np.ndarray:
 
 def lightness_from_array(pixels: np.ndarray) -> torch.Tensor:
     """(H, W) gray or (H, W, 3) RGB, float in [0, 1] or uint8/uint16 -> L in [0, 100], (1, H, W)."""
+    if pixels.ndim == 2 and pixels.dtype in (np.uint8, np.uint16):
+        # Gray integers: L straight from a table (torch wants a writable array; PIL's are not).
+        return gray_to_lightness(torch.from_numpy(np.require(pixels, requirements="W"))[None])
     if pixels.dtype in (np.uint8, np.uint16):
         # One pass from integers to scaled floats (and a writable array: PIL's are read-only).
         scale = 255.0 if pixels.dtype == np.uint8 else 65535.0
@@ -363,8 +366,32 @@ def atomic_save(image: Image.Image, path: Path, format: str, **params) -> Path:
     return atomic_write(Path(path), lambda handle: image.save(handle, format=format, **params))
 
 
+def output_bits(source: DecodedImage) -> int:
+    """16 where the input was 16-bit and its format can hold 16 bits per channel, else 8."""
+    return 16 if source.bits == 16 and source.format in ("PNG", "TIFF") else 8
+
+
+def _to_8bit(rgb: np.ndarray, band: int = 64) -> np.ndarray:
+    """float RGB in [0, 1] -> uint8, by bands of rows in one reused buffer.
+
+    The same numbers as ``(clip(rgb, 0, 1) * 255 + 0.5).astype(uint8)``, without that
+    expression's full-size temporaries (over 400 MB for a 12 MP photo).
+    """
+    if rgb.dtype == np.uint8:
+        return rgb
+    out = np.empty(rgb.shape, np.uint8)
+    scratch = np.empty((band, *rgb.shape[1:]), np.float32)
+    for top in range(0, rgb.shape[0], band):
+        part = scratch[: min(band, rgb.shape[0] - top)]
+        np.multiply(rgb[top : top + band], 255, out=part)
+        part += 0.5
+        np.clip(part, 0, 255, out=part)
+        out[top : top + band] = part
+    return out
+
+
 def _to_8bit_image(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
-    array = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    array = _to_8bit(rgb)
     if alpha is None:
         return Image.fromarray(array, "RGB")
     alpha8 = alpha if alpha.dtype == np.uint8 else (alpha.astype(np.float32) / 257 + 0.5).astype(np.uint8)
@@ -394,7 +421,8 @@ def encode(
     note: str | None = None,
     quality: int = 95,
 ) -> Path:
-    """Write ``rgb`` (float (H, W, 3) in [0, 1]) in the source's format, bit depth and alpha, atomically.
+    """Write ``rgb`` (float (H, W, 3) in [0, 1], or uint8 for an 8-bit output) in the source's
+    format, bit depth and alpha, atomically.
 
     ICC profile (when it is an RGB one) and EXIF of the source are kept where the format
     allows (unless ``keep_metadata`` is False); ``note`` records the colorization in the
@@ -407,7 +435,7 @@ def encode(
         note = note.encode("ascii", "replace").decode()  # EXIF and TIFF strings are 7-bit ASCII
     software = f"{COLORIZED_TAG}: {note}" if note else None
     fmt = source.format
-    if source.bits == 16 and fmt in ("PNG", "TIFF"):
+    if output_bits(source) == 16:
         array = _to_16bit_array(rgb, source.alpha)
         if fmt == "PNG":
             exif16 = _exif_with_software(exif, software)
@@ -420,7 +448,8 @@ def encode(
     if icc and fmt != "BMP":
         params["icc_profile"] = icc
     if fmt == "JPEG":
-        image = image.convert("RGB")  # JPEG has no alpha
+        if image.mode != "RGB":
+            image = image.convert("RGB")  # JPEG has no alpha
         params.update(quality=quality, subsampling=0)
     elif fmt == "WEBP":
         params.update(quality=quality)

@@ -387,3 +387,10 @@ def test_scan_resolution_is_kept_and_follows_orientation(tmp_path, fmt, sixteen)
     assert decoded.dpi == pytest.approx(expected, abs=0.5)
     out = encode(np.dstack([decoded.pixels] * 3), decoded, tmp_path / "out" / path.name)
     assert Image.open(out).info["dpi"] == pytest.approx(expected, abs=0.5)
+
+
+def test_banded_8bit_conversion_matches_the_plain_formula():
+    from colorize.pipelines.imageio import _to_8bit
+
+    rgb = np.random.default_rng(4).uniform(-0.2, 1.2, (130, 7, 3)).astype(np.float32)  # over two bands, out of range too
+    assert np.array_equal(_to_8bit(rgb), (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
