@@ -6,9 +6,11 @@ process-wide), e.g.::
     python benchmarks/measure.py --photos a.jpg b.jpg --reps 3 --json out.json
 
 Stages of one photo, in the order the CLI runs them: decode (imageio.decode), lightness
-(DecodedImage.lightness), classify (Pipeline.route), expert (Pipeline.predict_small_ab:
-resize to the work size + network), compose (chroma upsample + LAB -> RGB at full size),
-encode (imageio.encode: float -> 8 bit, JPEG, atomic write). The I/O floor is measured in
+(DecodedImage.lightness), classify (Pipeline.shrink, the one downsample of L that both
+networks read, + Pipeline.route), expert (Pipeline.predict_small_ab: resize to the work
+size when it differs + network), compose (chroma upsample + LAB -> RGB at full size,
+straight to 8 bits for an 8-bit output, as ``colorize auto`` does), encode (imageio.encode:
+JPEG, atomic write). The I/O floor is measured in
 the same loop: decoding the same file and writing the same output pixels (already 8-bit)
 as a JPEG with imageio's settings — no model, no colour maths.
 """
@@ -66,7 +68,7 @@ def time_one(pipeline, path: Path, outdir: Path) -> dict[str, float]:
     import torch
     from PIL import Image
 
-    from colorize.pipelines.imageio import decode, encode
+    from colorize.pipelines.imageio import decode, encode, output_bits
     from colorize.pipelines.inference import compose_upsampled
 
     times: dict[str, float] = {}
@@ -81,15 +83,21 @@ def time_one(pipeline, path: Path, outdir: Path) -> dict[str, float]:
     decoded = timed("decode", decode, path)
     lightness = timed("lightness", decoded.lightness)
     with torch.inference_mode():
-        routes = timed("classify", pipeline.route, [lightness])
-        small = timed("expert", pipeline.predict_small_ab, [lightness], routes)
-        rgb = timed("compose", compose_upsampled, lightness, small[0], pipeline.map_bands)
+        # As Pipeline.predict does it: one shared downsample (counted in classify), then both networks.
+        def classify(images):
+            shrunk = pipeline.shrink(images)
+            return pipeline.route(shrunk), shrunk
+
+        routes, shrunk = timed("classify", classify, [lightness])
+        small = timed("expert", pipeline.predict_small_ab, shrunk, routes)
+        dtype = np.uint8 if output_bits(decoded) == 8 else np.float32
+        rgb = timed("compose", compose_upsampled, lightness, small[0], pipeline.map_bands, dtype)
     output = outdir / f"{path.parent.name}_{path.name}"
     timed("encode", encode, rgb, decoded, output, True, f"benchmark, expert {routes[0].expert}")
     times["total"] = sum(times[s] for s in STAGES)
     times["cpu"] = time.process_time() - cpu_start
     # The I/O floor, on the same photo and the same output pixels, under the same load.
-    pixels = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    pixels = rgb if rgb.dtype == np.uint8 else (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
     del rgb, small, lightness
     start = time.perf_counter()
     decode(path)

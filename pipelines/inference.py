@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from colorize.classifier.model import SceneClassifier, find_classifier
 from colorize.configs import load_config
 from colorize.experts.color import gray_to_lightness, join_lab, lab_planes_to_rgb, lab_to_rgb
+from colorize.experts.modelfile import ModelFileError, read_metadata
 from colorize.experts.store import Expert, ExpertStore
 from colorize.pipelines.imageio import lightness_from_array, pixels_from_image
 from colorize.router import Route, RoutingPolicy, route
@@ -113,6 +114,12 @@ def compose_upsampled(lightness: torch.Tensor, small_ab: torch.Tensor, map_bands
     band = max(1, _BAND_PIXELS // width)
 
     def compose_band(top: int) -> None:
+        # Worker threads do not inherit inference mode; without it, writing into a buffer
+        # made under inference mode (or from its tensors) is refused.
+        with torch.inference_mode():
+            _compose_band(top)
+
+    def _compose_band(top: int) -> None:
         span = slice(top, top + band)
         ab = rows.index_select(1, upper[span]).lerp_(rows.index_select(1, lower[span]), weight[:, span])
         if not eight_bit:
@@ -172,6 +179,9 @@ def _is_cpu(device) -> bool:
 
 
 def _resize(lightness: torch.Tensor, size: int) -> torch.Tensor:
+    """(1, H, W) -> (1, 1, size, size), antialiased."""
+    if lightness.shape[-2:] == (size, size):
+        return lightness[None]
     return F.interpolate(lightness[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
@@ -196,6 +206,7 @@ class Pipeline:
         self.saturation = saturation
         self.available = store.names()
         self._experts: dict[str, Expert] = {}
+        self._sizes: list[int] | None = None  # every network input side, for shrink
         # Threads for the full-resolution work; created on first use, shared by all photos.
         self.threads = threads or available_cores()
         self._pool: ThreadPoolExecutor | None = None
@@ -263,6 +274,33 @@ class Pipeline:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="colorize-compose")
         return self._pool.map(function, items)
 
+    def shrink(self, lightness: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each L larger than every network input, downsampled once to the largest of them.
+
+        The classifier's and the experts' inputs are then taken from this small copy: an
+        antialiased resize of a 12 MP image costs more than the classifier itself, and
+        doing it once instead of twice changes an expert's input not at all (it is taken
+        at exactly this size) and the classifier's only by resampling noise.
+        """
+        side = max(self._network_sizes())
+        return [
+            _resize(l.to(self.device), side)[0] if min(l.shape[-2:]) > side else l.to(self.device) for l in lightness
+        ]
+
+    def _network_sizes(self) -> list[int]:
+        if self._sizes is None:
+            sizes = [self.classifier.preprocessing.input_size] if self.classifier is not None else []
+            if self.work_size:
+                sizes.append(self.work_size)
+            else:
+                for name in self.available:
+                    try:
+                        sizes.append(int(read_metadata(self.store.sources()[name].path).metadata["work_size"]))
+                    except (ModelFileError, KeyError, TypeError, ValueError):
+                        pass  # a broken file fails clearly when (and if) it is loaded
+            self._sizes = sizes or [1]
+        return self._sizes
+
     def route(self, lightness: Sequence[torch.Tensor]) -> list[Route]:
         """One ``Route`` per L image (1, H, W); forced routes skip the classifier."""
         if self.forced_expert is not None:
@@ -292,8 +330,9 @@ class Pipeline:
     @torch.inference_mode()
     def predict(self, lightness: Sequence[torch.Tensor]) -> list[Prediction]:
         """Route and run the networks for a batch of L images, each (1, H, W); compose later."""
-        routes = self.route(lightness)
-        small = self.predict_small_ab(lightness, routes)
+        shrunk = self.shrink(lightness)
+        routes = self.route(shrunk)
+        small = self.predict_small_ab(shrunk, routes)
         return [Prediction(r, l.to(self.device), ab) for l, ab, r in zip(lightness, small, routes)]
 
     def colorize_lightness(self, lightness: Sequence[torch.Tensor]) -> list[Result]:

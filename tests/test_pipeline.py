@@ -95,3 +95,30 @@ def test_pipeline_without_classifier_needs_a_forced_expert(tmp_path):
 
     with pytest.raises(PipelineError, match="--expert"):
         Pipeline(None, ExpertStore(home=tmp_path), RoutingPolicy())
+
+
+def test_large_photo_is_downsampled_once_without_changing_the_result(pipeline, photos):
+    big = np.asarray(Image.fromarray(_gray(photos["astronaut"])).resize((700, 500), Image.BICUBIC))
+    lightness = _lightness(big)
+    shared = pipeline.predict([lightness])[0]
+    direct_route = pipeline.route([lightness])[0]
+    direct_ab = pipeline.predict_small_ab([lightness], [direct_route])[0]
+    assert shared.route.expert == direct_route.expert
+    # The expert sees exactly the same input; the classifier a resampled one.
+    assert torch.allclose(shared.small_ab, direct_ab, atol=1e-4), float((shared.small_ab - direct_ab).abs().max())
+    for label, p in direct_route.probabilities.items():
+        assert abs(shared.route.probabilities[label] - p) < 0.05, (label, p, shared.route.probabilities[label])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_compose_on_worker_threads_inside_inference_mode(pipeline, photos, dtype):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from colorize.pipelines.inference import compose_upsampled
+
+    lightness = _lightness(_gray(photos["coffee"]))
+    with torch.inference_mode(), ThreadPoolExecutor(2) as pool:
+        prediction = pipeline.predict([lightness])[0]
+        threaded = compose_upsampled(prediction.lightness, prediction.small_ab, pool.map, dtype)
+    single = compose_upsampled(prediction.lightness, prediction.small_ab, map, dtype)
+    assert threaded.dtype == dtype and np.array_equal(threaded, single)
