@@ -345,8 +345,11 @@ def is_colour_photo(pixels: np.ndarray, chroma_threshold: float = 6.0, min_fract
     """
     if pixels.ndim == 2:
         return False
-    step = max(1, max(pixels.shape[:2]) // 128)  # ~128 px is plenty, and keeps this instant
-    small = torch.from_numpy(to_float(np.ascontiguousarray(pixels[::step, ::step]))).permute(2, 0, 1)
+    # Box-average by at least 4: JPEG stores chroma at half resolution, blurred across sharp
+    # edges while L stays sharp, which would look like colour beside every edge of a toned
+    # print. Averaging blocks lines chroma up with L again; ~64 px also keeps this instant.
+    factor = max(4, max(pixels.shape[:2]) // 64)
+    small = torch.from_numpy(_box_reduce(to_float(pixels), factor)).permute(2, 0, 1)
     lab = rgb_to_lab(small).reshape(3, -1)
     lightness, ab = lab[0], lab[1:]
     bins = 16
@@ -355,6 +358,14 @@ def is_colour_photo(pixels: np.ndarray, chroma_threshold: float = 6.0, min_fract
     counts = torch.zeros(bins).index_add_(0, index, torch.ones_like(lightness)).clamp(min=1)
     residual = (ab - (totals / counts)[:, index]).norm(dim=0)
     return bool((residual > chroma_threshold).float().mean() > min_fraction)
+
+
+def _box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over blocks of about factor x factor pixels (at least one block each way)."""
+    rows, cols = max(1, pixels.shape[0] // factor), max(1, pixels.shape[1] // factor)
+    block_h, block_w = pixels.shape[0] // rows, pixels.shape[1] // cols
+    cropped = np.ascontiguousarray(pixels[: rows * block_h, : cols * block_w], dtype=np.float32)
+    return cropped.reshape(rows, block_h, cols, block_w, -1).mean(axis=(1, 3))
 
 
 def atomic_save(image: Image.Image, path: Path, format: str, **params) -> Path:

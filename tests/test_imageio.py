@@ -240,6 +240,19 @@ def test_gray_and_uniformly_toned_scans_count_as_black_and_white(name, toning):
     assert not is_colour_photo(gray)
 
 
+@pytest.mark.parametrize("name", ["camera", "astronaut"])
+@pytest.mark.parametrize("tint", [(1.0, 0.85, 0.6), (0.55, 0.8, 1.0)], ids=["sepia", "cyanotype"])
+def test_toned_scans_saved_with_half_resolution_jpeg_chroma_are_black_and_white(name, tint):
+    # A tint that scales with brightness (dark brown shadows), saved as a usual 4:2:0 JPEG:
+    # chroma is blurred across every sharp edge while L stays sharp, so near edges the colour
+    # no longer follows brightness unless the test averages over blocks first.
+    gray = np.asarray(Image.fromarray(_photo(name, 256)).convert("L"), dtype=np.float32)
+    toned = np.clip(gray[..., None] * np.array(tint), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(toned).save(buffer, format="JPEG", quality=75, subsampling=2)
+    assert not is_colour_photo(np.asarray(Image.open(buffer).convert("RGB")))
+
+
 # ---------------------------------------------------------------- encoding
 
 
