@@ -140,9 +140,9 @@ def _metrics_table(evaluation, data_dir: Path) -> Table:
         caption += "; auto routed to " + ", ".join(f"{k} {v}" for k, v in routed.items())
     # Compact (no outer edge; the box's one-space column rule, no padding) so 11 columns fit 80 characters.
     table = Table(title=f"colorize eval: {data_dir}", caption=caption, box=box.SIMPLE_HEAD, show_edge=False, padding=0)
-    width = min(16, max(len(name) for methods in summary.values() for name in [*summary, *methods]))
-    table.add_column("category", min_width=width, no_wrap=True)
-    table.add_column("method", min_width=width, no_wrap=True)
+    table.add_column("category", min_width=min(16, max(map(len, summary))), no_wrap=True)
+    # A long expert name folds onto a second line rather than pushing numbers off the edge.
+    table.add_column("method", min_width=min(10, max(len(m) for methods in summary.values() for m in methods)), overflow="fold")
     table.add_column("n", justify="right", no_wrap=True)
     for title in [title for _, title, _, _ in _COLUMNS] + ["colour", "truth", "ratio"]:
         table.add_column(title, justify="right", no_wrap=True, min_width=5)  # numbers are never cut
