@@ -188,11 +188,18 @@ def test_unreadable_and_gray_photos_are_skipped_counted_and_keep_their_place(pip
     assert "grayscale" in records[2]["reason"]
 
 
-def test_summary_puts_the_baseline_beside_every_mode_in_every_category(pipeline, compared):
+@pytest.fixture
+def filled(pipeline, compared):
+    """An Evaluation holding every scored photo of ``compared``."""
     scored, modes = compared
     evaluation = Evaluation(modes, pipeline)
     for s in scored:
         evaluation.add(s)
+    return evaluation, scored, modes
+
+
+def test_summary_puts_the_baseline_beside_every_mode_in_every_category(filled):
+    evaluation, scored, modes = filled
     summary = evaluation.summary()
     assert list(summary) == ["general", "landscape", "people", ALL]
     for category, table in summary.items():
@@ -203,11 +210,8 @@ def test_summary_puts_the_baseline_beside_every_mode_in_every_category(pipeline,
     assert sum(summary[ALL][AUTO]["experts"].values()) == 4
 
 
-def test_routing_confusion_counts_every_photo_in_a_class_folder(pipeline, compared):
-    scored, modes = compared
-    evaluation = Evaluation(modes, pipeline)
-    for s in scored:
-        evaluation.add(s)
+def test_routing_confusion_counts_every_photo_in_a_class_folder(pipeline, filled):
+    evaluation, scored, _ = filled
     routing = evaluation.routing()
     assert {label: sum(row.values()) for label, row in routing["confusion"].items()} == {"people": 1, "general": 2, "landscape": 1}
     right = sum(s.modes[AUTO].route.expert == s.sample.category for s in scored)
