@@ -122,9 +122,9 @@ def _rows(photo: Path, cores: int):
 
 
 def _to_8bit_banded(rgb: np.ndarray) -> np.ndarray:
-    from colorize.pipelines.imageio import _to_8bit  # what imageio writes with now
+    from colorize.pipelines.imageio import to_8bit  # what imageio writes with now
 
-    return _to_8bit(rgb)
+    return to_8bit(rgb)
 
 
 def _to_8bit_now(rgb: np.ndarray) -> np.ndarray:

@@ -382,7 +382,7 @@ def output_bits(source: DecodedImage) -> int:
     return 16 if source.bits == 16 and source.format in ("PNG", "TIFF") else 8
 
 
-def _to_8bit(rgb: np.ndarray, band: int = 64) -> np.ndarray:
+def to_8bit(rgb: np.ndarray, band: int = 64) -> np.ndarray:
     """float RGB in [0, 1] -> uint8, by bands of rows in one reused buffer.
 
     The same numbers as ``(clip(rgb, 0, 1) * 255 + 0.5).astype(uint8)``, without that
@@ -402,7 +402,7 @@ def _to_8bit(rgb: np.ndarray, band: int = 64) -> np.ndarray:
 
 
 def _to_8bit_image(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
-    array = _to_8bit(rgb)
+    array = to_8bit(rgb)
     if alpha is None:
         return Image.fromarray(array, "RGB")
     alpha8 = alpha if alpha.dtype == np.uint8 else (alpha.astype(np.float32) / 257 + 0.5).astype(np.uint8)

@@ -14,14 +14,15 @@ import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from colorize.pipelines.imageio import to_8bit
+
 AB_MAX_ERROR = 150.0  # Zhang et al. 2016: AuC of the per-pixel ab-error CDF over thresholds 0..150
 METRIC_NAMES = ("psnr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth")
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    if rgb.dtype == np.uint8:
-        return rgb
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    """The 8 bits a file stores: the same conversion imageio writes with."""
+    return to_8bit(rgb)
 
 
 def psnr(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -403,7 +403,7 @@ def test_scan_resolution_is_kept_and_follows_orientation(tmp_path, fmt, sixteen)
 
 
 def test_banded_8bit_conversion_matches_the_plain_formula():
-    from colorize.pipelines.imageio import _to_8bit
+    from colorize.pipelines.imageio import to_8bit
 
     rgb = np.random.default_rng(4).uniform(-0.2, 1.2, (130, 7, 3)).astype(np.float32)  # over two bands, out of range too
-    assert np.array_equal(_to_8bit(rgb), (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    assert np.array_equal(to_8bit(rgb), (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
