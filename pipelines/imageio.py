@@ -108,8 +108,9 @@ def to_float(array: np.ndarray) -> np.ndarray:
 def lightness_from_array(pixels: np.ndarray) -> torch.Tensor:
     """(H, W) gray or (H, W, 3) RGB, float in [0, 1] or uint8/uint16 -> L in [0, 100], (1, H, W)."""
     if pixels.ndim == 2 and pixels.dtype in (np.uint8, np.uint16):
-        # Gray integers: L straight from a table (torch wants a writable array; PIL's are not).
-        return gray_to_lightness(torch.from_numpy(np.require(pixels, requirements="W"))[None])
+        # Gray integers: L straight from a table (torch wants a writable, contiguous array;
+        # PIL gives read-only ones, and turning a photo upright leaves negative strides).
+        return gray_to_lightness(torch.from_numpy(np.require(pixels, requirements=("W", "C")))[None])
     if pixels.dtype in (np.uint8, np.uint16):
         # One pass from integers to scaled floats (and a writable array: PIL's are read-only).
         scale = 255.0 if pixels.dtype == np.uint8 else 65535.0
