@@ -8,6 +8,7 @@ import os
 import stat
 
 import numpy as np
+import torch
 import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
@@ -407,3 +408,12 @@ def test_banded_8bit_conversion_matches_the_plain_formula():
 
     rgb = np.random.default_rng(4).uniform(-0.2, 1.2, (130, 7, 3)).astype(np.float32)  # over two bands, out of range too
     assert np.array_equal(to_8bit(rgb), (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+def test_lightness_of_a_mirrored_gray_view():
+    # Turning a photo upright yields numpy views with negative strides; torch refuses those.
+    from colorize.pipelines.imageio import lightness_from_array
+
+    gray = np.array(_gray(16))  # writable, as a decoded photo's pixels are
+    mirrored = gray[:, ::-1]
+    assert torch.equal(lightness_from_array(mirrored), lightness_from_array(np.ascontiguousarray(mirrored)))
