@@ -84,7 +84,8 @@ def train_expert_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     init: Optional[str] = typer.Option(None, "--init", help="scratch, imagenet (needs colorize\\[train]), or an expert name to fine-tune."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse (regression heads; an ab-bin head uses cross-entropy)."),
+    ab_bins: Optional[int] = typer.Option(None, "--ab-bins", help="0: regress ab. N: predict an N x N grid of ab bins, decoded at a temperature chosen on validation (vivid without a fixed boost). \\[default: configs/experts.toml]", show_default=False),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out for validation."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: str = typer.Option("cpu", "--device"),
@@ -103,6 +104,8 @@ def train_expert_command(
         fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
     if loss not in (None, "l1", "mse"):
         fail("--loss must be l1 or mse")
+    if ab_bins is not None and (ab_bins == 1 or ab_bins < 0):
+        fail(f"--ab-bins must be 0 (regression) or at least 2, got {ab_bins}")
     gain = None
     if ab_gain is not None:
         try:
@@ -114,7 +117,7 @@ def train_expert_command(
     overrides = dict(
         architecture=arch, epochs=epochs, size=size, batch_size=batch_size, lr=lr, init=init, loss=loss,
         val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
-        max_steps_per_epoch=max_steps, workers=workers, ab_gain=gain,
+        max_steps_per_epoch=max_steps, workers=workers, ab_gain=gain, ab_bins=ab_bins,
     )
     if arch is not None:
         overrides["arguments"] = {}  # another architecture starts from its own defaults

@@ -15,6 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from colorize.configs import load_config
+from colorize.experts.ab_bins import bin_loss, log_prior, soft_targets
 from colorize.experts.architectures import create_architecture
 from colorize.experts.color import AB_SCALE, join_lab, lab_to_rgb, rgb_to_lab
 from colorize.experts.modelfile import ModelFile, read_metadata
@@ -56,6 +57,9 @@ class ExpertTrainConfig:
     patience: int
     seed: int
     workers: int
+    rebalance_strengths: tuple[float, ...]  # decoder rebalancing strengths tried on validation (ab-bin heads)
+    colorfulness_target: float  # the strength whose validation colourfulness ratio is nearest wins
+    ab_bins: int | None = None  # override: 0 = regression head, n = an n x n ab-bin head
     ab_gain: tuple[float, float] = (1.0, 1.0)  # fixed a/b boost after the network (paper reproduction only)
     device: str = "cpu"
     out: Path | None = None
@@ -73,6 +77,7 @@ class ExpertTrainConfig:
             **config["training"],
         }
         values["crop_scale"] = tuple(values["crop_scale"])
+        values["rebalance_strengths"] = tuple(values["rebalance_strengths"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(name=name, data_dirs=[Path(d) for d in data_dirs], **values)
 
@@ -88,6 +93,8 @@ class ExpertTask:
         self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
         self._samples: list[list[np.ndarray]] = []
         self._gray_summary: dict[str, float] | None = None
+        self.rebalance: float | None = None  # chosen on validation, for ab-bin heads
+        self.rebalance_curve: dict[str, dict[str, float]] = {}
 
     @staticmethod
     def _split(model, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,9 +102,17 @@ class ExpertTask:
         return lab[:, :1], lab[:, 1:]
 
     @staticmethod
-    def _predict(model, lightness: torch.Tensor) -> torch.Tensor:
-        ab = model((lightness - 50.0) / 50.0)
+    def _upsample(ab: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
         return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False) * AB_SCALE
+
+    def _predictions(self, model, lightness: torch.Tensor) -> dict[float | None, torch.Tensor]:
+        """ab in LAB units at L's size: one per candidate rebalancing strength for an ab-bin head, else one."""
+        network = getattr(model, "module", model)
+        if not _ab_bins(network):
+            return {None: self._upsample(model((lightness - 50.0) / 50.0), lightness)}
+        # One forward pass; decoding at each strength costs almost nothing beside it.
+        output = model((lightness - 50.0) / 50.0, raw=True)
+        return {r: self._upsample(network.decode(output, r), lightness) for r in self.config.rebalance_strengths}
 
     def loss(self, model, batch) -> torch.Tensor | None:
         images, _, dropped = batch
@@ -105,7 +120,9 @@ class ExpertTask:
         if len(images) == 0:
             return None
         lightness, ab = self._split(model, images)
-        prediction = self._predict(model, lightness)
+        if _ab_bins(getattr(model, "module", model)):
+            return bin_loss(model((lightness - 50.0) / 50.0, raw=True), ab / AB_SCALE)
+        prediction = self._upsample(model((lightness - 50.0) / 50.0), lightness)
         if self.config.loss == "l1":
             return F.l1_loss(prediction, ab) / AB_SCALE
         return F.mse_loss(prediction, ab) / AB_SCALE**2
@@ -113,7 +130,10 @@ class ExpertTask:
     @torch.inference_mode()
     def validate(self, model) -> dict[str, float]:
         model.eval()
-        rows, gray_rows, losses, self._samples = [], [], [], []
+        rows: dict[float | None, list[dict[str, float]]] = {}
+        gray_rows: list[dict[str, float]] = []
+        first_pairs: list[tuple[np.ndarray, np.ndarray]] = []  # (gray, truth) for the sample sheet
+        first_predictions: dict[float | None, list[np.ndarray]] = {}
         # Evenly spread, so a capped subset still covers every folder of a multi-folder run.
         subset = sorted({int(i) for i in np.linspace(0, len(self.val_set) - 1, min(len(self.val_set), self.config.val_limit))})
         loader = torch.utils.data.DataLoader(
@@ -124,28 +144,42 @@ class ExpertTask:
             if len(images) == 0:
                 continue
             lightness, ab = self._split(model, images)
-            prediction = self._predict(model, lightness)
-            losses.append(float(F.l1_loss(prediction, ab)) / AB_SCALE)
-            # Score what inference will produce, boost included.
-            prediction = prediction * torch.tensor(self.config.ab_gain, device=prediction.device).view(1, 2, 1, 1)
-            colour = lab_to_rgb(join_lab(lightness, prediction)).permute(0, 2, 3, 1).cpu().numpy()
-            truth = images.permute(0, 2, 3, 1).numpy()
+            truth_rgb = images.permute(0, 2, 3, 1).numpy()
+            truths = [metrics.prepare_truth(t) for t in truth_rgb]
             gray = lab_to_rgb(join_lab(lightness, torch.zeros_like(ab))).permute(0, 2, 3, 1).cpu().numpy()
-            for gray_rgb, pred_rgb, true_rgb in zip(gray, colour, truth):
-                rows.append(metrics.image_metrics(pred_rgb, true_rgb))
-                if self._gray_summary is None:
-                    gray_rows.append(metrics.image_metrics(gray_rgb, true_rgb))
-                if len(self._samples) < 6:
-                    self._samples.append([metrics.to_uint8(x) for x in (gray_rgb, pred_rgb, true_rgb)])
+            if self._gray_summary is None:
+                gray_rows.extend(metrics.compare(g, t) for g, t in zip(gray, truths))
+            first_pairs.extend(zip(gray[: 6 - len(first_pairs)], truth_rgb))
+            for strength, prediction in self._predictions(model, lightness).items():
+                # Score what inference will produce, boost included.
+                prediction = prediction * torch.tensor(self.config.ab_gain, device=prediction.device).view(1, 2, 1, 1)
+                colour = lab_to_rgb(join_lab(lightness, prediction)).permute(0, 2, 3, 1).cpu().numpy()
+                rows.setdefault(strength, []).extend(metrics.compare(c, t) for c, t in zip(colour, truths))
+                kept = first_predictions.setdefault(strength, [])
+                kept.extend(colour[: 6 - len(kept)])
         if not rows:
             raise DataError("no usable validation photos (all unreadable or grayscale)")
-        summary = metrics.summarize(rows)
         if self._gray_summary is None:
             # The validation photos never change, so the do-nothing baseline is scored once.
             self._gray_summary = metrics.summarize(gray_rows)
+        by_strength = {r: metrics.summarize(rs) for r, rs in rows.items()}
+        # An ab-bin head is decoded at the strength whose colourfulness comes nearest the
+        # target share of the truth's: vivid enough, without painting every sky blue.
+        chosen = min(by_strength, key=lambda r: abs(by_strength[r]["colorfulness_ratio"] - self.config.colorfulness_target))
+        self.rebalance = chosen
+        self.rebalance_curve = {
+            str(r): {k: round(float(by_strength[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}
+            for r in by_strength
+            if r is not None
+        }
+        self._samples = [
+            [metrics.to_uint8(x) for x in (gray_rgb, predicted, truth)]
+            for (gray_rgb, truth), predicted in zip(first_pairs, first_predictions[chosen])
+        ]
+        summary = by_strength[chosen]
         return {
             "score": summary["delta_e"],
-            "val_loss": float(np.mean(losses)),
+            **({"val_rebalance": chosen} if chosen is not None else {}),
             **{f"val_{k}": round(float(v), 4) for k, v in summary.items() if k != "images"},
             "val_gray_psnr": round(self._gray_summary["psnr"], 4),
             "val_gray_delta_e": round(self._gray_summary["delta_e"], 4),
@@ -156,17 +190,21 @@ class ExpertTask:
         recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items() if k not in {"data_dirs", "out", "run_dir", "resume"}}
         recipe["data_dirs"] = [str(d) for d in self.config.data_dirs]
         best = min(history, key=lambda r: r["score"])
+        arguments = dict(self.config.arguments)
+        if self.rebalance is not None:
+            arguments["rebalance"] = self.rebalance
         return {
             "kind": "expert",
             "category": self.config.name,
             "architecture": self.config.architecture,
-            "arguments": self.config.arguments,
+            "arguments": arguments,
             "work_size": self.config.work_size,
             "normalization": {"l_center": 50.0, "l_scale": 50.0, "ab_scale": AB_SCALE, "ab_gain": list(self.config.ab_gain)},
             "training": {
                 "data": {**self.data_summary, "skipped_files": len(self.skipped_files)},
                 "recipe": recipe,
                 "history": history,
+                **({"rebalance_curve": self.rebalance_curve} if self.rebalance_curve else {}),
             },
             "metrics": {k: v for k, v in best.items() if k.startswith("val_") or k == "epoch"},
         }
@@ -176,8 +214,14 @@ class ExpertTask:
             contact_sheet(self._samples, ["gray | predicted | truth"] * len(self._samples), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
 
 
+def _ab_bins(network: torch.nn.Module) -> int:
+    return getattr(network, "ab_bins", 0)
+
+
 def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Module:
     if config.init in {"scratch", "imagenet"}:
+        if config.ab_bins is not None:
+            config.arguments = {**config.arguments, "ab_bins": config.ab_bins}
         model = create_architecture(config.architecture, **config.arguments)
         if config.init == "imagenet":
             encoder = getattr(model, "encoder", None)
@@ -188,9 +232,39 @@ def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Modu
     # Fine-tuning: the architecture is whatever the starting expert was built with.
     expert = store.load(config.init)
     config.architecture = expert.model_file.metadata["architecture"]
-    config.arguments = expert.model_file.metadata["arguments"]
+    config.arguments = dict(expert.model_file.metadata["arguments"])
     config.work_size = expert.work_size
-    return expert.network.train()
+    if config.ab_bins is None or config.ab_bins == config.arguments.get("ab_bins", 0):
+        return expert.network.train()
+    # Another head on the same body: every tensor whose name and shape match is kept, and the
+    # head starts fresh (e.g. an ab-bin head fine-tuned from a regression expert).
+    config.arguments["ab_bins"] = config.ab_bins
+    config.arguments.pop("rebalance", None)
+    model = create_architecture(config.architecture, **config.arguments)
+    reference = model.state_dict()
+    kept = {k: v for k, v in expert.network.state_dict().items() if k in reference and reference[k].shape == v.shape}
+    model.load_state_dict(kept, strict=False)
+    return model.train()
+
+
+PRIOR_PHOTOS = 512  # enough for a stable colour histogram; a few seconds to read
+
+
+def measure_prior(network: torch.nn.Module, files: list[Path], config: ExpertTrainConfig) -> int:
+    """Set an ab-bin network's colour prior from (a spread of) its training photos; returns how many."""
+    n = network.ab_bins
+    dataset = ColorPhotoDataset(files[:: max(1, len(files) // PRIOR_PHOTOS)], CropPolicy(config.size, flip=False), train=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, collate_fn=collate, num_workers=config.workers)
+    histogram, photos = torch.zeros(n * n), 0
+    with torch.inference_mode():
+        for images, _, _ in loader:
+            if len(images):
+                ab = F.avg_pool2d(rgb_to_lab(images)[:, 1:] / AB_SCALE, 4)  # chroma is smooth; 16x fewer pixels
+                histogram += soft_targets(ab, n).sum(dim=(0, 2, 3))
+                photos += len(images)
+    if photos:
+        network.log_prior.copy_(log_prior(histogram))
+    return photos
 
 
 def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, callback: Callback = lambda *a, **k: None) -> ModelFile:
@@ -208,7 +282,13 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
         "file_list_sha256": file_list_hash(files),
     }
     torch.manual_seed(config.seed)
-    model = _build_model(config, store)
+    try:
+        model = _build_model(config, store)
+    except TypeError as error:
+        raise ValueError(f"architecture {config.architecture!r} does not take these arguments ({error})") from None
+    if _ab_bins(model):
+        config.loss = "cross_entropy"  # an ab-bin head learns a distribution, not one value
+        data_summary["prior_photos"] = measure_prior(model, train_files, config)
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)
     task = ExpertTask(config, model, train_files, val_files, data_summary)
     callback("data", **data_summary)

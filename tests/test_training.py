@@ -165,3 +165,59 @@ def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp
     assert history[-1]["world_size"] == 2
     assert history[-1]["ranks_agree"] is True
     assert done.stderr.count("wrote ") == 1 and done.stderr.count("data: ") == 1, "only rank 0 reports"
+
+
+def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_folder, isolated_home, tmp_path):
+    runner = CliRunner()
+    args = ["train", "expert", "vivid", str(colour_folder), "--arch", "unet_lite", "--ab-bins", "6", "--init", "scratch",
+            "--epochs", "1", "--size", "32", "--batch-size", "8", "--workers", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(isolated_home / "experts" / "vivid.safetensors").metadata
+    assert meta["arguments"]["ab_bins"] == 6
+    assert meta["training"]["recipe"]["loss"] == "cross_entropy"
+    curve = meta["training"]["rebalance_curve"]
+    target = meta["training"]["recipe"]["colorfulness_target"]
+    assert sorted(float(r) for r in curve) == sorted(meta["training"]["recipe"]["rebalance_strengths"])
+    nearest = min(curve, key=lambda r: abs(curve[r]["colorfulness_ratio"] - target))
+    assert meta["arguments"]["rebalance"] == float(nearest) == meta["metrics"]["val_rebalance"]
+    assert meta["metrics"]["val_delta_e"] == curve[nearest]["delta_e"]
+    assert meta["training"]["data"]["prior_photos"] == meta["training"]["data"]["train_images"]
+
+    # The file rebuilds with its chosen strength and its measured colour prior, and colours a photo.
+    expert = ExpertStore().load("vivid")
+    assert expert.network.rebalance == float(nearest)
+    prior = expert.network.log_prior.exp()
+    assert prior.sum() == pytest.approx(1.0, abs=1e-3) and prior.max() > 2 * prior.min(), "a measured, non-uniform prior"
+    gray = tmp_path / "old.png"
+    Image.fromarray(np.full((20, 30), 120, np.uint8)).save(gray)
+    auto = runner.invoke(app, ["auto", str(gray), "-o", str(tmp_path / "out"), "--expert", "vivid"])
+    assert auto.exit_code == 0, auto.output
+
+
+def test_ab_bin_head_fine_tuned_from_a_regression_expert_starts_where_it_was(isolated_home, photos):
+    from colorize.experts.color import rgb_to_lab
+    from colorize.pipelines.train_expert import _build_model
+
+    store = ExpertStore()
+    config = ExpertTrainConfig.from_defaults("vivid", [], init="general", ab_bins=8)
+    model = _build_model(config, store)
+    general = store.load("general").network.state_dict()
+    tuned = model.state_dict()
+    assert tuned["bin_residual.weight"].shape[0] == 64 and "bin_residual.weight" not in general
+    assert all(torch.equal(tuned[k], general[k]) for k in general)
+    assert config.arguments["ab_bins"] == 8 and "rebalance" not in config.arguments
+
+    # Before any training, the distribution is centred on the regression output: decoded
+    # at T = 1 it gives the regression expert's colours, within a small fraction of a unit.
+    rgb = torch.from_numpy(photos["astronaut"][:224, :224].copy()).permute(2, 0, 1)[None].float() / 255
+    lightness = (rgb_to_lab(rgb)[:, :1] - 50) / 50
+    with torch.inference_mode():
+        before, after = store.load("general").network.eval()(lightness), model.eval()(lightness)
+    assert before.abs().mean() * 110 > 1.0, "the regression expert should colour this photo"
+    assert float((before - after).abs().mean()) * 110 < 0.05
+
+
+def test_ab_bins_need_an_architecture_with_that_head(colour_folder, isolated_home):
+    result = CliRunner().invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--ab-bins", "8"])
+    assert result.exit_code == 2 and "does not take" in result.output and "Traceback" not in result.output

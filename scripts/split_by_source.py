@@ -1,0 +1,51 @@
+"""Split a DATA/{category}/ folder by photo source, for validation on sources never trained on.
+
+A random split flatters: photos from one source share cameras, subjects and processing, so a
+model scores better on a held-out tenth of a source it trained on than on a new source.
+This script reads the manifest (columns `category`, `file`, `source_repo_or_package`) and
+builds two folders of symbolic links, `OUT/train/{category}/` and `OUT/heldout/{category}/`,
+the second holding every photo of the named sources.
+
+    python scripts/split_by_source.py ../shared/data .data/by_source \
+        --hold nhantd/CMU16720-Scene-Classification \
+        --hold logicdeveloperTR/Manually-Created-Face-Recognition-Model
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import os
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder holding manifest.csv and the photos it lists")
+    parser.add_argument("out", type=Path, help="folder to create train/ and heldout/ in")
+    parser.add_argument("--hold", action="append", required=True, help="a source to hold out (repeatable)")
+    args = parser.parse_args()
+
+    held = set(args.hold)
+    with open(args.data / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    unknown = held - {row["source_repo_or_package"] for row in rows}
+    if unknown:
+        parser.error(f"not a source in the manifest: {', '.join(sorted(unknown))}")
+
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    for row in rows:
+        part = "heldout" if row["source_repo_or_package"] in held else "train"
+        source = (args.data / row["file"]).resolve()
+        link = args.out / part / row["category"] / source.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            os.symlink(source, link)
+        counts[part, row["category"]] += 1
+    for (part, category), n in sorted(counts.items()):
+        print(f"{part:8s} {category:10s} {n:5d}")
+
+
+if __name__ == "__main__":
+    main()
