@@ -10,7 +10,10 @@ option, unknown expert, unusable weights file, unsafe output folder); 130 interr
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -123,3 +126,21 @@ def main() -> None:
         console.print(f"[bold red]error:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)
         console.print("[dim]run again with --debug for the full traceback[/]")
         sys.exit(EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside, a kill (SIGTERM) is handled like Ctrl-C: writes in flight finish, a training
+    run saves its checkpoint, and the same command resumes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,7 +14,17 @@ from rich.progress import Progress
 from rich.markup import escape
 from rich.table import Table
 
-from colorize.pipelines.cli import EXIT_FAILED, EXIT_INTERRUPTED, WEIGHTS_HELP, app, build_pipeline, console, fail, progress_bar
+from colorize.pipelines.cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    WEIGHTS_HELP,
+    app,
+    build_pipeline,
+    console,
+    fail,
+    progress_bar,
+    sigterm_as_interrupt,
+)
 
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
 @app.command()
@@ -90,9 +98,8 @@ def auto(
             report_handle.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
             report_handle.flush()  # an interrupted run still has a report of what it did
 
-    previous_sigterm = _sigterm_as_interrupt()
     try:
-        with progress_bar() as progress:
+        with sigterm_as_interrupt(), progress_bar() as progress:
             task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), info="")
             # Plan-time failures first (tagged False), then each job in order (tagged True).
             tagged = itertools.chain(((False, o) for o in work.missing), ((True, o) for o in outcomes))
@@ -112,7 +119,6 @@ def auto(
         fail(str(error))
     finally:
         outcomes.close()  # stops the decode/encode threads; running writes finish whole
-        _restore_sigterm(previous_sigterm)
     if stopped:
         for job in work.jobs[finished:]:
             # A write already under way when the run stopped has finished (whole, being atomic).
@@ -162,22 +168,6 @@ def _load_experts(pipeline, forced: str | None, fatal: tuple) -> None:
         except (KeyError, TypeError, ValueError) as error:  # metadata that names no buildable network
             detail = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError's str() adds quotes
             fail(f"{path}: not a usable colorize expert for {name!r} ({detail})")
-
-
-def _sigterm_as_interrupt():
-    """A kill (SIGTERM) is handled like Ctrl-C: writes in flight finish, the report is closed."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _open_report(report: Path | None):
@@ -320,7 +310,7 @@ def list_experts(
     out = Console(soft_wrap=True)
     out.print(table)
     for row in rows:
-        detail = f"[red]{escape(row['error'])}[/]" if "error" in row else f"{row['architecture']}, sha256 {row['sha256'][:16]}"
+        detail = f"[red]{escape(row['error'])}[/]" if "error" in row else f"{_describe(row)}, sha256 {row['sha256'][:16]}"
         out.print(f"{row['name']}: {detail}, {escape(row['path'])}", highlight=False)
     out.print(f"user model folder: {escape(str(store.home))}", highlight=False)
 
@@ -343,3 +333,11 @@ def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
     if len(values) > 1 and isinstance(values[1], (int, float)):
         cell += f" ({values[1]:.3g})"
     return cell
+
+
+def _describe(row: dict) -> str:
+    """Architecture, and for an ab-bin head its grid and the rebalancing it decodes with."""
+    arguments = row.get("arguments") or {}
+    if not arguments.get("ab_bins"):
+        return row["architecture"]
+    return f"{row['architecture']} (ab bins {arguments['ab_bins']}x{arguments['ab_bins']}, rebalance {arguments.get('rebalance', 0)})"

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, progress_bar, train_app
+from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, progress_bar, sigterm_as_interrupt, train_app
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -56,7 +56,7 @@ def _run(train, config, **kwargs):
 
     started = time.perf_counter()
     try:
-        with progress_bar() as progress:
+        with sigterm_as_interrupt(), progress_bar() as progress:
             # One display per job: the other ranks of a torchrun job stay quiet.
             display = _TrainingDisplay(progress) if is_main_process() else (lambda *a, **k: None)
             model_file = train(config, callback=display, **kwargs)

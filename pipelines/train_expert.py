@@ -58,7 +58,8 @@ class ExpertTrainConfig:
     seed: int
     workers: int
     rebalance_strengths: tuple[float, ...]  # decoder rebalancing strengths tried on validation (ab-bin heads)
-    colorfulness_target: float  # the strength whose validation colourfulness ratio is nearest wins
+    colorfulness_target: float  # ...the strength whose validation colourfulness ratio comes nearest this wins,
+    delta_e_tolerance: float  # ...among those within this share of the lowest validation ΔE
     ab_bins: int | None = None  # override: 0 = regression head, n = an n x n ab-bin head
     ab_gain: tuple[float, float] = (1.0, 1.0)  # fixed a/b boost after the network (paper reproduction only)
     device: str = "cpu"
@@ -163,9 +164,7 @@ class ExpertTask:
             # The validation photos never change, so the do-nothing baseline is scored once.
             self._gray_summary = metrics.summarize(gray_rows)
         by_strength = {r: metrics.summarize(rs) for r, rs in rows.items()}
-        # An ab-bin head is decoded at the strength whose colourfulness comes nearest the
-        # target share of the truth's: vivid enough, without painting every sky blue.
-        chosen = min(by_strength, key=lambda r: abs(by_strength[r]["colorfulness_ratio"] - self.config.colorfulness_target))
+        chosen = choose_rebalance(by_strength, self.config.colorfulness_target, self.config.delta_e_tolerance)
         self.rebalance = chosen
         self.rebalance_curve = {
             str(r): {k: round(float(by_strength[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}
@@ -212,6 +211,19 @@ class ExpertTask:
     def on_epoch_end(self, epoch: int, run_dir: Path) -> None:
         if self._samples:
             contact_sheet(self._samples, ["gray | predicted | truth"] * len(self._samples), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+
+
+def choose_rebalance(by_strength: dict, colorfulness_target: float, delta_e_tolerance: float):
+    """The decoding strength to ship, from validation summaries keyed by strength.
+
+    Every bit of extra colour costs some ΔE (a wrong guess costs more than a muted one), so
+    the colour is bought within a budget: of the strengths whose ΔE is within
+    ``delta_e_tolerance`` of the best, the one whose colourfulness ratio comes nearest the
+    target. Vivid where it is cheap, never far worse than the safest choice.
+    """
+    best = min(summary["delta_e"] for summary in by_strength.values())
+    affordable = [r for r, summary in by_strength.items() if summary["delta_e"] <= best * (1 + delta_e_tolerance)]
+    return min(affordable, key=lambda r: abs(by_strength[r]["colorfulness_ratio"] - colorfulness_target))
 
 
 def _ab_bins(network: torch.nn.Module) -> int:

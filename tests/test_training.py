@@ -2,6 +2,11 @@
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -179,20 +184,40 @@ def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_fol
     curve = meta["training"]["rebalance_curve"]
     target = meta["training"]["recipe"]["colorfulness_target"]
     assert sorted(float(r) for r in curve) == sorted(meta["training"]["recipe"]["rebalance_strengths"])
-    nearest = min(curve, key=lambda r: abs(curve[r]["colorfulness_ratio"] - target))
-    assert meta["arguments"]["rebalance"] == float(nearest) == meta["metrics"]["val_rebalance"]
-    assert meta["metrics"]["val_delta_e"] == curve[nearest]["delta_e"]
+    chosen = str(meta["arguments"]["rebalance"])
+    assert meta["metrics"]["val_rebalance"] == float(chosen) and meta["metrics"]["val_delta_e"] == curve[chosen]["delta_e"]
+    tolerance = meta["training"]["recipe"]["delta_e_tolerance"]
+    assert curve[chosen]["delta_e"] <= min(c["delta_e"] for c in curve.values()) * (1 + tolerance)
+    assert 0 < target <= 1
     assert meta["training"]["data"]["prior_photos"] == meta["training"]["data"]["train_images"]
 
     # The file rebuilds with its chosen strength and its measured colour prior, and colours a photo.
     expert = ExpertStore().load("vivid")
-    assert expert.network.rebalance == float(nearest)
+    assert expert.network.rebalance == float(chosen)
     prior = expert.network.log_prior.exp()
     assert prior.sum() == pytest.approx(1.0, abs=1e-3) and prior.max() > 2 * prior.min(), "a measured, non-uniform prior"
     gray = tmp_path / "old.png"
     Image.fromarray(np.full((20, 30), 120, np.uint8)).save(gray)
     auto = runner.invoke(app, ["auto", str(gray), "-o", str(tmp_path / "out"), "--expert", "vivid"])
     assert auto.exit_code == 0, auto.output
+    listing = runner.invoke(app, ["experts"]).output
+    assert f"vivid: unet_lite (ab bins 6x6, rebalance {float(chosen)})" in listing
+
+
+def test_rebalancing_buys_colour_within_a_delta_e_budget():
+    from colorize.pipelines.train_expert import choose_rebalance
+
+    curve = {  # strength: validation summary, as an ab-bin head's typically runs
+        0.0: {"delta_e": 9.0, "colorfulness_ratio": 0.55},
+        0.2: {"delta_e": 9.2, "colorfulness_ratio": 0.66},
+        0.4: {"delta_e": 9.6, "colorfulness_ratio": 0.75},
+        0.6: {"delta_e": 10.4, "colorfulness_ratio": 0.86},
+    }
+    assert choose_rebalance(curve, 0.85, 0.05) == 0.2  # 0.4 would cost 6.7 % ΔE
+    assert choose_rebalance(curve, 0.85, 0.10) == 0.4
+    assert choose_rebalance(curve, 0.85, 0.20) == 0.6
+    assert choose_rebalance(curve, 0.60, 0.20) == 0.0  # nearer the target, and cheaper
+    assert choose_rebalance(curve, 0.85, 0.0) == 0.0
 
 
 def test_ab_bin_head_fine_tuned_from_a_regression_expert_starts_where_it_was(isolated_home, photos):
@@ -221,3 +246,38 @@ def test_ab_bin_head_fine_tuned_from_a_regression_expert_starts_where_it_was(iso
 def test_ab_bins_need_an_architecture_with_that_head(colour_folder, isolated_home):
     result = CliRunner().invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--ab-bins", "8"])
     assert result.exit_code == 2 and "does not take" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_killed_training_run_saves_its_checkpoint_and_resumes(colour_folder, isolated_home):
+    """SIGTERM (a scheduler's pre-emption, a closed session) is handled as Ctrl-C is."""
+    def train_args(epochs: int) -> list[str]:
+        args = ["train", "expert", "killed", str(colour_folder), *TINY]
+        args[args.index("--epochs") + 1] = str(epochs)
+        return args
+
+    command = [sys.executable, "-m", "colorize", *train_args(500)]  # far more epochs than the test waits for
+    checkpoint = isolated_home / "runs" / "killed" / "checkpoint.pt"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and not checkpoint.exists():
+            time.sleep(0.05)
+        assert checkpoint.exists(), "no epoch finished in time"
+        time.sleep(0.5)  # into a later epoch
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=120)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, output
+    assert "interrupted" in output and "--resume" in output and "Traceback" not in output, output
+    saved = torch.load(checkpoint, weights_only=True)["state"]
+    assert saved["epoch"] >= 1
+    assert not (isolated_home / "experts" / "killed.safetensors").exists()
+
+    resumed = CliRunner().invoke(app, [*train_args(saved["epoch"] + 1), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    meta = read_metadata(isolated_home / "experts" / "killed.safetensors").metadata
+    assert [r["epoch"] for r in meta["training"]["history"]] == list(range(1, saved["epoch"] + 2))
