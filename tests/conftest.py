@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+from typing import Callable
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -39,3 +44,21 @@ def isolated_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("COLORIZE_HOME", str(home))
     return home
+
+
+def interrupt_when(command: list[str], ready: Callable[[], bool], sig: int, settle: float = 0.0) -> tuple[int, str]:
+    """Run ``command``, send ``sig`` once ``ready()`` holds (and ``settle`` seconds more);
+    returns the exit code and the combined output. The process never outlives the call."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and not ready():
+            time.sleep(0.02)
+        time.sleep(settle)
+        process.send_signal(sig)
+        output = process.communicate(timeout=120)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, output

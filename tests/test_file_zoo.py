@@ -15,9 +15,7 @@ import os
 import pickle
 import signal
 import struct
-import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import tifffile
 from PIL import Image, ImageCms, ImageOps
 from skimage import data
 from skimage.color import rgb2lab
+from conftest import interrupt_when
 from typer.testing import CliRunner
 
 from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
@@ -346,20 +345,8 @@ def test_an_interrupted_run_leaves_only_whole_files_and_resumes(tmp_path, isolat
     # One photo per batch and no classifier: small steps, so the signal lands mid-run.
     fast = ["--expert", "general", *FAST]
     command = [COLORIZE, "auto", str(scans), "-o", str(out), "--report", str(report), "--batch-size", "1", *fast]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if report.exists() and len(report.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.02)
-        process.send_signal(sig)
-        output = process.communicate(timeout=120)[0].decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, output
+    returncode, output = interrupt_when(command, lambda: report.exists() and len(report.read_text().splitlines()) >= 2, sig)
+    assert returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert len(rows) == count, "every photo is in the report, done or not started"

@@ -2,17 +2,15 @@
 
 import hashlib
 import json
-import os
 import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from conftest import interrupt_when
 from typer.testing import CliRunner
 
 from colorize.experts.modelfile import bundled_weights_dir, read_metadata
@@ -258,20 +256,9 @@ def test_a_killed_training_run_saves_its_checkpoint_and_resumes(colour_folder, i
 
     command = [sys.executable, "-m", "colorize", *train_args(500)]  # far more epochs than the test waits for
     checkpoint = isolated_home / "runs" / "killed" / "checkpoint.pt"
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None and not checkpoint.exists():
-            time.sleep(0.05)
-        assert checkpoint.exists(), "no epoch finished in time"
-        time.sleep(0.5)  # into a later epoch
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=120)[0].decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, output
+    # Into a later epoch than the first checkpoint's.
+    returncode, output = interrupt_when(command, checkpoint.exists, signal.SIGTERM, settle=0.5)
+    assert returncode == 130, output
     assert "interrupted" in output and "--resume" in output and "Traceback" not in output, output
     saved = torch.load(checkpoint, weights_only=True)["state"]
     assert saved["epoch"] >= 1
