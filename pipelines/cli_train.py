@@ -94,7 +94,7 @@ def train_expert_command(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and sample sheets.  \\[default: $COLORIZE_HOME/runs/NAME]"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading processes."),
-    ab_gain: Optional[str] = typer.Option(None, "--ab-gain", help="Fixed a,b boost after the network, e.g. 1.6,2 (the original paper's); default none."),
+    ab_gain: Optional[str] = typer.Option(None, "--ab-gain", help="A fixed a,b boost after the network, e.g. 1.6,2 (the original paper's), instead of the chroma gain chosen on validation; 1,1 for none."),
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts."""
     from colorize.experts.store import ExpertStore
@@ -114,6 +114,8 @@ def train_expert_command(
             gain = ()
         if len(gain) != 2:
             fail(f"--ab-gain expects two numbers like 1.6,2 — got {ab_gain!r}")
+        if ab_bins:
+            fail("--ab-gain is for regression heads; an ab-bin head chooses its own rebalancing")
     overrides = dict(
         architecture=arch, epochs=epochs, size=size, batch_size=batch_size, lr=lr, init=init, loss=loss,
         val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,

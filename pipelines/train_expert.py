@@ -57,11 +57,16 @@ class ExpertTrainConfig:
     patience: int
     seed: int
     workers: int
-    rebalance_strengths: tuple[float, ...]  # decoder rebalancing strengths tried on validation (ab-bin heads)
-    colorfulness_target: float  # ...the strength whose validation colourfulness ratio comes nearest this wins,
-    delta_e_tolerance: float  # ...among those within this share of the lowest validation ΔE
+    # How the output is decoded is chosen on validation: a chroma gain for a regression head,
+    # a rebalancing strength for an ab-bin head. Of the candidates whose validation ΔE is
+    # within delta_e_tolerance of the best, the one whose colourfulness ratio comes nearest
+    # colorfulness_target wins (see choose_decoding).
+    chroma_gains: tuple[float, ...]
+    rebalance_strengths: tuple[float, ...]
+    colorfulness_target: float
+    delta_e_tolerance: float
     ab_bins: int | None = None  # override: 0 = regression head, n = an n x n ab-bin head
-    ab_gain: tuple[float, float] = (1.0, 1.0)  # fixed a/b boost after the network (paper reproduction only)
+    ab_gain: tuple[float, float] | None = None  # a fixed a/b boost instead of a calibrated gain (paper reproduction)
     device: str = "cpu"
     out: Path | None = None
     run_dir: Path | None = None
@@ -79,6 +84,7 @@ class ExpertTrainConfig:
         }
         values["crop_scale"] = tuple(values["crop_scale"])
         values["rebalance_strengths"] = tuple(values["rebalance_strengths"])
+        values["chroma_gains"] = tuple(values["chroma_gains"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(name=name, data_dirs=[Path(d) for d in data_dirs], **values)
 
@@ -94,8 +100,8 @@ class ExpertTask:
         self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
         self._samples: list[list[np.ndarray]] = []
         self._gray_summary: dict[str, float] | None = None
-        self.rebalance: float | None = None  # chosen on validation, for ab-bin heads
-        self.rebalance_curve: dict[str, dict[str, float]] = {}
+        self.decoding: tuple[str, float] | None = None  # ("chroma_gain" or "rebalance", value), chosen on validation
+        self.decoding_curve: dict[str, dict[str, float]] = {}
 
     @staticmethod
     def _split(model, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,14 +112,24 @@ class ExpertTask:
     def _upsample(ab: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
         return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False) * AB_SCALE
 
+    def _decoding_kind(self, network) -> str | None:
+        if _ab_bins(network):
+            return "rebalance"
+        return None if self.config.ab_gain else "chroma_gain"
+
     def _predictions(self, model, lightness: torch.Tensor) -> dict[float | None, torch.Tensor]:
-        """ab in LAB units at L's size: one per candidate rebalancing strength for an ab-bin head, else one."""
+        """ab in LAB units at L's size, as inference will produce it: one per candidate
+        decoding (rebalancing strength or chroma gain), or one with a fixed --ab-gain."""
         network = getattr(model, "module", model)
-        if not _ab_bins(network):
-            return {None: self._upsample(model((lightness - 50.0) / 50.0), lightness)}
-        # One forward pass; decoding at each strength costs almost nothing beside it.
-        output = model((lightness - 50.0) / 50.0, raw=True)
-        return {r: self._upsample(network.decode(output, r), lightness) for r in self.config.rebalance_strengths}
+        kind = self._decoding_kind(network)
+        # One forward pass; decoding each candidate costs almost nothing beside it.
+        if kind == "rebalance":
+            output = model((lightness - 50.0) / 50.0, raw=True)
+            return {r: self._upsample(network.decode(output, r), lightness) for r in self.config.rebalance_strengths}
+        ab = self._upsample(model((lightness - 50.0) / 50.0), lightness)
+        if kind == "chroma_gain":
+            return {g: ab * g for g in self.config.chroma_gains}
+        return {None: ab * torch.tensor(self.config.ab_gain, device=ab.device).view(1, 2, 1, 1)}
 
     def loss(self, model, batch) -> torch.Tensor | None:
         images, _, dropped = batch
@@ -151,34 +167,33 @@ class ExpertTask:
             if self._gray_summary is None:
                 gray_rows.extend(metrics.compare(g, t) for g, t in zip(gray, truths))
             first_pairs.extend(zip(gray[: 6 - len(first_pairs)], truth_rgb))
-            for strength, prediction in self._predictions(model, lightness).items():
-                # Score what inference will produce, boost included.
-                prediction = prediction * torch.tensor(self.config.ab_gain, device=prediction.device).view(1, 2, 1, 1)
+            for setting, prediction in self._predictions(model, lightness).items():
                 colour = lab_to_rgb(join_lab(lightness, prediction)).permute(0, 2, 3, 1).cpu().numpy()
-                rows.setdefault(strength, []).extend(metrics.compare(c, t) for c, t in zip(colour, truths))
-                kept = first_predictions.setdefault(strength, [])
+                rows.setdefault(setting, []).extend(metrics.compare(c, t) for c, t in zip(colour, truths))
+                kept = first_predictions.setdefault(setting, [])
                 kept.extend(colour[: 6 - len(kept)])
         if not rows:
             raise DataError("no usable validation photos (all unreadable or grayscale)")
         if self._gray_summary is None:
             # The validation photos never change, so the do-nothing baseline is scored once.
             self._gray_summary = metrics.summarize(gray_rows)
-        by_strength = {r: metrics.summarize(rs) for r, rs in rows.items()}
-        chosen = choose_rebalance(by_strength, self.config.colorfulness_target, self.config.delta_e_tolerance)
-        self.rebalance = chosen
-        self.rebalance_curve = {
-            str(r): {k: round(float(by_strength[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}
-            for r in by_strength
+        by_setting = {r: metrics.summarize(rs) for r, rs in rows.items()}
+        chosen = choose_decoding(by_setting, self.config.colorfulness_target, self.config.delta_e_tolerance)
+        kind = self._decoding_kind(getattr(model, "module", model))
+        self.decoding = None if kind is None else (kind, chosen)
+        self.decoding_curve = {
+            str(r): {k: round(float(by_setting[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}
+            for r in by_setting
             if r is not None
         }
         self._samples = [
             [metrics.to_uint8(x) for x in (gray_rgb, predicted, truth)]
             for (gray_rgb, truth), predicted in zip(first_pairs, first_predictions[chosen])
         ]
-        summary = by_strength[chosen]
+        summary = by_setting[chosen]
         return {
             "score": summary["delta_e"],
-            **({"val_rebalance": chosen} if chosen is not None else {}),
+            **({f"val_{kind}": chosen} if kind is not None else {}),
             **{f"val_{k}": round(float(v), 4) for k, v in summary.items() if k != "images"},
             "val_gray_psnr": round(self._gray_summary["psnr"], 4),
             "val_gray_delta_e": round(self._gray_summary["delta_e"], 4),
@@ -190,20 +205,27 @@ class ExpertTask:
         recipe["data_dirs"] = [str(d) for d in self.config.data_dirs]
         best = min(history, key=lambda r: r["score"])
         arguments = dict(self.config.arguments)
-        if self.rebalance is not None:
-            arguments["rebalance"] = self.rebalance
+        ab_gain = list(self.config.ab_gain or (1.0, 1.0))
+        curve = {}
+        if self.decoding is not None:
+            kind, value = self.decoding
+            curve = {f"{kind}_curve": self.decoding_curve}
+            if kind == "rebalance":
+                arguments["rebalance"] = value
+            else:
+                ab_gain = [value, value]
         return {
             "kind": "expert",
             "category": self.config.name,
             "architecture": self.config.architecture,
             "arguments": arguments,
             "work_size": self.config.work_size,
-            "normalization": {"l_center": 50.0, "l_scale": 50.0, "ab_scale": AB_SCALE, "ab_gain": list(self.config.ab_gain)},
+            "normalization": {"l_center": 50.0, "l_scale": 50.0, "ab_scale": AB_SCALE, "ab_gain": ab_gain},
             "training": {
                 "data": {**self.data_summary, "skipped_files": len(self.skipped_files)},
                 "recipe": recipe,
                 "history": history,
-                **({"rebalance_curve": self.rebalance_curve} if self.rebalance_curve else {}),
+                **curve,
             },
             "metrics": {k: v for k, v in best.items() if k.startswith("val_") or k == "epoch"},
         }
@@ -213,17 +235,18 @@ class ExpertTask:
             contact_sheet(self._samples, ["gray | predicted | truth"] * len(self._samples), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
 
 
-def choose_rebalance(by_strength: dict, colorfulness_target: float, delta_e_tolerance: float):
-    """The decoding strength to ship, from validation summaries keyed by strength.
+def choose_decoding(by_setting: dict, colorfulness_target: float, delta_e_tolerance: float):
+    """The decoding setting (chroma gain or rebalancing strength) to ship, from validation
+    summaries keyed by setting.
 
     Every bit of extra colour costs some ΔE (a wrong guess costs more than a muted one), so
     the colour is bought within a budget: of the strengths whose ΔE is within
     ``delta_e_tolerance`` of the best, the one whose colourfulness ratio comes nearest the
     target. Vivid where it is cheap, never far worse than the safest choice.
     """
-    best = min(summary["delta_e"] for summary in by_strength.values())
-    affordable = [r for r, summary in by_strength.items() if summary["delta_e"] <= best * (1 + delta_e_tolerance)]
-    return min(affordable, key=lambda r: abs(by_strength[r]["colorfulness_ratio"] - colorfulness_target))
+    best = min(summary["delta_e"] for summary in by_setting.values())
+    affordable = [r for r, summary in by_setting.items() if summary["delta_e"] <= best * (1 + delta_e_tolerance)]
+    return min(affordable, key=lambda r: abs(by_setting[r]["colorfulness_ratio"] - colorfulness_target))
 
 
 def _ab_bins(network: torch.nn.Module) -> int:

@@ -203,7 +203,7 @@ def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_fol
 
 
 def test_rebalancing_buys_colour_within_a_delta_e_budget():
-    from colorize.pipelines.train_expert import choose_rebalance
+    from colorize.pipelines.train_expert import choose_decoding
 
     curve = {  # strength: validation summary, as an ab-bin head's typically runs
         0.0: {"delta_e": 9.0, "colorfulness_ratio": 0.55},
@@ -211,11 +211,11 @@ def test_rebalancing_buys_colour_within_a_delta_e_budget():
         0.4: {"delta_e": 9.6, "colorfulness_ratio": 0.75},
         0.6: {"delta_e": 10.4, "colorfulness_ratio": 0.86},
     }
-    assert choose_rebalance(curve, 0.85, 0.05) == 0.2  # 0.4 would cost 6.7 % ΔE
-    assert choose_rebalance(curve, 0.85, 0.10) == 0.4
-    assert choose_rebalance(curve, 0.85, 0.20) == 0.6
-    assert choose_rebalance(curve, 0.60, 0.20) == 0.0  # nearer the target, and cheaper
-    assert choose_rebalance(curve, 0.85, 0.0) == 0.0
+    assert choose_decoding(curve, 0.85, 0.05) == 0.2  # 0.4 would cost 6.7 % ΔE
+    assert choose_decoding(curve, 0.85, 0.10) == 0.4
+    assert choose_decoding(curve, 0.85, 0.20) == 0.6
+    assert choose_decoding(curve, 0.60, 0.20) == 0.0  # nearer the target, and cheaper
+    assert choose_decoding(curve, 0.85, 0.0) == 0.0
 
 
 def test_ab_bin_head_fine_tuned_from_a_regression_expert_starts_where_it_was(isolated_home, photos):
@@ -268,3 +268,23 @@ def test_a_killed_training_run_saves_its_checkpoint_and_resumes(colour_folder, i
     assert resumed.exit_code == 0, resumed.output
     meta = read_metadata(isolated_home / "experts" / "killed.safetensors").metadata
     assert [r["epoch"] for r in meta["training"]["history"]] == list(range(1, saved["epoch"] + 2))
+
+
+def test_regression_expert_ships_the_chroma_gain_chosen_on_validation(colour_folder, isolated_home, tmp_path):
+    from colorize.experts.store import Expert
+
+    model_file = train_expert(_config(colour_folder, tmp_path / "calibrated", epochs=1), ExpertStore())
+    meta = model_file.metadata
+    curve = meta["training"]["chroma_gain_curve"]
+    gain = meta["metrics"]["val_chroma_gain"]
+    assert sorted(float(g) for g in curve) == sorted(meta["training"]["recipe"]["chroma_gains"])
+    assert meta["normalization"]["ab_gain"] == [gain, gain]
+    assert meta["metrics"]["val_delta_e"] == curve[str(gain)]["delta_e"]
+    ratios = [curve[g]["colorfulness_ratio"] for g in sorted(curve, key=float)]
+    assert ratios == sorted(ratios) and ratios[-1] > ratios[0], "more gain, more colour"
+    assert Expert.from_file(model_file.path).ab_gain.flatten().tolist() == [gain, gain]
+
+    # A fixed boost (the paper's) is kept as given, and nothing is chosen.
+    fixed = train_expert(_config(colour_folder, tmp_path / "fixed", epochs=1, ab_gain=(1.6, 2.0)), ExpertStore()).metadata
+    assert fixed["normalization"]["ab_gain"] == [1.6, 2.0]
+    assert "chroma_gain_curve" not in fixed["training"] and "val_chroma_gain" not in fixed["metrics"]
