@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--hold", action="append", required=True, help="a source to hold out (repeatable)")
     args = parser.parse_args()
 
+    if args.out.exists():
+        # Links left by an earlier split with other sources would leak into this one.
+        parser.error(f"{args.out} already exists; choose a new folder")
     held = set(args.hold)
     with open(args.data / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -40,8 +43,7 @@ def main() -> None:
         source = (args.data / row["file"]).resolve()
         link = args.out / part / row["category"] / source.name
         link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.is_symlink():
-            os.symlink(source, link)
+        os.symlink(source, link)
         counts[part, row["category"]] += 1
     for (part, category), n in sorted(counts.items()):
         print(f"{part:8s} {category:10s} {n:5d}")
