@@ -240,7 +240,7 @@ def choose_decoding(by_setting: dict, colorfulness_target: float, delta_e_tolera
     summaries keyed by setting.
 
     Every bit of extra colour costs some ΔE (a wrong guess costs more than a muted one), so
-    the colour is bought within a budget: of the strengths whose ΔE is within
+    the colour is bought within a budget: of the settings whose ΔE is within
     ``delta_e_tolerance`` of the best, the one whose colourfulness ratio comes nearest the
     target. Vivid where it is cheap, never far worse than the safest choice.
     """
