@@ -5,7 +5,7 @@
 # Usage: scripts/train_models.sh DATA MODEL_HOME
 # Everything is written under MODEL_HOME (experts/, classifier/, runs/); an interrupted step
 # is continued by running the same step again with --resume.
-# CPU: about 80 minutes on 2 cores; add --device cuda to each line on a GPU.
+# CPU: about 85 minutes on 2 cores; add --device cuda to each line on a GPU.
 set -euo pipefail
 data=${1:?usage: scripts/train_models.sh DATA MODEL_HOME}
 export COLORIZE_HOME=${2:?usage: scripts/train_models.sh DATA MODEL_HOME}
