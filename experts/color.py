@@ -216,6 +216,8 @@ def lab_planes_to_rgb(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
 
     The fast inference form of ``lab_to_rgb``: channels last (the layout image files
     want), no full-size temporaries, no gradient; ``out`` (contiguous) is filled if given.
+    A uint8 ``out`` receives ``(rgb * 255 + 0.5)`` truncated, the 8 bits a file stores,
+    straight from an 8-bit copy of the gamma table: no float RGB is made at all.
     """
     shape = lightness.shape
     if out is None:
@@ -229,6 +231,15 @@ def lab_planes_to_rgb(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
             stop = start + _CHUNK
             _lab_chunk_to_rgb(flat_l[start:stop], flat_a[start:stop], flat_b[start:stop], rgb[start:stop], *scratch)
     return out
+
+
+@functools.cache
+def _gamma_table(dtype: torch.dtype) -> torch.Tensor:
+    means = _bits_table("srgb_gamma")[0]
+    if dtype == torch.uint8:
+        # Truncating float -> uint8, as copy_ and astype do, so both paths give the same bytes.
+        return means.mul(255).add_(0.5).to(torch.uint8)
+    return means
 
 
 def _lab_chunk_to_rgb(lightness, a, b, rgb, f, linear, index) -> None:
@@ -248,10 +259,10 @@ def _lab_chunk_to_rgb(lightness, a, b, rgb, f, linear, index) -> None:
     # Out-of-gamut values clip here, where the gamma table's range begins and ends.
     linear.clamp_(_TABLE_FLOOR, 1)
     # The nearest table entry is within 5e-5 (0.013 of an 8-bit level): no interpolation.
-    means, _, _, offset = _bits_table("srgb_gamma")
+    offset = _bits_table("srgb_gamma")[3]
     bins = linear.view(torch.int32).bitwise_right_shift_(_TABLE_SHIFT).sub_(offset)
     # Interleaving to (n, 3), one channel at a time: 4x faster here than any single op
     # that reads across channels (a transposed copy, stack, or the shift on a transposed view).
     for channel in range(3):
         index[:, channel].copy_(bins[channel])
-    torch.index_select(means, 0, index.view(-1), out=rgb.view(-1))
+    torch.index_select(_gamma_table(rgb.dtype), 0, index.view(-1), out=rgb.view(-1))

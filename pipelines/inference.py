@@ -122,11 +122,7 @@ def compose_upsampled(lightness: torch.Tensor, small_ab: torch.Tensor, map_bands
     def _compose_band(top: int) -> None:
         span = slice(top, top + band)
         ab = rows.index_select(1, upper[span]).lerp_(rows.index_select(1, lower[span]), weight[:, span])
-        if not eight_bit:
-            lab_planes_to_rgb(lightness[0, span], ab[0], ab[1], out=rgb[span])
-            return
-        values = lab_planes_to_rgb(lightness[0, span], ab[0], ab[1])
-        rgb[span].copy_(values.mul_(255).add_(0.5))  # copy_ to uint8 truncates, as astype does
+        lab_planes_to_rgb(lightness[0, span], ab[0], ab[1], out=rgb[span])
 
     for _ in map_bands(compose_band, range(0, height, band)):
         pass

@@ -122,3 +122,17 @@ def test_compose_on_worker_threads_inside_inference_mode(pipeline, photos, dtype
         threaded = compose_upsampled(prediction.lightness, prediction.small_ab, pool.map, dtype)
     single = compose_upsampled(prediction.lightness, prediction.small_ab, map, dtype)
     assert threaded.dtype == dtype and np.array_equal(threaded, single)
+
+
+def test_eight_bit_compose_gives_the_bytes_of_the_float_one(pipeline, photos):
+    """The 8-bit path reads an 8-bit gamma table; its bytes must be what a file of the
+    float result would hold, (rgb * 255 + 0.5) truncated, to the last pixel."""
+    from colorize.pipelines.inference import compose_upsampled
+
+    lightness = _lightness(_gray(photos["astronaut"]))
+    prediction = pipeline.predict([lightness])[0]
+    small_ab = prediction.small_ab * 1.6  # saturated enough that some pixels leave the gamut
+    floats = compose_upsampled(prediction.lightness, small_ab, map, np.float32)
+    eight_bits = compose_upsampled(prediction.lightness, small_ab, map, np.uint8)
+    assert np.array_equal(eight_bits, (floats * 255 + 0.5).astype(np.uint8))
+    assert len(np.unique(eight_bits)) > 200
