@@ -129,7 +129,7 @@ def join_lab(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------
 # The fused CPU path. Why each choice was kept is measured in benchmarks/README.md.
 
-_CHUNK = 1 << 16  # pixels per step: the working set (~4 MB) stays in cache
+_CHUNK = 1 << 17  # pixels per step: measured fastest here (the working set, ~5 MB, stays in L3)
 _DELTA = 6 / 29  # where f^-1(t) = t^3 meets its linear segment
 # Linear RGB from f(X/Xn), f(Y), f(Z/Zn) after f^-1: the white point folded into the matrix.
 _RGB_FROM_F = (_RGB_FROM_XYZ * _WHITE_D65.view(1, 3)).tolist()

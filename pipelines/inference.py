@@ -129,7 +129,7 @@ def compose_upsampled(lightness: torch.Tensor, small_ab: torch.Tensor, map_bands
     return rgb.numpy()
 
 
-_BAND_PIXELS = 1 << 16  # pixels per band of rows: its a, b and scratch stay in cache
+_BAND_PIXELS = 1 << 17  # pixels per band of rows: one colour-conversion chunk; measured fastest here
 
 
 def _upsample(ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
