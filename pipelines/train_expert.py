@@ -67,6 +67,7 @@ class ExpertTrainConfig:
     delta_e_tolerance: float
     ab_bins: int | None = None  # override: 0 = regression head, n = an n x n ab-bin head
     ab_gain: tuple[float, float] | None = None  # a fixed a/b boost instead of a calibrated gain (paper reproduction)
+    init_sha256: str | None = None  # set when fine-tuning: which file --init named, since names are reused
     device: str = "cpu"
     out: Path | None = None
     run_dir: Path | None = None
@@ -266,6 +267,7 @@ def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Modu
         return model
     # Fine-tuning: the architecture is whatever the starting expert was built with.
     expert = store.load(config.init)
+    config.init_sha256 = expert.model_file.sha256()
     config.architecture = expert.model_file.metadata["architecture"]
     config.arguments = dict(expert.model_file.metadata["arguments"])
     config.work_size = expert.work_size

@@ -229,6 +229,7 @@ def test_ab_bin_head_fine_tuned_from_a_regression_expert_starts_where_it_was(iso
     tuned = model.state_dict()
     assert tuned["bin_residual.weight"].shape[0] == 64 and "bin_residual.weight" not in general
     assert all(torch.equal(tuned[k], general[k]) for k in general)
+    assert config.init_sha256 == hashlib.sha256((bundled_weights_dir() / "general.safetensors").read_bytes()).hexdigest()
     assert config.arguments["ab_bins"] == 8 and "rebalance" not in config.arguments
 
     # Before any training, the distribution is centred on the regression output: decoded
