@@ -35,6 +35,9 @@ from colorize.pipelines.sheets import contact_sheet
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
 
 
+L_CENTER, L_SCALE = 50.0, 50.0  # networks read (L - 50) / 50, in [-1, 1]; stored in each file
+
+
 @dataclass
 class ExpertTrainConfig:
     """Every knob of an expert's training; defaults come from configs/experts.toml."""
@@ -118,16 +121,14 @@ class ExpertTask:
             return "rebalance"
         return None if self.config.ab_gain else "chroma_gain"
 
-    def _predictions(self, model, lightness: torch.Tensor) -> dict[float | None, torch.Tensor]:
+    def _predictions(self, model, lightness: torch.Tensor, kind: str | None) -> dict[float | None, torch.Tensor]:
         """ab in LAB units at L's size, as inference will produce it: one per candidate
-        decoding (rebalancing strength or chroma gain), or one with a fixed --ab-gain."""
-        network = getattr(model, "module", model)
-        kind = self._decoding_kind(network)
+        decoding of ``kind`` (rebalancing strength or chroma gain), or one with a fixed --ab-gain."""
         # One forward pass; decoding each candidate costs almost nothing beside it.
         if kind == "rebalance":
-            output = model((lightness - 50.0) / 50.0, raw=True)
-            return {r: self._upsample(network.decode(output, r), lightness) for r in self.config.rebalance_strengths}
-        ab = self._upsample(model((lightness - 50.0) / 50.0), lightness)
+            output = model(_network_input(lightness), raw=True)
+            return {r: self._upsample(_unwrap(model).decode(output, r), lightness) for r in self.config.rebalance_strengths}
+        ab = self._upsample(model(_network_input(lightness)), lightness)
         if kind == "chroma_gain":
             return {g: ab * g for g in self.config.chroma_gains}
         return {None: ab * torch.tensor(self.config.ab_gain, device=ab.device).view(1, 2, 1, 1)}
@@ -138,9 +139,9 @@ class ExpertTask:
         if len(images) == 0:
             return None
         lightness, ab = self._split(model, images)
-        if _ab_bins(getattr(model, "module", model)):
-            return bin_loss(model((lightness - 50.0) / 50.0, raw=True), ab / AB_SCALE)
-        prediction = self._upsample(model((lightness - 50.0) / 50.0), lightness)
+        if _ab_bins(_unwrap(model)):
+            return bin_loss(model(_network_input(lightness), raw=True), ab / AB_SCALE)
+        prediction = self._upsample(model(_network_input(lightness)), lightness)
         if self.config.loss == "l1":
             return F.l1_loss(prediction, ab) / AB_SCALE
         return F.mse_loss(prediction, ab) / AB_SCALE**2
@@ -148,6 +149,7 @@ class ExpertTask:
     @torch.inference_mode()
     def validate(self, model) -> dict[str, float]:
         model.eval()
+        kind = self._decoding_kind(_unwrap(model))
         rows: dict[float | None, list[dict[str, float]]] = {}
         gray_rows: list[dict[str, float]] = []
         first_pairs: list[tuple[np.ndarray, np.ndarray]] = []  # (gray, truth) for the sample sheet
@@ -168,7 +170,7 @@ class ExpertTask:
             if self._gray_summary is None:
                 gray_rows.extend(metrics.compare(g, t) for g, t in zip(gray, truths))
             first_pairs.extend(zip(gray[: 6 - len(first_pairs)], truth_rgb))
-            for setting, prediction in self._predictions(model, lightness).items():
+            for setting, prediction in self._predictions(model, lightness, kind).items():
                 colour = lab_to_rgb(join_lab(lightness, prediction)).permute(0, 2, 3, 1).cpu().numpy()
                 rows.setdefault(setting, []).extend(metrics.compare(c, t) for c, t in zip(colour, truths))
                 kept = first_predictions.setdefault(setting, [])
@@ -180,7 +182,6 @@ class ExpertTask:
             self._gray_summary = metrics.summarize(gray_rows)
         by_setting = {r: metrics.summarize(rs) for r, rs in rows.items()}
         chosen = choose_decoding(by_setting, self.config.colorfulness_target, self.config.delta_e_tolerance)
-        kind = self._decoding_kind(getattr(model, "module", model))
         self.decoding = None if kind is None else (kind, chosen)
         self.decoding_curve = {
             str(r): {k: round(float(by_setting[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}
@@ -221,7 +222,7 @@ class ExpertTask:
             "architecture": self.config.architecture,
             "arguments": arguments,
             "work_size": self.config.work_size,
-            "normalization": {"l_center": 50.0, "l_scale": 50.0, "ab_scale": AB_SCALE, "ab_gain": ab_gain},
+            "normalization": {"l_center": L_CENTER, "l_scale": L_SCALE, "ab_scale": AB_SCALE, "ab_gain": ab_gain},
             "training": {
                 "data": {**self.data_summary, "skipped_files": len(self.skipped_files)},
                 "recipe": recipe,
@@ -248,6 +249,15 @@ def choose_decoding(by_setting: dict, colorfulness_target: float, delta_e_tolera
     best = min(summary["delta_e"] for summary in by_setting.values())
     affordable = [r for r, summary in by_setting.items() if summary["delta_e"] <= best * (1 + delta_e_tolerance)]
     return min(affordable, key=lambda r: abs(by_setting[r]["colorfulness_ratio"] - colorfulness_target))
+
+
+def _network_input(lightness: torch.Tensor) -> torch.Tensor:
+    return (lightness - L_CENTER) / L_SCALE
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The network itself, inside a DistributedDataParallel wrapper or not."""
+    return getattr(model, "module", model)
 
 
 def _ab_bins(network: torch.nn.Module) -> int:
