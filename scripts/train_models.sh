@@ -5,7 +5,7 @@
 # Usage: scripts/train_models.sh DATA MODEL_HOME
 # Everything is written under MODEL_HOME (experts/, classifier/, runs/); an interrupted step
 # is continued by running the same step again with --resume.
-# CPU: about 85 minutes on 2 cores; add --device cuda to each line on a GPU.
+# CPU: about 2 hours on 2 cores; add --device cuda to each line on a GPU.
 set -euo pipefail
 data=${1:?usage: scripts/train_models.sh DATA MODEL_HOME}
 export COLORIZE_HOME=${2:?usage: scripts/train_models.sh DATA MODEL_HOME}
@@ -14,10 +14,13 @@ export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
 # 1. The general expert learns from every category, starting from ImageNet (needs colorize[train]).
 colorize train expert general "$data/landscape" "$data/people" "$data/general" --init imagenet --epochs 4
-# 2. One more epoch at half the rate (its ΔE was still falling); like every epoch, its
-#    validation also chooses the chroma gain the file ships with.
+# 2. Two more cycles of warm-up and cosine decay, because its ΔE was still falling: one epoch at
+#    a quarter of the rate, then six at half of it. Like every epoch, their validation also
+#    chooses the chroma gain the file ships with.
 colorize train expert general "$data/landscape" "$data/people" "$data/general" --init general --epochs 1 --lr 0.0005 \
   --run-dir "$COLORIZE_HOME/runs/general-epoch5"
+colorize train expert general "$data/landscape" "$data/people" "$data/general" --init general --epochs 6 --lr 0.001 \
+  --run-dir "$COLORIZE_HOME/runs/general-epochs6-11"
 # 3. Each specialist is fine-tuned from the general expert on its own category.
 for category in landscape people; do
   colorize train expert "$category" "$data/$category" --init general --epochs 2 --lr 0.001
