@@ -13,14 +13,13 @@ export COLORIZE_HOME=${2:?usage: scripts/train_models.sh DATA MODEL_HOME}
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
 # 1. The general expert learns from every category, starting from ImageNet (needs colorize[train]).
-colorize train expert general "$data/landscape" "$data/people" "$data/general" --init imagenet --epochs 4
+train_general() { colorize train expert general "$data/landscape" "$data/people" "$data/general" "$@"; }
+train_general --init imagenet --epochs 4
 # 2. Two more cycles of warm-up and cosine decay, because its ΔE was still falling: one epoch at
 #    a quarter of the rate, then six at half of it. Like every epoch, their validation also
 #    chooses the chroma gain the file ships with.
-colorize train expert general "$data/landscape" "$data/people" "$data/general" --init general --epochs 1 --lr 0.0005 \
-  --run-dir "$COLORIZE_HOME/runs/general-epoch5"
-colorize train expert general "$data/landscape" "$data/people" "$data/general" --init general --epochs 6 --lr 0.001 \
-  --run-dir "$COLORIZE_HOME/runs/general-epochs6-11"
+train_general --init general --epochs 1 --lr 0.0005 --run-dir "$COLORIZE_HOME/runs/general-epoch5"
+train_general --init general --epochs 6 --lr 0.001 --run-dir "$COLORIZE_HOME/runs/general-epochs6-11"
 # 3. Each specialist is fine-tuned from the general expert on its own category.
 for category in landscape people; do
   colorize train expert "$category" "$data/$category" --init general --epochs 2 --lr 0.001
