@@ -32,7 +32,8 @@ def evaluate(
     ),
     expert: Optional[str] = typer.Option(None, "--expert", "-e", help="Evaluate this expert alone, forced for every photo (default: auto-routing)."),
     compare: Optional[str] = typer.Option(None, "--compare", help="Evaluate several in one run, comma-separated: auto and/or expert names, e.g. auto,general,landscape,people."),
-    holdout: Optional[float] = typer.Option(None, "--holdout", help="Only photos held out of training at this validation fraction (0.1 for the bundled models)."),
+    holdout: Optional[float] = typer.Option(None, "--holdout", help="Only photos held out of training at this fraction (0.1 for the bundled models); of those, the --part half."),
+    part: str = typer.Option("test", "--part", help="With --holdout: test (photos nothing was chosen on), validation (where training chose its epoch and output gain, and the routing threshold is chosen), or all."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many photos per category: the first N after sorting."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]"),
     weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
@@ -53,7 +54,7 @@ def evaluate(
     modes = [expert] if expert is not None else [m.strip() for m in (compare or AUTO).split(",") if m.strip()]
     _check_options(batch_size, sheet, sheet_count, json_path)
     try:
-        samples = find_samples(data_dir, holdout=holdout, limit=limit)
+        samples = find_samples(data_dir, holdout=holdout, limit=limit, part=part)
     except (DataError, EvaluationError) as error:
         fail(str(error))
     # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
@@ -82,6 +83,7 @@ def evaluate(
         settings = {
             "data_dir": str(data_dir),
             "holdout": holdout,
+            "part": part if holdout is not None else None,
             "limit": limit,
             "threshold": pipeline.policy.threshold,
             "device": device,

@@ -33,27 +33,46 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
-def is_validation(path: Path, val_fraction: float, seed: int = 0) -> bool:
+def _bucket(key: str) -> float:
+    """A stable number in [0, 1) from a string."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
+def is_held_out(path: Path, fraction: float, seed: int = 0) -> bool:
     """Stable held-out membership from a hash of the file's name.
 
     Only the name counts, not the folder, so a photo stays on the same side whether a
     model was trained on ``train/people`` or evaluated on ``train/`` with its sub-folders.
     """
-    key = f"{seed}:{Path(path).name}".encode()
-    bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
-    return bucket < val_fraction
+    return _bucket(f"{seed}:{Path(path).name}") < fraction
 
 
-def split_files(files: list[Path], val_fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    train, val = [], []
+HELD_OUT_PARTS = ("validation", "test")
+
+
+def held_out_part(path: Path) -> str:
+    """Which half of the held-out photos ``path`` belongs to: "validation" or "test".
+
+    Training chooses its best epoch and its decoding on the validation half, and the routing
+    threshold is chosen there too; the test half is only ever scored, so the numbers
+    reported on it are not flattered by any choice made on the same photos.
+    """
+    return "test" if _bucket(f"part:{Path(path).name}") < 0.5 else "validation"
+
+
+def split_files(files: list[Path], fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(kept, held out) by ``is_held_out``."""
+    kept, held_out = [], []
     for path in files:
-        (val if is_validation(path, val_fraction, seed) else train).append(path)
-    return train, val
+        (held_out if is_held_out(path, fraction, seed) else kept).append(path)
+    return kept, held_out
 
 
-def split_for_training(files: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
-    """The training split: the held-out rule with seed 0, so ``colorize eval --holdout`` sees the same photos."""
-    train, val = split_files(files, val_fraction, seed=0)
+def split_for_training(files: list[Path], held_out_fraction: float) -> tuple[list[Path], list[Path]]:
+    """(training, validation) photos: of the held-out ones (seed 0, the rule ``colorize eval
+    --holdout`` applies), only the validation half; the test half is left for ``colorize eval``."""
+    train, held_out = split_files(files, held_out_fraction, seed=0)
+    val = [path for path in held_out if held_out_part(path) == "validation"]
     if not train or not val:
         raise DataError(f"need photos for both training and validation; found {len(train)} and {len(val)}")
     return train, val

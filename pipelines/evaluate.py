@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from colorize.pipelines import metrics
-from colorize.pipelines.data import is_grayscale, is_validation, list_images
+from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_grayscale, is_held_out, list_images
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, ImageError, atomic_write, decode, lightness_from_array
 from colorize.pipelines.inference import Pipeline, compose_rgb
 from colorize.pipelines.sheets import contact_sheet
@@ -50,17 +50,21 @@ class Sample:
     category: str | None
 
 
-def find_samples(data_dir: Path, holdout: float | None = None, limit: int | None = None) -> list[Sample]:
+def find_samples(data_dir: Path, holdout: float | None = None, limit: int | None = None, part: str = "test") -> list[Sample]:
     """The photos below ``data_dir``, grouped by top-level sub-folder, sorted.
 
-    ``holdout``: keep only photos that training held out at this validation fraction
-    (``is_validation(path, holdout)``, the rule training uses). ``limit``: the first N photos
-    of each category after sorting (applied after ``holdout``). Raises ``DataError`` for a
-    missing or empty folder, ``EvaluationError`` when nothing is left after filtering.
+    ``holdout``: keep only photos that training held out at this fraction (``is_held_out``,
+    the rule training uses), and of those only ``part``: "test" (never used to choose
+    anything), "validation" (where training chose its epoch and decoding), or "all".
+    ``limit``: the first N photos of each category after sorting (applied after
+    ``holdout``). Raises ``DataError`` for a missing or empty folder, ``EvaluationError``
+    when nothing is left after filtering.
     """
     data_dir = Path(data_dir)
     if holdout is not None and not 0 < holdout <= 1:
         raise EvaluationError(f"--holdout must be in (0, 1], got {holdout}")
+    if part not in (*HELD_OUT_PARTS, "all"):
+        raise EvaluationError(f"--part must be one of {', '.join(HELD_OUT_PARTS)}, all; got {part!r}")
     if limit is not None and limit < 1:
         raise EvaluationError(f"--limit must be at least 1, got {limit}")
     found = list_images(data_dir)
@@ -69,13 +73,13 @@ def find_samples(data_dir: Path, holdout: float | None = None, limit: int | None
         parts = path.relative_to(data_dir).parts
         if any(part.startswith(".") for part in parts):
             continue  # hidden files and folders, our own temporaries included
-        if holdout is not None and not is_validation(path, holdout):
+        if holdout is not None and not (is_held_out(path, holdout) and part in ("all", held_out_part(path))):
             continue
         category = parts[0] if len(parts) > 1 else None
         per_category[category].append(Sample(path, category))
     samples = [s for group in per_category.values() for s in (group[:limit] if limit else group)]
     if not samples:
-        what = f"none of the {len(found)} photos in {data_dir} is held out at --holdout {holdout}"
+        what = f"none of the {len(found)} photos in {data_dir} is in the {part} part held out at --holdout {holdout}"
         raise EvaluationError(what if holdout is not None else f"{data_dir}: no usable photos")
     return sorted(samples, key=lambda s: (s.category is not None, s.category or "", s.path))
 

@@ -145,6 +145,7 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
         "per_class": {label: sum(1 for _, i in labelled if i == k) for k, label in enumerate(config.labels)},
         "train_images": len(train_files),
         "val_images": len(val_files),
+        "test_images": len(labelled) - len(train_files) - len(val_files),  # held out, left for colorize eval
         "file_list_sha256": file_list_hash([p for p, _ in labelled]),
     }
     torch.manual_seed(config.seed)

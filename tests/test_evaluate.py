@@ -18,7 +18,7 @@ from colorize.experts.modelfile import save_model
 from colorize.experts.store import ExpertStore
 from colorize.pipelines import cli_eval  # noqa: F401  (registers the command)
 from colorize.pipelines.cli import app
-from colorize.pipelines.data import list_images, split_files
+from colorize.pipelines.data import list_images, split_files, split_for_training
 from colorize.pipelines.evaluate import (
     ALL,
     AUTO,
@@ -110,13 +110,27 @@ def test_samples_are_grouped_by_top_folder_and_limited_to_the_first_n_of_each(tm
     assert found == [(None, "loose.jpg"), ("landscape", "landscape/deep/z.jpg"), ("people", "people/a.png"), ("people", "people/b.png")]
 
 
-def test_holdout_keeps_exactly_the_photos_training_held_out(tmp_path):
-    for i in range(60):
+def test_holdout_parts_are_training_validation_and_a_test_half_nothing_was_chosen_on(tmp_path):
+    for i in range(80):
         _touch(tmp_path / ("people" if i % 2 else "landscape") / f"photo_{i}.jpg")
-    # Training splits each category's files; the held-out side does not depend on the folder.
-    held_out = {p for folder in ("people", "landscape") for p in split_files(list_images(tmp_path / folder), 0.2)[1]}
-    chosen = {s.path for s in find_samples(tmp_path, holdout=0.2)}
-    assert chosen == held_out and 0 < len(chosen) < 60, (len(chosen), len(held_out))
+    # Training splits each category's files; which side a photo is on does not depend on the folder.
+    trained, validated = set(), set()
+    for folder in ("people", "landscape"):
+        train, val = split_for_training(list_images(tmp_path / folder), 0.3)
+        trained.update(train)
+        validated.update(val)
+    held_out = {p for folder in ("people", "landscape") for p in split_files(list_images(tmp_path / folder), 0.3)[1]}
+    test = {s.path for s in find_samples(tmp_path, holdout=0.3)}
+    assert {s.path for s in find_samples(tmp_path, holdout=0.3, part="validation")} == validated
+    assert {s.path for s in find_samples(tmp_path, holdout=0.3, part="all")} == held_out
+    assert test and validated and not test & (trained | validated)
+    assert test | validated == held_out and len(trained) + len(held_out) == 80
+
+
+def test_unknown_part_is_a_one_line_error(tmp_path):
+    _touch(tmp_path / "only.jpg")
+    with pytest.raises(EvaluationError, match="--part"):
+        find_samples(tmp_path, holdout=0.5, part="train")
 
 
 def test_holdout_that_leaves_nothing_is_a_one_line_error(tmp_path):
