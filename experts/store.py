@@ -14,7 +14,7 @@ from typing import Mapping
 import torch
 
 from colorize.experts.architectures import create_architecture
-from colorize.experts.color import AB_SCALE
+from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve
 from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
@@ -82,6 +82,9 @@ class Expert:
         # A fixed per-channel boost applied after the network (the original paper used a x1.6,
         # b x2 to fight desaturation); 1, 1 for models that need none.
         self.ab_gain = torch.tensor(norm.get("ab_gain", [1.0, 1.0]), dtype=torch.float32).view(1, 2, 1, 1)
+        # Above 0, the gain grows with the predicted chroma (experts/color.py: chroma_curve).
+        self.chroma_exponent = float(norm.get("chroma_exponent", 0.0))
+        self.chroma_reference = float(norm.get("chroma_reference", CHROMA_REFERENCE))
 
     @classmethod
     def from_file(cls, path: Path, name: str | None = None, device: str | torch.device = "cpu") -> "Expert":
@@ -104,4 +107,4 @@ class Expert:
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution."""
         ab = self.network(self.normalize(lightness)) * self.ab_scale
-        return ab * self.ab_gain.to(ab.device)
+        return chroma_curve(ab, self.ab_gain.to(ab.device), self.chroma_exponent, self.chroma_reference)

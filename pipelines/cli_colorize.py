@@ -284,6 +284,7 @@ def list_experts(
                 sha256=model_file.sha256(),
                 architecture=meta["architecture"],
                 arguments=meta["arguments"],
+                normalization=meta.get("normalization"),
                 work_size=meta.get("work_size"),
                 metrics=meta.get("metrics", {}),
                 training_images=data.get("images"),
@@ -336,8 +337,15 @@ def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
 
 
 def _describe(row: dict) -> str:
-    """Architecture, and for an ab-bin head its grid and the rebalancing it decodes with."""
+    """Architecture, and how its output is decoded: an ab-bin head's grid and rebalancing, or
+    a regression head's chroma gain (per channel when a fixed a/b boost) and curve exponent."""
     arguments = row.get("arguments") or {}
-    if not arguments.get("ab_bins"):
+    if arguments.get("ab_bins"):
+        return f"{row['architecture']} (ab bins {arguments['ab_bins']}x{arguments['ab_bins']}, rebalance {arguments.get('rebalance', 0)})"
+    normalization = row.get("normalization") or {}
+    a_gain, b_gain = normalization.get("ab_gain", (1.0, 1.0))
+    exponent = normalization.get("chroma_exponent", 0.0)
+    if (a_gain, b_gain, exponent) == (1.0, 1.0, 0.0):
         return row["architecture"]
-    return f"{row['architecture']} (ab bins {arguments['ab_bins']}x{arguments['ab_bins']}, rebalance {arguments.get('rebalance', 0)})"
+    gain = f"{a_gain:g}" if a_gain == b_gain else f"a {a_gain:g}, b {b_gain:g}"
+    return f"{row['architecture']} (chroma x{gain}" + (f", exponent {exponent:g})" if exponent else ")")

@@ -24,7 +24,8 @@ class _TrainingDisplay:
         p = self.progress
         if event == "data":
             p.console.print(
-                f"data: {data['images']} photos ({data['train_images']} train / {data['val_images']} validation), "
+                f"data: {data['images']} photos ({data['train_images']} train / {data['val_images']} validation / "
+                f"{data['test_images']} left for colorize eval), "
                 f"file list {data['file_list_sha256']}",
                 highlight=False,
             )
@@ -44,7 +45,8 @@ class _TrainingDisplay:
                 if k.startswith("val_") and isinstance(v, (int, float))
             )
             mark = " [green]best[/]" if data.get("best") else ""
-            p.console.print(f"epoch {data['epoch']}: {shown}  ({data['images_per_s']:.1f} img/s){mark}", highlight=False)
+            speed = "no training" if data["images_per_s"] is None else f"{data['images_per_s']:.1f} img/s"
+            p.console.print(f"epoch {data['epoch']}: {shown}  ({speed}){mark}", highlight=False)
         elif event == "interrupted":
             p.console.print(f"[yellow]interrupted[/]: checkpoint saved at {data['checkpoint']}; continue with --resume")
 
@@ -79,14 +81,14 @@ def train_expert_command(
     name: str = typer.Argument(..., help="Expert name: an existing category (people) or a new one (portraits-1920s)."),
     data_dirs: list[Path] = typer.Argument(..., help="Folder(s) of colour photos, any depth.", show_default=False),
     arch: Optional[str] = typer.Option(None, "--arch", help="Architecture (unet_lite, unet_seed).  \\[default: configs/experts.toml]"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training photos."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training photos; 0 with --init NAME only re-chooses that expert's output gain on the validation photos."),
     size: Optional[int] = typer.Option(None, "--size", help="Training crop side in pixels."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     init: Optional[str] = typer.Option(None, "--init", help="scratch, imagenet (needs colorize\\[train]), or an expert name to fine-tune."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse (regression heads; an ab-bin head uses cross-entropy)."),
     ab_bins: Optional[int] = typer.Option(None, "--ab-bins", help="0: regress ab. N: predict an N x N grid of ab bins, decoded at a temperature chosen on validation (vivid without a fixed boost). \\[default: configs/experts.toml]", show_default=False),
-    val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out for validation."),
+    val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out of training: half validate each epoch, half are left for colorize eval --holdout."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: str = typer.Option("cpu", "--device"),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this expert."),
@@ -104,6 +106,10 @@ def train_expert_command(
         fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
     if loss not in (None, "l1", "mse"):
         fail("--loss must be l1 or mse")
+    if epochs is not None and epochs < 0:
+        fail(f"--epochs must be 0 or more, got {epochs}")
+    if epochs == 0 and init in (None, "scratch", "imagenet"):
+        fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
     if ab_bins is not None and (ab_bins == 1 or ab_bins < 0):
         fail(f"--ab-bins must be 0 (regression) or at least 2, got {ab_bins}")
     gain = None
@@ -138,7 +144,7 @@ def train_classifier_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr"),
     init: Optional[str] = typer.Option(None, "--init", help="imagenet (efficientnet_lite0, needs colorize\\[train]) or scratch."),
-    val_split: Optional[float] = typer.Option(None, "--val-split"),
+    val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out of training: half validate each epoch, half are left for colorize eval --holdout."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: str = typer.Option("cpu", "--device"),
     resume: bool = typer.Option(False, "--resume"),
@@ -150,6 +156,8 @@ def train_classifier_command(
     """Train the router's scene classifier; writes only to your model folder."""
     from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
 
+    if epochs is not None and epochs < 1:
+        fail(f"--epochs must be at least 1, got {epochs}")
     config = ClassifierTrainConfig.from_defaults(
         data_dir, architecture=arch, epochs=epochs, input_size=size, batch_size=batch_size, lr=lr, init=init,
         val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,

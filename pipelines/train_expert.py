@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from colorize.configs import load_config
 from colorize.experts.ab_bins import bin_loss, log_prior, soft_targets
 from colorize.experts.architectures import create_architecture
-from colorize.experts.color import AB_SCALE, join_lab, lab_to_rgb, rgb_to_lab
+from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve, join_lab, lab_to_rgb, rgb_to_lab
 from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.store import Expert, ExpertStore
 from colorize.pipelines import metrics
@@ -60,17 +60,19 @@ class ExpertTrainConfig:
     patience: int
     seed: int
     workers: int
-    # How the output is decoded is chosen on validation: a chroma gain for a regression head,
+    # How the output is decoded is chosen on validation: a chroma curve (gain x exponent) for a regression head,
     # a rebalancing strength for an ab-bin head. Of the candidates whose validation ΔE is
     # within delta_e_tolerance of the best, the one whose colourfulness ratio comes nearest
     # colorfulness_target wins (see choose_decoding).
     chroma_gains: tuple[float, ...]
+    chroma_exponents: tuple[float, ...]
     rebalance_strengths: tuple[float, ...]
     colorfulness_target: float
     delta_e_tolerance: float
     ab_bins: int | None = None  # override: 0 = regression head, n = an n x n ab-bin head
     ab_gain: tuple[float, float] | None = None  # a fixed a/b boost instead of a calibrated gain (paper reproduction)
     init_sha256: str | None = None  # set when fine-tuning: which file --init named, since names are reused
+    init_training: dict[str, Any] | None = None  # set when fine-tuning: that file's own training record
     device: str = "cpu"
     out: Path | None = None
     run_dir: Path | None = None
@@ -89,6 +91,7 @@ class ExpertTrainConfig:
         values["crop_scale"] = tuple(values["crop_scale"])
         values["rebalance_strengths"] = tuple(values["rebalance_strengths"])
         values["chroma_gains"] = tuple(values["chroma_gains"])
+        values["chroma_exponents"] = tuple(values["chroma_exponents"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(name=name, data_dirs=[Path(d) for d in data_dirs], **values)
 
@@ -104,8 +107,8 @@ class ExpertTask:
         self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
         self._samples: list[list[np.ndarray]] = []
         self._gray_summary: dict[str, float] | None = None
-        self.decoding: tuple[str, float] | None = None  # ("chroma_gain" or "rebalance", value), chosen on validation
-        self.decoding_curve: dict[str, dict[str, float]] = {}
+        self.decoding: tuple[str, Any] | None = None  # ("chroma", (gain, exponent)) or ("rebalance", strength), chosen on validation
+        self.decoding_curve: list[dict[str, float]] = []
 
     @staticmethod
     def _split(model, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,24 +117,32 @@ class ExpertTask:
 
     @staticmethod
     def _upsample(ab: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
+        """Network-resolution ab (in units of AB_SCALE) -> LAB units at L's size."""
         return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False) * AB_SCALE
 
     def _decoding_kind(self, network) -> str | None:
         if _ab_bins(network):
             return "rebalance"
-        return None if self.config.ab_gain else "chroma_gain"
+        return None if self.config.ab_gain else "chroma"
 
-    def _predictions(self, model, lightness: torch.Tensor, kind: str | None) -> dict[float | None, torch.Tensor]:
+    def _predictions(self, model, lightness: torch.Tensor, kind: str | None) -> dict[Any, torch.Tensor]:
         """ab in LAB units at L's size, as inference will produce it: one per candidate
-        decoding of ``kind`` (rebalancing strength or chroma gain), or one with a fixed --ab-gain."""
+        decoding of ``kind`` (a rebalancing strength, or a chroma curve's (gain, exponent)),
+        or one with a fixed --ab-gain."""
         # One forward pass; decoding each candidate costs almost nothing beside it.
         if kind == "rebalance":
             output = model(_network_input(lightness), raw=True)
             return {r: self._upsample(_unwrap(model).decode(output, r), lightness) for r in self.config.rebalance_strengths}
-        ab = self._upsample(model(_network_input(lightness)), lightness)
-        if kind == "chroma_gain":
-            return {g: ab * g for g in self.config.chroma_gains}
-        return {None: ab * torch.tensor(self.config.ab_gain, device=ab.device).view(1, 2, 1, 1)}
+        ab = model(_network_input(lightness)) * AB_SCALE
+        if kind == "chroma":
+            # The curve acts at the network's resolution, before upsampling, as Expert.predict_ab does.
+            return {
+                (g, e): self._upsample(chroma_curve(ab, g, e) / AB_SCALE, lightness)
+                for g in self.config.chroma_gains
+                for e in self.config.chroma_exponents
+            }
+        fixed = torch.tensor(self.config.ab_gain, device=ab.device).view(1, 2, 1, 1)
+        return {None: self._upsample(ab * fixed / AB_SCALE, lightness)}
 
     def loss(self, model, batch) -> torch.Tensor | None:
         images, _, dropped = batch
@@ -183,11 +194,11 @@ class ExpertTask:
         by_setting = {r: metrics.summarize(rs) for r, rs in rows.items()}
         chosen = choose_decoding(by_setting, self.config.colorfulness_target, self.config.delta_e_tolerance)
         self.decoding = None if kind is None else (kind, chosen)
-        self.decoding_curve = {
-            str(r): {k: round(float(by_setting[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}
+        self.decoding_curve = [
+            {**_setting_fields(kind, r), **{k: round(float(by_setting[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}}
             for r in by_setting
             if r is not None
-        }
+        ]
         self._samples = [
             [metrics.to_uint8(x) for x in (gray_rgb, predicted, truth)]
             for (gray_rgb, truth), predicted in zip(first_pairs, first_predictions[chosen])
@@ -195,7 +206,7 @@ class ExpertTask:
         summary = by_setting[chosen]
         return {
             "score": summary["delta_e"],
-            **({f"val_{kind}": chosen} if kind is not None else {}),
+            **{f"val_{k}": v for k, v in _setting_fields(kind, chosen).items()},
             **{f"val_{k}": round(float(v), 4) for k, v in summary.items() if k != "images"},
             "val_gray_psnr": round(self._gray_summary["psnr"], 4),
             "val_gray_delta_e": round(self._gray_summary["delta_e"], 4),
@@ -203,11 +214,11 @@ class ExpertTask:
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         config = asdict(self.config)
-        recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items() if k not in {"data_dirs", "out", "run_dir", "resume"}}
+        recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items() if k not in {"data_dirs", "out", "run_dir", "resume", "init_training"}}
         recipe["data_dirs"] = [str(d) for d in self.config.data_dirs]
         best = min(history, key=lambda r: r["score"])
         arguments = dict(self.config.arguments)
-        ab_gain = list(self.config.ab_gain or (1.0, 1.0))
+        normalization = {"l_center": L_CENTER, "l_scale": L_SCALE, "ab_scale": AB_SCALE, "ab_gain": list(self.config.ab_gain or (1.0, 1.0))}
         curve = {}
         if self.decoding is not None:
             kind, value = self.decoding
@@ -215,19 +226,22 @@ class ExpertTask:
             if kind == "rebalance":
                 arguments["rebalance"] = value
             else:
-                ab_gain = [value, value]
+                gain, exponent = value
+                normalization.update(ab_gain=[gain, gain], chroma_exponent=exponent, chroma_reference=CHROMA_REFERENCE)
         return {
             "kind": "expert",
             "category": self.config.name,
             "architecture": self.config.architecture,
             "arguments": arguments,
             "work_size": self.config.work_size,
-            "normalization": {"l_center": L_CENTER, "l_scale": L_SCALE, "ab_scale": AB_SCALE, "ab_gain": ab_gain},
+            "normalization": normalization,
             "training": {
                 "data": {**self.data_summary, "skipped_files": len(self.skipped_files)},
                 "recipe": recipe,
                 "history": history,
                 **curve,
+                # How the starting file was made, so a fine-tuned (or re-scored) file explains its whole chain.
+                **({"init_training": self.config.init_training} if self.config.init_training else {}),
             },
             "metrics": {k: v for k, v in best.items() if k.startswith("val_") or k == "epoch"},
         }
@@ -238,7 +252,7 @@ class ExpertTask:
 
 
 def choose_decoding(by_setting: dict, colorfulness_target: float, delta_e_tolerance: float):
-    """The decoding setting (chroma gain or rebalancing strength) to ship, from validation
+    """The decoding setting (chroma curve or rebalancing strength) to ship, from validation
     summaries keyed by setting.
 
     Every bit of extra colour costs some ΔE (a wrong guess costs more than a muted one), so
@@ -249,6 +263,14 @@ def choose_decoding(by_setting: dict, colorfulness_target: float, delta_e_tolera
     best = min(summary["delta_e"] for summary in by_setting.values())
     affordable = [r for r, summary in by_setting.items() if summary["delta_e"] <= best * (1 + delta_e_tolerance)]
     return min(affordable, key=lambda r: abs(by_setting[r]["colorfulness_ratio"] - colorfulness_target))
+
+
+def _setting_fields(kind: str | None, setting) -> dict[str, float]:
+    """A decoding setting by name, for metadata: {"chroma_gain", "chroma_exponent"} or {"rebalance"}."""
+    if kind == "chroma":
+        gain, exponent = setting
+        return {"chroma_gain": gain, "chroma_exponent": exponent}
+    return {"rebalance": setting} if kind == "rebalance" else {}
 
 
 def _network_input(lightness: torch.Tensor) -> torch.Tensor:
@@ -278,6 +300,7 @@ def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Modu
     # Fine-tuning: the architecture is whatever the starting expert was built with.
     expert = store.load(config.init)
     config.init_sha256 = expert.model_file.sha256()
+    config.init_training = expert.model_file.metadata.get("training")
     config.architecture = expert.model_file.metadata["architecture"]
     config.arguments = dict(expert.model_file.metadata["arguments"])
     config.work_size = expert.work_size
@@ -326,6 +349,7 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
         "images": len(files),
         "train_images": len(train_files),
         "val_images": len(val_files),
+        "test_images": len(files) - len(train_files) - len(val_files),  # held out, left for colorize eval
         "file_list_sha256": file_list_hash(files),
     }
     torch.manual_seed(config.seed)

@@ -194,6 +194,11 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
     loader_args = dict(num_workers=config.workers, collate_fn=getattr(task, "collate", None))
     if config.workers:
         loader_args["persistent_workers"] = False
+    if config.epochs == 0 and not state.history:
+        # Nothing to train: the starting model is scored once and kept, so what validation
+        # chooses (an expert's output gain) is chosen again on this run's validation photos.
+        record = _score_epoch(task, model, state, world, best_path, None)
+        callback("epoch_end", **record, best=True)
     try:
         while state.epoch < config.epochs and state.stale_epochs < config.patience:
             task.train_set.epoch = state.epoch
@@ -216,19 +221,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
                 rate = images / max(1e-9, time.perf_counter() - started)
                 callback("step", epoch=state.epoch, step=state.step, loss=None if loss is None else loss.item(), images_per_s=rate)
             world.sync_buffers(model)
-            metrics = task.validate(model)
-            record = {"epoch": state.epoch + 1, "images_per_s": round(images / max(1e-9, time.perf_counter() - started), 2), **metrics}
-            if world.size > 1:
-                record.update(world_size=world.size, ranks_agree=world.ranks_agree(model))
-                if not record["ranks_agree"]:
-                    raise RuntimeError("distributed ranks hold different weights; stopping")
-            state.history.append(record)
-            if metrics["score"] < state.best_score:
-                state.best_score, state.best_epoch, state.stale_epochs = metrics["score"], state.epoch, 0
-                if world.is_main:
-                    save_model(model, best_path, task.metadata(state.history))
-            else:
-                state.stale_epochs += 1
+            record = _score_epoch(task, model, state, world, best_path, images / max(1e-9, time.perf_counter() - started))
             if world.is_main:
                 task.on_epoch_end(state.epoch, run_dir)
             state.epoch, state.step = state.epoch + 1, 0
@@ -245,6 +238,26 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
 
         dist.barrier()  # rank 0 has written best.safetensors before anyone installs it
     return state
+
+
+def _score_epoch(task: TrainingTask, model: nn.Module, state: FitState, world: _World, best_path: Path, images_per_s: float | None) -> dict[str, Any]:
+    """Validate the model as it is after epoch ``state.epoch`` (0: before any training), record
+    it in the history, and write ``best_path`` when it is the best so far."""
+    metrics = task.validate(model)
+    epoch = state.epoch + 1 if images_per_s is not None else 0
+    record = {"epoch": epoch, "images_per_s": None if images_per_s is None else round(images_per_s, 2), **metrics}
+    if world.size > 1:
+        record.update(world_size=world.size, ranks_agree=world.ranks_agree(model))
+        if not record["ranks_agree"]:
+            raise RuntimeError("distributed ranks hold different weights; stopping")
+    state.history.append(record)
+    if metrics["score"] < state.best_score:
+        state.best_score, state.best_epoch, state.stale_epochs = metrics["score"], epoch - 1, 0
+        if world.is_main:
+            save_model(model, best_path, task.metadata(state.history))
+    else:
+        state.stale_epochs += 1
+    return record
 
 
 def is_main_process() -> bool:

@@ -53,7 +53,7 @@ def test_new_expert_goes_to_the_user_folder_only(colour_folder, isolated_home, t
     meta = read_metadata(written).metadata
     assert meta["architecture"] == "unet_seed" and meta["category"] == "portraits-1920s"
     data = meta["training"]["data"]
-    assert data["images"] == 24 and data["train_images"] + data["val_images"] == 24
+    assert data["images"] == 24 and data["train_images"] + data["val_images"] + data["test_images"] == 24
     assert len(data["file_list_sha256"]) == 16
     assert meta["training"]["recipe"]["epochs"] == 1
     assert {"val_psnr", "val_delta_e", "val_colorfulness_ratio"} <= meta["metrics"].keys()
@@ -179,7 +179,7 @@ def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_fol
     meta = read_metadata(isolated_home / "experts" / "vivid.safetensors").metadata
     assert meta["arguments"]["ab_bins"] == 6
     assert meta["training"]["recipe"]["loss"] == "cross_entropy"
-    curve = meta["training"]["rebalance_curve"]
+    curve = {str(c["rebalance"]): c for c in meta["training"]["rebalance_curve"]}
     target = meta["training"]["recipe"]["colorfulness_target"]
     assert sorted(float(r) for r in curve) == sorted(meta["training"]["recipe"]["rebalance_strengths"])
     chosen = str(meta["arguments"]["rebalance"])
@@ -271,24 +271,58 @@ def test_a_killed_training_run_saves_its_checkpoint_and_resumes(colour_folder, i
     assert [r["epoch"] for r in meta["training"]["history"]] == list(range(1, saved["epoch"] + 2))
 
 
-def test_regression_expert_ships_the_chroma_gain_chosen_on_validation(colour_folder, isolated_home, tmp_path):
+def test_regression_expert_ships_the_chroma_curve_chosen_on_validation(colour_folder, isolated_home, tmp_path):
     from colorize.experts.store import Expert
 
-    # Any ΔE is affordable and no colour is too much: the rule must pick the largest gain.
-    config = _config(colour_folder, tmp_path / "calibrated", epochs=1, delta_e_tolerance=100.0, colorfulness_target=100.0)
+    # Any ΔE is affordable and no colour is too much: the rule must pick the most colourful setting.
+    config = _config(
+        colour_folder, tmp_path / "calibrated", epochs=1, delta_e_tolerance=100.0, colorfulness_target=100.0, chroma_exponents=(0.0, 1.0)
+    )
     model_file = train_expert(config, ExpertStore())
     meta = model_file.metadata
-    curve = meta["training"]["chroma_gain_curve"]
-    gain = meta["metrics"]["val_chroma_gain"]
-    assert sorted(float(g) for g in curve) == sorted(config.chroma_gains)
-    assert gain == max(config.chroma_gains) > 1
-    assert meta["normalization"]["ab_gain"] == [gain, gain]
-    assert meta["metrics"]["val_delta_e"] == curve[str(gain)]["delta_e"]
-    ratios = [curve[g]["colorfulness_ratio"] for g in sorted(curve, key=float)]
+    curve = meta["training"]["chroma_curve"]
+    assert sorted((c["chroma_gain"], c["chroma_exponent"]) for c in curve) == sorted(
+        (g, e) for g in config.chroma_gains for e in config.chroma_exponents
+    )
+    most_colourful = max(curve, key=lambda c: c["colorfulness_ratio"])
+    gain, exponent = meta["metrics"]["val_chroma_gain"], meta["metrics"]["val_chroma_exponent"]
+    assert (gain, exponent) == (most_colourful["chroma_gain"], most_colourful["chroma_exponent"])
+    assert meta["normalization"]["ab_gain"] == [gain, gain] and meta["normalization"]["chroma_exponent"] == exponent
+    assert meta["metrics"]["val_delta_e"] == most_colourful["delta_e"]
+    plain = sorted((c for c in curve if c["chroma_exponent"] == 0), key=lambda c: c["chroma_gain"])
+    ratios = [c["colorfulness_ratio"] for c in plain]
     assert ratios == sorted(ratios) and ratios[-1] > ratios[0], "more gain, more colour"
-    assert Expert.from_file(model_file.path).ab_gain.flatten().tolist() == pytest.approx([gain, gain])
+    expert = Expert.from_file(model_file.path)
+    assert expert.ab_gain.flatten().tolist() == pytest.approx([gain, gain]) and expert.chroma_exponent == exponent
 
     # A fixed boost (the paper's) is kept as given, and nothing is chosen.
     fixed = train_expert(_config(colour_folder, tmp_path / "fixed", epochs=1, ab_gain=(1.6, 2.0)), ExpertStore()).metadata
     assert fixed["normalization"]["ab_gain"] == [1.6, 2.0]
-    assert "chroma_gain_curve" not in fixed["training"] and "val_chroma_gain" not in fixed["metrics"]
+    assert "chroma_curve" not in fixed["training"] and "val_chroma_gain" not in fixed["metrics"]
+
+
+def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weights(colour_folder, isolated_home, tmp_path):
+    store = ExpertStore()
+    # A safest-ΔE rule first (no colour wanted), then a rule that wants all the colour there is.
+    first = train_expert(_config(colour_folder, tmp_path / "first", epochs=1, colorfulness_target=0.0, out=store.user_path("mine")), store)
+    rescored = train_expert(
+        _config(colour_folder, tmp_path / "again", epochs=0, init="mine", delta_e_tolerance=100.0, colorfulness_target=100.0,
+                out=store.user_path("mine-vivid")), store
+    )
+    a, b = load_file(str(first.path)), load_file(str(rescored.path))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "nothing may be trained"
+    meta = rescored.metadata
+    assert [r["epoch"] for r in meta["training"]["history"]] == [0]
+    assert meta["training"]["init_training"] == first.metadata["training"], "the file keeps how its weights were trained"
+    assert meta["training"]["recipe"]["init_sha256"] == _sha(first.path)
+    most_colourful = max(meta["training"]["chroma_curve"], key=lambda c: c["colorfulness_ratio"])
+    chosen = (meta["normalization"]["ab_gain"][0], meta["normalization"]["chroma_exponent"])
+    assert chosen == (most_colourful["chroma_gain"], most_colourful["chroma_exponent"]) != (1.0, 0.0)
+    assert first.metadata["normalization"]["ab_gain"][0] == 1.0, "the first rule wanted no colour"
+    listing = CliRunner().invoke(app, ["experts"]).output
+    assert "mine: unet_seed," in listing and f"mine-vivid: unet_seed (chroma x{chosen[0]:g}" in listing
+
+
+def test_zero_epochs_needs_an_expert_to_start_from(colour_folder, isolated_home):
+    result = CliRunner().invoke(app, ["train", "expert", "mine", str(colour_folder), "--epochs", "0"])
+    assert result.exit_code != 0 and "--init NAME" in result.output and "Traceback" not in result.output
