@@ -13,10 +13,13 @@ import sys
 
 import numpy as np
 
+from colorize.configs import load_config
+
 FALLBACK = "general"
 
 
-def replay(images: list[dict], threshold: float) -> dict[str, float]:
+def replay(images: list[dict], threshold: float) -> dict:
+    """Per-photo ΔE and PSNR of the expert each photo would go to at ``threshold``."""
     delta_e, psnr, fallbacks = [], [], 0
     for image in images:
         probabilities = image["auto"]["probabilities"]
@@ -25,16 +28,28 @@ def replay(images: list[dict], threshold: float) -> dict[str, float]:
         fallbacks += expert != top
         delta_e.append(image[expert]["delta_e"])
         psnr.append(image[expert]["psnr"])
-    return {"delta_e": float(np.mean(delta_e)), "psnr": float(np.mean(psnr)), "fallbacks": fallbacks}
+    return {"delta_e": np.array(delta_e), "psnr": np.array(psnr), "fallbacks": fallbacks}
 
 
 def main(path: str) -> None:
     images = [image for image in json.load(open(path))["images"] if image["status"] == "ok"]
-    print(f"{len(images)} photos")
-    print("threshold  mean ΔE2000  mean PSNR  sent to general when unsure")
+    configured = float(load_config("routing")["threshold"])
+    base = replay(images, configured)["delta_e"]
+    print(f"{len(images)} photos; differences are against the configured threshold {configured}")
+    print("threshold  mean ΔE2000  mean PSNR  sent to general when unsure  ΔE difference ± standard error")
+    results = {}
     for threshold in np.round(np.arange(0.3, 1.0, 0.05), 2):
-        result = replay(images, float(threshold))
-        print(f"{threshold:9.2f}  {result['delta_e']:11.4f}  {result['psnr']:9.4f}  {result['fallbacks']:5d}")
+        result = results[float(threshold)] = replay(images, float(threshold))
+        # Paired per photo: most photos go to the same expert at both thresholds.
+        difference = result["delta_e"] - base
+        error = difference.std(ddof=1) / np.sqrt(len(difference))
+        print(f"{threshold:9.2f}  {result['delta_e'].mean():11.4f}  {result['psnr'].mean():9.4f}  {result['fallbacks']:27d}  {difference.mean():+.4f} ± {error:.4f}")
+    best = min(results, key=lambda t: results[t]["delta_e"].mean())
+    difference = results[best]["delta_e"] - base
+    error = difference.std(ddof=1) / np.sqrt(len(difference))
+    # A gain inside two standard errors is what another sample of photos could take back.
+    verdict = "move to it" if -difference.mean() > 2 * error else "keep the configured one (within 2 standard errors)"
+    print(f"best: {best} (ΔE {difference.mean():+.4f} ± {error:.4f} against {configured}): {verdict}")
 
 
 if __name__ == "__main__":
