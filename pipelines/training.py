@@ -197,7 +197,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
     if config.epochs == 0 and not state.history:
         # Nothing to train: the starting model is scored once and kept, so what validation
         # chooses (an expert's output gain) is chosen again on this run's validation photos.
-        record = _score_epoch(task, model, state, world, best_path, None)
+        record = _score_epoch(task, model, state, world, best_path, epoch=0, images_per_s=None)
         callback("epoch_end", **record, best=True)
     try:
         while state.epoch < config.epochs and state.stale_epochs < config.patience:
@@ -221,7 +221,8 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
                 rate = images / max(1e-9, time.perf_counter() - started)
                 callback("step", epoch=state.epoch, step=state.step, loss=None if loss is None else loss.item(), images_per_s=rate)
             world.sync_buffers(model)
-            record = _score_epoch(task, model, state, world, best_path, images / max(1e-9, time.perf_counter() - started))
+            rate = images / max(1e-9, time.perf_counter() - started)
+            record = _score_epoch(task, model, state, world, best_path, epoch=state.epoch + 1, images_per_s=rate)
             if world.is_main:
                 task.on_epoch_end(state.epoch, run_dir)
             state.epoch, state.step = state.epoch + 1, 0
@@ -240,11 +241,12 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
     return state
 
 
-def _score_epoch(task: TrainingTask, model: nn.Module, state: FitState, world: _World, best_path: Path, images_per_s: float | None) -> dict[str, Any]:
-    """Validate the model as it is after epoch ``state.epoch`` (0: before any training), record
-    it in the history, and write ``best_path`` when it is the best so far."""
+def _score_epoch(
+    task: TrainingTask, model: nn.Module, state: FitState, world: _World, best_path: Path, epoch: int, images_per_s: float | None
+) -> dict[str, Any]:
+    """Validate the model as it is after ``epoch`` epochs (0: before any training), record it
+    in the history, and write ``best_path`` when it is the best so far."""
     metrics = task.validate(model)
-    epoch = state.epoch + 1 if images_per_s is not None else 0
     record = {"epoch": epoch, "images_per_s": None if images_per_s is None else round(images_per_s, 2), **metrics}
     if world.size > 1:
         record.update(world_size=world.size, ranks_agree=world.ranks_agree(model))
