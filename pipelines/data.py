@@ -68,14 +68,15 @@ def split_files(files: list[Path], fraction: float, seed: int = 0) -> tuple[list
     return kept, held_out
 
 
-def split_for_training(files: list[Path], held_out_fraction: float) -> tuple[list[Path], list[Path]]:
-    """(training, validation) photos: of the held-out ones (seed 0, the rule ``colorize eval
-    --holdout`` applies), only the validation half; the test half is left for ``colorize eval``."""
+def split_for_training(files: list[Path], held_out_fraction: float) -> tuple[list[Path], list[Path], list[Path]]:
+    """(training, validation, test) photos: the held-out ones (seed 0, the rule ``colorize eval
+    --holdout`` applies) split by ``held_out_part``; training never reads the test ones."""
     train, held_out = split_files(files, held_out_fraction, seed=0)
     val = [path for path in held_out if held_out_part(path) == "validation"]
+    test = [path for path in held_out if held_out_part(path) == "test"]
     if not train or not val:
         raise DataError(f"need photos for both training and validation; found {len(train)} and {len(val)}")
-    return train, val
+    return train, val, test
 
 
 def file_list_hash(files: list[Path]) -> str:

@@ -138,14 +138,14 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
     home = Path(home or model_home())
     labelled = _labelled_files(config)
     label_of = dict(labelled)
-    train_files, val_files = split_for_training([p for p, _ in labelled], config.val_split)
+    train_files, val_files, test_files = split_for_training([p for p, _ in labelled], config.val_split)
     data_summary = {
         "folder": str(config.data_dir),
         "images": len(labelled),
         "per_class": {label: sum(1 for _, i in labelled if i == k) for k, label in enumerate(config.labels)},
         "train_images": len(train_files),
         "val_images": len(val_files),
-        "test_images": len(labelled) - len(train_files) - len(val_files),  # held out, left for colorize eval
+        "test_images": len(test_files),  # held out, left for colorize eval
         "file_list_sha256": file_list_hash([p for p, _ in labelled]),
     }
     torch.manual_seed(config.seed)

@@ -343,13 +343,13 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
     files: list[Path] = []
     for folder in config.data_dirs:
         files.extend(list_images(folder))
-    train_files, val_files = split_for_training(files, config.val_split)
+    train_files, val_files, test_files = split_for_training(files, config.val_split)
     data_summary = {
         "folders": [str(d) for d in config.data_dirs],
         "images": len(files),
         "train_images": len(train_files),
         "val_images": len(val_files),
-        "test_images": len(files) - len(train_files) - len(val_files),  # held out, left for colorize eval
+        "test_images": len(test_files),  # held out, left for colorize eval
         "file_list_sha256": file_list_hash(files),
     }
     torch.manual_seed(config.seed)

@@ -114,16 +114,17 @@ def test_holdout_parts_are_training_validation_and_a_test_half_nothing_was_chose
     for i in range(80):
         _touch(tmp_path / ("people" if i % 2 else "landscape") / f"photo_{i}.jpg")
     # Training splits each category's files; which side a photo is on does not depend on the folder.
-    trained, validated = set(), set()
+    trained, validated, left = set(), set(), set()
     for folder in ("people", "landscape"):
-        train, val = split_for_training(list_images(tmp_path / folder), 0.3)
+        train, val, test_part = split_for_training(list_images(tmp_path / folder), 0.3)
         trained.update(train)
         validated.update(val)
+        left.update(test_part)
     held_out = {p for folder in ("people", "landscape") for p in split_files(list_images(tmp_path / folder), 0.3)[1]}
     test = {s.path for s in find_samples(tmp_path, holdout=0.3)}
     assert {s.path for s in find_samples(tmp_path, holdout=0.3, part="validation")} == validated
     assert {s.path for s in find_samples(tmp_path, holdout=0.3, part="all")} == held_out
-    assert test and validated and not test & (trained | validated)
+    assert test == left and test and validated and not test & (trained | validated)
     assert test | validated == held_out and len(trained) + len(held_out) == 80
 
 
