@@ -53,6 +53,8 @@ def evaluate(
         fail("give --expert NAME or --compare A,B,..., not both")
     modes = [expert] if expert is not None else [m.strip() for m in (compare or AUTO).split(",") if m.strip()]
     _check_options(batch_size, sheet, sheet_count, json_path)
+    if part != "test" and holdout is None:
+        fail("--part chooses among held-out photos: give --holdout too (0.1 for the bundled models)")
     try:
         samples = find_samples(data_dir, holdout=holdout, limit=limit, part=part)
     except (DataError, EvaluationError) as error:

@@ -293,6 +293,8 @@ def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path
         (["{truth_folder}", "--compare", "auto,gray"], "the gray baseline is always shown"),
         (["{truth_folder}", "--expert", "general", "--compare", "auto"], "not both"),
         (["{truth_folder}", "--holdout", "1.5"], "--holdout must be in (0, 1]"),
+        (["{truth_folder}", "--part", "validation"], "give --holdout too"),
+        (["{truth_folder}", "--holdout", "0.5", "--part", "train"], "--part must be one of"),
     ],
 )
 def test_cli_eval_errors_are_one_line(home, truth_folder, tmp_path, arguments, message):
