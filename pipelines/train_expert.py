@@ -205,7 +205,9 @@ class ExpertTask:
         ]
         summary = by_setting[chosen]
         return {
-            "score": summary["delta_e"],
+            # Epochs are compared by their most accurate decoding, not the chosen one: a chosen
+            # gain trades ΔE for colour, and an epoch must not win by choosing less colour.
+            "score": min(s["delta_e"] for s in by_setting.values()),
             **{f"val_{k}": v for k, v in _setting_fields(kind, chosen).items()},
             **{f"val_{k}": round(float(v), 4) for k, v in summary.items() if k != "images"},
             "val_gray_psnr": round(self._gray_summary["psnr"], 4),

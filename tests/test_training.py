@@ -289,6 +289,8 @@ def test_regression_expert_ships_the_chroma_curve_chosen_on_validation(colour_fo
     assert (gain, exponent) == (most_colourful["chroma_gain"], most_colourful["chroma_exponent"])
     assert meta["normalization"]["ab_gain"] == [gain, gain] and meta["normalization"]["chroma_exponent"] == exponent
     assert meta["metrics"]["val_delta_e"] == most_colourful["delta_e"]
+    # Epochs are ranked by their most accurate decoding, whatever gain was chosen for colour.
+    assert meta["training"]["history"][-1]["score"] == pytest.approx(min(c["delta_e"] for c in curve), abs=1e-3)
     plain = sorted((c for c in curve if c["chroma_exponent"] == 0), key=lambda c: c["chroma_gain"])
     ratios = [c["colorfulness_ratio"] for c in plain]
     assert ratios == sorted(ratios) and ratios[-1] > ratios[0], "more gain, more colour"
