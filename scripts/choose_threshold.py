@@ -31,25 +31,29 @@ def replay(images: list[dict], threshold: float) -> dict:
     return {"delta_e": np.array(delta_e), "psnr": np.array(psnr), "fallbacks": fallbacks}
 
 
+def paired_difference(delta_e: np.ndarray, base: np.ndarray) -> tuple[float, float]:
+    """Mean per-photo ΔE difference from ``base`` and its standard error: paired, because
+    most photos go to the same expert at both thresholds."""
+    difference = delta_e - base
+    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
+
+
 def main(path: str) -> None:
     images = [image for image in json.load(open(path))["images"] if image["status"] == "ok"]
     configured = float(load_config("routing")["threshold"])
     base = replay(images, configured)["delta_e"]
     print(f"{len(images)} photos; differences are against the configured threshold {configured}")
     print("threshold  mean ΔE2000  mean PSNR  sent to general when unsure  ΔE difference ± standard error")
-    results = {}
+    differences = {}
     for threshold in np.round(np.arange(0.3, 1.0, 0.05), 2):
-        result = results[float(threshold)] = replay(images, float(threshold))
-        # Paired per photo: most photos go to the same expert at both thresholds.
-        difference = result["delta_e"] - base
-        error = difference.std(ddof=1) / np.sqrt(len(difference))
-        print(f"{threshold:9.2f}  {result['delta_e'].mean():11.4f}  {result['psnr'].mean():9.4f}  {result['fallbacks']:27d}  {difference.mean():+.4f} ± {error:.4f}")
-    best = min(results, key=lambda t: results[t]["delta_e"].mean())
-    difference = results[best]["delta_e"] - base
-    error = difference.std(ddof=1) / np.sqrt(len(difference))
+        result = replay(images, float(threshold))
+        mean, error = differences[float(threshold)] = paired_difference(result["delta_e"], base)
+        print(f"{threshold:9.2f}  {result['delta_e'].mean():11.4f}  {result['psnr'].mean():9.4f}  {result['fallbacks']:27d}  {mean:+.4f} ± {error:.4f}")
+    best = min(differences, key=lambda t: differences[t][0])
+    mean, error = differences[best]
     # A gain inside two standard errors is what another sample of photos could take back.
-    verdict = "move to it" if -difference.mean() > 2 * error else "keep the configured one (within 2 standard errors)"
-    print(f"best: {best} (ΔE {difference.mean():+.4f} ± {error:.4f} against {configured}): {verdict}")
+    verdict = "move to it" if -mean > 2 * error else "keep the configured one (within 2 standard errors)"
+    print(f"best: {best} (ΔE {mean:+.4f} ± {error:.4f} against {configured}): {verdict}")
 
 
 if __name__ == "__main__":
