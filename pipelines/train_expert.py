@@ -142,7 +142,7 @@ class ExpertTask:
                 for e in self.config.chroma_exponents
             }
         fixed = torch.tensor(self.config.ab_gain, device=ab.device).view(1, 2, 1, 1)
-        return {None: self._upsample(ab * fixed / AB_SCALE, lightness)}
+        return {None: self._upsample(chroma_curve(ab, fixed) / AB_SCALE, lightness)}
 
     def loss(self, model, batch) -> torch.Tensor | None:
         images, _, dropped = batch
