@@ -49,6 +49,10 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 WEIGHTS_HELP = "Use this weights file for an expert: NAME=FILE (repeatable). Highest precedence."
+WORK_SIZE_HELP = "Side of the square the experts see, pixels.  \\[default: each expert's own]"
+SATURATION_HELP = "Scale the expert's chroma: 1 = as shipped (its validated gain), 0 = gray."
+# Below this the encoder's stride-32 features are a single pixel: no picture left to read.
+MIN_WORK_SIZE = 32
 
 
 def parse_weights(items: list[str]) -> dict[str, Path]:
@@ -71,6 +75,10 @@ def build_pipeline(expert, threshold, weights, classifier_weights, device, work_
 
     if threshold is not None and not 0 <= threshold <= 1:
         fail("--threshold must be between 0 and 1")
+    if work_size is not None and work_size < MIN_WORK_SIZE:
+        fail(f"--work-size must be at least {MIN_WORK_SIZE} pixels")
+    if saturation < 0:
+        fail("--saturation must be 0 or more")
     try:
         return Pipeline.from_config(
             weights=parse_weights(weights),

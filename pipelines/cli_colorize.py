@@ -17,7 +17,9 @@ from rich.table import Table
 from colorize.pipelines.cli import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    SATURATION_HELP,
     WEIGHTS_HELP,
+    WORK_SIZE_HELP,
     app,
     build_pipeline,
     console,
@@ -44,8 +46,8 @@ def auto(
     weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
     classifier_weights: Optional[Path] = typer.Option(None, "--classifier-weights", help="Use this classifier weights file."),
     device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
-    work_size: Optional[int] = typer.Option(None, "--work-size", help="Side of the square the experts see.  \\[default: each expert's own]"),
-    saturation: float = typer.Option(1.0, "--saturation", help="Scale predicted chroma (1 = as predicted)."),
+    work_size: Optional[int] = typer.Option(None, "--work-size", help=WORK_SIZE_HELP),
+    saturation: float = typer.Option(1.0, "--saturation", help=SATURATION_HELP),
     batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
 ) -> None:

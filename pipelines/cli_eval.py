@@ -11,7 +11,17 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from colorize.pipelines.cli import EXIT_FAILED, WEIGHTS_HELP, app, build_pipeline, console, fail, progress_bar
+from colorize.pipelines.cli import (
+    EXIT_FAILED,
+    SATURATION_HELP,
+    WEIGHTS_HELP,
+    WORK_SIZE_HELP,
+    app,
+    build_pipeline,
+    console,
+    fail,
+    progress_bar,
+)
 
 # (key in metrics.summarize, column title, format, True when higher is better)
 _COLUMNS = (
@@ -41,6 +51,8 @@ def evaluate(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write every number (summary, routing, one record per photo) to this JSON file."),
     sheet: Optional[Path] = typer.Option(None, "--sheet", help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth."),
     sheet_count: int = typer.Option(6, "--sheet-count", help="How many best and how many worst photos the sheet shows."),
+    work_size: Optional[int] = typer.Option(None, "--work-size", help=WORK_SIZE_HELP),
+    saturation: float = typer.Option(1.0, "--saturation", help=SATURATION_HELP),
     device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
     batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
     max_pixels: float = typer.Option(100.0, "--max-pixels", help="Skip images larger than this many megapixels (checked before decoding)."),
@@ -60,7 +72,7 @@ def evaluate(
     except (DataError, EvaluationError) as error:
         fail(str(error))
     # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
-    pipeline = build_pipeline(None if AUTO in modes else modes[0] if modes else None, threshold, weights, classifier_weights, device)
+    pipeline = build_pipeline(None if AUTO in modes else modes[0] if modes else None, threshold, weights, classifier_weights, device, work_size, saturation)
     try:
         check_modes(modes, pipeline)
     except EvaluationError as error:
@@ -88,6 +100,8 @@ def evaluate(
             "part": part if holdout is not None else None,
             "limit": limit,
             "threshold": pipeline.policy.threshold,
+            "work_size": work_size,
+            "saturation": saturation,
             "device": device,
             "batch_size": batch_size,
             "seconds": round(elapsed, 3),

@@ -78,6 +78,16 @@ def test_unknown_expert_is_a_one_line_error_listing_names(runner, gray_folder, t
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [(["--work-size", "31"], "--work-size must be at least 32 pixels"), (["--saturation", "-1"], "--saturation must be 0 or more")],
+)
+def test_out_of_range_work_size_and_saturation_are_one_line_errors_before_any_output(runner, gray_folder, tmp_path, option, message):
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), *option])
+    assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_threshold_one_falls_back_to_general(runner, gray_folder, tmp_path):
     report = tmp_path / "r.jsonl"
     result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--threshold", "1", "--report", str(report)])

@@ -277,6 +277,18 @@ def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder,
     assert Image.open(out_sheet).size == (4 * 160, 3 * (160 + 14))  # 3 photos: best 2, then the one left
 
 
+def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_its_settings(home, truth_folder, tmp_path):
+    out_json = tmp_path / "eval.json"
+    arguments = ["eval", str(truth_folder), "--limit", "1", "--saturation", "0", "--work-size", "64", "--json", str(out_json)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out_json.read_text())
+    assert report["settings"]["saturation"] == 0 and report["settings"]["work_size"] == 64
+    for record in report["images"]:
+        scores = {key: value for key, value in record[AUTO].items() if key in record["gray"]}
+        assert scores == record["gray"]
+
+
 def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path):
     missing = tmp_path / "no-classifier.safetensors"  # would fail to load if the classifier were needed
     result = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", "--classifier-weights", str(missing)])
@@ -295,6 +307,8 @@ def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path
         (["{truth_folder}", "--holdout", "1.5"], "--holdout must be in (0, 1]"),
         (["{truth_folder}", "--part", "validation"], "give --holdout too"),
         (["{truth_folder}", "--holdout", "0.5", "--part", "train"], "--part must be one of"),
+        (["{truth_folder}", "--work-size", "16"], "--work-size must be at least 32"),
+        (["{truth_folder}", "--saturation", "-0.5"], "--saturation must be 0 or more"),
     ],
 )
 def test_cli_eval_errors_are_one_line(home, truth_folder, tmp_path, arguments, message):
