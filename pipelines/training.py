@@ -26,6 +26,11 @@ from torch import nn
 
 from colorize.experts.modelfile import save_model
 
+# A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
+# quarter of an hour, and a crash or a kill -9 (which skips the save on interrupt) should cost
+# minutes, not the epoch.
+CHECKPOINT_SECONDS = 600.0
+
 Callback = Callable[..., None]
 
 
@@ -199,6 +204,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
         # chooses (an expert's output gain) is chosen again on this run's validation photos.
         record = _score_epoch(task, model, state, world, best_path, epoch=0, images_per_s=None)
         callback("epoch_end", **record, best=True)
+    last_saved = time.monotonic()
     try:
         while state.epoch < config.epochs and state.stale_epochs < config.patience:
             task.train_set.epoch = state.epoch
@@ -217,6 +223,9 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
                     optimizer.step()
                 scheduler.step()
                 state.step += 1
+                if world.is_main and time.monotonic() - last_saved >= CHECKPOINT_SECONDS:
+                    _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
+                    last_saved = time.monotonic()
                 images += len(batch[0]) * world.size
                 rate = images / max(1e-9, time.perf_counter() - started)
                 callback("step", epoch=state.epoch, step=state.step, loss=None if loss is None else loss.item(), images_per_s=rate)
@@ -228,6 +237,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
             state.epoch, state.step = state.epoch + 1, 0
             if world.is_main:
                 _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
+                last_saved = time.monotonic()
             callback("epoch_end", **record, best=state.best_epoch + 1 == record["epoch"])
     except KeyboardInterrupt:
         if world.is_main:

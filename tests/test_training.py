@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from colorize.experts.modelfile import bundled_weights_dir, read_metadata
 from colorize.experts.store import ExpertStore
 from colorize.pipelines import cli_colorize, cli_train  # noqa: F401  (registers the commands)
+from colorize.pipelines import training
 from colorize.pipelines.cli import app
 from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
 
@@ -137,7 +138,29 @@ def test_resumed_run_matches_an_uninterrupted_one(colour_folder, isolated_home, 
     assert not (tmp_path / "resumed" / "out.safetensors").exists(), "an interrupted run must not install weights"
     resumed = train_expert(_config(colour_folder, tmp_path / "resumed", resume=True), store)
 
-    a, b = load_file(str(straight.path)), load_file(str(resumed.path))
+    _assert_same_weights(straight.path, resumed.path)
+
+
+def test_a_crash_mid_epoch_resumes_from_the_timed_checkpoint_and_matches(colour_folder, isolated_home, tmp_path, monkeypatch):
+    store = ExpertStore()
+    straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every batch
+
+    def crash_midway(event, **data):
+        # Not an interrupt: nothing gets the chance to save on the way out, as after kill -9.
+        if event == "step" and data["epoch"] == 0 and data["step"] == 3:
+            raise MemoryError
+
+    with pytest.raises(MemoryError):
+        train_expert(_config(colour_folder, tmp_path / "resumed"), store, crash_midway)
+    saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["state"]
+    assert (saved["epoch"], saved["step"]) == (0, 3)
+    resumed = train_expert(_config(colour_folder, tmp_path / "resumed", resume=True), store)
+    _assert_same_weights(straight.path, resumed.path)
+
+
+def _assert_same_weights(path_a, path_b):
+    a, b = load_file(str(path_a)), load_file(str(path_b))
     assert a.keys() == b.keys()
     worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
     assert worst == 0.0, f"resumed weights differ by up to {worst}"
