@@ -45,7 +45,7 @@ class _TrainingDisplay:
                 if k.startswith("val_") and isinstance(v, (int, float))
             )
             mark = " [green]best[/]" if data.get("best") else ""
-            speed = "no training" if data["images_per_s"] is None else f"{data['images_per_s']:.1f} img/s"
+            speed = "starting weights" if data["images_per_s"] is None else f"{data['images_per_s']:.1f} img/s"
             p.console.print(f"epoch {data['epoch']}: {shown}  ({speed}){mark}", highlight=False)
         elif event == "interrupted":
             p.console.print(f"[yellow]interrupted[/]: checkpoint saved at {data['checkpoint']}; continue with --resume")

@@ -6,7 +6,7 @@ every other expert are never touched.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +365,7 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)
     task = ExpertTask(config, model, train_files, val_files, data_summary)
     callback("data", **data_summary)
-    fit(task, FitConfig.of(config, run_dir), callback)
+    fine_tuning = config.init not in {"scratch", "imagenet"}
+    fit(task, replace(FitConfig.of(config, run_dir), score_start=fine_tuning), callback)
     out = Path(config.out or store.user_path(config.name))
     return read_metadata(install_best(run_dir, out))

@@ -67,11 +67,14 @@ class FitConfig:
     resume: bool = False
     max_steps_per_epoch: int | None = None  # for quick trials and tests
     warmup_fraction: float = 0.05
+    # Validate the starting weights first, as epoch 0, a candidate like any epoch: fine-tuning
+    # then never ships weights that score worse on validation than the ones it started from.
+    score_start: bool = False
 
     @classmethod
     def of(cls, recipe: Any, run_dir: Path) -> "FitConfig":
         """The loop's share of a model family's training config (same field names)."""
-        names = [f for f in cls.__dataclass_fields__ if f not in ("run_dir", "warmup_fraction")]
+        names = [f for f in cls.__dataclass_fields__ if f not in ("run_dir", "warmup_fraction", "score_start")]
         return cls(run_dir=Path(run_dir), **{name: getattr(recipe, name) for name in names})
 
 
@@ -199,8 +202,8 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
     loader_args = dict(num_workers=config.workers, collate_fn=getattr(task, "collate", None))
     if config.workers:
         loader_args["persistent_workers"] = False
-    if config.epochs == 0 and not state.history:
-        # Nothing to train: the starting model is scored once and kept, so what validation
+    if (config.epochs == 0 or config.score_start) and not state.history:
+        # With nothing to train, the starting model is scored once and kept, so what validation
         # chooses (an expert's output gain) is chosen again on this run's validation photos.
         record = _score_epoch(task, model, state, world, best_path, epoch=0, images_per_s=None)
         callback("epoch_end", **record, best=True)

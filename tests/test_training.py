@@ -348,6 +348,19 @@ def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weight
     assert "mine: unet_seed," in listing and f"mine-vivid: unet_seed (chroma x{chosen[0]:g}" in listing
 
 
+def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_validation(colour_folder, isolated_home, tmp_path):
+    store = ExpertStore()
+    # The bundled general expert, and a learning rate that wrecks it in two steps: epoch 1 must lose to epoch 0.
+    epochs = []
+    record_epochs = lambda event, **data: epochs.append(data) if event == "epoch_end" else None  # noqa: E731
+    config = _config(colour_folder, tmp_path / "tuned", epochs=1, init="general", lr=1e4, max_steps_per_epoch=2)
+    wrecked = train_expert(config, store, record_epochs)
+    assert [(r["epoch"], r["best"]) for r in epochs] == [(0, True), (1, False)]
+    assert [r["epoch"] for r in wrecked.metadata["training"]["history"]] == [0]
+    a, b = load_file(str(bundled_weights_dir() / "general.safetensors")), load_file(str(wrecked.path))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].to(a[k].dtype)) for k in a)
+
+
 def test_zero_epochs_needs_an_expert_to_start_from(colour_folder, isolated_home):
     result = CliRunner().invoke(app, ["train", "expert", "mine", str(colour_folder), "--epochs", "0"])
     assert result.exit_code != 0 and "--init NAME" in result.output and "Traceback" not in result.output
