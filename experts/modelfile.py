@@ -83,7 +83,16 @@ def save_model(model: nn.Module, path: Path, metadata: dict[str, Any], half: boo
         if half and tensor.is_floating_point() and tensor.dtype == torch.float32:
             tensor = tensor.half()
         tensors[name] = tensor
-    path = Path(path)
+    return _write(tensors, Path(path), metadata)
+
+
+def replace_metadata(path: Path, metadata: dict[str, Any]) -> Path:
+    """Rewrite a weights file with the same tensors and new ``metadata`` (whole, as read)."""
+    return _write(load_file(str(path)), Path(path), metadata)
+
+
+def _write(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any]) -> Path:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A per-process name rather than mkstemp's, so the file gets the user's usual permissions.
     tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))

@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
-from colorize.experts.modelfile import save_model
+from colorize.experts.modelfile import read_metadata, replace_metadata, save_model
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
 # quarter of an hour, and a crash or a kill -9 (which skips the save on interrupt) should cost
@@ -47,7 +47,8 @@ class TrainingTask(Protocol):
         """Validation metrics; must include ``score`` (lower is better)."""
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
-        """The weights-file metadata for the model as it is now."""
+        """The weights-file metadata for the model as it is now; ``history`` goes under
+        ``training.history`` (``fit`` completes it there when later epochs lose)."""
 
     def on_epoch_end(self, epoch: int, run_dir: Path) -> None:
         """A hook for sample sheets and the like."""
@@ -247,6 +248,12 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
             _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
         callback("interrupted", epoch=state.epoch, step=state.step, checkpoint=str(checkpoint_path))
         raise
+    if world.is_main and state.history and state.history[-1]["epoch"] != state.best_epoch + 1:
+        # The best file was written when it was best; the epochs tried after it, which did not
+        # beat it, belong in its record too.
+        best = read_metadata(best_path).metadata
+        best["training"]["history"] = state.history
+        replace_metadata(best_path, best)
     if world.size > 1:
         import torch.distributed as dist
 
