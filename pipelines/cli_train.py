@@ -100,7 +100,7 @@ def train_expert_command(
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts."""
     from colorize.experts.store import ExpertStore
-    from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
+    from colorize.pipelines.train_expert import NEW_WEIGHTS, ExpertTrainConfig, train_expert
 
     if not name or set(name) - _NAME_CHARS:
         fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
@@ -108,7 +108,7 @@ def train_expert_command(
         fail("--loss must be l1 or mse")
     if epochs is not None and epochs < 0:
         fail(f"--epochs must be 0 or more, got {epochs}")
-    if epochs == 0 and init in (None, "scratch", "imagenet"):
+    if epochs == 0 and (init is None or init in NEW_WEIGHTS):
         fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
     if ab_bins is not None and (ab_bins == 1 or ab_bins < 0):
         fail(f"--ab-bins must be 0 (regression) or at least 2, got {ab_bins}")

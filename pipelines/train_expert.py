@@ -284,12 +284,16 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
 
 
+# --init values that build new weights; any other value names an expert to fine-tune.
+NEW_WEIGHTS = frozenset({"scratch", "imagenet"})
+
+
 def _ab_bins(network: torch.nn.Module) -> int:
     return getattr(network, "ab_bins", 0)
 
 
 def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Module:
-    if config.init in {"scratch", "imagenet"}:
+    if config.init in NEW_WEIGHTS:
         if config.ab_bins is not None:
             config.arguments = {**config.arguments, "ab_bins": config.ab_bins}
         model = create_architecture(config.architecture, **config.arguments)
@@ -365,7 +369,6 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)
     task = ExpertTask(config, model, train_files, val_files, data_summary)
     callback("data", **data_summary)
-    fine_tuning = config.init not in {"scratch", "imagenet"}
-    fit(task, replace(FitConfig.of(config, run_dir), score_start=fine_tuning), callback)
+    fit(task, replace(FitConfig.of(config, run_dir), score_start=config.init not in NEW_WEIGHTS), callback)
     out = Path(config.out or store.user_path(config.name))
     return read_metadata(install_best(run_dir, out))

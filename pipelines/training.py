@@ -204,8 +204,9 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
     if config.workers:
         loader_args["persistent_workers"] = False
     if (config.epochs == 0 or config.score_start) and not state.history:
-        # With nothing to train, the starting model is scored once and kept, so what validation
-        # chooses (an expert's output gain) is chosen again on this run's validation photos.
+        # The starting model is scored as epoch 0: with nothing to train it is kept, and what
+        # validation chooses (an expert's output gain) is chosen again on this run's photos; when
+        # fine-tuning, it is the candidate every trained epoch has to beat.
         record = _score_epoch(task, model, state, world, best_path, epoch=0, images_per_s=None)
         callback("epoch_end", **record, best=True)
     last_saved = time.monotonic()
