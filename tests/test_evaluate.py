@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -326,3 +329,30 @@ def test_cli_eval_counts_unreadable_photos_and_exits_1(home, tmp_path):
     assert result.exit_code == 1, result.output
     assert "broken.jpg" in result.output and "1 photos scored" in result.output and "1 unreadable" in result.output, result.output
     assert json.loads((tmp_path / "eval.json").read_text())["counts"] == {"ok": 1, "skipped": 0, "failed": 1}
+
+
+def test_by_source_script_splits_categories_by_manifest_source(home, colourless_expert, tmp_path):
+    """scripts/by_source.py: photos are looked up by category and file name (names repeat across
+    categories), and each source's numbers are summarised the way eval summarises a category."""
+    folder = tmp_path / "photos"
+    for relative, name in (("people/a.png", "astronaut"), ("general/a.png", "coffee"), ("general/b.png", "chelsea")):
+        _write_photo(folder / relative, name)
+    with open(folder / "manifest.csv", "w") as manifest:
+        manifest.write("category,file,source_repo_or_package\npeople,train/people/a.png,space\ngeneral,train/general/a.png,cups\n")
+    out_json = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, ["eval", str(folder), "--compare", "general,colourless",
+                                      "--weights", f"colourless={colourless_expert}", "--json", str(out_json)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out_json.read_text())
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "by_source.py"))
+    tables = script["by_source"](report, script["source_of"](folder / "manifest.csv"))
+    assert set(tables) == {("people", "space"), ("general", "cups"), ("general", "(not in the manifest)")}
+    assert tables["people", "space"] == report["summary"]["people"]  # a one-source category is its own summary
+    general = [tables["general", source]["general"]["delta_e"] for source in ("cups", "(not in the manifest)")]
+    assert np.mean(general) == pytest.approx(report["summary"]["general"]["general"]["delta_e"])
+
+    printed = subprocess.run([sys.executable, script["__file__"], out_json, folder / "manifest.csv"], capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    colourless_rows = [line for line in printed.stdout.splitlines() if "colourless" in line]
+    assert len(colourless_rows) == 3 and all("| +0.00 dB | 1.000 |" in line for line in colourless_rows)
