@@ -275,11 +275,15 @@ def _score_epoch(
             raise RuntimeError("distributed ranks hold different weights; stopping")
     state.history.append(record)
     if metrics["score"] < state.best_score:
-        state.best_score, state.best_epoch, state.stale_epochs = metrics["score"], epoch - 1, 0
+        state.best_score, state.best_epoch = metrics["score"], epoch - 1
         if world.is_main:
             save_model(model, best_path, task.metadata(state.history))
-    else:
-        state.stale_epochs += 1
+    # Patience asks whether training still improves on itself. The starting weights (epoch 0)
+    # are a candidate for the file but no yardstick for that: the first epochs of a warm restart
+    # are meant to score worse than where it started, and its cosine decay brings them back.
+    trained = [r["score"] for r in state.history if r["epoch"] > 0]
+    if trained:
+        state.stale_epochs = len(trained) - 1 - trained.index(min(trained))
     return record
 
 
