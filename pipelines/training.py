@@ -85,8 +85,19 @@ class FitState:
     step: int = 0  # batches done within that epoch
     best_score: float = math.inf
     best_epoch: int = -1
-    stale_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def stale_epochs(self) -> int:
+        """Trained epochs since the best trained one.
+
+        Patience asks whether training still improves on itself. The starting weights (epoch 0)
+        are a candidate for the file but no yardstick for that: the first epochs of a warm
+        restart are meant to score worse than where it started, and its cosine decay brings
+        them back.
+        """
+        trained = [record["score"] for record in self.history if record["epoch"] > 0]
+        return len(trained) - 1 - trained.index(min(trained)) if trained else 0
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -197,6 +208,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        saved["state"].pop("stale_epochs", None)  # stored by checkpoints from before it was derived from the history
         state = FitState(**saved["state"])
         callback("resumed", epoch=state.epoch, step=state.step)
 
@@ -278,12 +290,6 @@ def _score_epoch(
         state.best_score, state.best_epoch = metrics["score"], epoch - 1
         if world.is_main:
             save_model(model, best_path, task.metadata(state.history))
-    # Patience asks whether training still improves on itself. The starting weights (epoch 0)
-    # are a candidate for the file but no yardstick for that: the first epochs of a warm restart
-    # are meant to score worse than where it started, and its cosine decay brings them back.
-    trained = [r["score"] for r in state.history if r["epoch"] > 0]
-    if trained:
-        state.stale_epochs = len(trained) - 1 - trained.index(min(trained))
     return record
 
 

@@ -18,9 +18,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from colorize.pipelines.evaluate import GRAY
 from colorize.pipelines.metrics import summarize
-
-GRAY = "gray"
 
 
 def source_of(manifest: Path) -> dict[tuple[str, str], str]:

@@ -136,6 +136,10 @@ def test_resumed_run_matches_an_uninterrupted_one(colour_folder, isolated_home, 
     with pytest.raises(KeyboardInterrupt):
         train_expert(_config(colour_folder, tmp_path / "resumed"), store, interrupt_midway)
     assert not (tmp_path / "resumed" / "out.safetensors").exists(), "an interrupted run must not install weights"
+    # Checkpoints of earlier versions also stored the count of epochs without improvement.
+    checkpoint = tmp_path / "resumed" / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=True)
+    torch.save({**saved, "state": {**saved["state"], "stale_epochs": 0}}, checkpoint)
     resumed = train_expert(_config(colour_folder, tmp_path / "resumed", resume=True), store)
 
     _assert_same_weights(straight.path, resumed.path)
