@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from typing import Callable
@@ -49,7 +50,12 @@ def isolated_home(tmp_path, monkeypatch):
 def interrupt_when(command: list[str], ready: Callable[[], bool], sig: int, settle: float = 0.0) -> tuple[int, str]:
     """Run ``command``, send ``sig`` once ``ready()`` holds (and ``settle`` seconds more);
     returns the exit code and the combined output. The process never outlives the call."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
+        # A shell's background job starts with SIGINT ignored, and a child inherits that; a
+        # user's Ctrl-C reaches a program that has it at the default, so the child starts so too.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None and not ready():
