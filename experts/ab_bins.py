@@ -70,6 +70,24 @@ def log_prior(histogram: torch.Tensor) -> torch.Tensor:
     return torch.log(0.5 * share + 0.5 / share.numel())
 
 
+def bin_index(ab: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, 2, h, w) normalised ab -> (B, 1, h, w) index of the n x n grid cell each pixel falls in."""
+    cell = ((ab + 1) * (n / 2)).floor().clamp(0, n - 1).long()
+    return cell[:, :1] * n + cell[:, 1:]
+
+
+def rarity_weights(histogram: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-cell loss weights ``prior ** -strength``, scaled so the average training pixel weighs 1.
+
+    The training-time form of the rebalancing above, for a regression head: an L1 loss whose
+    pixels are weighted so moves its answer from the plain median of the colours a pixel could
+    have towards the rarer, more saturated ones. The prior's uniform half bounds every weight.
+    """
+    share = histogram / histogram.sum().clamp_min(1e-12)
+    weights = torch.exp(-strength * log_prior(histogram))
+    return weights / (share * weights).sum()
+
+
 def bin_loss(logits: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against bilinear soft targets; ``ab`` is resized to the logits' grid first."""
     n = int(round(logits.shape[1] ** 0.5))

@@ -87,6 +87,7 @@ def train_expert_command(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     init: Optional[str] = typer.Option(None, "--init", help="scratch, imagenet (needs colorize\\[train]), or an expert name to fine-tune."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse (regression heads; an ab-bin head uses cross-entropy)."),
+    loss_rebalance: Optional[float] = typer.Option(None, "--loss-rebalance", help="Count each pixel's loss more the rarer its true colour is in the training photos (prior ** -S, Zhang-style rebalancing; regression heads): 0 plain, 0.5 moderate.  \\[default: configs/experts.toml]", show_default=False),
     ab_bins: Optional[int] = typer.Option(None, "--ab-bins", help="0: regress ab. N: predict an N x N grid of ab bins, decoded at a temperature chosen on validation (vivid without a fixed boost). \\[default: configs/experts.toml]", show_default=False),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out of training: half validate each epoch, half are left for colorize eval --holdout."),
     seed: Optional[int] = typer.Option(None, "--seed"),
@@ -110,6 +111,8 @@ def train_expert_command(
         fail(f"--epochs must be 0 or more, got {epochs}")
     if epochs == 0 and (init is None or init in NEW_WEIGHTS):
         fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
+    if loss_rebalance is not None and loss_rebalance < 0:
+        fail(f"--loss-rebalance must be 0 or more, got {loss_rebalance}")
     if ab_bins is not None and (ab_bins == 1 or ab_bins < 0):
         fail(f"--ab-bins must be 0 (regression) or at least 2, got {ab_bins}")
     gain = None
@@ -125,7 +128,7 @@ def train_expert_command(
     overrides = dict(
         architecture=arch, epochs=epochs, size=size, batch_size=batch_size, lr=lr, init=init, loss=loss,
         val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
-        max_steps_per_epoch=max_steps, workers=workers, ab_gain=gain, ab_bins=ab_bins,
+        max_steps_per_epoch=max_steps, workers=workers, ab_gain=gain, ab_bins=ab_bins, loss_rebalance=loss_rebalance,
     )
     if arch is not None:
         overrides["arguments"] = {}  # another architecture starts from its own defaults

@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from colorize.configs import load_config
-from colorize.experts.ab_bins import bin_loss, log_prior, soft_targets
+from colorize.experts.ab_bins import bin_index, bin_loss, log_prior, rarity_weights, soft_targets
 from colorize.experts.architectures import create_architecture
 from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve, join_lab, lab_to_rgb, rgb_to_lab
 from colorize.experts.modelfile import ModelFile, read_metadata
@@ -55,6 +55,9 @@ class ExpertTrainConfig:
     weight_decay: float
     init: str
     loss: str
+    # Regression heads: weight each pixel's loss by its true colour's rarity in the training
+    # photos, prior ** -loss_rebalance (0: plain loss); see experts.ab_bins.rarity_weights.
+    loss_rebalance: float
     val_split: float
     val_limit: int
     patience: int
@@ -97,7 +100,7 @@ class ExpertTrainConfig:
 
 
 class ExpertTask:
-    def __init__(self, config: ExpertTrainConfig, model: torch.nn.Module, train_files, val_files, data_summary):
+    def __init__(self, config: ExpertTrainConfig, model: torch.nn.Module, train_files, val_files, data_summary, loss_weights=None):
         self.config = config
         self.model = model
         self.train_set = ColorPhotoDataset(train_files, CropPolicy(config.size, config.crop_scale), train=True, seed=config.seed)
@@ -109,6 +112,7 @@ class ExpertTask:
         self._gray_summary: dict[str, float] | None = None
         self.decoding: tuple[str, Any] | None = None  # ("chroma", (gain, exponent)) or ("rebalance", strength), chosen on validation
         self.decoding_curve: list[dict[str, float]] = []
+        self.loss_weights: torch.Tensor | None = loss_weights  # per ab cell (RARITY_BINS^2), when loss_rebalance > 0
 
     @staticmethod
     def _split(model, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,9 +157,7 @@ class ExpertTask:
         if _ab_bins(_unwrap(model)):
             return bin_loss(model(_network_input(lightness), raw=True), ab / AB_SCALE)
         prediction = self._upsample(model(_network_input(lightness)), lightness)
-        if self.config.loss == "l1":
-            return F.l1_loss(prediction, ab) / AB_SCALE
-        return F.mse_loss(prediction, ab) / AB_SCALE**2
+        return regression_loss(prediction, ab, self.config.loss, self.loss_weights)
 
     @torch.inference_mode()
     def validate(self, model) -> dict[str, float]:
@@ -253,6 +255,15 @@ class ExpertTask:
             contact_sheet(self._samples, ["gray | predicted | truth"] * len(self._samples), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
 
 
+def regression_loss(prediction: torch.Tensor, ab: torch.Tensor, loss: str, cell_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 or MSE between predicted and true ab (LAB units), in units of AB_SCALE; with
+    ``cell_weights`` (per RARITY_BINS x RARITY_BINS ab cell) each pixel counts by its true colour's cell."""
+    error = (prediction - ab).abs() / AB_SCALE if loss == "l1" else ((prediction - ab) / AB_SCALE) ** 2
+    if cell_weights is not None:
+        error = error * cell_weights.to(error.device)[bin_index(ab / AB_SCALE, RARITY_BINS)]
+    return error.mean()
+
+
 def choose_decoding(by_setting: dict, colorfulness_target: float, delta_e_tolerance: float):
     """The decoding setting (chroma curve or rebalancing strength) to ship, from validation
     summaries keyed by setting.
@@ -324,11 +335,11 @@ def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Modu
 
 
 PRIOR_PHOTOS = 512  # enough for a stable colour histogram; a few seconds to read
+RARITY_BINS = 16  # the ab grid of --loss-rebalance's weights: cells about 14 LAB units wide
 
 
-def measure_prior(network: torch.nn.Module, files: list[Path], config: ExpertTrainConfig) -> int:
-    """Set an ab-bin network's colour prior from (a spread of) its training photos; returns how many."""
-    n = network.ab_bins
+def colour_histogram(files: list[Path], config: ExpertTrainConfig, n: int) -> tuple[torch.Tensor, int]:
+    """How the ab of (a spread of) the training photos falls on an n x n grid, and how many photos were read."""
     dataset = ColorPhotoDataset(files[:: max(1, len(files) // PRIOR_PHOTOS)], CropPolicy(config.size, flip=False), train=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, collate_fn=collate, num_workers=config.workers)
     histogram, photos = torch.zeros(n * n), 0
@@ -338,9 +349,7 @@ def measure_prior(network: torch.nn.Module, files: list[Path], config: ExpertTra
                 ab = F.avg_pool2d(rgb_to_lab(images)[:, 1:] / AB_SCALE, 4)  # chroma is smooth; 16x fewer pixels
                 histogram += soft_targets(ab, n).sum(dim=(0, 2, 3))
                 photos += len(images)
-    if photos:
-        network.log_prior.copy_(log_prior(histogram))
-    return photos
+    return histogram, photos
 
 
 def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, callback: Callback = lambda *a, **k: None) -> ModelFile:
@@ -363,11 +372,18 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
         model = _build_model(config, store)
     except TypeError as error:
         raise ValueError(f"architecture {config.architecture!r} does not take these arguments ({error})") from None
+    loss_weights = None
     if _ab_bins(model):
         config.loss = "cross_entropy"  # an ab-bin head learns a distribution, not one value
-        data_summary["prior_photos"] = measure_prior(model, train_files, config)
+        histogram, data_summary["prior_photos"] = colour_histogram(train_files, config, model.ab_bins)
+        if data_summary["prior_photos"]:
+            model.log_prior.copy_(log_prior(histogram))
+    elif config.loss_rebalance:
+        histogram, data_summary["prior_photos"] = colour_histogram(train_files, config, RARITY_BINS)
+        if data_summary["prior_photos"]:
+            loss_weights = rarity_weights(histogram, config.loss_rebalance)
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)
-    task = ExpertTask(config, model, train_files, val_files, data_summary)
+    task = ExpertTask(config, model, train_files, val_files, data_summary, loss_weights)
     callback("data", **data_summary)
     fit(task, replace(FitConfig.of(config, run_dir), score_start=config.init not in NEW_WEIGHTS), callback)
     out = Path(config.out or store.user_path(config.name))

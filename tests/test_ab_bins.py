@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colorize.experts.ab_bins import bin_centres, bin_loss, log_prior, rebalanced_mean, soft_targets
+from colorize.experts.ab_bins import bin_centres, bin_index, bin_loss, log_prior, rarity_weights, rebalanced_mean, soft_targets
 
 
 @settings(max_examples=50, deadline=None)
@@ -81,3 +81,23 @@ def test_loss_resizes_chroma_to_the_logits_grid():
 def test_a_grid_needs_two_bins():
     with pytest.raises(ValueError):
         bin_centres(1)
+
+
+def test_bin_index_names_the_cell_each_colour_falls_in():
+    n = 6
+    centres = bin_centres(n)
+    # Every cell's centre falls in that cell, and colours past the grid's edge in the edge cells.
+    assert bin_index(centres.T.reshape(1, 2, n * n, 1), n).flatten().tolist() == list(range(n * n))
+    beyond = torch.tensor([[-1.5, 1.5], [1.0, -1.0]]).T.reshape(1, 2, 2, 1)
+    assert bin_index(beyond, n).flatten().tolist() == [0 * n + (n - 1), (n - 1) * n + 0]
+
+
+def test_rarity_weights_count_rare_colours_more_and_the_average_pixel_as_one():
+    histogram = torch.tensor([70.0, 20.0, 10.0, 0.0])
+    share = histogram / histogram.sum()
+    for strength in (0.25, 0.5, 1.0):
+        weights = rarity_weights(histogram, strength)
+        assert float((share * weights).sum()) == pytest.approx(1.0)
+        assert weights.tolist() == sorted(weights.tolist()), "the rarer the cell, the more it weighs"
+        assert weights[-1] < 100 * weights[0], "a colour never seen is bounded, not infinite"
+    assert torch.allclose(rarity_weights(histogram, 0.0), torch.ones(4))

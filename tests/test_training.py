@@ -13,12 +13,14 @@ from safetensors.torch import load_file
 from conftest import interrupt_when
 from typer.testing import CliRunner
 
+from colorize.experts.ab_bins import bin_index, rarity_weights
+from colorize.experts.color import AB_SCALE
 from colorize.experts.modelfile import bundled_weights_dir, read_metadata
 from colorize.experts.store import ExpertStore
 from colorize.pipelines import cli_colorize, cli_train  # noqa: F401  (registers the commands)
 from colorize.pipelines import training
 from colorize.pipelines.cli import app
-from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
+from colorize.pipelines.train_expert import RARITY_BINS, ExpertTrainConfig, regression_loss, train_expert
 
 TINY = ["--arch", "unet_seed", "--init", "scratch", "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "0"]
 
@@ -370,3 +372,42 @@ def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_vali
 def test_zero_epochs_needs_an_expert_to_start_from(colour_folder, isolated_home):
     result = CliRunner().invoke(app, ["train", "expert", "mine", str(colour_folder), "--epochs", "0"])
     assert result.exit_code != 0 and "--init NAME" in result.output and "Traceback" not in result.output
+
+
+def test_rebalanced_l1_moves_the_best_guess_from_the_common_colour_towards_the_rarer_ones():
+    # One pixel's possible colours: gray 60 % of the time, else one of four reds (10 % each).
+    # Plain L1's best single guess is their median, gray; counting rare colours more must move
+    # it into the reds, and further the stronger the rebalancing.
+    reds = [30.0, 45.0, 60.0, 75.0]
+    a = torch.tensor([0.0] * 6 + reds)
+    truth = torch.stack((a, torch.zeros_like(a))).reshape(1, 2, -1, 1)
+    histogram = torch.bincount(bin_index(truth / AB_SCALE, RARITY_BINS).flatten(), minlength=RARITY_BINS**2).float()
+    candidates = torch.linspace(0, 80, 161)
+
+    def best_guess(strength):
+        weights = rarity_weights(histogram, strength) if strength else None
+        guesses = [torch.cat((torch.full_like(truth[:, :1], float(c)), torch.zeros_like(truth[:, 1:])), dim=1) for c in candidates]
+        losses = [float(regression_loss(guess, truth, "l1", weights)) for guess in guesses]
+        return float(candidates[int(np.argmin(losses))])
+
+    guesses = [best_guess(s) for s in (0.0, 0.5, 1.0)]
+    assert guesses[0] == 0.0
+    assert reds[0] <= guesses[1] < guesses[2] <= reds[-1], guesses
+
+
+def test_a_rebalanced_run_records_its_strength_and_trains_other_weights(colour_folder, isolated_home, tmp_path):
+    runner = CliRunner()
+    written = {}
+    for strength in ("0", "1"):
+        out = tmp_path / f"rebalance-{strength}.safetensors"
+        result = runner.invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--loss-rebalance", strength, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        written[strength] = out
+    meta = read_metadata(written["1"]).metadata
+    assert meta["training"]["recipe"]["loss_rebalance"] == 1.0 and meta["training"]["data"]["prior_photos"] > 0
+    assert "prior_photos" not in read_metadata(written["0"]).metadata["training"]["data"]
+    plain, rebalanced = load_file(written["0"]), load_file(written["1"])
+    assert any(not torch.equal(plain[k], rebalanced[k]) for k in plain), "same seed: only the loss differs"
+
+    bad = runner.invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--loss-rebalance", "-1"])
+    assert bad.exit_code == 2 and "--loss-rebalance" in bad.output and "Traceback" not in bad.output
