@@ -115,6 +115,8 @@ def train_expert_command(
         fail(f"--loss-rebalance must be 0 or more, got {loss_rebalance}")
     if ab_bins is not None and (ab_bins == 1 or ab_bins < 0):
         fail(f"--ab-bins must be 0 (regression) or at least 2, got {ab_bins}")
+    if loss_rebalance and ab_bins:
+        fail("--loss-rebalance is for regression heads; an ab-bin head rebalances when it decodes")
     gain = None
     if ab_gain is not None:
         try:

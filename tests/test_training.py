@@ -409,5 +409,6 @@ def test_a_rebalanced_run_records_its_strength_and_trains_other_weights(colour_f
     plain, rebalanced = load_file(written["0"]), load_file(written["1"])
     assert any(not torch.equal(plain[k], rebalanced[k]) for k in plain), "same seed: only the loss differs"
 
-    bad = runner.invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--loss-rebalance", "-1"])
-    assert bad.exit_code == 2 and "--loss-rebalance" in bad.output and "Traceback" not in bad.output
+    for wrong in (["--loss-rebalance", "-1"], ["--loss-rebalance", "0.5", "--ab-bins", "8"]):
+        bad = runner.invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, *wrong])
+        assert bad.exit_code == 2 and "--loss-rebalance" in bad.output and "Traceback" not in bad.output, wrong
