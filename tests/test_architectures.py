@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from colorize.experts.architectures import create_architecture, list_architectures, register_architecture
+from colorize.pipelines.pretrained import IMAGENET_PACKAGES, PretrainedUnavailable, imagenet_state_dict, load_imagenet_encoder
 
 
 def test_builtin_architectures_are_registered():
@@ -50,3 +51,18 @@ def test_lite_unet_predicts_at_its_output_stride():
 def test_lite_unet_rejects_a_stride_the_encoder_lacks():
     with pytest.raises(ValueError, match="output_stride"):
         create_architecture("unet_lite", output_stride=3)
+
+
+@pytest.mark.parametrize("architecture", sorted(IMAGENET_PACKAGES))
+def test_imagenet_weights_fill_the_encoder_they_were_made_for_and_no_other(architecture):
+    pytest.importorskip(IMAGENET_PACKAGES[architecture][1], reason=f"needs {IMAGENET_PACKAGES[architecture][0]}")
+    model = create_architecture("unet_lite", encoder=architecture)
+    load_imagenet_encoder(model.encoder, architecture)
+    source = imagenet_state_dict(architecture)
+    deepest = max(k for k in source if k.startswith("blocks.") and k.endswith("conv_pwl.weight"))
+    assert torch.equal(model.encoder.state_dict()[deepest], source[deepest])
+    assert model.encoder.conv_stem.weight.shape[1] == 1  # the gray stem, folded from RGB
+
+    other = "efficientnet_lite1" if architecture != "efficientnet_lite1" else "efficientnet_lite0"
+    with pytest.raises(PretrainedUnavailable):
+        load_imagenet_encoder(create_architecture("unet_lite", encoder=other).encoder, architecture)

@@ -412,3 +412,24 @@ def test_a_rebalanced_run_records_its_strength_and_trains_other_weights(colour_f
     for wrong in (["--loss-rebalance", "-1"], ["--loss-rebalance", "0.5", "--ab-bins", "8"]):
         bad = runner.invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, *wrong])
         assert bad.exit_code == 2 and "--loss-rebalance" in bad.output and "Traceback" not in bad.output, wrong
+
+
+def test_encoder_option_builds_a_new_expert_on_that_encoder(colour_folder, isolated_home, tmp_path):
+    runner = CliRunner()
+    args = ["train", "expert", "wide", str(colour_folder), *TINY, "--arch", "unet_lite", "--encoder", "efficientnet_lite1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(isolated_home / "experts" / "wide.safetensors").metadata
+    assert meta["architecture"] == "unet_lite" and meta["arguments"]["encoder"] == "efficientnet_lite1"
+    tensors = load_file(isolated_home / "experts" / "wide.safetensors")
+    # lite1's stages are lite0's widths but deeper: its sixth stage has a fifth block.
+    assert any(k.startswith("encoder.blocks.5.4.") for k in tensors)
+
+    for wrong, message in (
+        (["--encoder", "efficientnet_lite1", "--init", "wide"], "--encoder builds a new expert"),
+        (["--encoder", "efficientnet_b0", "--init", "imagenet"], "no offline ImageNet weights"),
+        (["--encoder", "no_such_network"], "no_such_network"),
+        (["--arch", "unet_seed", "--encoder", "efficientnet_lite1"], "unet_lite"),
+    ):
+        bad = runner.invoke(app, [*args[:4], *TINY, "--arch", "unet_lite", *wrong])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, (wrong, bad.output)
