@@ -51,6 +51,8 @@ class LiteUNet(nn.Module):
         super().__init__()
         if rebalance < 0:
             raise ValueError(f"rebalance must not be negative, got {rebalance}")
+        if not timm.is_model(encoder):  # timm's own error is a RuntimeError, which callers do not expect
+            raise ValueError(f"timm has no model named {encoder!r} to use as the encoder")
         # pretrained=False: weights come from our own files (or --init imagenet in training).
         self.encoder = timm.create_model(encoder, pretrained=False, features_only=True, in_chans=1)
         reductions = self.encoder.feature_info.reduction()

@@ -143,10 +143,6 @@ def train_expert_command(
             fail("--encoder builds a new expert; a fine-tune keeps the encoder of the expert --init names")
         if config.architecture != "unet_lite":
             fail(f"--encoder is for unet_lite experts, not {config.architecture}")
-        import timm
-
-        if not timm.is_model(encoder):
-            fail(f"--encoder: timm has no model named {encoder!r}")
         config.arguments = {**config.arguments, "encoder": encoder}
     _run(train_expert, config, store=ExpertStore())
 
