@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -222,6 +222,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
         record = _score_epoch(task, model, state, world, best_path, epoch=0, images_per_s=None)
         callback("epoch_end", **record, best=True)
     last_saved = time.monotonic()
+    unscored = None
     try:
         while state.epoch < config.epochs and state.stale_epochs < config.patience:
             task.train_set.epoch = state.epoch
@@ -248,15 +249,21 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
                 callback("step", epoch=state.epoch, step=state.step, loss=None if loss is None else loss.item(), images_per_s=rate)
             world.sync_buffers(model)
             rate = images / max(1e-9, time.perf_counter() - started)
+            # Until the epoch is counted done, an interrupt restores the state from before its
+            # validation: a half-done one would leave a best epoch whose best file was never
+            # written, or record the epoch twice once --resume validates it again.
+            unscored = replace(state, history=list(state.history))
             record = _score_epoch(task, model, state, world, best_path, epoch=state.epoch + 1, images_per_s=rate)
             if world.is_main:
                 task.on_epoch_end(state.epoch, run_dir)
             state.epoch, state.step = state.epoch + 1, 0
+            unscored = None
             if world.is_main:
                 _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
                 last_saved = time.monotonic()
             callback("epoch_end", **record, best=state.best_epoch + 1 == record["epoch"])
     except KeyboardInterrupt:
+        state = unscored or state
         if world.is_main:
             _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
         callback("interrupted", epoch=state.epoch, step=state.step, checkpoint=str(checkpoint_path))

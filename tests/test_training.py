@@ -165,6 +165,42 @@ def test_a_crash_mid_epoch_resumes_from_the_timed_checkpoint_and_matches(colour_
     _assert_same_weights(straight.path, resumed.path)
 
 
+@pytest.mark.parametrize("hook", ["metadata", "on_epoch_end"])
+def test_an_interrupt_while_an_epoch_is_being_scored_resumes_as_if_it_came_before(colour_folder, isolated_home, tmp_path, monkeypatch, hook):
+    """Ctrl-C can land after validation has recorded an epoch but before the epoch is counted
+    done: while its best file is written (``metadata``), or its sample sheet (``on_epoch_end``)."""
+    from colorize.pipelines.train_expert import ExpertTask
+
+    store = ExpertStore()
+    straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
+    straight_history = read_metadata(straight.path).metadata["training"]["history"]
+    # The best file is written only for a best epoch, so the last one must be best here.
+    assert min(straight_history, key=lambda r: r["score"])["epoch"] == 2, straight_history
+
+    original = getattr(ExpertTask, hook)
+
+    def interrupt_in_the_last_epoch(self, *args, **kwargs):
+        # metadata(history) and on_epoch_end(epoch index, run_dir)
+        in_last_epoch = len(args[0]) == 2 if hook == "metadata" else args[0] == 1
+        if in_last_epoch:
+            monkeypatch.setattr(ExpertTask, hook, original)  # once; the resumed run goes through
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExpertTask, hook, interrupt_in_the_last_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_expert(_config(colour_folder, tmp_path / "resumed"), store)
+    resumed = train_expert(_config(colour_folder, tmp_path / "resumed", resume=True), store)
+
+    _assert_same_weights(straight.path, resumed.path)
+    resumed_history = read_metadata(resumed.path).metadata["training"]["history"]
+    assert [r["epoch"] for r in resumed_history] == [1, 2]
+    assert [r["score"] for r in resumed_history] == [r["score"] for r in straight_history]
+    # A later --resume with more epochs carries the checkpoint's history on: no epoch twice.
+    saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["state"]
+    assert [r["epoch"] for r in saved["history"]] == [1, 2]
+
+
 def _assert_same_weights(path_a, path_b):
     a, b = load_file(str(path_a)), load_file(str(path_b))
     assert a.keys() == b.keys()
