@@ -185,7 +185,11 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     path = Path(path)
     _check_file(path)
     try:
-        with Image.open(path) as image:
+        # Opened from a handle, not a path: PIL memory-maps an uncompressed file it opens by
+        # path, and its mapping of a TIFF stored sideways (orientation 5-8) reads the rows
+        # at the turned width (scrambled stripes); a file cut short while mapped would also
+        # kill the process with SIGBUS instead of raising.
+        with open(path, "rb") as handle, Image.open(handle) as image:
             # MPO is what PIL calls a JPEG with extra frames (stereo or preview images from
             # some cameras); its first frame is an ordinary JPEG.
             fmt = "JPEG" if image.format == "MPO" else image.format
@@ -213,7 +217,8 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             else:
                 data, alpha, bits = _array_from_image(image)
                 if fmt == "TIFF" and _ORIENTATION not in getattr(image, "tag_v2", {}):
-                    # Pillow >= 11 turns a TIFF upright as it loads it (and drops the tag).
+                    # PIL >= 11 turns a TIFF upright as it loads its pixels (and drops the
+                    # tag); every other format, and a TIFF read by tifffile, is turned below.
                     turned_by_pil = True
             marker = _marker(image, exif)
             icc = image.info.get("icc_profile") or None

@@ -134,16 +134,98 @@ def test_sixteen_bit_png_keeps_sixteen_bits_and_alpha(tmp_path, planes):
         assert np.array_equal(decoded.alpha, pixels[..., -1])
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP", "JPEG"])
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_is_applied_as_pil_does(tmp_path, orientation, fmt):
-    rgb = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+# The EXIF orientations as the spec defines them: how the stored rows become the upright view.
+# Written with PIL's transpose on one plane at a time (float planes hold every 16-bit value
+# exactly), independently of the array code in imageio.
+_UPRIGHT = {
+    1: [],
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],  # PIL rotates counter-clockwise: 270 = a quarter clockwise
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+
+
+def _reference_upright(stored: np.ndarray, orientation: int) -> np.ndarray:
+    planes = stored[..., None] if stored.ndim == 2 else stored
+    turned = []
+    for index in range(planes.shape[-1]):
+        plane = Image.fromarray(planes[..., index].astype(np.float32), "F")
+        for step in _UPRIGHT[orientation]:
+            plane = plane.transpose(step)
+        turned.append(np.asarray(plane).astype(stored.dtype))
+    return np.stack(turned, -1).reshape(*turned[0].shape, *stored.shape[2:])
+
+
+def _png_with_exif(path, array: np.ndarray, exif: bytes) -> None:
+    """A 16-bit PNG (which PIL cannot write in colour) with an eXIf chunk, via pypng."""
+    import png
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    planes = 1 if array.ndim == 2 else array.shape[-1]
+    png.Writer(array.shape[1], array.shape[0], greyscale=planes == 1, bitdepth=16).write(
+        buffer, array.reshape(array.shape[0], -1).tolist()
+    )
+    body = exif.removeprefix(b"Exif\x00\x00")
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    data = buffer.getvalue()
+    path.write_bytes(data[:-12] + chunk + data[-12:])  # before IEND
+
+
+# Every way a sideways scan reaches us: format (and TIFF compression), bit depth, gray or RGB.
+_ORIENTED_FILES = [
+    ("JPEG", None, 8, "gray"), ("JPEG", None, 8, "rgb"),
+    ("PNG", None, 8, "gray"), ("PNG", None, 8, "rgb"), ("PNG", None, 16, "gray"), ("PNG", None, 16, "rgb"),
+    ("TIFF", "raw", 8, "gray"), ("TIFF", "raw", 8, "rgb"), ("TIFF", "raw", 16, "gray"), ("TIFF", "raw", 16, "rgb"),
+    ("TIFF", "lzw", 8, "gray"), ("TIFF", "lzw", 8, "rgb"), ("TIFF", "lzw", 16, "gray"), ("TIFF", "deflate", 16, "rgb"),
+    ("WEBP", None, 8, "rgb"),
+]
+
+
+def _write_oriented(path, stored: np.ndarray, fmt: str, compression, orientation: int) -> None:
     exif = Image.Exif()
     exif[0x0112] = orientation
+    if stored.dtype == np.uint16 and fmt == "PNG":
+        _png_with_exif(path, stored, exif.tobytes())
+    elif stored.dtype == np.uint16 and stored.ndim == 3:  # 16-bit RGB TIFF: PIL cannot hold it
+        tifffile.imwrite(path, stored, photometric="rgb", compression=compression if compression != "raw" else None,
+                         extratags=[(274, "H", 1, orientation, True)])
+    else:
+        image = Image.fromarray(stored)
+        params = {"exif": exif.tobytes()}
+        if fmt == "TIFF":
+            params["compression"] = {"raw": "raw", "lzw": "tiff_lzw"}[compression]
+        if fmt == "JPEG":
+            params.update(quality=95, subsampling=0)
+        if fmt == "WEBP":
+            params["lossless"] = True
+        image.save(path, format=fmt, **params)
+
+
+@pytest.mark.parametrize("fmt, compression, bits, kind", _ORIENTED_FILES)
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_turns_every_format_upright(tmp_path, orientation, fmt, compression, bits, kind):
+    # Not square, so that a turn by a quarter must swap the sides (an unturned read of
+    # orientations 5-8 came out as scrambled stripes for uncompressed gray TIFFs).
+    rng = np.random.default_rng(orientation)
+    shape = (6, 11) if kind == "gray" else (6, 11, 3)
+    stored = rng.integers(0, 256, shape).astype(np.uint8)
+    if bits == 16:
+        stored = stored.astype(np.uint16) * 257 + rng.integers(0, 257, shape).astype(np.uint16)
     path = tmp_path / f"turned.{FORMATS[fmt]}"
-    Image.fromarray(rgb).save(path, format=fmt, exif=exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {}))
-    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    _write_oriented(path, stored, fmt, compression, orientation)
+    if fmt == "JPEG":  # lossy: the reference is the same file's pixels as stored
+        with Image.open(path) as image:
+            stored = np.asarray(image)
     decoded = decode(path)
+    assert decoded.bits == bits
+    expected = _reference_upright(stored, orientation)
+    assert decoded.data.shape == expected.shape
     assert np.array_equal(decoded.data, expected)
     if fmt != "TIFF":  # a TIFF keeps descriptive tags only; its output has no orientation tag
         kept = Image.Exif()
