@@ -156,6 +156,8 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise PlanError(f"--output {output_dir} is a file, not a folder")
+    if any(c in suffix for c in ("/", "\\", "\0")) or (os.altsep and os.altsep in suffix):
+        raise PlanError(f"--suffix {suffix!r} is part of a file name: it cannot hold a path separator")
     result = Plan()
     seen: set[Path] = set()
 
@@ -202,8 +204,31 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
     for job in result.jobs:
         if job.output.resolve() == job.input.resolve():
             raise PlanError(f"{job.input}: output would overwrite the input; choose another --output or a --suffix")
+    _refuse_escaping_outputs(result, output_dir, [Path(raw) for raw in inputs if Path(raw).is_dir()])
     _settle_names(result)
     return result
+
+
+def _refuse_escaping_outputs(result: Plan, output_dir: Path, input_folders: list[Path]) -> None:
+    """Fail each job whose output, links followed, leaves the output folder or lands in an
+    input folder the output folder is not itself in (``out/sub -> ../photos`` would
+    otherwise write among, or over, the originals)."""
+    real_output_dir = output_dir.resolve()
+    real_input_folders = [folder.resolve() for folder in input_folders]
+    # An output folder inside an input folder (with --suffix) is the user's explicit choice.
+    allowed = [folder for folder in real_input_folders if real_output_dir.is_relative_to(folder)]
+    kept = []
+    for job in result.jobs:
+        target = job.output.resolve()
+        if not target.is_relative_to(real_output_dir):
+            reason = f"output {job.output} leads out of the output folder through a symbolic link"
+        elif any(target.is_relative_to(folder) for folder in real_input_folders if folder not in allowed):
+            reason = f"output {job.output} leads into an input folder through a symbolic link"
+        else:
+            kept.append(job)
+            continue
+        result.missing.append(Outcome(job.input, job.output, FAILED, reason))
+    result.jobs = kept
 
 
 def _settle_names(result: Plan) -> None:

@@ -48,6 +48,19 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def refuse_output_among_inputs(option: str, path: Path | None, folders: list[Path], files: list[Path]) -> None:
+    """A report, JSON or sheet file never replaces an input photo, nor lands inside one of
+    ``folders`` (a data folder of ground truth); links are followed to find out."""
+    if path is None:
+        return
+    target = path.resolve()
+    if any(target == file.resolve() for file in files):
+        fail(f"{option} {path} is one of the input photos; choose another file")
+    for folder in folders:
+        if target.is_relative_to(folder.resolve()):
+            fail(f"{option} {path} is inside the input folder {folder}; choose a file elsewhere")
+
+
 WEIGHTS_HELP = "Use this weights file for an expert: NAME=FILE (repeatable). Highest precedence."
 WORK_SIZE_HELP = "Side of the square the experts see, pixels.  \\[default: each expert's own]"
 SATURATION_HELP = "Scale the expert's chroma: 1 = as shipped (its validated gain), 0 = gray."

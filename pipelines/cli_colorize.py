@@ -25,6 +25,7 @@ from colorize.pipelines.cli import (
     console,
     fail,
     progress_bar,
+    refuse_output_among_inputs,
     sigterm_as_interrupt,
 )
 
@@ -62,8 +63,7 @@ def auto(
         work = plan(paths, output, recursive=recursive, suffix=suffix)
     except PlanError as error:
         fail(str(error))
-    if report is not None and any(report.resolve() == job.input.resolve() for job in work.jobs):
-        fail(f"--report {report} is one of the input photos; choose another report file")
+    refuse_output_among_inputs("--report", report, [], [job.input for job in work.jobs])
     if verbose:
         for ignored in work.ignored:
             console.print(f"[dim]ignored (not an image): {escape(str(ignored))}[/]", highlight=False, soft_wrap=True)

@@ -21,6 +21,7 @@ from colorize.pipelines.cli import (
     console,
     fail,
     progress_bar,
+    refuse_output_among_inputs,
 )
 
 # (key in metrics.summarize, column title, format, True when higher is better)
@@ -65,6 +66,10 @@ def evaluate(
         fail("give --expert NAME or --compare A,B,..., not both")
     modes = [expert] if expert is not None else [m.strip() for m in (compare or AUTO).split(",") if m.strip()]
     _check_options(batch_size, sheet, sheet_count, json_path)
+    for option, path in (("--json", json_path), ("--sheet", sheet)):
+        refuse_output_among_inputs(option, path, [data_dir], [])
+    if json_path is not None and sheet is not None and json_path.resolve() == sheet.resolve():
+        fail("--json and --sheet name the same file; give each its own")
     if part != "test" and holdout is None:
         fail("--part chooses among held-out photos: give --holdout too (0.1 for the bundled models)")
     try:

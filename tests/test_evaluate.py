@@ -323,12 +323,31 @@ def test_cli_eval_errors_are_one_line(home, truth_folder, tmp_path, arguments, m
 
 
 def test_cli_eval_counts_unreadable_photos_and_exits_1(home, tmp_path):
-    _write_photo(tmp_path / "people" / "astronaut.png", "astronaut")
-    (tmp_path / "people" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    result = CliRunner().invoke(app, ["eval", str(tmp_path), "--expert", "people", "--json", str(tmp_path / "eval.json")])
+    data = tmp_path / "data"
+    _write_photo(data / "people" / "astronaut.png", "astronaut")
+    (data / "people" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    result = CliRunner().invoke(app, ["eval", str(data), "--expert", "people", "--json", str(tmp_path / "eval.json")])
     assert result.exit_code == 1, result.output
     assert "broken.jpg" in result.output and "1 photos scored" in result.output and "1 unreadable" in result.output, result.output
     assert json.loads((tmp_path / "eval.json").read_text())["counts"] == {"ok": 1, "skipped": 0, "failed": 1}
+
+
+@pytest.mark.parametrize("option", ["--json", "--sheet"])
+@pytest.mark.parametrize("target", ["a truth photo", "a new file in the data folder", "a link to a truth photo"])
+def test_cli_eval_never_writes_into_the_data_it_scores(home, truth_folder, tmp_path, option, target):
+    truth = sorted(p for p in truth_folder.rglob("*") if p.is_file())[0]
+    path = {
+        "a truth photo": truth,
+        "a new file in the data folder": truth_folder / "scores.json",
+        "a link to a truth photo": tmp_path / "link.json",
+    }[target]
+    if target == "a link to a truth photo":
+        path.symlink_to(truth)
+    before = {p: p.read_bytes() for p in truth_folder.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", option, str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and result.output.count("\n") == 1, result.output
+    assert {p: p.read_bytes() for p in truth_folder.rglob("*") if p.is_file()} == before
 
 
 def test_by_source_script_splits_categories_by_manifest_source(home, colourless_expert, tmp_path):

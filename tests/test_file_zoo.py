@@ -502,6 +502,46 @@ def test_unsafe_command_lines_are_refused_before_any_work(runner, tmp_path):
     assert _hashes(scans) == before
 
 
+@pytest.mark.parametrize("suffix", ["/../../escaped", "_c/x", "..\\evil"])
+def test_a_suffix_with_a_path_separator_is_refused(runner, tmp_path, suffix):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    _small_tree(scans)
+    (tmp_path / "escapeda.jpg").write_text("an unrelated file")
+    before = _hashes(tmp_path)
+    result = _invoke(runner, scans, "-o", out, "--suffix", suffix, "--on-exists", "overwrite")
+    assert result.exit_code == 2 and "path separator" in result.output, result.output
+    assert _hashes(tmp_path) == before and not out.exists()
+
+
+@pytest.mark.parametrize("on_exists", ["skip", "overwrite"])
+def test_a_link_in_the_output_tree_never_leads_writes_among_the_originals(runner, tmp_path, on_exists):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    _small_tree(scans)
+    before = _hashes(scans)
+    out.mkdir()
+    (out / "sub").symlink_to(scans)  # out/sub -> the photos: sub/d.tif's output would be scans/d.tif
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, scans, "-r", "-o", out, "--on-exists", on_exists, "--report", report)
+    assert result.exit_code == 1, result.output
+    rows = _report(report)
+    assert rows["d.tif"]["status"] == FAILED and "symbolic link" in rows["d.tif"]["error"]
+    assert all(rows[name]["status"] == OK for name in ("a.jpg", "b.png", "c.bmp"))
+    assert _hashes(scans) == before, "an original was replaced, or an output written among them"
+
+
+def test_a_link_in_the_output_tree_never_leads_writes_out_of_it(runner, tmp_path):
+    scans, out, elsewhere = tmp_path / "scans", tmp_path / "out", tmp_path / "elsewhere"
+    _small_tree(scans)
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "sub").symlink_to(elsewhere)
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, scans, "-r", "-o", out, "--report", report)
+    assert result.exit_code == 1, result.output
+    assert "leads out of the output folder" in _report(report)["d.tif"]["error"]
+    assert list(elsewhere.iterdir()) == []
+
+
 # ------------------------------------------------------------------ broken models
 
 
