@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from colorize.experts.modelfile import ModelFile, ModelFileError, bundled_weights_dir, load_state, model_home, read_metadata
+from colorize.experts.architectures import create_timm_model
+from colorize.experts.modelfile import ModelFile, ModelFileError, bundled_weights_dir, load_network, model_home, read_metadata
 
 LABELS = ("landscape", "people", "general")
 WEIGHTS_NAME = "classifier.safetensors"
@@ -30,10 +31,7 @@ class Preprocessing:
 
 
 def build_network(architecture: str, num_classes: int, drop_rate: float = 0.0) -> torch.nn.Module:
-    import timm
-
-    # pretrained=False: ImageNet initialisation is a training concern (pipelines.pretrained).
-    return timm.create_model(architecture, pretrained=False, in_chans=1, num_classes=num_classes, drop_rate=drop_rate)
+    return create_timm_model(architecture, in_chans=1, num_classes=num_classes, drop_rate=drop_rate)
 
 
 def default_preprocessing(network: torch.nn.Module, input_size: int) -> Preprocessing:
@@ -58,9 +56,11 @@ class SceneClassifier:
         if model_file.kind != "classifier":
             raise ModelFileError(f"{path}: holds a {model_file.kind!r} model, expected the classifier")
         meta = model_file.metadata
-        network = build_network(meta["architecture"], **meta["arguments"])
-        load_state(model_file, network)
-        return cls(model_file, network.to(device))
+        network = load_network(model_file, lambda: build_network(meta["architecture"], **meta["arguments"]))
+        try:
+            return cls(model_file, network.to(device))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: not a usable colorize classifier ({type(error).__name__}: {error})") from None
 
     def prepare(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100], (B, 1, H, W), any size -> the network's normalised input."""

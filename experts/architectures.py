@@ -34,6 +34,30 @@ def create_architecture(name: str, **kwargs) -> nn.Module:
     return factory(**kwargs)
 
 
+# The timm networks a weights file may name (an expert's encoder, the classifier). A name is
+# never passed to timm unchecked: timm resolves "hf-hub:owner/model" by fetching a config
+# from the internet and building whatever it describes.
+TIMM_MODELS = (
+    *(f"efficientnet_lite{n}" for n in range(5)),
+    *(f"efficientnet_b{n}" for n in range(4)),
+    "mobilenetv3_small_100",
+    "mobilenetv3_large_100",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+)
+
+
+def create_timm_model(name: str, **kwargs) -> nn.Module:
+    """``timm.create_model(name, pretrained=False, ...)`` for a name in ``TIMM_MODELS`` only."""
+    if name not in TIMM_MODELS:
+        raise ValueError(f"timm network {name!r} is not one colorize builds (known: {', '.join(TIMM_MODELS)})")
+    import timm
+
+    # pretrained=False: weights come from our own files (or pipelines.pretrained in training).
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
 def list_architectures() -> list[str]:
     _import_builtin_architectures()
     return sorted(_ARCHITECTURES)

