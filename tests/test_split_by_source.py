@@ -46,3 +46,17 @@ def test_an_unknown_source_is_refused(tmp_path):
     result = subprocess.run([sys.executable, SCRIPT, data, tmp_path / "split", "--hold", "nope/none"], capture_output=True, text=True)
     assert result.returncode == 2 and "not a source in the manifest: nope/none" in result.stderr
     assert not (tmp_path / "split").exists()
+
+
+def test_sample_caps_each_held_out_source_per_category_and_leaves_training_whole(tmp_path):
+    data, out = _data(tmp_path / "data"), tmp_path / "split"
+    command = [sys.executable, SCRIPT, data, out, "--hold", "a/one", "--hold", "b/two", "--sample", "1"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    held = _names(out / "heldout")
+    # One photo of each (category, source) pair: landscape a/one, landscape b/two, people b/two.
+    assert len(held) == 3 and {name.split("/")[0] + "/" + name.split("/")[1][:5] for name in held} == {
+        "landscape/a_one", "landscape/b_two", "people/b_two"}
+    assert _names(out / "train") == {"people/c_three_0.jpg"}
+    again = subprocess.run([*command[:3], tmp_path / "split2", *command[4:]], capture_output=True, text=True)
+    assert again.returncode == 0 and _names(tmp_path / "split2" / "heldout") == held, "the sample is not a fixed choice"
