@@ -108,8 +108,10 @@ def _write(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any
 def read_metadata(path: Path) -> ModelFile:
     """Read only the header (cheap: no tensors are loaded)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path}: no such weights file")
+    if not path.is_file():  # a folder, a FIFO, /dev/zero: reading one could block or never end
+        raise ModelFileError(f"{path}: not a regular file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get(_METADATA_KEY)
@@ -121,11 +123,16 @@ def read_metadata(path: Path) -> ModelFile:
         raise ModelFileError(f"{path}: a .safetensors file without colorize metadata (a foreign model?)")
     try:
         metadata = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # deeply nested JSON exhausts the parser's stack
         raise ModelFileError(f"{path}: colorize metadata is not valid JSON") from None
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path}: colorize metadata is a JSON {type(metadata).__name__}, not an object")
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFileError(f"{path}: format version {version!r}, this colorize reads {FORMAT_VERSION}")
+    for key, kind in (("kind", str), ("architecture", str), ("arguments", dict)):
+        if not isinstance(metadata.get(key), kind):
+            raise ModelFileError(f"{path}: colorize metadata lacks {key!r} (a {kind.__name__})")
     return ModelFile(path, metadata)
 
 
@@ -166,6 +173,13 @@ def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{model_file.path}: cannot read tensors ({_one_line(error)})") from None
     reference = model.state_dict()
+    for name, tensor in tensors.items():
+        expected = reference.get(name)
+        if expected is not None and expected.is_floating_point():
+            if not tensor.is_floating_point():
+                raise ModelFileError(f"{model_file.path}: tensor {name} holds {tensor.dtype}, not floating-point weights")
+            if not torch.isfinite(tensor).all():
+                raise ModelFileError(f"{model_file.path}: tensor {name} holds NaN or infinite values")
     tensors = {
         name: tensor.to(reference[name].dtype) if name in reference else tensor
         for name, tensor in tensors.items()

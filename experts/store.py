@@ -7,6 +7,7 @@ folder (``$COLORIZE_HOME/experts/NAME.safetensors``; default the platform cache 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -94,9 +95,14 @@ class Expert:
         meta = model_file.metadata
         network = load_network(model_file, lambda: create_architecture(meta["architecture"], **meta["arguments"]))
         try:
-            return cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
-        except (KeyError, TypeError, ValueError) as error:
+            expert = cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
             raise ModelFileError(f"{path}: not a usable colorize expert ({type(error).__name__}: {error})") from None
+        numbers = (expert.work_size, expert.l_center, expert.l_scale, expert.ab_scale, expert.chroma_exponent,
+                   expert.chroma_reference, *expert.ab_gain.flatten().tolist())
+        if not all(math.isfinite(x) for x in numbers) or expert.work_size < 1 or expert.l_scale == 0:
+            raise ModelFileError(f"{path}: work size or normalization in the metadata is out of range (NaN, infinite or 0)")
+        return expert
 
     def normalize(self, lightness: torch.Tensor) -> torch.Tensor:
         return (lightness - self.l_center) / self.l_scale

@@ -74,8 +74,10 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
         name, sep, file = item.partition("=")
         if not sep or not name or not file:
             fail(f"--weights expects NAME=FILE, got {item!r}")
-        if not Path(file).is_file():
+        if not Path(file).exists():
             fail(f"--weights {name}: no such file {file}")
+        if not Path(file).is_file():
+            fail(f"--weights {name}: {file} is not a regular file")
         weights[name] = Path(file)
     return weights
 

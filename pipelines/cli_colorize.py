@@ -293,8 +293,12 @@ def list_experts(
                 training_data=data.get("folders") or data.get("folder"),
                 code_version=meta.get("code_version"),
             )
+            row["description"] = _describe(row)
+            _metric_cells(row["metrics"])
         except ModelFileError as error:
             row["error"] = str(error)
+        except (AttributeError, KeyError, TypeError, ValueError) as error:  # metadata of the wrong shape
+            row = {"name": name, "source": source, "path": str(path), "error": f"{path}: unreadable metadata ({type(error).__name__}: {error})"}
         rows.append(row)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -307,14 +311,13 @@ def list_experts(
     for title, _ in _SHOWN_METRICS:
         table.add_column(title, no_wrap=True)
     for row in rows:
-        metrics = row.get("metrics", {})
-        shown = [_metric_cell(metrics, keys) for _, keys in _SHOWN_METRICS]
-        table.add_row(row["name"], row["source"], *shown)
+        shown = _metric_cells(row.get("metrics", {})) if "error" not in row else ["[red]unusable[/]"] + [""] * (len(_SHOWN_METRICS) - 1)
+        table.add_row(escape(row["name"]), row["source"], *shown)
     out = Console(soft_wrap=True)
     out.print(table)
     for row in rows:
-        detail = f"[red]{escape(row['error'])}[/]" if "error" in row else f"{_describe(row)}, sha256 {row['sha256'][:16]}"
-        out.print(f"{row['name']}: {detail}, {escape(row['path'])}", highlight=False)
+        detail = f"[red]{escape(row['error'])}[/]" if "error" in row else f"{escape(row['description'])}, sha256 {row['sha256'][:16]}"
+        out.print(f"{escape(row['name'])}: {detail}, {escape(row['path'])}", highlight=False)
     out.print(f"user model folder: {escape(str(store.home))}", highlight=False)
 
 
@@ -326,6 +329,10 @@ _SHOWN_METRICS = (
     ("colour", ("val_colorfulness_ratio",)),
     ("acc.", ("val_accuracy",)),
 )
+
+
+def _metric_cells(metrics: dict) -> list[str]:
+    return [_metric_cell(metrics, keys) for _, keys in _SHOWN_METRICS]
 
 
 def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:

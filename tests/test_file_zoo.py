@@ -649,3 +649,101 @@ def test_a_classifier_file_cannot_make_colorize_fetch_or_build_what_it_names(run
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(path) in errors[0] and words in errors[0], result.output
+
+
+def _bundled_expert_with(tmp_path: Path, name: str, change) -> Path:
+    """The bundled general expert's file with its metadata or tensors changed by ``change``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    bundled = Path(__file__).parents[1] / "experts" / "weights" / "general.safetensors"
+    with safe_open(str(bundled), "pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(bundled))
+    metadata, tensors = change(json.loads(metadata["colorize"]), tensors)
+    path = tmp_path / f"{name}.safetensors"
+    save_file(tensors, str(path), metadata={"colorize": metadata if isinstance(metadata, str) else json.dumps(metadata)})
+    return path
+
+
+def _nan_gain(meta, tensors):
+    meta["normalization"]["ab_gain"] = [float("nan"), 1.0]
+    return meta, tensors
+
+
+def _three_gains(meta, tensors):
+    meta["normalization"]["ab_gain"] = [1.0, 1.0, 1.0]
+    return meta, tensors
+
+
+def _integer_tensor(meta, tensors):
+    name = next(n for n, t in tensors.items() if t.is_floating_point())
+    tensors[name] = tensors[name].to(__import__("torch").int32)
+    return meta, tensors
+
+
+def _infinite_tensor(meta, tensors):
+    name = next(n for n, t in tensors.items() if t.is_floating_point())
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("inf")
+    return meta, tensors
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (_nan_gain, "out of range"),
+        (_three_gains, "not a usable colorize expert"),
+        (_integer_tensor, "not floating-point weights"),
+        (_infinite_tensor, "NaN or infinite"),
+    ],
+)
+def test_bad_numbers_in_weights_are_one_line_errors_naming_the_file(runner, tmp_path, change, words):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
+    path = _bundled_expert_with(tmp_path, "odd", change)
+    result = _invoke(runner, scans, "-o", tmp_path / "out", "--weights", f"general={path}")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(path) in errors[0] and words in errors[0], result.output
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_weights_that_are_not_regular_files_say_so(runner, tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        result = _invoke(runner, scans, "-o", tmp_path / "out", "--weights", f"general={path}")
+        assert result.exit_code == 2 and "not a regular file" in result.output, result.output
+
+
+def test_experts_lists_every_good_model_beside_the_bad_ones(runner, isolated_home, tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    folder = isolated_home / "experts"
+    folder.mkdir(parents=True)
+    bad = {
+        "as-list": json.dumps([1, 2, 3]),
+        "nested": "[" * 100_000 + "]" * 100_000,
+        "no-keys": json.dumps({"format_version": 1}),
+        "odd-metrics": json.dumps({"format_version": 1, "kind": "expert", "architecture": "unet_lite", "arguments": {},
+                                   "metrics": [1, 2], "normalization": {"ab_gain": [1, 2, 3]}}),
+    }
+    for name, metadata in bad.items():
+        save_file({"weight": torch.zeros(3)}, str(folder / f"{name}.safetensors"), metadata={"colorize": metadata})
+    markup = _bundled_expert_with(folder, "[red]loud", lambda meta, tensors: (meta, tensors))
+    result = runner.invoke(app, ["experts"])
+    assert result.exit_code == 0, result.output
+    for name in ("general", "landscape", "people", "[red]loud", *bad):
+        assert any(line.startswith(f"{name}: ") for line in result.output.splitlines()), (name, result.output)
+    for name in bad:
+        line = next(line for line in result.output.splitlines() if line.startswith(f"{name}: "))
+        assert str(folder / f"{name}.safetensors") in line and "sha256" not in line, line
+    assert markup.exists()
+    listed = json.loads(runner.invoke(app, ["experts", "--json"]).output)
+    assert {row["name"] for row in listed if "error" in row} == set(bad)
