@@ -20,8 +20,10 @@ from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load, load_file, safe_open, save_file
+from safetensors.torch import load, safe_open, save
 from torch import nn
+
+from colorize.experts.files import atomic_write
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "colorize"
@@ -88,21 +90,13 @@ def save_model(model: nn.Module, path: Path, metadata: dict[str, Any], half: boo
 
 def replace_metadata(path: Path, metadata: dict[str, Any]) -> Path:
     """Rewrite a weights file with the same tensors and new ``metadata`` (whole, as read)."""
-    return _write(load_file(str(path)), Path(path), metadata)
+    return _write(load(Path(path).read_bytes()), Path(path), metadata)
 
 
 def _write(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any]) -> Path:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A per-process name rather than mkstemp's, so the file gets the user's usual permissions.
-    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-    try:
-        save_file(tensors, tmp, metadata={_METADATA_KEY: json.dumps(metadata, sort_keys=True)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    data = save(tensors, metadata={_METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    return atomic_write(path, lambda handle: handle.write(data))
 
 
 def read_metadata(path: Path) -> ModelFile:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from colorize.experts.files import remove_stale_temporaries
 from colorize.experts.modelfile import ModelFileError
 from colorize.pipelines.data import IMAGE_SUFFIXES
 from colorize.pipelines.imageio import (
@@ -51,6 +52,12 @@ class Job:
     output: Path
 
 
+def path_text(path: Path) -> str:
+    """A path as text that can always be written out: bytes of a name that are not UTF-8
+    (a Latin-1 name from an old disk) appear as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @dataclass
 class Outcome:
     input: Path
@@ -64,8 +71,8 @@ class Outcome:
         route = self.route.as_dict() if self.route else {}
         has_output = self.status == OK or self.reason == OUTPUT_EXISTS
         return {
-            "input": str(self.input),
-            "output": str(self.output) if self.output and has_output else None,
+            "input": path_text(self.input),
+            "output": path_text(self.output) if self.output and has_output else None,
             "status": self.status,
             "expert": route.get("expert"),
             "confidence": route.get("confidence"),
@@ -107,7 +114,7 @@ def _looks_like_image(path: Path) -> bool:
 
 def _is_candidate(path: Path) -> bool:
     """An image name, or image content under another name. Hidden files (our own
-    in-flight temporaries '.name.xxxx.tmp', macOS '._name.jpg') never are."""
+    in-flight temporaries '.colorize.PID.xxxx.tmp', macOS '._name.jpg') never are."""
     if path.name.startswith("."):
         return False
     named = path.suffix.lower() in IMAGE_SUFFIXES
@@ -362,6 +369,8 @@ def run(pipeline: Pipeline, jobs: list[Job], options: RunOptions) -> Iterator[Ou
     """
     if options.on_exists not in ON_EXISTS:
         raise PlanError(f"--on-exists must be one of {', '.join(ON_EXISTS)}")
+    for folder in sorted({job.output.parent for job in jobs}):
+        remove_stale_temporaries(folder)  # what a killed run was writing when it died
     pool = ThreadPoolExecutor(options.io_threads, thread_name_prefix="colorize-io")
     try:
         yield from _run(pool, pipeline, jobs, options)

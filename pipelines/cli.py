@@ -11,6 +11,7 @@ option, unknown expert, unusable weights file, unsafe output folder); 130 interr
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -44,8 +45,15 @@ _debug = False
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """A one-line error for the user (no traceback unless --debug)."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/] {shown(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+def shown(value: object) -> str:
+    """Text for the terminal, on one line: rich markup escaped, control characters (a newline
+    or ESC in a file name) and bytes that are not UTF-8 written as escapes."""
+    text = os.fsencode(value).decode("utf-8", "backslashreplace") if isinstance(value, os.PathLike) else str(value)
+    return escape("".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text))
 
 
 def refuse_output_among_inputs(option: str, path: Path | None, folders: list[Path], files: list[Path]) -> None:
@@ -146,7 +154,7 @@ def main() -> None:
     except Exception as error:  # the last line of defence: one line unless --debug
         if _debug or "--debug" in sys.argv:
             raise
-        console.print(f"[bold red]error:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)
+        console.print(f"[bold red]error:[/] {type(error).__name__}: {shown(error)}", highlight=False)
         console.print("[dim]run again with --debug for the full traceback[/]")
         sys.exit(EXIT_FAILED)
 

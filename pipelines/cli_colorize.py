@@ -11,7 +11,6 @@ from typing import Optional
 
 import typer
 from rich.progress import Progress
-from rich.markup import escape
 from rich.table import Table
 
 from colorize.pipelines.cli import (
@@ -26,6 +25,7 @@ from colorize.pipelines.cli import (
     fail,
     progress_bar,
     refuse_output_among_inputs,
+    shown,
     sigterm_as_interrupt,
 )
 
@@ -66,9 +66,9 @@ def auto(
     refuse_output_among_inputs("--report", report, [], [job.input for job in work.jobs])
     if verbose:
         for ignored in work.ignored:
-            console.print(f"[dim]ignored (not an image): {escape(str(ignored))}[/]", highlight=False, soft_wrap=True)
+            console.print(f"[dim]ignored (not an image): {shown(ignored)}[/]", highlight=False, soft_wrap=True)
         for earlier in work.earlier_outputs:
-            console.print(f"[dim]ignored (a colorize output): {escape(str(earlier))}[/]", highlight=False, soft_wrap=True)
+            console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
     pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
     _load_experts(pipeline, expert, FATAL_ERRORS)
     options = RunOptions(
@@ -177,7 +177,8 @@ def _open_report(report: Path | None):
         return None
     try:
         report.parent.mkdir(parents=True, exist_ok=True)
-        return open(report, "w", encoding="utf-8")
+        # A reason can quote a file name that is not UTF-8: escaped, never a crash mid-run.
+        return open(report, "w", encoding="utf-8", errors="backslashreplace")
     except OSError as error:
         fail(f"cannot write report {report}: {error.strerror}")
 
@@ -185,8 +186,8 @@ def _open_report(report: Path | None):
 def _announce(outcome, verbose: bool, progress: Progress) -> None:
     # Paths are escaped: "[1950] beach.jpg" is a file name, not rich markup. soft_wrap keeps
     # each message on one line, however long the path.
-    name = escape(str(outcome.input))
-    reason = escape(str(outcome.reason))
+    name = shown(outcome.input)
+    reason = shown(outcome.reason)
     if outcome.status == "failed":
         progress.console.print(f"[red]failed[/] {name}: {reason}", highlight=False, soft_wrap=True)
     elif outcome.status == "skipped" and verbose:
@@ -205,10 +206,10 @@ def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, 
         table.add_row(f"[{style}]{status}[/]", str(counts[status]))
         if status == "ok":
             for name, count in sorted(experts.items()):
-                table.add_row(f"  expert {escape(name)}", str(count))
+                table.add_row(f"  expert {shown(name)}", str(count))
         if status == "skipped":
             for reason, count in sorted(skips.items()):
-                table.add_row(f"  {escape(reason)}", str(count))
+                table.add_row(f"  {shown(reason)}", str(count))
     total = sum(counts.values())
     if ignored:
         table.add_row("[dim]ignored (not images, or colorize outputs)[/]", str(ignored))
@@ -216,7 +217,7 @@ def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, 
     table.add_row("total time", f"{elapsed:.1f} s")
     console.print(table)
     if counts["ok"]:
-        console.print(f"outputs in [bold]{escape(str(output))}[/]", highlight=False, soft_wrap=True)
+        console.print(f"outputs in [bold]{shown(output)}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -230,7 +231,7 @@ def classify(
     max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels."),
 ) -> None:
     """Show which expert each photo would go to, and why. Writes nothing."""
-    from colorize.pipelines.batch import plan
+    from colorize.pipelines.batch import path_text, plan
     from colorize.pipelines.imageio import ImageError, decode
 
     work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
@@ -240,20 +241,20 @@ def classify(
         table.add_column(column)
     failed = len(work.missing)
     for outcome in work.missing:
-        console.print(f"[red]failed[/] {escape(str(outcome.input))}: {escape(outcome.reason)}", highlight=False)
+        console.print(f"[red]failed[/] {shown(outcome.input)}: {shown(outcome.reason)}", highlight=False)
     for job in work.jobs:
         try:
             decoded = decode(job.input, int(max_pixels * 1e6))
         except ImageError as error:
             failed += 1
-            console.print(f"[red]failed[/] {escape(str(job.input))}: {escape(str(error))}", highlight=False)
+            console.print(f"[red]failed[/] {shown(job.input)}: {shown(error)}", highlight=False)
             continue
         route = pipeline.route([decoded.lightness()])[0]
         if as_json:
-            typer.echo(json.dumps({"input": str(job.input), **route.as_dict()}))
+            typer.echo(json.dumps({"input": path_text(job.input), **route.as_dict()}))
         else:
             probabilities = " ".join(f"{k}={v:.2f}" for k, v in route.probabilities.items())
-            table.add_row(escape(str(job.input)), route.expert, f"{route.confidence:.2f}", route.reason, probabilities)
+            table.add_row(shown(job.input), route.expert, f"{route.confidence:.2f}", route.reason, probabilities)
     if not as_json:
         from rich.console import Console
 
@@ -311,14 +312,14 @@ def list_experts(
     for title, _ in _SHOWN_METRICS:
         table.add_column(title, no_wrap=True)
     for row in rows:
-        shown = _metric_cells(row.get("metrics", {})) if "error" not in row else ["[red]unusable[/]"] + [""] * (len(_SHOWN_METRICS) - 1)
-        table.add_row(escape(row["name"]), row["source"], *shown)
+        cells = _metric_cells(row.get("metrics", {})) if "error" not in row else ["[red]unusable[/]"] + [""] * (len(_SHOWN_METRICS) - 1)
+        table.add_row(shown(row["name"]), row["source"], *cells)
     out = Console(soft_wrap=True)
     out.print(table)
     for row in rows:
-        detail = f"[red]{escape(row['error'])}[/]" if "error" in row else f"{escape(row['description'])}, sha256 {row['sha256'][:16]}"
-        out.print(f"{escape(row['name'])}: {detail}, {escape(row['path'])}", highlight=False)
-    out.print(f"user model folder: {escape(str(store.home))}", highlight=False)
+        detail = f"[red]{shown(row['error'])}[/]" if "error" in row else f"{shown(row['description'])}, sha256 {row['sha256'][:16]}"
+        out.print(f"{shown(row['name'])}: {detail}, {shown(row['path'])}", highlight=False)
+    out.print(f"user model folder: {shown(store.home)}", highlight=False)
 
 
 # (column title, metadata keys): the numbers a user compares models by; a second key is

@@ -52,6 +52,7 @@ class _TrainingDisplay:
 
 
 def _run(train, config, **kwargs):
+    from colorize.experts.files import NoSpaceError, NotWritableError
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable
     from colorize.pipelines.training import is_main_process
@@ -66,6 +67,9 @@ def _run(train, config, **kwargs):
         raise typer.Exit(EXIT_INTERRUPTED)
     except (DataError, PretrainedUnavailable, FileNotFoundError, KeyError, ValueError) as error:
         fail(str(error).strip("'\""))
+    except NotWritableError as error:  # a full disk mid-run: the last checkpoint is still whole
+        hint = "; free some space, then continue with --resume" if isinstance(error, NoSpaceError) else ""
+        fail(f"{error}{hint}")
     if not is_main_process():
         return
     metrics = model_file.metadata.get("metrics", {})

@@ -13,7 +13,6 @@ import io
 import os
 import stat as statmod
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from colorize.experts.color import gray_to_lightness, rgb_to_lab
+from colorize.experts.files import atomic_write
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -38,19 +38,11 @@ Image.MAX_IMAGE_PIXELS = None
 warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
 _ORIENTATION, _SOFTWARE = 0x0112, 0x0131
+# A JPEG APP1 segment holds at most 65,533 bytes of EXIF ("Exif\0\0" included).
+_MAX_EXIF_BYTES = 65533
 # Descriptive TIFF tags carried from a TIFF input to its TIFF output (the rest of a TIFF
 # header describes the pixel layout, which we write anew).
 _TIFF_KEPT_TAGS = (270, 271, 272, 306, 315, 33432)  # description, make, model, date, artist, copyright
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates files readable by their owner only; outputs get the usual permissions.
-_FILE_MODE = 0o666 & ~_current_umask()
 
 
 class ImageError(Exception):
@@ -378,7 +370,7 @@ def atomic_save(image: Image.Image, path: Path, format: str, **params) -> Path:
     """Save through a temporary file in the same folder, then rename over ``path``.
 
     A crash or Ctrl-C at any moment leaves either no file or the complete new one, never a
-    partial image; the temporary name starts with '.' and ends '.tmp', so no run ingests it.
+    partial image; the temporary is a hidden file, so no run ingests it.
     """
     return atomic_write(Path(path), lambda handle: image.save(handle, format=format, **params))
 
@@ -492,22 +484,13 @@ def _exif_with_software(exif: bytes | None, software: str | None) -> bytes | Non
             data = Image.Exif()
     if software:
         data[_SOFTWARE] = software
-    return data.tobytes()
-
-
-def atomic_write(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    written = data.tobytes()
+    if len(written) > _MAX_EXIF_BYTES and software:
+        # The source's EXIF fitted; our marker pushed it over JPEG's limit. The photo and
+        # its own metadata matter more than the marker (the PNG text chunk is unaffected).
+        del data[_SOFTWARE]
+        written = data.tobytes()
+    return written if len(written) <= _MAX_EXIF_BYTES else exif
 
 
 def _write_tiff16(handle, array: np.ndarray, software: str | None, icc: bytes | None, exif: bytes | None, dpi=None) -> None:

@@ -20,6 +20,7 @@ from colorize.classifier.model import (
 )
 from colorize.configs import load_config
 from colorize.experts.color import rgb_to_lightness
+from colorize.experts.files import check_writable
 from colorize.experts.modelfile import ModelFile, model_home, read_metadata
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, file_list_hash, list_images, split_for_training
 from colorize.pipelines.pretrained import load_imagenet_encoder
@@ -136,6 +137,10 @@ def _labelled_files(config: ClassifierTrainConfig) -> list[tuple[Path, int]]:
 def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, callback: Callback = lambda *a, **k: None) -> ModelFile:
     """Train the classifier, then install the best epoch at ``config.out`` (default: the user's model folder)."""
     home = Path(home or model_home())
+    run_dir = Path(config.run_dir or home / "runs" / "classifier")
+    out = Path(config.out or home / "classifier" / WEIGHTS_NAME)
+    for folder in {run_dir, out.parent}:
+        check_writable(folder)  # now, not after the whole run
     labelled = _labelled_files(config)
     label_of = dict(labelled)
     train_files, val_files, test_files = split_for_training([p for p, _ in labelled], config.val_split)
@@ -157,7 +162,5 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
         config, network, preprocessing, [(p, label_of[p]) for p in train_files], [(p, label_of[p]) for p in val_files], data_summary
     )
     callback("data", **data_summary)
-    run_dir = Path(config.run_dir or home / "runs" / "classifier")
     fit(task, FitConfig.of(config, run_dir), callback)
-    out = Path(config.out or home / "classifier" / WEIGHTS_NAME)
     return read_metadata(install_best(run_dir, out))

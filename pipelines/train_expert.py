@@ -18,6 +18,7 @@ from colorize.configs import load_config
 from colorize.experts.ab_bins import bin_index, bin_loss, log_prior, rarity_weights, soft_targets
 from colorize.experts.architectures import create_architecture
 from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve, join_lab, lab_to_rgb, rgb_to_lab
+from colorize.experts.files import check_writable
 from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.store import Expert, ExpertStore
 from colorize.pipelines import metrics
@@ -355,6 +356,10 @@ def colour_histogram(files: list[Path], config: ExpertTrainConfig, n: int) -> tu
 def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, callback: Callback = lambda *a, **k: None) -> ModelFile:
     """Train, then install the best epoch at ``config.out`` (default: the user's model folder)."""
     store = store or ExpertStore()
+    run_dir = Path(config.run_dir or store.home / "runs" / config.name)
+    out = Path(config.out or store.user_path(config.name))
+    for folder in {run_dir, out.parent}:
+        check_writable(folder)  # now, not after the whole run
     files: list[Path] = []
     for folder in config.data_dirs:
         files.extend(list_images(folder))
@@ -382,9 +387,7 @@ def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, ca
         histogram, data_summary["prior_photos"] = colour_histogram(train_files, config, RARITY_BINS)
         if data_summary["prior_photos"]:
             loss_weights = rarity_weights(histogram, config.loss_rebalance)
-    run_dir = Path(config.run_dir or store.home / "runs" / config.name)
     task = ExpertTask(config, model, train_files, val_files, data_summary, loss_weights)
     callback("data", **data_summary)
     fit(task, replace(FitConfig.of(config, run_dir), score_start=config.init not in NEW_WEIGHTS), callback)
-    out = Path(config.out or store.user_path(config.name))
     return read_metadata(install_best(run_dir, out))

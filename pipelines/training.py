@@ -13,6 +13,7 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
@@ -24,6 +25,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
+from colorize.experts.files import atomic_write
 from colorize.experts.modelfile import read_metadata, replace_metadata, save_model
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
@@ -175,9 +177,9 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, state: FitState) -
         "scheduler": scheduler.state_dict(),
         "state": {k: v for k, v in vars(state).items()},
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()  # serialised first, so that a full disk is an OSError of the write alone
+    torch.save(payload, buffer)
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, **k: None) -> FitState:
@@ -312,9 +314,5 @@ def install_best(run_dir: Path, out: Path) -> Path:
     """
     if not is_main_process():
         return Path(run_dir) / "best.safetensors"
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.copyfile(Path(run_dir) / "best.safetensors", tmp)
-    tmp.replace(out)
-    return out
+    with open(Path(run_dir) / "best.safetensors", "rb") as best:
+        return atomic_write(Path(out), lambda handle: shutil.copyfileobj(best, handle))

@@ -15,7 +15,9 @@ import os
 import pickle
 import signal
 import struct
+import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -747,3 +749,49 @@ def test_experts_lists_every_good_model_beside_the_bad_ones(runner, isolated_hom
     assert markup.exists()
     listed = json.loads(runner.invoke(app, ["experts", "--json"]).output)
     assert {row["name"] for row in listed if "error" in row} == set(bad)
+
+
+def test_awkward_file_names_are_reported_escaped_and_the_run_goes_on(runner, tmp_path):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    gray = Image.fromarray(_gray("camera", 24))
+    latin1 = os.fsdecode(b"caf\xe9.png")  # a Latin-1 name from an old disk: not UTF-8
+    long_name = "x" * 250 + ".png"  # 254 bytes, near the limit of 255
+    for name in (latin1, long_name, "plain.png"):
+        gray.save(scans / name)
+    (scans / "bad\nname\x1b[31m.jpg").write_bytes(b"\xff\xd8 truncated")
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, scans, "-o", out, "--report", report)
+    assert result.exit_code == 1, result.output
+    rows = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 4
+    by_status = {row["input"].rsplit("/", 1)[1]: row["status"] for row in rows}
+    assert by_status == {"caf\\xe9.png": OK, long_name: OK, "plain.png": OK, "bad\nname\x1b[31m.jpg": FAILED}
+    assert (out / latin1).is_file() and (out / long_name).is_file()
+    failed = [line for line in result.output.splitlines() if line.startswith("failed")]
+    assert len(failed) == 1 and "bad\\nname\\x1b[31m.jpg" in failed[0], result.output
+
+
+def test_a_jpeg_whose_exif_nearly_fills_its_segment_keeps_it_and_is_written(runner, tmp_path):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 65490  # ImageDescription: the EXIF block ends a few bytes under 64 KB
+    Image.fromarray(_gray("camera", 24)).save(scans / "a.jpg", exif=exif.tobytes())
+    result = _invoke(runner, scans, "-o", out)
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "a.jpg") as written:
+        assert written.getexif().get(0x010E) == "x" * 65490
+
+
+def test_temporaries_a_killed_run_left_are_removed_by_the_next_run(runner, tmp_path):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    _small_tree(scans)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    out.mkdir()
+    stale = out / f".colorize.{child.pid}.k1ll3d00.tmp"
+    stale.write_bytes(b"\x89PNG half of a photo")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert _invoke(runner, scans, "-o", out).exit_code == 0
+    assert not stale.exists()

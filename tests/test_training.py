@@ -1,5 +1,6 @@
 """Training one expert or the classifier: isolation, resumption, bad data — tiny and real."""
 
+import contextlib
 import hashlib
 import json
 import signal
@@ -469,3 +470,48 @@ def test_encoder_option_builds_a_new_expert_on_that_encoder(colour_folder, isola
     ):
         bad = runner.invoke(app, [*args[:4], *TINY, "--arch", "unet_lite", *wrong])
         assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, (wrong, bad.output)
+
+
+def test_a_disk_that_fills_mid_run_leaves_the_last_checkpoint_to_resume_from(colour_folder, isolated_home, tmp_path):
+    from test_files import small_disk
+
+    store = ExpertStore()
+    straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        filler = disk / "filler"
+
+        def fill_the_disk_after_epoch_one(event, **data):
+            if event == "epoch_end" and data["epoch"] == 1:
+                with open(filler, "wb") as handle:  # every byte left, as another program might
+                    with contextlib.suppress(OSError):
+                        while True:
+                            handle.write(b"\0" * 65536)
+
+        run_dir = disk / "run"
+        with pytest.raises(OSError, match="no space left on the device"):
+            train_expert(_config(colour_folder, run_dir), store, fill_the_disk_after_epoch_one)
+        assert not [p.name for p in run_dir.rglob("*.tmp")], "a partial file was left behind"
+        filler.unlink()
+        resumed = train_expert(_config(colour_folder, run_dir, resume=True), store)
+        _assert_same_weights(straight.path, resumed.path)
+
+
+def test_a_full_disk_is_one_line_that_says_what_to_do(colour_folder, isolated_home, tmp_path):
+    from test_files import small_disk
+
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        result = CliRunner().invoke(app, ["train", "expert", "tiny", str(colour_folder), *TINY, "--run-dir", str(disk / "run")])
+        assert result.exit_code == 2, result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "no space left on the device" in errors[0] and "--resume" in errors[0], result.output
+        assert "Traceback" not in result.output and not list(disk.rglob("*.tmp"))
+
+
+def test_a_model_folder_that_cannot_be_written_is_refused_before_training(colour_folder, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("a file where the model folder should be")
+    monkeypatch.setenv("COLORIZE_HOME", str(home))
+    result = CliRunner().invoke(app, ["train", "expert", "tiny", str(colour_folder), *TINY])
+    assert result.exit_code == 2, result.output
+    assert "error: cannot write in" in result.output and str(home) in result.output, result.output
+    assert "epoch" not in result.output, "training started before the check"

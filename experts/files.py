@@ -1,0 +1,116 @@
+"""Writing files atomically: a reader sees the old file or the whole new one, never half of one.
+
+Every file colorize writes (photos, weights, checkpoints, reports of numbers) goes through
+``atomic_write``: the bytes go to a hidden temporary in the same folder, which is renamed over
+the target only once complete. A crash or Ctrl-C leaves at most that temporary behind; its
+name says who wrote it (``.colorize.PID.XXXXXXXX.tmp``), so a later run can tell a stale one
+from one another process is writing right now, and remove it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+TEMPORARY_PREFIX = ".colorize."
+TEMPORARY_SUFFIX = ".tmp"
+_TEMPORARY = re.compile(r"^\.colorize\.(\d+)\.[^.]+\.tmp$")
+# A temporary untouched this long whose process is gone is left over from a crash; the age
+# also spares a file being written from another machine on a shared folder (its PID means
+# nothing here), which is touched every few seconds while it is written.
+_STALE_AFTER_S = 15 * 60
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs get the usual permissions.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+class NotWritableError(OSError):
+    """A file or folder colorize must write cannot be written; the message is one line."""
+
+
+class NoSpaceError(NotWritableError):
+    """The disk filled while writing; the partial file has been removed."""
+
+
+def check_writable(folder: Path) -> None:
+    """Make sure files can be created in ``folder`` (made if missing), before hours of work
+    depend on it: a model folder that is a file, read-only or on a full disk is found now."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / ".colorize-write-test", lambda handle: handle.write(b"ok"))
+        (folder / ".colorize-write-test").unlink()
+    except NotWritableError:
+        raise
+    except OSError as error:
+        raise NotWritableError(f"cannot write in {folder}: {error.strerror or error}") from None
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(handle)`` on a temporary beside ``path``, then rename it to ``path``.
+
+    The temporary's name has a fixed length, so a target name near the file system's limit
+    (255 bytes) still fits. On any failure the temporary is removed; a full disk is raised as
+    ``NoSpaceError`` naming the target, whatever layer noticed it first.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException as error:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise NoSpaceError(f"no space left on the device to write {path}") from None
+        raise
+    return path
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Remove the temporaries that crashed colorize processes left in ``folder``; returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_AFTER_S and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OverflowError:  # a number no process can have
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
