@@ -70,7 +70,7 @@ def _per_channel(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB in [0, 1], shape (*, 3, H, W) -> LAB, same shape."""
     _check(rgb, "rgb_to_lab")
-    linear = torch.where(rgb > 0.04045, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    linear = _linearize(rgb)
     xyz = _matmul_channels(_XYZ_FROM_RGB, linear) / _per_channel(_WHITE_D65, rgb)
     f = torch.where(xyz > _EPSILON, xyz.clamp(min=_EPSILON) ** (1 / 3), _KAPPA * xyz + 16 / 116)
     fx, fy, fz = f.unbind(-3)
@@ -108,8 +108,23 @@ def _lab_to_rgb_formula(lab: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_lightness(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1], (*, 3, H, W) -> L in [0, 100], (*, 1, H, W)."""
-    return rgb_to_lab(rgb)[..., :1, :, :]
+    """sRGB in [0, 1], (*, 3, H, W) -> L in [0, 100], (*, 1, H, W).
+
+    L depends on the luminance Y alone, so only Y is computed (a third of the work and
+    memory of a whole LAB conversion, whose a and b would be thrown away)."""
+    _check(rgb, "rgb_to_lightness")
+    linear = _linearize(rgb)
+    weights = _XYZ_FROM_RGB[1].to(dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    return _luminance_to_lightness((linear * weights).sum(dim=-3, keepdim=True))
+
+
+def _linearize(srgb: torch.Tensor) -> torch.Tensor:
+    return torch.where(srgb > 0.04045, ((srgb.clamp(min=0) + 0.055) / 1.055) ** 2.4, srgb / 12.92)
+
+
+def _luminance_to_lightness(luminance: torch.Tensor) -> torch.Tensor:
+    f = torch.where(luminance > _EPSILON, luminance.clamp(min=_EPSILON) ** (1 / 3), _KAPPA * luminance + 16 / 116)
+    return 116 * f - 16
 
 
 def gray_to_lightness(gray: torch.Tensor) -> torch.Tensor:
@@ -132,9 +147,7 @@ def gray_to_lightness(gray: torch.Tensor) -> torch.Tensor:
 
 
 def _gray_to_lightness_formula(gray: torch.Tensor) -> torch.Tensor:
-    linear = torch.where(gray > 0.04045, ((gray.clamp(min=0) + 0.055) / 1.055) ** 2.4, gray / 12.92)
-    f = torch.where(linear > _EPSILON, linear.clamp(min=_EPSILON) ** (1 / 3), _KAPPA * linear + 16 / 116)
-    return 116 * f - 16
+    return _luminance_to_lightness(_linearize(gray))  # gray is R = G = B, so Y is its linear value
 
 
 def join_lab(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:

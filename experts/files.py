@@ -9,6 +9,7 @@ from one another process is writing right now, and remove it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -80,6 +81,37 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             raise NoSpaceError(f"no space left on the device to write {path}") from None
         raise
     return path
+
+
+class FolderBusyError(NotWritableError):
+    """Another process is writing into the same output folder."""
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: Path):
+    """Hold ``folder`` (made if missing) for this process alone while inside: a second run
+    writing into it is refused at once instead of redoing the same work beside the first.
+    The lock is the kernel's (flock on the folder itself), so no lock file is left behind
+    and a killed process releases it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: runs are simply not kept apart
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusyError(
+                f"another colorize run is writing into {folder}; let it finish (a second run resumes where it stops) "
+                "or choose another --output"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def remove_stale_temporaries(folder: Path) -> int:

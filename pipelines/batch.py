@@ -7,6 +7,7 @@ goes to a planned output path that is neither an input nor another job's output.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import time
@@ -154,6 +155,33 @@ def _walk(folder: Path, recursive: bool, problems: list[Outcome]) -> Iterator[Pa
                 yield Path(root) / name
 
 
+def expand_glob(pattern: str, recursive: bool) -> list[Path]:
+    """The files a glob pattern names, sorted. With ``recursive``, ``**`` matches any depth of
+    folders, but links to folders are not followed (as folder walking does): Python's glob
+    follows them, and two links back to ``.`` made the expansion grow exponentially."""
+    if not (recursive and "**" in pattern):
+        return sorted(Path(m) for m in glob.glob(pattern))
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    wanted = parts[fixed:]
+    found = []
+    for folder, dirs, files in os.walk(root):  # followlinks=False
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        relative = Path(folder).relative_to(root).parts
+        found.extend(Path(folder) / name for name in files if _matches((*relative, name), wanted))
+    return sorted(found)
+
+
+def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether the path ``names`` matches the pattern ``parts``, ``**`` being any number of folders."""
+    if not parts:
+        return not names
+    if parts[0] == "**":
+        return any(_matches(names[skip:], parts[1:]) for skip in range(len(names) + 1))
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and not names[0].startswith(".") and _matches(names[1:], parts[1:])
+
+
 def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "") -> Plan:
     """Expand files, folders and globs into jobs; the output tree mirrors each given folder.
 
@@ -197,7 +225,7 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
         elif os.path.lexists(path):  # a file, or a broken link that decoding will name as such
             add(path, Path(path.name), None)
         elif glob.has_magic(raw):
-            matches = sorted(Path(m) for m in glob.glob(raw, recursive=recursive))
+            matches = expand_glob(raw, recursive)
             if not matches:
                 result.missing.append(Outcome(path, None, FAILED, "no file matches this pattern"))
             for match in matches:

@@ -11,6 +11,7 @@ option, unknown expert, unusable weights file, unsafe output folder); 130 interr
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -94,7 +95,7 @@ def build_pipeline(expert, threshold, weights, classifier_weights, device, work_
     """A Pipeline from command-line options, or a one-line error (exit 2)."""
     from colorize.experts.modelfile import ModelFileError
     from colorize.pipelines.inference import Pipeline, PipelineError
-    from colorize.router import NoFallbackExpertError, UnknownExpertError
+    from colorize.router import NoFallbackExpertError, RoutingConfigError, UnknownExpertError
 
     if threshold is not None and not 0 <= threshold <= 1:
         fail("--threshold must be between 0 and 1")
@@ -112,7 +113,7 @@ def build_pipeline(expert, threshold, weights, classifier_weights, device, work_
             work_size=work_size,
             saturation=saturation,
         )
-    except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError) as error:
+    except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError, RoutingConfigError) as error:
         fail(str(error))
 
 
@@ -157,6 +158,22 @@ def main() -> None:
         console.print(f"[bold red]error:[/] {type(error).__name__}: {shown(error)}", highlight=False)
         console.print("[dim]run again with --debug for the full traceback[/]")
         sys.exit(EXIT_FAILED)
+
+
+def interruptible(command):
+    """A command that Ctrl-C or SIGTERM stops at any moment with one line and exit code 130
+    (click would print "Aborted!" and exit 1 for Ctrl-C; SIGTERM would kill it silently)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: nothing was written; run the same command again", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return run
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -23,6 +24,7 @@ from colorize.pipelines.cli import (
     build_pipeline,
     console,
     fail,
+    interruptible,
     progress_bar,
     refuse_output_among_inputs,
     shown,
@@ -71,70 +73,86 @@ def auto(
             console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
     pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
     _load_experts(pipeline, expert, FATAL_ERRORS)
-    options = RunOptions(
-        on_exists=on_exists,
-        force=force,
-        max_pixels=int(max_pixels * 1_000_000),
-        keep_metadata=not strip_metadata,
-        fail_fast=fail_fast,
-        batch_size=batch_size,
-    )
-    counts: Counter = Counter()
-    experts: Counter = Counter()
-    skips: Counter = Counter()
-    report_handle = _open_report(report)
-    started = time.perf_counter()
-    finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
-    stopped = None
-    outcomes = run(pipeline, work.jobs, options)
+    with _held(output if work.jobs else None):
+        options = RunOptions(
+            on_exists=on_exists,
+            force=force,
+            max_pixels=int(max_pixels * 1_000_000),
+            keep_metadata=not strip_metadata,
+            fail_fast=fail_fast,
+            batch_size=batch_size,
+        )
+        counts: Counter = Counter()
+        experts: Counter = Counter()
+        skips: Counter = Counter()
+        report_handle = _open_report(report)
+        started = time.perf_counter()
+        finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
+        stopped = None
+        outcomes = run(pipeline, work.jobs, options)
 
-    def account(outcome, progress=None) -> None:
-        counts[outcome.status] += 1
-        if outcome.status == OK:
-            experts[outcome.route.expert] += 1
-        elif outcome.status == SKIPPED:
-            skips[outcome.reason] += 1
-        if progress is not None:
-            _announce(outcome, verbose, progress)
-        if report_handle:
-            report_handle.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
-            report_handle.flush()  # an interrupted run still has a report of what it did
+        def account(outcome, progress=None) -> None:
+            counts[outcome.status] += 1
+            if outcome.status == OK:
+                experts[outcome.route.expert] += 1
+            elif outcome.status == SKIPPED:
+                skips[outcome.reason] += 1
+            if progress is not None:
+                _announce(outcome, verbose, progress)
+            if report_handle:
+                report_handle.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
+                report_handle.flush()  # an interrupted run still has a report of what it did
 
-    try:
-        with sigterm_as_interrupt(), progress_bar() as progress:
-            task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), info="")
-            # Plan-time failures first (tagged False), then each job in order (tagged True).
-            tagged = itertools.chain(((False, o) for o in work.missing), ((True, o) for o in outcomes))
-            for is_job, outcome in tagged:
-                finished += is_job
-                account(outcome, progress)
-                done = sum(counts.values())
-                progress.update(task, advance=1, info=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s")
-                if options.fail_fast and outcome.status == FAILED:
-                    stopped = "stopped by --fail-fast"
-                    break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
+        try:
+            with sigterm_as_interrupt(), progress_bar() as progress:
+                task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), info="")
+                # Plan-time failures first (tagged False), then each job in order (tagged True).
+                tagged = itertools.chain(((False, o) for o in work.missing), ((True, o) for o in outcomes))
+                for is_job, outcome in tagged:
+                    finished += is_job
+                    account(outcome, progress)
+                    done = sum(counts.values())
+                    progress.update(task, advance=1, info=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s")
+                    if options.fail_fast and outcome.status == FAILED:
+                        stopped = "stopped by --fail-fast"
+                        break
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
+            if report_handle:
+                report_handle.close()
+            fail(str(error))
+        finally:
+            outcomes.close()  # stops the decode/encode threads; running writes finish whole
+        if stopped:
+            for job in work.jobs[finished:]:
+                # A write already under way when the run stopped has finished (whole, being atomic).
+                reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
+                account(Outcome(job.input, job.output, SKIPPED, reason))
         if report_handle:
             report_handle.close()
+        elapsed = time.perf_counter() - started
+        _summary(counts, experts, skips, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
+        if stopped == "interrupted":
+            console.print("[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if counts[FAILED]:
+            raise typer.Exit(EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def _held(output: Path | None):
+    """The output folder, held by this run alone (see ``experts.files.exclusive_folder``)."""
+    from colorize.experts.files import FolderBusyError, exclusive_folder
+
+    if output is None:
+        yield
+        return
+    try:
+        with exclusive_folder(output):
+            yield
+    except FolderBusyError as error:  # raised only on entry: the body raises none
         fail(str(error))
-    finally:
-        outcomes.close()  # stops the decode/encode threads; running writes finish whole
-    if stopped:
-        for job in work.jobs[finished:]:
-            # A write already under way when the run stopped has finished (whole, being atomic).
-            reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
-            account(Outcome(job.input, job.output, SKIPPED, reason))
-    if report_handle:
-        report_handle.close()
-    elapsed = time.perf_counter() - started
-    _summary(counts, experts, skips, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
-    if stopped == "interrupted":
-        console.print("[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if counts[FAILED]:
-        raise typer.Exit(EXIT_FAILED)
 
 
 def _load_experts(pipeline, forced: str | None, fatal: tuple) -> None:
@@ -221,6 +239,7 @@ def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, 
 
 
 @app.command()
+@interruptible
 def classify(
     paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns.", show_default=False),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),

@@ -21,6 +21,7 @@ from colorize.pipelines.cli import (
     console,
     fail,
     progress_bar,
+    interruptible,
     refuse_output_among_inputs,
 )
 
@@ -35,6 +36,7 @@ _COLUMNS = (
 
 
 @app.command("eval")
+@interruptible
 def evaluate(
     data_dir: Path = typer.Argument(
         ...,

@@ -11,6 +11,13 @@ import typer
 from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, progress_bar, sigterm_as_interrupt, train_app
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+MAX_PIXELS_TRAIN_HELP = "Skip training photos larger than this many megapixels (checked before decoding)."
+
+
+def _max_pixels(megapixels: float) -> int:
+    if not megapixels > 0:
+        fail(f"--max-pixels must be above 0, got {megapixels}")
+    return int(megapixels * 1_000_000)
 
 
 class _TrainingDisplay:
@@ -103,6 +110,7 @@ def train_expert_command(
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading processes."),
     ab_gain: Optional[str] = typer.Option(None, "--ab-gain", help="A fixed a,b boost after the network, e.g. 1.6,2 (the original paper's), instead of the chroma gain chosen on validation; 1,1 for none."),
+    max_pixels: float = typer.Option(100.0, "--max-pixels", help=MAX_PIXELS_TRAIN_HELP),
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts."""
     from colorize.experts.store import ExpertStore
@@ -136,6 +144,7 @@ def train_expert_command(
         architecture=arch, epochs=epochs, size=size, batch_size=batch_size, lr=lr, init=init, loss=loss,
         val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
         max_steps_per_epoch=max_steps, workers=workers, ab_gain=gain, ab_bins=ab_bins, loss_rebalance=loss_rebalance,
+        max_pixels=_max_pixels(max_pixels),
     )
     if arch is not None:
         overrides["arguments"] = {}  # another architecture starts from its own defaults
@@ -168,6 +177,7 @@ def train_classifier_command(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
     workers: Optional[int] = typer.Option(None, "--workers"),
+    max_pixels: float = typer.Option(100.0, "--max-pixels", help=MAX_PIXELS_TRAIN_HELP),
 ) -> None:
     """Train the router's scene classifier; writes only to your model folder."""
     from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
@@ -177,6 +187,6 @@ def train_classifier_command(
     config = ClassifierTrainConfig.from_defaults(
         data_dir, architecture=arch, epochs=epochs, input_size=size, batch_size=batch_size, lr=lr, init=init,
         val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
-        max_steps_per_epoch=max_steps, workers=workers,
+        max_steps_per_epoch=max_steps, workers=workers, max_pixels=_max_pixels(max_pixels),
     )
     _run(train_classifier, config)

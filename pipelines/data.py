@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, decode
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 
 
@@ -87,11 +89,13 @@ def file_list_hash(files: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode an image upright (EXIF orientation applied) as 8-bit RGB."""
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        return image.convert("RGB")
+def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode a photo as 8-bit RGB by the rules every input follows (``imageio.decode``:
+    upright, size refused before decoding, any supported mode and depth)."""
+    data = decode(path, max_pixels).data
+    if data.dtype == np.uint16:
+        data = ((data.astype(np.float32) + 128) / 257).astype(np.uint8)
+    return Image.fromarray(np.dstack([data] * 3) if data.ndim == 2 else data, "RGB")
 
 
 def is_grayscale(rgb: np.ndarray, tolerance: float = 3.0) -> bool:
@@ -130,8 +134,12 @@ class ColorPhotoDataset(torch.utils.data.Dataset):
     no colour to learn from) come back with valid=False and are dropped by ``collate``.
     """
 
-    def __init__(self, files: list[Path], crop: CropPolicy, train: bool, seed: int = 0, require_colour: bool = True):
+    def __init__(
+        self, files: list[Path], crop: CropPolicy, train: bool, seed: int = 0, require_colour: bool = True,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
         self.files = list(files)
+        self.max_pixels = max_pixels
         self.require_colour = require_colour
         self.crop = crop
         self.train = train
@@ -144,7 +152,7 @@ class ColorPhotoDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, bool, int]:
         size = self.crop.size
         try:
-            image = load_rgb(self.files[index])
+            image = load_rgb(self.files[index], self.max_pixels)
         except Exception:  # any decoder failure means "skip this file", counted by the caller
             return torch.zeros(3, size, size), False, index
         if self.train:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat as statmod
 import struct
 import warnings
@@ -22,27 +23,27 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from colorize.experts.color import gray_to_lightness, rgb_to_lab
+from colorize.experts.color import gray_to_lightness, rgb_to_lab, rgb_to_lightness
 from colorize.experts.files import atomic_write
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 100_000_000
+MAX_JPEG_SCANS = 500
 COLORIZED_TAG = "colorize"  # PNG text key; EXIF/TIFF Software values start with it too
 
-# We check sizes ourselves (before decoding, with a clear message); PIL's own bomb check
-# would otherwise raise its own error type at 2x its default.
-Image.MAX_IMAGE_PIXELS = None
 # PIL warns about odd metadata in the files it reads ("Possibly corrupt EXIF data", ...).
 # Those say nothing the user can act on, and `warnings.catch_warnings` is not thread-safe
 # (decoding runs in worker threads), so they are filtered once, for PIL only.
 warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
 _ORIENTATION, _SOFTWARE = 0x0112, 0x0131
+_BAND_PIXELS = 1 << 18  # pixels per band where a whole photo is converted in pieces
 # A JPEG APP1 segment holds at most 65,533 bytes of EXIF ("Exif\0\0" included).
 _MAX_EXIF_BYTES = 65533
 # Descriptive TIFF tags carried from a TIFF input to its TIFF output (the rest of a TIFF
 # header describes the pixel layout, which we write anew).
-_TIFF_KEPT_TAGS = (270, 271, 272, 306, 315, 33432)  # description, make, model, date, artist, copyright
+_XMP_TAG = 700
+_TIFF_KEPT_TAGS = (270, 271, 272, 306, 315, 33432, _XMP_TAG)  # description, make, model, date, artist, copyright, XMP
 
 
 class ImageError(Exception):
@@ -66,6 +67,8 @@ class DecodedImage:
     exif: bytes | None  # orientation already reset to 'normal' (the pixels are upright)
     marker: str | None = None  # the colorize marker, when the file is itself a colorize output
     dpi: tuple[float, float] | None = None  # a scan's resolution: what prints it at its true size
+    xmp: bytes | None = None  # a JPEG's or WebP's XMP packet (a TIFF's travels with its tags)
+    text: dict[str, str] = field(default_factory=dict)  # a PNG's text chunks (its XMP among them), ours left out
     _pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -103,17 +106,20 @@ def lightness_from_array(pixels: np.ndarray) -> torch.Tensor:
         # Gray integers: L straight from a table (torch wants a writable, contiguous array;
         # PIL gives read-only ones, and turning a photo upright leaves negative strides).
         return gray_to_lightness(torch.from_numpy(np.require(pixels, requirements=("W", "C")))[None])
-    if pixels.dtype in (np.uint8, np.uint16):
-        # One pass from integers to scaled floats (and a writable array: PIL's are read-only).
-        scale = 255.0 if pixels.dtype == np.uint8 else 65535.0
-        values = torch.from_numpy(np.multiply(pixels, np.float32(1 / scale), dtype=np.float32))
-    else:
-        values = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
-    if values.dim() == 2:
-        return gray_to_lightness(values[None])
-    if values.dim() == 3 and values.shape[-1] == 3:
-        return rgb_to_lab(values.permute(2, 0, 1))[:1]
-    raise ValueError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {tuple(values.shape)}")
+    if not (pixels.ndim == 2 or pixels.ndim == 3 and pixels.shape[-1] == 3):
+        raise ValueError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {tuple(pixels.shape)}")
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
+    lightness = torch.empty((1, *pixels.shape[:2]), dtype=torch.float32)
+    # By bands of rows: a 100 MP 16-bit photo as float RGB alone would be 1.2 GB, and its
+    # conversion makes several temporaries of that size.
+    band = max(1, _BAND_PIXELS // max(1, pixels.shape[1]))
+    for top in range(0, pixels.shape[0], band):
+        values = torch.from_numpy(np.multiply(pixels[top : top + band], np.float32(1 / scale), dtype=np.float32))
+        if values.dim() == 2:
+            lightness[:, top : top + band] = gray_to_lightness(values[None])
+        else:
+            lightness[:, top : top + band] = rgb_to_lightness(values.permute(2, 0, 1))
+    return lightness
 
 
 def pixels_from_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -144,11 +150,14 @@ def _array_from_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None
     return np.ascontiguousarray(array), alpha, 8
 
 
-def _read_16bit_rgb_tiff(path: Path) -> np.ndarray | None:
-    """PIL reads 16-bit RGB TIFFs only as 8 bits; tifffile keeps all 16."""
+def _read_16bit_rgb_tiff(path: Path, planar: bool) -> np.ndarray | None:
+    """PIL reads 16-bit RGB TIFFs only as 8 bits; tifffile keeps all 16. ``planar``: the
+    file stores each channel as its own plane (PlanarConfiguration 2), read as (C, H, W)."""
     import tifffile
 
     array = tifffile.imread(path, key=0)
+    if planar and array.ndim == 3:
+        array = np.moveaxis(array, 0, -1)
     if array.dtype == np.uint16 and array.ndim == 3 and array.shape[-1] in (3, 4):
         return array
     return None
@@ -188,6 +197,8 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             if fmt not in SUPPORTED_FORMATS:
                 raise ImageError(f"unsupported format {fmt} (colorize reads {', '.join(SUPPORTED_FORMATS)})")
             width, height = image.size
+            if fmt == "JPEG":
+                _check_scan_count(handle)
             if width * height > max_pixels:
                 raise ImageError(
                     f"too large: {width}x{height} = {width * height / 1e6:.1f} MP > --max-pixels {max_pixels / 1e6:g} MP"
@@ -199,7 +210,7 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             turned_by_pil = False
             array = None
             if fmt == "TIFF" and image.mode in ("RGB", "RGBA") and 16 in _bits_per_sample(image):
-                array = _read_16bit_rgb_tiff(path)
+                array = _read_16bit_rgb_tiff(path, planar=image.tag_v2.get(284) == 2)
             elif fmt == "PNG" and image.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
                 array = _read_16bit_png(path)
             if array is not None:
@@ -216,6 +227,8 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             icc = image.info.get("icc_profile") or None
             kept_exif = _kept_exif(image, exif)
             dpi = _dpi(image.info.get("dpi"))
+            xmp = image.info.get("xmp") if fmt in ("JPEG", "WEBP") else None
+            text = {k: v for k, v in getattr(image, "text", {}).items() if k != COLORIZED_TAG} if fmt == "PNG" else {}
     except ImageError:
         raise
     except FileNotFoundError:
@@ -226,6 +239,14 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
         raise ImageError("is a folder, not a file") from None
     except UnidentifiedImageError:
         raise ImageError("not an image (or a format colorize does not read)") from None
+    except Image.DecompressionBombError as error:
+        # PIL's own guard (at twice Image.MAX_IMAGE_PIXELS), left as PIL sets it for the whole
+        # process: our limit is per call. Its message is the only place the size is told.
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = int(found.group(1)) if found else None
+        if pixels is not None and pixels > max_pixels:
+            raise ImageError(f"too large: {pixels / 1e6:.1f} MP > --max-pixels {max_pixels / 1e6:g} MP") from None
+        raise ImageError(f"too large for the image library's own safety limit ({_first_line(error)})") from None
     except Exception as error:
         # Image parsers meet hostile bytes; whatever they raise, this one file is unusable.
         raise ImageError(f"cannot decode ({_first_line(error)})") from error
@@ -236,7 +257,25 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
         alpha = None if alpha is None else _orient(alpha, orientation)
     if dpi is not None and orientation in (5, 6, 7, 8):
         dpi = dpi[::-1]  # turned a quarter: the sides swap, and their resolutions with them
-    return DecodedImage(data, alpha, bits, fmt, icc, kept_exif, marker, dpi)
+    return DecodedImage(data, alpha, bits, fmt, icc, kept_exif, marker, dpi, xmp if isinstance(xmp, bytes) else None, text)
+
+
+def _check_scan_count(handle) -> None:
+    """Refuse a JPEG with more scans than any real one has: each progressive scan makes the
+    decoder pass over the whole image again, so 20,000 scans in 2 MB took 70 s to decode.
+
+    A scan starts at an SOS marker (FF DA); inside compressed data an FF is always followed
+    by 00 or a restart code, so counting FF DA pairs counts scans (never fewer).
+    """
+    position = handle.tell()
+    handle.seek(0)
+    scans, previous = 0, b""
+    while block := handle.read(1 << 20):
+        scans += (previous[-1:] + block).count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise ImageError(f"a JPEG of over {MAX_JPEG_SCANS} progressive scans (real photos have about 10): too costly to decode")
+        previous = block
+    handle.seek(position)
 
 
 def _dpi(value) -> tuple[float, float] | None:
@@ -380,22 +419,27 @@ def output_bits(source: DecodedImage) -> int:
     return 16 if source.bits == 16 and source.format in ("PNG", "TIFF") else 8
 
 
-def to_8bit(rgb: np.ndarray, band: int = 64) -> np.ndarray:
-    """float RGB in [0, 1] -> uint8, by bands of rows in one reused buffer.
+def to_8bit(rgb: np.ndarray) -> np.ndarray:
+    """float RGB in [0, 1] -> uint8: ``(clip(rgb, 0, 1) * 255 + 0.5)`` truncated."""
+    return rgb if rgb.dtype == np.uint8 else _quantize(rgb, np.uint8)
 
-    The same numbers as ``(clip(rgb, 0, 1) * 255 + 0.5).astype(uint8)``, without that
-    expression's full-size temporaries (over 400 MB for a 12 MP photo).
-    """
-    if rgb.dtype == np.uint8:
-        return rgb
-    out = np.empty(rgb.shape, np.uint8)
-    scratch = np.empty((band, *rgb.shape[1:]), np.float32)
-    for top in range(0, rgb.shape[0], band):
-        part = scratch[: min(band, rgb.shape[0] - top)]
-        np.multiply(rgb[top : top + band], 255, out=part)
+
+def _quantize(rgb: np.ndarray, dtype, band_pixels: int = 1 << 16) -> np.ndarray:
+    """float in [0, 1] -> ``dtype``'s full range, by bands of rows in one reused buffer:
+    the numbers of ``(clip(rgb, 0, 1) * top + 0.5).astype(dtype)`` without that
+    expression's full-size temporaries (over 400 MB for a 12 MP photo)."""
+    top = float(np.iinfo(dtype).max)
+    out = np.empty(rgb.shape, dtype)
+    band = max(1, band_pixels // max(1, rgb.shape[1]))  # a strip 1 row high is still one band of bounded size
+    flat_rgb, flat_out = rgb.reshape(-1, *rgb.shape[2:]), out.reshape(-1, *rgb.shape[2:])
+    step = band * rgb.shape[1]
+    scratch = np.empty((step, *rgb.shape[2:]), np.float32)
+    for start in range(0, flat_rgb.shape[0], step):
+        part = scratch[: min(step, flat_rgb.shape[0] - start)]
+        np.multiply(flat_rgb[start : start + step], top, out=part)
         part += 0.5
-        np.clip(part, 0, 255, out=part)
-        out[top : top + band] = part
+        np.clip(part, 0, top, out=part)
+        flat_out[start : start + step] = part
     return out
 
 
@@ -408,7 +452,7 @@ def _to_8bit_image(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
 
 
 def _to_16bit_array(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    array = (np.clip(rgb, 0, 1) * 65535 + 0.5).astype(np.uint16)
+    array = _quantize(rgb, np.uint16)
     if alpha is None:
         return array
     alpha16 = alpha.astype(np.uint16) * (257 if alpha.dtype == np.uint8 else 1)
@@ -448,7 +492,8 @@ def encode(
         array = _to_16bit_array(rgb, source.alpha)
         if fmt == "PNG":
             exif16 = _exif_with_software(exif, software)
-            return atomic_write(Path(path), lambda handle: _write_png16(handle, array, note, icc, exif16, source.dpi))
+            text = _png_text(source.text if keep_metadata else {}, note)
+            return atomic_write(Path(path), lambda handle: _write_png16(handle, array, text, icc, exif16, source.dpi))
         return atomic_write(Path(path), lambda handle: _write_tiff16(handle, array, software, icc, exif, source.dpi))
     image = _to_8bit_image(rgb, source.alpha)
     params: dict = {}
@@ -462,12 +507,15 @@ def encode(
         params.update(quality=quality, subsampling=0)
     elif fmt == "WEBP":
         params.update(quality=quality)
+    if fmt in ("JPEG", "WEBP") and keep_metadata and source.xmp:
+        params["xmp"] = source.xmp
     elif fmt == "TIFF":
         params.update(compression="tiff_adobe_deflate")
-    elif fmt == "PNG" and note:
-        text = PngImagePlugin.PngInfo()
-        text.add_text(COLORIZED_TAG, note)
-        params["pnginfo"] = text
+    elif fmt == "PNG":
+        chunks = PngImagePlugin.PngInfo()
+        for key, value in _png_text(source.text if keep_metadata else {}, note).items():
+            chunks.add_itxt(key, value)
+        params["pnginfo"] = chunks
     if fmt != "BMP" and (data := _exif_with_software(exif, software)):
         params["exif"] = data
     return atomic_save(image, Path(path), fmt, **params)
@@ -503,6 +551,8 @@ def _write_tiff16(handle, array: np.ndarray, software: str | None, icc: bytes | 
     for tag in _TIFF_KEPT_TAGS[1:]:  # 270, the description, has its own argument
         if isinstance(value := kept.get(tag), str):
             extratags.append((tag, "s", 0, value, True))
+        elif isinstance(value, bytes):  # XMP
+            extratags.append((tag, "B", len(value), value, True))
     # tifffile wants a named file; the handle of a temporary from mkstemp has only a number.
     buffer = io.BytesIO()
     tifffile.imwrite(
@@ -518,19 +568,22 @@ def _write_tiff16(handle, array: np.ndarray, software: str | None, icc: bytes | 
         compression="zlib",
         extratags=extratags,
     )
-    handle.write(buffer.getvalue())
+    handle.write(buffer.getbuffer())
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def _write_png16(handle, array: np.ndarray, note: str | None, icc: bytes | None, exif: bytes | None, dpi=None) -> None:
+def _png_text(kept: dict[str, str], note: str | None) -> dict[str, str]:
+    """The text chunks of a PNG output: the source's, then our marker."""
+    return {**kept, COLORIZED_TAG: note} if note else dict(kept)
+
+
+def _write_png16(handle, array: np.ndarray, text: dict[str, str], icc: bytes | None, exif: bytes | None, dpi=None) -> None:
     """16-bit RGB(A) PNG written directly: PIL has no 16-bit colour modes."""
     height, width, channels = array.shape
     colour_type = 6 if channels == 4 else 2
-    rows = array.astype(">u2").reshape(height, width * channels).view(np.uint8)
-    raw = np.hstack([np.zeros((height, 1), np.uint8), rows]).tobytes()  # filter byte 0 per row
     handle.write(b"\x89PNG\r\n\x1a\n")
     handle.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)))
     if icc:
@@ -538,9 +591,23 @@ def _write_png16(handle, array: np.ndarray, note: str | None, icc: bytes | None,
     if dpi:
         per_metre = [round(d / 0.0254) for d in dpi]
         handle.write(_png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
-    if note:
-        handle.write(_png_chunk(b"tEXt", COLORIZED_TAG.encode() + b"\x00" + note.encode("latin-1", "replace")))
+    for key, value in text.items():  # iTXt: UTF-8, uncompressed, no language
+        handle.write(_png_chunk(b"iTXt", key.encode("latin-1", "replace")[:79] + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
     if exif:
         handle.write(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    handle.write(_png_chunk(b"IDAT", zlib.compress(raw, 6)))
+    handle.write(_png_chunk(b"IDAT", _png_pixel_stream(array)))
     handle.write(_png_chunk(b"IEND", b""))
+
+
+def _png_pixel_stream(array: np.ndarray, band_pixels: int = 1 << 16) -> bytes:
+    """The compressed rows of a 16-bit PNG, each behind its filter byte 0, made band by
+    band so that no uncompressed copy of the whole photo exists at once."""
+    height, width, channels = array.shape
+    compressor = zlib.compressobj(6)
+    parts = []
+    band = max(1, band_pixels // width)
+    for top in range(0, height, band):
+        rows = array[top : top + band].astype(">u2").reshape(-1, width * channels).view(np.uint8)
+        parts.append(compressor.compress(np.hstack([np.zeros((len(rows), 1), np.uint8), rows]).tobytes()))
+    parts.append(compressor.flush())
+    return b"".join(parts)

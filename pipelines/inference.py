@@ -31,7 +31,7 @@ from colorize.experts.color import gray_to_lightness, join_lab, lab_planes_to_rg
 from colorize.experts.modelfile import ModelFileError, read_metadata
 from colorize.experts.store import Expert, ExpertStore
 from colorize.pipelines.imageio import lightness_from_array, pixels_from_image
-from colorize.router import Route, RoutingPolicy, route
+from colorize.router import Route, RoutingConfigError, RoutingPolicy, merge_routing, route
 from colorize.router.policy import check_forced
 
 
@@ -101,34 +101,49 @@ def compose_upsampled(lightness: torch.Tensor, small_ab: torch.Tensor, map_bands
     if not _fused(lightness, small_ab):
         rgb = compose_rgb(lightness, _upsample(small_ab, (height, width)))
         return (rgb * 255 + 0.5).astype(np.uint8) if eight_bit else rgb
-    # Bilinear interpolation is separable: widen every source row once (small), then
-    # blend two widened rows per output row, band by band. The source positions are
-    # computed as F.interpolate computes them (align_corners=False), in float32.
-    rows = _upsample(small_ab, (small_ab.shape[-2], width))
-    scale = torch.tensor(small_ab.shape[-2] / height, dtype=torch.float32)
-    source = ((torch.arange(height, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
-    upper = source.long()
-    lower = (upper + 1).clamp_(max=small_ab.shape[-2] - 1)
-    weight = (source - upper).view(1, -1, 1)
+    # Bilinear interpolation is separable: for each tile, widen the two source rows each
+    # output row lies between, then blend them. The source positions are computed as
+    # F.interpolate computes them (align_corners=False), in float32. Tiles hold about
+    # _BAND_PIXELS pixels and span at most _TILE_COLUMNS columns unless the photo is only a
+    # few rows high, so a 10,000,000 x 1 strip never has a full-width copy of anything.
+    upper, lower, row_weight = _source_positions(height, small_ab.shape[-2])
+    left, right, column_weight = _source_positions(width, small_ab.shape[-1])
     rgb = torch.empty(height, width, 3, dtype=torch.uint8 if eight_bit else torch.float32)
-    band = max(1, _BAND_PIXELS // width)
+    columns = min(width, max(_TILE_COLUMNS, _BAND_PIXELS // height))
+    band = max(1, _BAND_PIXELS // columns)
+    tiles = [(top, first) for top in range(0, height, band) for first in range(0, width, columns)]
 
-    def compose_band(top: int) -> None:
+    def compose_tile(tile: tuple[int, int]) -> None:
         # Worker threads do not inherit inference mode; without it, writing into a buffer
         # made under inference mode (or from its tensors) is refused.
         with torch.inference_mode():
-            _compose_band(top)
+            _compose_tile(*tile)
 
-    def _compose_band(top: int) -> None:
-        span = slice(top, top + band)
-        ab = rows.index_select(1, upper[span]).lerp_(rows.index_select(1, lower[span]), weight[:, span])
-        lab_planes_to_rgb(lightness[0, span], ab[0], ab[1], out=rgb[span])
+    def widen(source_rows: torch.Tensor, across: slice) -> torch.Tensor:
+        return source_rows.index_select(2, left[across]).lerp_(source_rows.index_select(2, right[across]), column_weight[across])
 
-    for _ in map_bands(compose_band, range(0, height, band)):
+    def _compose_tile(top: int, first: int) -> None:
+        down, across = slice(top, top + band), slice(first, first + columns)
+        ab = widen(small_ab.index_select(1, upper[down]), across)
+        ab.lerp_(widen(small_ab.index_select(1, lower[down]), across), row_weight[down].view(1, -1, 1))
+        lab_planes_to_rgb(lightness[0, down, across], ab[0], ab[1], out=rgb[down, across])
+
+    for _ in map_bands(compose_tile, tiles):
         pass
     return rgb.numpy()
 
 
+def _source_positions(size: int, source_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each of ``size`` outputs, the two source indices and the weight of the second,
+    as bilinear interpolation with align_corners=False places them."""
+    scale = torch.tensor(source_size / size, dtype=torch.float32)
+    source = ((torch.arange(size, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
+    first = source.long()
+    second = (first + 1).clamp_(max=source_size - 1)
+    return first, second, source - first
+
+
+_TILE_COLUMNS = 1 << 13  # wider photos are composed in tiles of this many columns
 _BAND_PIXELS = 1 << 17  # pixels per band of rows: one colour-conversion chunk; measured fastest here
 
 
@@ -174,10 +189,24 @@ def _is_cpu(device) -> bool:
     return torch.device(device).type == "cpu"
 
 
+# A side reduced more than this many times is first averaged down to that ratio by area.
+_MAX_ANTIALIAS_RATIO = 64
+
+
 def _resize(lightness: torch.Tensor, size: int) -> torch.Tensor:
-    """(1, H, W) -> (1, 1, size, size), antialiased."""
+    """(1, H, W) -> (1, 1, size, size), antialiased.
+
+    An antialiased resize costs in proportion to how much it shrinks, and enlarges one side
+    before shrinking the other: a 10,000,000 x 1 strip became a 10,000,000 x 224
+    intermediate (9 GB). Sides far above ``size`` are area-averaged first (cheap, and the
+    same smoothing antialiasing would do); an ordinary photo never takes this path.
+    """
     if lightness.shape[-2:] == (size, size):
         return lightness[None]
+    height, width = lightness.shape[-2:]
+    limit = size * _MAX_ANTIALIAS_RATIO
+    if height > limit or width > limit:
+        lightness = F.adaptive_avg_pool2d(lightness[None], (min(height, limit), min(width, limit)))[0]
     return F.interpolate(lightness[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
@@ -242,7 +271,10 @@ class Pipeline:
         if user_routing.is_file():
             import tomllib
 
-            config = {**config, **tomllib.loads(user_routing.read_text(encoding="utf-8"))}
+            try:
+                config = merge_routing(config, tomllib.loads(user_routing.read_text(encoding="utf-8")), str(user_routing))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+                raise RoutingConfigError(f"{user_routing}: not valid TOML ({error})") from None
         policy = RoutingPolicy.from_config(config, threshold)
         classifier = None
         if expert is None:

@@ -23,6 +23,7 @@ from colorize.experts.color import rgb_to_lightness
 from colorize.experts.files import check_writable
 from colorize.experts.modelfile import ModelFile, model_home, read_metadata
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, file_list_hash, list_images, split_for_training
+from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
 
@@ -50,6 +51,7 @@ class ClassifierTrainConfig:
     run_dir: Path | None = None
     resume: bool = False
     max_steps_per_epoch: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
 
     @classmethod
     def from_defaults(cls, data_dir: Path, **overrides) -> "ClassifierTrainConfig":
@@ -70,8 +72,10 @@ class ClassifierTask:
         self.train_files, self.train_labels = zip(*train)
         self.val_files, self.val_labels = zip(*val)
         # A crop of at least 40 % keeps enough of the scene to tell a portrait from a street.
-        self.train_set = ColorPhotoDataset(self.train_files, CropPolicy(size, (0.4, 1.0)), train=True, seed=config.seed, require_colour=False)
-        self.val_set = ColorPhotoDataset(self.val_files, CropPolicy(size, flip=False), train=False, require_colour=False)
+        self.train_set = ColorPhotoDataset(
+            self.train_files, CropPolicy(size, (0.4, 1.0)), train=True, seed=config.seed, require_colour=False, max_pixels=config.max_pixels
+        )
+        self.val_set = ColorPhotoDataset(self.val_files, CropPolicy(size, flip=False), train=False, require_colour=False, max_pixels=config.max_pixels)
         self.collate = collate
 
     def _inputs(self, model, rgb: torch.Tensor) -> torch.Tensor:

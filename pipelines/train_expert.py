@@ -31,6 +31,7 @@ from colorize.pipelines.data import (
     list_images,
     split_for_training,
 )
+from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
@@ -82,6 +83,7 @@ class ExpertTrainConfig:
     run_dir: Path | None = None
     resume: bool = False
     max_steps_per_epoch: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
 
     @classmethod
     def from_defaults(cls, name: str, data_dirs: list[Path], **overrides) -> "ExpertTrainConfig":
@@ -104,8 +106,10 @@ class ExpertTask:
     def __init__(self, config: ExpertTrainConfig, model: torch.nn.Module, train_files, val_files, data_summary, loss_weights=None):
         self.config = config
         self.model = model
-        self.train_set = ColorPhotoDataset(train_files, CropPolicy(config.size, config.crop_scale), train=True, seed=config.seed)
-        self.val_set = ColorPhotoDataset(val_files, CropPolicy(config.work_size, flip=False), train=False)
+        self.train_set = ColorPhotoDataset(
+            train_files, CropPolicy(config.size, config.crop_scale), train=True, seed=config.seed, max_pixels=config.max_pixels
+        )
+        self.val_set = ColorPhotoDataset(val_files, CropPolicy(config.work_size, flip=False), train=False, max_pixels=config.max_pixels)
         self.data_summary = data_summary
         self.collate = collate
         self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
@@ -341,7 +345,9 @@ RARITY_BINS = 16  # the ab grid of --loss-rebalance's weights: cells about 14 LA
 
 def colour_histogram(files: list[Path], config: ExpertTrainConfig, n: int) -> tuple[torch.Tensor, int]:
     """How the ab of (a spread of) the training photos falls on an n x n grid, and how many photos were read."""
-    dataset = ColorPhotoDataset(files[:: max(1, len(files) // PRIOR_PHOTOS)], CropPolicy(config.size, flip=False), train=False)
+    dataset = ColorPhotoDataset(
+        files[:: max(1, len(files) // PRIOR_PHOTOS)], CropPolicy(config.size, flip=False), train=False, max_pixels=config.max_pixels
+    )
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, collate_fn=collate, num_workers=config.workers)
     histogram, photos = torch.zeros(n * n), 0
     with torch.inference_mode():

@@ -13,10 +13,13 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -170,6 +173,30 @@ class _World:
         return all(torch.equal(gathered[0], g) for g in gathered[1:])
 
 
+@contextlib.contextmanager
+def _steps_whole():
+    """Ctrl-C or SIGTERM arriving inside takes effect at its end: an optimiser step is either
+    taken and counted or not taken at all, so the checkpoint an interrupt saves resumes
+    exactly where an uninterrupted run would be (interrupted halfway, some weights would be
+    updated and the step counted as not taken, and --resume would take it twice)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: arrived.append(number)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if arrived:
+        handler = previous[arrived[0]]
+        if callable(handler):
+            handler(arrived[0], None)  # Ctrl-C's KeyboardInterrupt, or the CLI's SIGTERM-as-interrupt
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(arrived[0])
+
+
 def _save_checkpoint(path: Path, model, optimizer, scheduler, state: FitState) -> None:
     payload = {
         "model": model.state_dict(),
@@ -237,12 +264,13 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
             for batch in loader:
                 torch.manual_seed(config.seed * 1_000_003 + state.epoch * steps_per_epoch + state.step)
                 loss = task.loss(trained, batch)
-                if loss is not None:
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                scheduler.step()
-                state.step += 1
+                with _steps_whole():
+                    if loss is not None:
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                    scheduler.step()
+                    state.step += 1
                 if world.is_main and time.monotonic() - last_saved >= CHECKPOINT_SECONDS:
                     _save_checkpoint(checkpoint_path, model, optimizer, scheduler, state)
                     last_saved = time.monotonic()

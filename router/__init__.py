@@ -8,9 +8,14 @@ from colorize.router.policy import (
     REASONS,
     NoFallbackExpertError,
     Route,
+    RoutingConfigError,
     RoutingPolicy,
     UnknownExpertError,
+    merge_routing,
     route,
 )
 
-__all__ = ["REASONS", "NoFallbackExpertError", "Route", "RoutingPolicy", "UnknownExpertError", "route"]
+__all__ = [
+    "REASONS", "NoFallbackExpertError", "Route", "RoutingConfigError", "RoutingPolicy", "UnknownExpertError",
+    "merge_routing", "route",
+]

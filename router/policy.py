@@ -22,6 +22,37 @@ class NoFallbackExpertError(RuntimeError):
     """Routing needs the fallback expert, and it has no weights."""
 
 
+class RoutingConfigError(ValueError):
+    """A routing configuration holds an unknown key or a value out of range (one line)."""
+
+
+_ROUTING_KEYS = ("threshold", "fallback", "class_to_expert")
+
+
+def merge_routing(base: Mapping[str, Any], override: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``override`` (a user's routing.toml, read from ``source``) checked, then merged into
+    ``base``: a ``[class_to_expert]`` table changes the classes it names and keeps the rest."""
+    for key, value in override.items():
+        if key not in _ROUTING_KEYS:
+            raise RoutingConfigError(f"{source}: unknown key {key!r} (known: {', '.join(_ROUTING_KEYS)})")
+    _check_routing(override, source)
+    merged = {**base, **override}
+    merged["class_to_expert"] = {**base.get("class_to_expert", {}), **override.get("class_to_expert", {})}
+    return merged
+
+
+def _check_routing(config: Mapping[str, Any], source: str) -> None:
+    threshold = config.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise RoutingConfigError(f"{source}: threshold must be a number from 0 to 1, got {threshold!r}")
+    fallback = config.get("fallback", "general")
+    if not isinstance(fallback, str) or not fallback:
+        raise RoutingConfigError(f"{source}: fallback must be an expert name, got {fallback!r}")
+    table = config.get("class_to_expert", {})
+    if not isinstance(table, Mapping) or not all(isinstance(v, str) and v for v in table.values()):
+        raise RoutingConfigError(f"{source}: [class_to_expert] must map each class to an expert name, got {table!r}")
+
+
 @dataclass(frozen=True)
 class RoutingPolicy:
     """``threshold``: below this top-class probability, go to ``fallback``.
@@ -35,6 +66,7 @@ class RoutingPolicy:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], threshold: float | None = None) -> "RoutingPolicy":
+        _check_routing(config, "routing configuration")
         return cls(
             threshold=float(config.get("threshold", 0.5) if threshold is None else threshold),
             fallback=str(config.get("fallback", "general")),

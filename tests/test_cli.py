@@ -144,3 +144,33 @@ def test_version_and_help_work_without_models(runner):
     help_text = runner.invoke(app, ["auto", "--help"]).stdout
     for option in ("--expert", "--threshold", "--report", "--output", "--recursive"):
         assert option in help_text
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("threshold = 7\n", "threshold must be a number from 0 to 1, got 7"),
+        ("threshold = nan\n", "threshold must be a number from 0 to 1, got nan"),
+        ("treshold = 0.8\n", "unknown key 'treshold'"),
+        ("fallback = 3\n", "fallback must be an expert name"),
+        ("[class_to_expert]\npeople = 1\n", "[class_to_expert] must map each class to an expert name"),
+        ("threshold = = 0.8\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_user_routing_file_is_one_line_naming_it(runner, gray_folder, tmp_path, isolated_home, text, words):
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "routing.toml").write_text(text)
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert str(isolated_home / "routing.toml") in result.output and words in result.output, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_user_routing_table_changes_only_the_classes_it_names(runner, gray_folder, tmp_path, isolated_home):
+    from colorize.pipelines.inference import Pipeline
+
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "routing.toml").write_text('[class_to_expert]\npeople = "general"\n')
+    policy = Pipeline.from_config(home=isolated_home, tune=False).policy
+    assert policy.expert_for("people") == "general" and policy.expert_for("landscape") == "landscape"

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import pytest
 import tifffile
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 from skimage import data
 
 from colorize.pipelines.imageio import (
@@ -258,8 +258,9 @@ def test_size_limit_is_checked_before_decoding(tmp_path):
         + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
         + chunk(b"IEND", b"")
     )
-    with pytest.raises(ImageError, match=r"too large: 50000x50000 = 2500\.0 MP > --max-pixels 100 MP"):
+    with pytest.raises(ImageError, match=r"too large: 2500\.0 MP > --max-pixels 100 MP"):
         decode(bomb)
+    assert Image.MAX_IMAGE_PIXELS is not None, "importing colorize switched off PIL's own guard for the whole process"
 
 
 @pytest.mark.parametrize(
@@ -499,3 +500,56 @@ def test_lightness_of_a_mirrored_gray_view():
     gray = np.array(_gray(16))  # writable, as a decoded photo's pixels are
     mirrored = gray[:, ::-1]
     assert torch.equal(lightness_from_array(mirrored), lightness_from_array(np.ascontiguousarray(mirrored)))
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding_and_real_progressive_ones_decode(tmp_path):
+    photo = _photo("astronaut", 48)
+    progressive = tmp_path / "progressive.jpg"
+    Image.fromarray(photo).save(progressive, progressive=True, quality=90)
+    assert decode(progressive).data.shape == photo.shape
+    # The same photo with one of its scans repeated thousands of times (each makes the decoder
+    # pass over the whole image again): an attack that took 70 s for one 2 MB file.
+    data = progressive.read_bytes()
+    last_scan = data.rindex(b"\xff\xda")
+    hostile = tmp_path / "scans.jpg"
+    hostile.write_bytes(data[:last_scan] + data[last_scan:-2] * 3000 + data[-2:])
+    with pytest.raises(ImageError, match="progressive scans"):
+        decode(hostile)
+
+
+def test_a_sixteen_bit_planar_tiff_keeps_all_sixteen_bits(tmp_path):
+    planes = np.random.default_rng(3).integers(0, 65536, (3, 6, 9), dtype=np.uint16)
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, planes, photometric="rgb", planarconfig="separate")  # R plane, G plane, B plane
+    decoded = decode(path)
+    assert decoded.bits == 16 and np.array_equal(decoded.data, np.moveaxis(planes, 0, -1))
+
+
+_XMP = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>Négatif n° 12, 1931</rdf:RDF></x:xmpmeta>'
+
+
+@pytest.mark.parametrize("fmt, sixteen", [("JPEG", False), ("WEBP", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True)])
+def test_xmp_and_png_text_reach_the_output(tmp_path, fmt, sixteen):
+    gray = _gray(24)
+    source = tmp_path / f"in.{FORMATS[fmt]}"
+    if fmt == "PNG":
+        chunks = PngImagePlugin.PngInfo()
+        chunks.add_text("Author", "Studio Lumière")
+        chunks.add_itxt("XML:com.adobe.xmp", _XMP)
+        image = Image.fromarray(gray.astype(np.uint16) * 257) if sixteen else Image.fromarray(gray)
+        image.save(source, pnginfo=chunks)
+    elif fmt == "TIFF":
+        array = gray.astype(np.uint16) * 257 if sixteen else gray
+        tifffile.imwrite(source, np.dstack([array] * 3), photometric="rgb", extratags=[(700, "B", len(_XMP.encode()), _XMP.encode(), True)])
+    else:
+        Image.fromarray(gray).save(source, format=fmt, xmp=_XMP.encode())
+    decoded = decode(source)
+    out = encode(np.dstack([decoded.pixels] * 3) if decoded.is_gray else decoded.pixels, decoded, tmp_path / f"out.{FORMATS[fmt]}", note="test")
+    with Image.open(out) as written:
+        written.load()
+        if fmt == "PNG":
+            assert written.text["Author"] == "Studio Lumière" and written.text["XML:com.adobe.xmp"] == _XMP
+            assert written.text[COLORIZED_TAG] == "test"
+        else:
+            assert written.info["xmp"].decode() == _XMP
+    assert read_marker(out) is not None

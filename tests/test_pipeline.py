@@ -1,5 +1,7 @@
 """pipelines.inference: the Python API on real photos with the bundled models."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,36 @@ def test_eight_bit_compose_gives_the_bytes_of_the_float_one(pipeline, photos):
     eight_bits = compose_upsampled(prediction.lightness, small_ab, map, np.uint8)
     assert np.array_equal(eight_bits, (floats * 255 + 0.5).astype(np.uint8))
     assert len(np.unique(eight_bits)) > 200
+
+
+_STRIP_PEAK = """
+import resource, sys
+import numpy as np
+from PIL import Image
+from colorize.pipelines.inference import Pipeline
+from colorize.pipelines.imageio import lightness_from_array
+
+pipeline = Pipeline.from_config()
+strip = (np.arange(4_000_000) % 251).astype(np.uint8).reshape(sys.argv[1] == "tall" and (-1, 1) or (1, -1))
+lightness = lightness_from_array(strip)
+pipeline.predict([lightness[:, :64, :64]])[0].compose()  # models loaded, buffers warm
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = pipeline.predict([lightness])[0].compose(dtype=np.uint8)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert result.shape == (*strip.shape, 3)
+print((after - before) // 1024)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["wide", "tall"])
+def test_a_photo_one_pixel_high_needs_no_more_memory_than_its_pixels(shape):
+    """A 4,000,000 x 1 strip is 4 MP of work; it once widened every source row of the chroma
+    to its full width (3.6 GB) and resized through a 4,000,000 x 224 intermediate."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _STRIP_PEAK, shape], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) < 600, f"peak grew by {done.stdout.split()[-1]} MB for a 4 MP strip"

@@ -6,6 +6,8 @@ import json
 import signal
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,24 @@ def test_unusable_photos_are_skipped_and_counted(colour_folder, isolated_home):
     meta = train_expert(config, ExpertStore()).metadata
     assert meta["training"]["data"]["images"] == 26
     assert meta["training"]["data"]["skipped_files"] == 2
+
+
+def test_training_refuses_photos_over_its_pixel_limit_before_decoding_them(colour_folder, isolated_home):
+    from PIL import Image as PILImage
+
+    big = np.tile(np.asarray(PILImage.open(next(colour_folder.rglob("*.jpg")))), (8, 8, 1))  # 8x the sides
+    from colorize.pipelines.data import is_held_out
+
+    name = next(f"big{i}.png" for i in range(100) if not is_held_out(Path(f"big{i}.png"), 0.1))  # a training photo
+    PILImage.fromarray(big).save(colour_folder / name)
+    limit = big.shape[0] * big.shape[1] / 1e6 - 0.0001  # just under the big photo, far over the others
+    args = [*TINY, "--batch-size", "1", "--max-pixels", str(limit)]  # batch 1: no photo left out in a partial batch
+    result = CliRunner().invoke(app, ["train", "expert", "tiny", str(colour_folder), *args])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(isolated_home / "experts" / "tiny.safetensors").metadata
+    assert meta["training"]["data"]["images"] == 25 and meta["training"]["data"]["skipped_files"] == 1
+    assert meta["training"]["recipe"]["max_pixels"] == int(limit * 1e6)
+    assert PILImage.MAX_IMAGE_PIXELS is not None, "PIL's own guard was switched off for the whole process"
 
 
 @pytest.mark.parametrize("make, message", [(None, "no such folder"), ("empty", "no images found")])
@@ -515,3 +535,25 @@ def test_a_model_folder_that_cannot_be_written_is_refused_before_training(colour
     assert result.exit_code == 2, result.output
     assert "error: cannot write in" in result.output and str(home) in result.output, result.output
     assert "epoch" not in result.output, "training started before the check"
+
+
+def test_ctrl_c_during_an_optimiser_step_resumes_exactly_as_an_uninterrupted_run(colour_folder, isolated_home, tmp_path, monkeypatch):
+    import os
+
+    store = ExpertStore()
+    straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
+    original, calls = torch.optim.AdamW.step, []
+
+    def step_then_ctrl_c(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 7:  # the weights have moved; the step is not yet counted
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train_expert(_config(colour_folder, tmp_path / "resumed"), store)
+    monkeypatch.setattr(torch.optim.AdamW, "step", original)
+    resumed = train_expert(_config(colour_folder, tmp_path / "resumed", resume=True), store)
+    _assert_same_weights(straight.path, resumed.path)
