@@ -75,7 +75,9 @@ def startup(reps: int = 5) -> dict:
     return results
 
 
-def folder_run(folder: Path, output: Path, env: dict | None = None, extra: list[str] = (), settled_after: float = 0.0) -> dict:
+def folder_run(
+    folder: Path, output: Path, env: dict | None = None, extra: list[str] = (), settled_after: float = 0.0
+) -> dict:
     """``colorize auto FOLDER -o OUTPUT`` with default settings, from a clean output folder.
 
     ``settled_after``: seconds of start-up (model loading, the first batch) to leave out
@@ -86,8 +88,13 @@ def folder_run(folder: Path, output: Path, env: dict | None = None, extra: list[
     count = sum(1 for _ in folder.iterdir())
     result = run_child([*colorize_command(), "auto", str(folder), "-o", str(output), *extra], env=env, sample_rss=True)
     written = sum(1 for _ in output.rglob("*.jpg")) if output.exists() else 0
-    result.update(images=count, written=written, images_per_s=count / result["wall_s"],
-                  cores_busy=result["cpu_s"] / result["wall_s"], rss_flat=_rss_flatness(result["rss_samples"], settled_after))
+    result.update(
+        images=count,
+        written=written,
+        images_per_s=count / result["wall_s"],
+        cores_busy=result["cpu_s"] / result["wall_s"],
+        rss_flat=_rss_flatness(result["rss_samples"], settled_after),
+    )
     return result
 
 

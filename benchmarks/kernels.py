@@ -28,7 +28,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import torch
-
     from colorize.pipelines.inference import available_cores, tune_cpu
 
     tune_cpu(1, keep_freed_memory=not args.no_malloc_tuning)
@@ -52,14 +51,14 @@ def _median_time(function, reps: int) -> float:
 
 
 def _rows(photo: Path, cores: int):
-    import torch
     from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from colorize.experts import color
+    from colorize.pipelines.inference import compose_upsampled
     from PIL import Image
     from skimage import color as skcolor
     from torch.nn import functional as F
-
-    from colorize.experts import color
-    from colorize.pipelines.inference import compose_upsampled
 
     gray8 = np.array(Image.open(photo).convert("L"))
     gray_u8 = torch.from_numpy(gray8)[None]
@@ -94,31 +93,50 @@ def _rows(photo: Path, cores: int):
         reference = skcolor.rgb2lab(np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, -1))[0, :, 0]
         table = color.gray_to_lightness(torch.arange(256, dtype=torch.uint8)[None]).numpy()[0]
         fused = color.gray_to_lightness(torch.arange(256)[None].float() / 255).numpy()[0]
-        return {"table_max_diff_L": float(np.abs(table - reference).max()), "fused_max_diff_L": float(np.abs(fused - reference).max())}
+        return {
+            "table_max_diff_L": float(np.abs(table - reference).max()),
+            "fused_max_diff_L": float(np.abs(fused - reference).max()),
+        }
 
     def to_8bit_check():
         rgb = rgb_out
         return {"identical": bool((_to_8bit_now(rgb) == _to_8bit_banded(rgb)).all())}
 
     rgb_out = compose_upsampled(lightness, small_ab)  # contiguous (H, W, 3), as the pipeline hands it over
-    yield "gray -> L (12 MP)", {
-        "formula (float)": lambda: color._gray_to_lightness_formula(gray_float),
-        "fused (float, as imageio calls it)": lambda: color.gray_to_lightness(gray_u8.float() / 255),
-        "256-entry table (uint8)": lambda: color.gray_to_lightness(gray_u8),
-    }, gray_check
-    yield "LAB -> RGB (12 MP)", {
-        "formula": lambda: color._lab_to_rgb_formula(lab),
-        "fused": lambda: color.lab_to_rgb(lab),
-    }, lab_check
-    yield "ab upsample + LAB -> RGB (H, W, 3) (12 MP)", {
-        "before: full-size ab + formula": before_compose,
-        "banded, 1 thread": lambda: compose_upsampled(lightness, small_ab),
-        f"banded, {cores} threads": lambda: compose_upsampled(lightness, small_ab, pool.map),
-    }, compose_check
-    yield "float RGB -> 8 bit for the encoder (12 MP)", {
-        "plain expression": lambda: _to_8bit_now(rgb_out),
-        "by bands (imageio)": lambda: _to_8bit_banded(rgb_out),
-    }, to_8bit_check
+    yield (
+        "gray -> L (12 MP)",
+        {
+            "formula (float)": lambda: color._gray_to_lightness_formula(gray_float),
+            "fused (float, as imageio calls it)": lambda: color.gray_to_lightness(gray_u8.float() / 255),
+            "256-entry table (uint8)": lambda: color.gray_to_lightness(gray_u8),
+        },
+        gray_check,
+    )
+    yield (
+        "LAB -> RGB (12 MP)",
+        {
+            "formula": lambda: color._lab_to_rgb_formula(lab),
+            "fused": lambda: color.lab_to_rgb(lab),
+        },
+        lab_check,
+    )
+    yield (
+        "ab upsample + LAB -> RGB (H, W, 3) (12 MP)",
+        {
+            "before: full-size ab + formula": before_compose,
+            "banded, 1 thread": lambda: compose_upsampled(lightness, small_ab),
+            f"banded, {cores} threads": lambda: compose_upsampled(lightness, small_ab, pool.map),
+        },
+        compose_check,
+    )
+    yield (
+        "float RGB -> 8 bit for the encoder (12 MP)",
+        {
+            "plain expression": lambda: _to_8bit_now(rgb_out),
+            "by bands (imageio)": lambda: _to_8bit_banded(rgb_out),
+        },
+        to_8bit_check,
+    )
 
 
 def _to_8bit_banded(rgb: np.ndarray) -> np.ndarray:

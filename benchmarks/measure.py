@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", type=Path, required=True)
     parser.add_argument("--reps", type=int, default=3, help="timed passes over the photos (after one warm-up pass)")
-    parser.add_argument("--intra-op", type=int, default=None, help="torch intra-op threads (default: the pipeline's own)")
+    parser.add_argument(
+        "--intra-op", type=int, default=None, help="torch intra-op threads (default: the pipeline's own)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="pipeline worker threads (default: every core)")
     parser.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc at its defaults")
     parser.add_argument("--outdir", type=Path, required=True)
@@ -54,22 +56,23 @@ def main(argv: list[str] | None = None) -> None:
 def build_pipeline(intra_op: int | None, workers: int | None, malloc: bool):
     """The pipeline as the CLI builds it, with the process settings this run asks for."""
     import torch
-
     from colorize.pipelines.inference import Pipeline, tune_cpu
 
-    pipeline = Pipeline.from_config(threads=workers, tune=False)
+    pipeline = Pipeline.from_config(threads=workers)
     settings = tune_cpu(intra_op_threads=intra_op or 1, keep_freed_memory=malloc)
-    settings.update(workers=pipeline.threads, torch_threads=torch.get_num_threads(),
-                    omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"))
+    settings.update(
+        workers=pipeline.threads,
+        torch_threads=torch.get_num_threads(),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+    )
     return pipeline, settings
 
 
 def time_one(pipeline, path: Path, outdir: Path) -> dict[str, float]:
     import torch
-    from PIL import Image
-
     from colorize.pipelines.imageio import decode, encode, output_bits
     from colorize.pipelines.inference import compose_upsampled
+    from PIL import Image
 
     times: dict[str, float] = {}
     cpu_start = time.process_time()

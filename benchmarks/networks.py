@@ -35,15 +35,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import torch
-
     from colorize.experts.store import ExpertStore
 
     torch.set_num_threads(args.intra_op)
     expert = ExpertStore().load(DEFAULT_EXPERT)
     size = expert.work_size
     meta = expert.model_file.metadata
-    result = {"work_size": size, "batch": args.batch, "intra_op_threads": args.intra_op,
-              "default_expert": {"name": DEFAULT_EXPERT, "architecture": meta["architecture"]}, "architectures": {}}
+    result = {
+        "work_size": size,
+        "batch": args.batch,
+        "intra_op_threads": args.intra_op,
+        "default_expert": {"name": DEFAULT_EXPERT, "architecture": meta["architecture"]},
+        "architectures": {},
+    }
     for name in ARCHITECTURES:
         if name not in args.skip:
             arguments = meta["arguments"] if name == meta["architecture"] else {}
@@ -54,7 +58,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: int) -> dict:
     import torch
-
     from colorize.experts.architectures import create_architecture
 
     torch.manual_seed(0)
@@ -77,20 +80,24 @@ def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: i
 def try_options(expert, photos: list[Path], batch: int, reps: int, bf16: bool, compile_: bool) -> dict:
     """Forward time of the real default expert per option, and ΔE of its photos vs plain float32."""
     import torch
-
     from colorize.pipelines.imageio import decode
     from colorize.pipelines.inference import compose_upsampled
 
     size = expert.work_size
     lights = [decode(p).lightness() for p in photos]
-    smalls = torch.cat([torch.nn.functional.interpolate(l[None], size=(size, size), mode="bilinear", antialias=True) for l in lights])
+    smalls = torch.cat(
+        [
+            torch.nn.functional.interpolate(light[None], size=(size, size), mode="bilinear", antialias=True)
+            for light in lights
+        ]
+    )
     x = smalls[:batch] if batch <= len(lights) else smalls[:1].expand(batch, -1, -1, -1).contiguous()
     network = expert.network
 
     def photos_with(run):
         with torch.inference_mode():
             ab = torch.cat([run(smalls[i : i + 1]) for i in range(len(lights))]).float()
-            return [compose_upsampled(l, a) for l, a in zip(lights, ab)]
+            return [compose_upsampled(light, a) for light, a in zip(lights, ab)]
 
     def predict(inputs):
         return network(expert.normalize(inputs)) * expert.ab_scale
@@ -102,6 +109,7 @@ def try_options(expert, photos: list[Path], batch: int, reps: int, bf16: bool, c
 
     options["channels_last"] = channels_last
     if bf16:
+
         def autocast(inputs):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return predict(inputs)

@@ -27,8 +27,13 @@ def targets(results: dict) -> list[dict]:
         ratio = stages["12MP"]["median"]["total"] / stages["12MP"]["median"]["floor"]
         add("12 MP total / I/O floor", ratio, 3.0, ratio <= 3.0, "x")
     folder = cli["folder_2MP"]
-    add(f"folder of {folder['images']} x 2 MP (colorize auto, whole run)", folder["images_per_s"], 6.0,
-        folder["images_per_s"] >= 6.0 and folder["written"] == folder["images"], "images/s")
+    add(
+        f"folder of {folder['images']} x 2 MP (colorize auto, whole run)",
+        folder["images_per_s"],
+        6.0,
+        folder["images_per_s"] >= 6.0 and folder["written"] == folder["images"],
+        "images/s",
+    )
     peak = max(run["peak_rss_mb"] for run in cli.values())
     add("peak RSS (all CLI runs)", peak, RSS_LIMIT_MB, peak <= RSS_LIMIT_MB, "MB")
     flat = folder["rss_flat"]
@@ -50,13 +55,18 @@ def render(results: dict) -> None:
     console = Console(width=160)
     load = results["load"]
     machine = results["machine"]
-    console.print(f"[bold]colorize {machine['colorize']}[/] on {machine['cpu']} ({machine['cores']} cores), torch {machine['torch']}")
+    console.print(
+        f"[bold]colorize {machine['colorize']}[/] on {machine['cpu']} ({machine['cores']} cores), torch "
+        f"{machine['torch']}"
+    )
     other = load.get("other_processes_cores")
     if other is not None:
         style = "red" if other > 0.2 else "green"
-        console.print(f"[{style}]other processes used {other:.2f} cores on average during the run[/] "
-                      f"(load average {load['loadavg_start'][0]:.2f} -> {load['loadavg_end'][0]:.2f}); "
-                      "absolute times are pessimistic when this is above ~0.2")
+        console.print(
+            f"[{style}]other processes used {other:.2f} cores on average during the run[/] "
+            f"(load average {load['loadavg_start'][0]:.2f} -> {load['loadavg_end'][0]:.2f}); "
+            "absolute times are pessimistic when this is above ~0.2"
+        )
     _stage_table(console, results["stages"])
     _kernel_table(console, results["kernels"])
     _network_tables(console, results["networks"])
@@ -70,13 +80,30 @@ def _ms(seconds: float) -> str:
 
 def _stage_table(console: Console, stages: dict) -> None:
     table = Table(title="per photo, wall ms (median; warm; Pipeline API + imageio, JPEG in and out)")
-    for column in ("configuration", "size", *STAGE_COLUMNS, "total", "I/O floor", "total/floor", "CPU s", "peak RSS MB"):
+    for column in (
+        "configuration",
+        "size",
+        *STAGE_COLUMNS,
+        "total",
+        "I/O floor",
+        "total/floor",
+        "CPU s",
+        "peak RSS MB",
+    ):
         table.add_column(column, justify="right" if column not in ("configuration",) else "left")
     for config, sizes in stages.items():
         for size, data in sizes.items():
             m = data["median"]
-            table.add_row(config, size, *(_ms(m[s]) for s in STAGE_COLUMNS), _ms(m["total"]), _ms(m["floor"]),
-                          f"{m['total'] / m['floor']:.1f}", f"{m['cpu']:.2f}", f"{data['peak_rss_mb']:.0f}")
+            table.add_row(
+                config,
+                size,
+                *(_ms(m[s]) for s in STAGE_COLUMNS),
+                _ms(m["total"]),
+                _ms(m["floor"]),
+                f"{m['total'] / m['floor']:.1f}",
+                f"{m['cpu']:.2f}",
+                f"{data['peak_rss_mb']:.0f}",
+            )
         table.add_section()
     console.print(table)
 
@@ -89,25 +116,41 @@ def _kernel_table(console: Console, kernels: dict) -> None:
         first = next(iter(row["ms"].values()))
         for index, (variant, ms) in enumerate(row["ms"].items()):
             check = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["check"].items())
-            table.add_row(row["kernel"] if index == 0 else "", variant, f"{ms:.0f}", f"{first / ms:.1f}x", check if index == 0 else "")
+            table.add_row(
+                row["kernel"] if index == 0 else "",
+                variant,
+                f"{ms:.0f}",
+                f"{first / ms:.1f}x",
+                check if index == 0 else "",
+            )
         table.add_section()
     console.print(table)
 
 
 def _network_tables(console: Console, networks: dict) -> None:
-    table = Table(title=f"expert networks, forward pass at {networks['work_size']} px, batch {networks['batch']}, "
-                        f"{networks['intra_op_threads']} thread(s); random weights")
+    table = Table(
+        title=f"expert networks, forward pass at {networks['work_size']} px, batch {networks['batch']}, "
+        f"{networks['intra_op_threads']} thread(s); random weights"
+    )
     for column in ("architecture", "parameters (M)", "ab output", "ms", "ms channels-last", "vs default"):
         table.add_column(column, justify="right" if column != "architecture" else "left")
     default = networks["default_expert"]["architecture"]
     base = networks["architectures"].get(default, {}).get("ms_channels_last")
     for name, data in networks["architectures"].items():
         ratio = f"{data['ms_channels_last'] / base:.1f}x slower" if base and name != default else "(default)"
-        table.add_row(name, f"{data['parameters_m']:.2f}", "x".join(map(str, data["output"])), f"{data['ms']:.0f}",
-                      f"{data['ms_channels_last']:.0f}", ratio)
+        table.add_row(
+            name,
+            f"{data['parameters_m']:.2f}",
+            "x".join(map(str, data["output"])),
+            f"{data['ms']:.0f}",
+            f"{data['ms_channels_last']:.0f}",
+            ratio,
+        )
     console.print(table)
-    table = Table(title=f"options on the real default expert ({networks['default_expert']['name']}): "
-                        "forward ms and CIEDE2000 of the output photos vs float32")
+    table = Table(
+        title=f"options on the real default expert ({networks['default_expert']['name']}): "
+        "forward ms and CIEDE2000 of the output photos vs float32"
+    )
     for column in ("option", "ms", "ΔE mean", "ΔE max", "note"):
         table.add_column(column)
     for name, data in networks["options"].items():
@@ -127,9 +170,15 @@ def _cli_table(console: Console, cli: dict, startup: dict) -> None:
         table.add_row(f"colorize {flag}", "", f"{timing['median_s']:.2f} (max {timing['max_s']:.2f})", "", "", "", "")
     for name, run in cli.items():
         steady = run.get("steady_images_per_s")
-        table.add_row(f"colorize auto: {name}", f"{run['written']}/{run['images']}", f"{run['wall_s']:.2f}",
-                      f"{run['images_per_s']:.2f}", f"{steady:.2f}" if steady else "", f"{run['cores_busy']:.2f}",
-                      f"{run['peak_rss_mb']:.0f}")
+        table.add_row(
+            f"colorize auto: {name}",
+            f"{run['written']}/{run['images']}",
+            f"{run['wall_s']:.2f}",
+            f"{run['images_per_s']:.2f}",
+            f"{steady:.2f}" if steady else "",
+            f"{run['cores_busy']:.2f}",
+            f"{run['peak_rss_mb']:.0f}",
+        )
     console.print(table)
 
 

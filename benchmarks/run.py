@@ -39,12 +39,22 @@ CONFIGS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="colorize speed benchmark", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--quick", action="store_true", help="40-photo folder, 2 repetitions, no ablations of 0.25 MP, no pix2pix")
-    parser.add_argument("--folder-images", type=int, default=None, help="photos in the folder test (default 200; 40 with --quick)")
+    parser = argparse.ArgumentParser(
+        description="colorize speed benchmark", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="40-photo folder, 2 repetitions, no ablations of 0.25 MP, no pix2pix"
+    )
+    parser.add_argument(
+        "--folder-images", type=int, default=None, help="photos in the folder test (default 200; 40 with --quick)"
+    )
     parser.add_argument("--reps", type=int, default=None, help="timed passes per photo (default 3; 2 with --quick)")
-    parser.add_argument("--configs", nargs="*", default=None, help=f"configurations to compare (default: all): {', '.join(CONFIGS)}")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the default expert (slow to compile)")
+    parser.add_argument(
+        "--configs", nargs="*", default=None, help=f"configurations to compare (default: all): {', '.join(CONFIGS)}"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile of the default expert (slow to compile)"
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "colorize-benchmark")
     parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"))
     args = parser.parse_args(argv)
@@ -53,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     configs = args.configs if args.configs is not None else list(CONFIGS)
 
     load = _LoadMeter()
-    results: dict = {"machine": _machine(), "settings": {"folder_images": folder_images, "reps": reps, "quick": args.quick}}
+    results: dict = {
+        "machine": _machine(),
+        "settings": {"folder_images": folder_images, "reps": reps, "quick": args.quick},
+    }
     photos = photo_maker.photo_set(args.workdir)
     _step("start-up")
     results["startup"] = cli_runs.startup()
@@ -64,11 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         sizes = list(photos) if name == "default" else [s for s in photos if s != "0.25MP" or not args.quick]
         results["stages"][name] = {size: _stages(photos[size], reps, flags, env, args.workdir) for size in sizes}
     _step("kernels at 12 MP, before and after")
-    results["kernels"] = _worker("kernels.py", ["--photo", str(photos["12MP"][0]), "--reps", str(reps)], {}, args.workdir)
+    results["kernels"] = _worker(
+        "kernels.py", ["--photo", str(photos["12MP"][0]), "--reps", str(reps)], {}, args.workdir
+    )
     _step("networks")
     skip = ["--skip", "unet_pix2pix"] if args.quick else []
     extra = (["--compile"] if args.compile else []) + ([] if args.quick else ["--bf16"])
-    results["networks"] = _worker("networks.py", ["--photos", *map(str, photos["0.25MP"]), "--reps", str(max(3, reps)), *skip, *extra], {}, args.workdir)
+    results["networks"] = _worker(
+        "networks.py",
+        ["--photos", *map(str, photos["0.25MP"]), "--reps", str(max(3, reps)), *skip, *extra],
+        {},
+        args.workdir,
+    )
     _step(f"command line: a folder of {folder_images} x 2 MP photos")
     results["cli"] = _cli(photos, folder_images, args.workdir)
     results["load"] = load.stop()
@@ -83,18 +103,27 @@ def main(argv: list[str] | None = None) -> int:
 def _stages(paths, reps: int, flags: list[str], env: dict, workdir: Path) -> dict:
     outdir = workdir / "out-stages"
     outdir.mkdir(parents=True, exist_ok=True)
-    raw = _worker("measure.py", ["--photos", *map(str, paths), "--reps", str(reps), "--outdir", str(outdir), *flags], env, workdir)
+    raw = _worker(
+        "measure.py", ["--photos", *map(str, paths), "--reps", str(reps), "--outdir", str(outdir), *flags], env, workdir
+    )
     per_photo = list(raw["photos"].values())
     keys = [k for k in per_photo[0] if k != "runs"]
     # The median photo of the set for each quantity (photos differ a little in content).
     merged = {k: sorted(p[k] for p in per_photo)[len(per_photo) // 2] for k in keys}
-    return {"median": merged, "per_photo": raw["photos"], "settings": raw["settings"], "peak_rss_mb": raw["peak_rss_mb"]}
+    return {
+        "median": merged,
+        "per_photo": raw["photos"],
+        "settings": raw["settings"],
+        "peak_rss_mb": raw["peak_rss_mb"],
+    }
 
 
 def _worker(script: str, arguments: list[str], env: dict, workdir: Path) -> dict:
     out = workdir / f"{script}.json"
     out.unlink(missing_ok=True)
-    completed = subprocess.run([sys.executable, str(HERE / script), *arguments, "--json", str(out)], env={**os.environ, **env})
+    completed = subprocess.run(
+        [sys.executable, str(HERE / script), *arguments, "--json", str(out)], env={**os.environ, **env}
+    )
     if completed.returncode != 0:
         raise SystemExit(f"benchmark worker {script} failed (exit code {completed.returncode})")
     return json.loads(out.read_text())
@@ -152,17 +181,27 @@ def _our_cpu_seconds() -> float:
 
 def _machine() -> dict:
     import torch
-
     from colorize import __version__
     from colorize.pipelines.inference import available_cores
 
     model = platform.processor()
     try:
-        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": model, "cores": available_cores(), "python": platform.python_version(), "torch": torch.__version__,
-            "colorize": __version__, "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "cpu": model,
+        "cores": available_cores(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "colorize": __version__,
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def _step(text: str) -> None:

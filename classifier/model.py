@@ -12,10 +12,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
-
 from colorize.experts.architectures import create_timm_model
-from colorize.experts.modelfile import ModelFile, ModelFileError, bundled_weights_dir, load_network, model_home, read_metadata
+from colorize.experts.modelfile import (
+    ModelFile,
+    ModelFileError,
+    bundled_weights_dir,
+    load_network,
+    model_home,
+    read_metadata,
+)
+from torch.nn import functional as F
 
 LABELS = ("landscape", "people", "general")
 WEIGHTS_NAME = "classifier.safetensors"
@@ -60,7 +66,9 @@ class SceneClassifier:
         try:
             return cls(model_file, network.to(device))
         except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"{path}: not a usable colorize classifier ({type(error).__name__}: {error})") from None
+            raise ModelFileError(
+                f"{path}: not a usable colorize classifier ({type(error).__name__}: {error})"
+            ) from None
 
     def prepare(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100], (B, 1, H, W), any size -> the network's normalised input."""
@@ -77,7 +85,9 @@ class SceneClassifier:
         return [dict(zip(self.labels, row.tolist())) for row in self.predict_proba(lightness)]
 
 
-def classifier_metadata(architecture: str, drop_rate: float, labels: tuple[str, ...], preprocessing: Preprocessing) -> dict:
+def classifier_metadata(
+    architecture: str, drop_rate: float, labels: tuple[str, ...], preprocessing: Preprocessing
+) -> dict:
     return {
         "kind": "classifier",
         "architecture": architecture,

@@ -52,7 +52,9 @@ def soft_targets(ab: torch.Tensor, n: int) -> torch.Tensor:
     return targets
 
 
-def rebalanced_mean(logits: torch.Tensor, centres: torch.Tensor, log_prior: torch.Tensor, strength: float) -> torch.Tensor:
+def rebalanced_mean(
+    logits: torch.Tensor, centres: torch.Tensor, log_prior: torch.Tensor, strength: float
+) -> torch.Tensor:
     """(B, n*n, h, w) logits -> (B, 2, h, w) normalised ab: the mean of p / prior ** strength."""
     if strength:
         logits = logits - strength * log_prior.to(logits.dtype).view(1, -1, 1, 1)

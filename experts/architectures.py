@@ -65,5 +65,8 @@ def list_architectures() -> list[str]:
 
 def _import_builtin_architectures() -> None:
     # Imported on first use so that merely importing the registry stays cheap.
-    from colorize.experts import unet_lite, unet_seed  # noqa: F401
-    from colorize.experts import unet_pix2pix  # noqa: F401
+    from colorize.experts import (  # noqa: F401
+        unet_lite,
+        unet_pix2pix,  # noqa: F401
+        unet_seed,
+    )

@@ -38,7 +38,9 @@ AB_SCALE = 110.0  # |a|, |b| of sRGB colours stay below this; networks predict a
 CHROMA_REFERENCE = 20.0  # LAB chroma at which the chroma curve's factor is its plain gain
 
 
-def chroma_curve(ab: torch.Tensor, gain: float | torch.Tensor, exponent: float = 0.0, reference: float = CHROMA_REFERENCE) -> torch.Tensor:
+def chroma_curve(
+    ab: torch.Tensor, gain: float | torch.Tensor, exponent: float = 0.0, reference: float = CHROMA_REFERENCE
+) -> torch.Tensor:
     """Scale predicted ab (B, 2, H, W, LAB units) by ``gain * (chroma / reference) ** exponent``.
 
     A network trained with L1 predicts small chroma where it is unsure of the hue (opposite
@@ -101,9 +103,7 @@ def _lab_to_rgb_formula(lab: torch.Tensor) -> torch.Tensor:
     f = torch.stack((fy + a / 500, fy, (fy - b / 200).clamp(min=0)), dim=-3)
     xyz = torch.where(f > 0.2068966, f**3, (f - 16 / 116) / _KAPPA) * _per_channel(_WHITE_D65, lab)
     linear = _matmul_channels(_RGB_FROM_XYZ, xyz)
-    rgb = torch.where(
-        linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear
-    )
+    rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
     return rgb.clamp(0, 1)
 
 
@@ -240,7 +240,9 @@ def _fused_gray_to_lightness(gray: torch.Tensor) -> torch.Tensor:
     return out.view(gray.shape)
 
 
-def lab_planes_to_rgb(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def lab_planes_to_rgb(
+    lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """L, a, b planes of one shape S, float32 on the CPU -> sRGB in [0, 1], shape (*S, 3).
 
     The fast inference form of ``lab_to_rgb``: channels last (the layout image files

@@ -126,7 +126,9 @@ def remove_stale_temporaries(folder: Path) -> int:
         if match is None or _process_alive(int(match.group(1))):
             continue
         try:
-            if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_AFTER_S and entry.is_file(follow_symlinks=False):
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_AFTER_S and entry.is_file(
+                follow_symlinks=False
+            ):
                 os.unlink(entry.path)
                 removed += 1
         except OSError:

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from colorize.experts.files import atomic_write
 from safetensors import SafetensorError
 from safetensors.torch import load, safe_open, save
 from torch import nn
-
-from colorize.experts.files import atomic_write
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "colorize"
@@ -110,9 +109,7 @@ def read_metadata(path: Path) -> ModelFile:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get(_METADATA_KEY)
     except (SafetensorError, OSError, ValueError) as error:
-        raise ModelFileError(
-            f"{path}: not a readable .safetensors weights file ({_one_line(error)})"
-        ) from None
+        raise ModelFileError(f"{path}: not a readable .safetensors weights file ({_one_line(error)})") from None
     if raw is None:
         raise ModelFileError(f"{path}: a .safetensors file without colorize metadata (a foreign model?)")
     try:
@@ -148,7 +145,9 @@ def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Mo
         raise ModelFileError(f"{path}: cannot read tensors ({_one_line(error)})") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         # Metadata naming no known architecture, or arguments it does not take.
-        raise ModelFileError(f"{path}: not a usable colorize model ({type(error).__name__}: {_one_line(error)})") from None
+        raise ModelFileError(
+            f"{path}: not a usable colorize model ({type(error).__name__}: {_one_line(error)})"
+        ) from None
     if stored != expected:
         differing = sorted(set(stored) ^ set(expected)) or [n for n in expected if stored[n] != expected[n]]
         raise ModelFileError(
@@ -171,12 +170,13 @@ def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
         expected = reference.get(name)
         if expected is not None and expected.is_floating_point():
             if not tensor.is_floating_point():
-                raise ModelFileError(f"{model_file.path}: tensor {name} holds {tensor.dtype}, not floating-point weights")
+                raise ModelFileError(
+                    f"{model_file.path}: tensor {name} holds {tensor.dtype}, not floating-point weights"
+                )
             if not torch.isfinite(tensor).all():
                 raise ModelFileError(f"{model_file.path}: tensor {name} holds NaN or infinite values")
     tensors = {
-        name: tensor.to(reference[name].dtype) if name in reference else tensor
-        for name, tensor in tensors.items()
+        name: tensor.to(reference[name].dtype) if name in reference else tensor for name, tensor in tensors.items()
     }
     try:
         model.load_state_dict(tensors, strict=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-
 from colorize.experts.architectures import create_architecture
 from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve
 from colorize.experts.modelfile import (
@@ -98,10 +97,19 @@ class Expert:
             expert = cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
             raise ModelFileError(f"{path}: not a usable colorize expert ({type(error).__name__}: {error})") from None
-        numbers = (expert.work_size, expert.l_center, expert.l_scale, expert.ab_scale, expert.chroma_exponent,
-                   expert.chroma_reference, *expert.ab_gain.flatten().tolist())
+        numbers = (
+            expert.work_size,
+            expert.l_center,
+            expert.l_scale,
+            expert.ab_scale,
+            expert.chroma_exponent,
+            expert.chroma_reference,
+            *expert.ab_gain.flatten().tolist(),
+        )
         if not all(math.isfinite(x) for x in numbers) or expert.work_size < 1 or expert.l_scale == 0:
-            raise ModelFileError(f"{path}: work size or normalization in the metadata is out of range (NaN, infinite or 0)")
+            raise ModelFileError(
+                f"{path}: work size or normalization in the metadata is out of range (NaN, infinite or 0)"
+            )
         return expert
 
     def normalize(self, lightness: torch.Tensor) -> torch.Tensor:

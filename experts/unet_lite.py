@@ -22,17 +22,14 @@ from __future__ import annotations
 import math
 
 import torch
+from colorize.experts.ab_bins import bin_centres, rebalanced_mean
+from colorize.experts.architectures import create_timm_model, register_architecture
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.experts.ab_bins import bin_centres, rebalanced_mean
-from colorize.experts.architectures import create_timm_model, register_architecture
-
 
 def _conv_bn_act(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class _DecoderStage(nn.Module):
@@ -46,7 +43,14 @@ class _DecoderStage(nn.Module):
 
 
 class LiteUNet(nn.Module):
-    def __init__(self, encoder: str, decoder_channels: tuple[int, ...], output_stride: int, ab_bins: int = 0, rebalance: float = 0.0):
+    def __init__(
+        self,
+        encoder: str,
+        decoder_channels: tuple[int, ...],
+        output_stride: int,
+        ab_bins: int = 0,
+        rebalance: float = 0.0,
+    ):
         super().__init__()
         if rebalance < 0:
             raise ValueError(f"rebalance must not be negative, got {rebalance}")

@@ -15,10 +15,9 @@ reflection up to the next multiple and the prediction cropped back, so any H x W
 from __future__ import annotations
 
 import torch
+from colorize.experts.architectures import register_architecture
 from torch import nn
 from torch.nn import functional as F
-
-from colorize.experts.architectures import register_architecture
 
 
 class _Level(nn.Module):
@@ -59,7 +58,9 @@ class Pix2PixUNet(nn.Module):
             level = _Level(ngf * width, ngf * width * 2, level)
         self.down = nn.Conv2d(in_channels, ngf, 4, stride=2, padding=1, bias=False)
         self.levels = level
-        self.up = nn.Sequential(nn.ReLU(inplace=True), nn.ConvTranspose2d(2 * ngf, out_channels, 4, stride=2, padding=1))
+        self.up = nn.Sequential(
+            nn.ReLU(inplace=True), nn.ConvTranspose2d(2 * ngf, out_channels, 4, stride=2, padding=1)
+        )
         self.multiple = 2**num_downs
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:

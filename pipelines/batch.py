@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from colorize.experts.files import remove_stale_temporaries
 from colorize.experts.modelfile import ModelFileError
 from colorize.pipelines.data import IMAGE_SUFFIXES
@@ -38,7 +37,11 @@ from colorize.router.policy import NoFallbackExpertError
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 ON_EXISTS = ("skip", "overwrite", "error")
-OUTPUT_EXISTS, ALREADY_COLOUR, EARLIER_OUTPUT = "output exists", "already colour", "a colorize output (from an earlier run)"
+OUTPUT_EXISTS, ALREADY_COLOUR, EARLIER_OUTPUT = (
+    "output exists",
+    "already colour",
+    "a colorize output (from an earlier run)",
+)
 # Problems of the setup rather than of one photo: every later photo would fail the same way.
 FATAL_ERRORS = (ModelFileError, NoFallbackExpertError)
 
@@ -179,7 +182,12 @@ def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
         return not names
     if parts[0] == "**":
         return any(_matches(names[skip:], parts[1:]) for skip in range(len(names) + 1))
-    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and not names[0].startswith(".") and _matches(names[1:], parts[1:])
+    return (
+        bool(names)
+        and fnmatch.fnmatchcase(names[0], parts[0])
+        and not names[0].startswith(".")
+        and _matches(names[1:], parts[1:])
+    )
 
 
 def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "") -> Plan:
@@ -291,7 +299,9 @@ def _settle_names(result: Plan) -> None:
         if _is_earlier_output(job.input, producer.input):
             earlier.add(job)
         else:
-            refused[producer] = f"output name {producer.output.name} is taken by another input photo; choose another --suffix"
+            refused[producer] = (
+                f"output name {producer.output.name} is taken by another input photo; choose another --suffix"
+            )
     for job, first in clashes.items():
         refused.setdefault(job, f"same output file as {first.input} ({job.output}); colorize these folders separately")
     kept = []
@@ -348,7 +358,11 @@ def _decode_job(job: Job, options: RunOptions) -> tuple[DecodedImage | None, Out
     except ImageError as error:
         return None, Outcome(job.input, job.output, FAILED, str(error)), time.perf_counter() - started
     except Exception as error:  # a bug met on one file must not end a run of thousands
-        return None, Outcome(job.input, job.output, FAILED, f"cannot read ({_one_line(error)})"), time.perf_counter() - started
+        return (
+            None,
+            Outcome(job.input, job.output, FAILED, f"cannot read ({_one_line(error)})"),
+            time.perf_counter() - started,
+        )
     return None, Outcome(job.input, job.output, SKIPPED, reason), time.perf_counter() - started
 
 
@@ -483,7 +497,9 @@ def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline, batch, options
     share = (time.perf_counter() - started) / len(batch)
     for (job, decoded, seconds, slot), result in zip(batch, results):
         if isinstance(result, Exception):
-            slot.outcome = Outcome(job.input, job.output, FAILED, f"cannot colorize ({_one_line(result)})", None, seconds + share)
+            slot.outcome = Outcome(
+                job.input, job.output, FAILED, f"cannot colorize ({_one_line(result)})", None, seconds + share
+            )
             continue
         slot.outcome = Outcome(job.input, job.output, OK, None, result.route, seconds + share)
         slot.write = pool.submit(_encode_job, result, decoded, job, options)

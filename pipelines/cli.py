@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
+from colorize import __version__
 from rich.console import Console
 from rich.markup import escape
-
-from colorize import __version__
 
 app = typer.Typer(
     name="colorize",
@@ -112,6 +111,7 @@ def build_pipeline(expert, threshold, weights, classifier_weights, device, work_
             device=device,
             work_size=work_size,
             saturation=saturation,
+            tune=True,  # the command line owns its process
         )
     except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError, RoutingConfigError) as error:
         fail(str(error))
@@ -119,7 +119,14 @@ def build_pipeline(expert, threshold, weights, classifier_weights, device, work_
 
 def progress_bar():
     """The one progress display: description, bar, n/total, a free ``info`` field, elapsed, ETA."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -140,7 +147,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
 ) -> None:
     global _debug
@@ -150,6 +159,7 @@ def _root(
 def main() -> None:
     # Registering the commands imports only typer-level code; their heavy imports wait.
     from colorize.pipelines import cli_colorize, cli_eval, cli_train  # noqa: F401
+
     try:
         app()
     except Exception as error:  # the last line of defence: one line unless --debug

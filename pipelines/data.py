@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
-
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, decode
+from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 
@@ -135,7 +134,12 @@ class ColorPhotoDataset(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, files: list[Path], crop: CropPolicy, train: bool, seed: int = 0, require_colour: bool = True,
+        self,
+        files: list[Path],
+        crop: CropPolicy,
+        train: bool,
+        seed: int = 0,
+        require_colour: bool = True,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         self.files = list(files)

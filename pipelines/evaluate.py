@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-
 from colorize.pipelines import metrics
 from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_grayscale, is_held_out, list_images
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, ImageError, atomic_write, decode, lightness_from_array
 from colorize.pipelines.inference import Pipeline, compose_rgb
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route, route
+from PIL import Image
 
 GRAY = "gray"  # the baseline: the photo's own L with a = b = 0
 AUTO = "auto"  # the classifier routes each photo
@@ -50,7 +49,9 @@ class Sample:
     category: str | None
 
 
-def find_samples(data_dir: Path, holdout: float | None = None, limit: int | None = None, part: str = "test") -> list[Sample]:
+def find_samples(
+    data_dir: Path, holdout: float | None = None, limit: int | None = None, part: str = "test"
+) -> list[Sample]:
     """The photos below ``data_dir``, grouped by top-level sub-folder, sorted.
 
     ``holdout``: keep only photos that training held out at this fraction (``is_held_out``,
@@ -151,7 +152,9 @@ def _decode(sample: Sample, max_pixels: int) -> tuple[np.ndarray | None, Scored 
 
 
 @torch.inference_mode()
-def _score_batch(pipeline: Pipeline, batch: list[tuple[Sample, np.ndarray]], modes: Sequence[str], keep_images: bool) -> list[Scored]:
+def _score_batch(
+    pipeline: Pipeline, batch: list[tuple[Sample, np.ndarray]], modes: Sequence[str], keep_images: bool
+) -> list[Scored]:
     # The ground truth's own L is the grayscale input: what a black-and-white print of it would hold.
     lightness = [lightness_from_array(pixels).to(pipeline.device) for _, pixels in batch]
     routes: dict[str, list[Route]] = {}
@@ -178,7 +181,11 @@ def _score_batch(pipeline: Pipeline, batch: list[tuple[Sample, np.ndarray]], mod
                 per_expert[expert] = metrics.compare(outputs[(i, expert)], truth)
             scored.modes[mode] = ModeScore(routes[mode][i], per_expert[expert])
         if keep_images:
-            scored.images = {GRAY: gray_rgb, "truth": truth.rgb, **{m: outputs[(i, routes[m][i].expert)] for m in modes}}
+            scored.images = {
+                GRAY: gray_rgb,
+                "truth": truth.rgb,
+                **{m: outputs[(i, routes[m][i].expert)] for m in modes},
+            }
         results.append(scored)
     return results
 
@@ -323,7 +330,9 @@ class Evaluation:
         members = [s for s in self.ok if s.sample.category in self.labels]
         if not members:
             return None
-        confusion: dict[str, Counter] = {label: Counter() for label in self.labels if any(s.sample.category == label for s in members)}
+        confusion: dict[str, Counter] = {
+            label: Counter() for label in self.labels if any(s.sample.category == label for s in members)
+        }
         routed_right = top1_right = 0
         for s in members:
             r = s.modes[AUTO].route

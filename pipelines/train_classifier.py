@@ -8,10 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
-
 from colorize.classifier.model import (
-    LABELS,
     WEIGHTS_NAME,
     Preprocessing,
     build_network,
@@ -22,10 +19,19 @@ from colorize.configs import load_config
 from colorize.experts.color import rgb_to_lightness
 from colorize.experts.files import check_writable
 from colorize.experts.modelfile import ModelFile, model_home, read_metadata
-from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, file_list_hash, list_images, split_for_training
+from colorize.pipelines.data import (
+    ColorPhotoDataset,
+    CropPolicy,
+    DataError,
+    collate,
+    file_list_hash,
+    list_images,
+    split_for_training,
+)
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
+from torch.nn import functional as F
 
 
 @dataclass
@@ -73,9 +79,20 @@ class ClassifierTask:
         self.val_files, self.val_labels = zip(*val)
         # A crop of at least 40 % keeps enough of the scene to tell a portrait from a street.
         self.train_set = ColorPhotoDataset(
-            self.train_files, CropPolicy(size, (0.4, 1.0)), train=True, seed=config.seed, require_colour=False, max_pixels=config.max_pixels
+            self.train_files,
+            CropPolicy(size, (0.4, 1.0)),
+            train=True,
+            seed=config.seed,
+            require_colour=False,
+            max_pixels=config.max_pixels,
         )
-        self.val_set = ColorPhotoDataset(self.val_files, CropPolicy(size, flip=False), train=False, require_colour=False, max_pixels=config.max_pixels)
+        self.val_set = ColorPhotoDataset(
+            self.val_files,
+            CropPolicy(size, flip=False),
+            train=False,
+            require_colour=False,
+            max_pixels=config.max_pixels,
+        )
         self.collate = collate
 
     def _inputs(self, model, rgb: torch.Tensor) -> torch.Tensor:
@@ -93,7 +110,9 @@ class ClassifierTask:
     @torch.inference_mode()
     def validate(self, model) -> dict[str, float]:
         model.eval()
-        loader = torch.utils.data.DataLoader(self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.workers)
+        loader = torch.utils.data.DataLoader(
+            self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.workers
+        )
         labels = len(self.config.labels)
         confusion = np.zeros((labels, labels), dtype=int)
         losses = []
@@ -114,10 +133,16 @@ class ClassifierTask:
         }
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
-        recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items() if k not in {"out", "run_dir", "resume"}}
+        recipe = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in asdict(self.config).items()
+            if k not in {"out", "run_dir", "resume"}
+        }
         best = min(history, key=lambda r: r["score"])
         return {
-            **classifier_metadata(self.config.architecture, self.config.drop_rate, self.config.labels, self.preprocessing),
+            **classifier_metadata(
+                self.config.architecture, self.config.drop_rate, self.config.labels, self.preprocessing
+            ),
             "training": {"data": self.data_summary, "recipe": recipe, "history": history},
             "metrics": {k: v for k, v in best.items() if k.startswith("val_") or k == "epoch"},
         }
@@ -133,12 +158,16 @@ def _labelled_files(config: ClassifierTrainConfig) -> list[tuple[Path, int]]:
     for index, label in enumerate(config.labels):
         folder = config.data_dir / label
         if not folder.is_dir():
-            raise DataError(f"{folder}: missing class folder (need one sub-folder per class: {', '.join(config.labels)})")
+            raise DataError(
+                f"{folder}: missing class folder (need one sub-folder per class: {', '.join(config.labels)})"
+            )
         labelled.extend((path, index) for path in list_images(folder))
     return labelled
 
 
-def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, callback: Callback = lambda *a, **k: None) -> ModelFile:
+def train_classifier(
+    config: ClassifierTrainConfig, home: Path | None = None, callback: Callback = lambda *a, **k: None
+) -> ModelFile:
     """Train the classifier, then install the best epoch at ``config.out`` (default: the user's model folder)."""
     home = Path(home or model_home())
     run_dir = Path(config.run_dir or home / "runs" / "classifier")
@@ -163,7 +192,12 @@ def train_classifier(config: ClassifierTrainConfig, home: Path | None = None, ca
         load_imagenet_encoder(network, config.architecture)
     preprocessing = default_preprocessing(network, config.input_size)
     task = ClassifierTask(
-        config, network, preprocessing, [(p, label_of[p]) for p in train_files], [(p, label_of[p]) for p in val_files], data_summary
+        config,
+        network,
+        preprocessing,
+        [(p, label_of[p]) for p in train_files],
+        [(p, label_of[p]) for p in val_files],
+        data_summary,
     )
     callback("data", **data_summary)
     fit(task, FitConfig.of(config, run_dir), callback)

@@ -6,21 +6,19 @@ every other expert are never touched.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
-
 from colorize.configs import load_config
 from colorize.experts.ab_bins import bin_index, bin_loss, log_prior, rarity_weights, soft_targets
 from colorize.experts.architectures import create_architecture
 from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve, join_lab, lab_to_rgb, rgb_to_lab
 from colorize.experts.files import check_writable
 from colorize.experts.modelfile import ModelFile, read_metadata
-from colorize.experts.store import Expert, ExpertStore
+from colorize.experts.store import ExpertStore
 from colorize.pipelines import metrics
 from colorize.pipelines.data import (
     ColorPhotoDataset,
@@ -35,7 +33,7 @@ from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
-
+from torch.nn import functional as F
 
 L_CENTER, L_SCALE = 50.0, 50.0  # networks read (L - 50) / 50, in [-1, 1]; stored in each file
 
@@ -103,19 +101,29 @@ class ExpertTrainConfig:
 
 
 class ExpertTask:
-    def __init__(self, config: ExpertTrainConfig, model: torch.nn.Module, train_files, val_files, data_summary, loss_weights=None):
+    def __init__(
+        self, config: ExpertTrainConfig, model: torch.nn.Module, train_files, val_files, data_summary, loss_weights=None
+    ):
         self.config = config
         self.model = model
         self.train_set = ColorPhotoDataset(
-            train_files, CropPolicy(config.size, config.crop_scale), train=True, seed=config.seed, max_pixels=config.max_pixels
+            train_files,
+            CropPolicy(config.size, config.crop_scale),
+            train=True,
+            seed=config.seed,
+            max_pixels=config.max_pixels,
         )
-        self.val_set = ColorPhotoDataset(val_files, CropPolicy(config.work_size, flip=False), train=False, max_pixels=config.max_pixels)
+        self.val_set = ColorPhotoDataset(
+            val_files, CropPolicy(config.work_size, flip=False), train=False, max_pixels=config.max_pixels
+        )
         self.data_summary = data_summary
         self.collate = collate
         self.skipped_files: set[Path] = set()  # unreadable, or no colour to learn from
         self._samples: list[list[np.ndarray]] = []
         self._gray_summary: dict[str, float] | None = None
-        self.decoding: tuple[str, Any] | None = None  # ("chroma", (gain, exponent)) or ("rebalance", strength), chosen on validation
+        self.decoding: tuple[str, Any] | None = (
+            None  # ("chroma", (gain, exponent)) or ("rebalance", strength), chosen on validation
+        )
         self.decoding_curve: list[dict[str, float]] = []
         self.loss_weights: torch.Tensor | None = loss_weights  # per ab cell (RARITY_BINS^2), when loss_rebalance > 0
 
@@ -141,7 +149,9 @@ class ExpertTask:
         # One forward pass; decoding each candidate costs almost nothing beside it.
         if kind == "rebalance":
             output = model(_network_input(lightness), raw=True)
-            return {r: self._upsample(_unwrap(model).decode(output, r), lightness) for r in self.config.rebalance_strengths}
+            return {
+                r: self._upsample(_unwrap(model).decode(output, r), lightness) for r in self.config.rebalance_strengths
+            }
         ab = model(_network_input(lightness)) * AB_SCALE
         if kind == "chroma":
             # The curve acts at the network's resolution, before upsampling, as Expert.predict_ab does.
@@ -173,9 +183,14 @@ class ExpertTask:
         first_pairs: list[tuple[np.ndarray, np.ndarray]] = []  # (gray, truth) for the sample sheet
         first_predictions: dict[float | None, list[np.ndarray]] = {}
         # Evenly spread, so a capped subset still covers every folder of a multi-folder run.
-        subset = sorted({int(i) for i in np.linspace(0, len(self.val_set) - 1, min(len(self.val_set), self.config.val_limit))})
+        subset = sorted(
+            {int(i) for i in np.linspace(0, len(self.val_set) - 1, min(len(self.val_set), self.config.val_limit))}
+        )
         loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(self.val_set, subset), batch_size=16, collate_fn=collate, num_workers=self.config.workers
+            torch.utils.data.Subset(self.val_set, subset),
+            batch_size=16,
+            collate_fn=collate,
+            num_workers=self.config.workers,
         )
         for images, _, dropped in loader:
             self.skipped_files.update(self.val_set.files[i] for i in dropped)
@@ -202,7 +217,10 @@ class ExpertTask:
         chosen = choose_decoding(by_setting, self.config.colorfulness_target, self.config.delta_e_tolerance)
         self.decoding = None if kind is None else (kind, chosen)
         self.decoding_curve = [
-            {**_setting_fields(kind, r), **{k: round(float(by_setting[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")}}
+            {
+                **_setting_fields(kind, r),
+                **{k: round(float(by_setting[r][k]), 4) for k in ("delta_e", "psnr", "colorfulness_ratio")},
+            }
             for r in by_setting
             if r is not None
         ]
@@ -223,11 +241,20 @@ class ExpertTask:
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         config = asdict(self.config)
-        recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items() if k not in {"data_dirs", "out", "run_dir", "resume", "init_training"}}
+        recipe = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in config.items()
+            if k not in {"data_dirs", "out", "run_dir", "resume", "init_training"}
+        }
         recipe["data_dirs"] = [str(d) for d in self.config.data_dirs]
         best = min(history, key=lambda r: r["score"])
         arguments = dict(self.config.arguments)
-        normalization = {"l_center": L_CENTER, "l_scale": L_SCALE, "ab_scale": AB_SCALE, "ab_gain": list(self.config.ab_gain or (1.0, 1.0))}
+        normalization = {
+            "l_center": L_CENTER,
+            "l_scale": L_SCALE,
+            "ab_scale": AB_SCALE,
+            "ab_gain": list(self.config.ab_gain or (1.0, 1.0)),
+        }
         curve = {}
         if self.decoding is not None:
             kind, value = self.decoding
@@ -257,10 +284,16 @@ class ExpertTask:
 
     def on_epoch_end(self, epoch: int, run_dir: Path) -> None:
         if self._samples:
-            contact_sheet(self._samples, ["gray | predicted | truth"] * len(self._samples), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+            contact_sheet(
+                self._samples,
+                ["gray | predicted | truth"] * len(self._samples),
+                run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
+            )
 
 
-def regression_loss(prediction: torch.Tensor, ab: torch.Tensor, loss: str, cell_weights: torch.Tensor | None = None) -> torch.Tensor:
+def regression_loss(
+    prediction: torch.Tensor, ab: torch.Tensor, loss: str, cell_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """L1 or MSE between predicted and true ab (LAB units), in units of AB_SCALE; with
     ``cell_weights`` (per RARITY_BINS x RARITY_BINS ab cell) each pixel counts by its true colour's cell."""
     error = (prediction - ab).abs() / AB_SCALE if loss == "l1" else ((prediction - ab) / AB_SCALE) ** 2
@@ -316,7 +349,9 @@ def _build_model(config: ExpertTrainConfig, store: ExpertStore) -> torch.nn.Modu
         if config.init == "imagenet":
             encoder = getattr(model, "encoder", None)
             if encoder is None or "encoder" not in config.arguments:
-                raise ValueError(f"--init imagenet needs an architecture with a timm encoder, not {config.architecture!r}")
+                raise ValueError(
+                    f"--init imagenet needs an architecture with a timm encoder, not {config.architecture!r}"
+                )
             load_imagenet_encoder(encoder, config.arguments["encoder"])
         return model
     # Fine-tuning: the architecture is whatever the starting expert was built with.
@@ -346,7 +381,10 @@ RARITY_BINS = 16  # the ab grid of --loss-rebalance's weights: cells about 14 LA
 def colour_histogram(files: list[Path], config: ExpertTrainConfig, n: int) -> tuple[torch.Tensor, int]:
     """How the ab of (a spread of) the training photos falls on an n x n grid, and how many photos were read."""
     dataset = ColorPhotoDataset(
-        files[:: max(1, len(files) // PRIOR_PHOTOS)], CropPolicy(config.size, flip=False), train=False, max_pixels=config.max_pixels
+        files[:: max(1, len(files) // PRIOR_PHOTOS)],
+        CropPolicy(config.size, flip=False),
+        train=False,
+        max_pixels=config.max_pixels,
     )
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, collate_fn=collate, num_workers=config.workers)
     histogram, photos = torch.zeros(n * n), 0
@@ -359,7 +397,9 @@ def colour_histogram(files: list[Path], config: ExpertTrainConfig, n: int) -> tu
     return histogram, photos
 
 
-def train_expert(config: ExpertTrainConfig, store: ExpertStore | None = None, callback: Callback = lambda *a, **k: None) -> ModelFile:
+def train_expert(
+    config: ExpertTrainConfig, store: ExpertStore | None = None, callback: Callback = lambda *a, **k: None
+) -> ModelFile:
     """Train, then install the best epoch at ``config.out`` (default: the user's model folder)."""
     store = store or ExpertStore()
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
-from torch import nn
-
 from colorize.experts.files import atomic_write
 from colorize.experts.modelfile import read_metadata, replace_metadata, save_model
+from torch import nn
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
 # quarter of an hour, and a crash or a kill -9 (which skips the save on interrupt) should cost
@@ -167,7 +166,9 @@ class _World:
             return True
         import torch.distributed as dist
 
-        fingerprint = torch.stack([t.detach().double().sum() for t in model.state_dict().values() if t.is_floating_point()])
+        fingerprint = torch.stack(
+            [t.detach().double().sum() for t in model.state_dict().values() if t.is_floating_point()]
+        )
         gathered = [torch.zeros_like(fingerprint) for _ in range(self.size)]
         dist.all_gather(gathered, fingerprint)
         return all(torch.equal(gathered[0], g) for g in gathered[1:])
@@ -183,7 +184,9 @@ def _steps_whole():
         yield
         return
     arrived: list[int] = []
-    previous = {sig: signal.signal(sig, lambda number, frame: arrived.append(number)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, lambda number, frame: arrived.append(number)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
@@ -276,7 +279,13 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
                     last_saved = time.monotonic()
                 images += len(batch[0]) * world.size
                 rate = images / max(1e-9, time.perf_counter() - started)
-                callback("step", epoch=state.epoch, step=state.step, loss=None if loss is None else loss.item(), images_per_s=rate)
+                callback(
+                    "step",
+                    epoch=state.epoch,
+                    step=state.step,
+                    loss=None if loss is None else loss.item(),
+                    images_per_s=rate,
+                )
             world.sync_buffers(model)
             rate = images / max(1e-9, time.perf_counter() - started)
             # Until the epoch is counted done, an interrupt restores the state from before its
@@ -312,7 +321,13 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
 
 
 def _score_epoch(
-    task: TrainingTask, model: nn.Module, state: FitState, world: _World, best_path: Path, epoch: int, images_per_s: float | None
+    task: TrainingTask,
+    model: nn.Module,
+    state: FitState,
+    world: _World,
+    best_path: Path,
+    epoch: int,
+    images_per_s: float | None,
 ) -> dict[str, Any]:
     """Validate the model as it is after ``epoch`` epochs (0: before any training), record it
     in the history, and write ``best_path`` when it is the best so far."""

@@ -16,6 +16,12 @@ from colorize.router.policy import (
 )
 
 __all__ = [
-    "REASONS", "NoFallbackExpertError", "Route", "RoutingConfigError", "RoutingPolicy", "UnknownExpertError",
-    "merge_routing", "route",
+    "REASONS",
+    "NoFallbackExpertError",
+    "Route",
+    "RoutingConfigError",
+    "RoutingPolicy",
+    "UnknownExpertError",
+    "merge_routing",
+    "route",
 ]

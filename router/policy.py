@@ -95,7 +95,9 @@ class Route:
 
 def check_forced(name: str, available: Collection[str]) -> None:
     if name not in available:
-        raise UnknownExpertError(f"unknown expert {name!r}; choose one of: {', '.join(sorted(available)) or '(none installed)'}")
+        raise UnknownExpertError(
+            f"unknown expert {name!r}; choose one of: {', '.join(sorted(available)) or '(none installed)'}"
+        )
 
 
 def route(

@@ -36,8 +36,10 @@ def by_source(report: dict, sources: dict[tuple[str, str], str]) -> dict[tuple[s
             continue
         category = image["category"]
         groups[category, sources.get((category, Path(image["path"]).name), "(not in the manifest)")].append(image)
-    return {key: {mode: summarize([image[mode] for image in images]) for mode in (GRAY, *report["modes"])}
-            for key, images in sorted(groups.items())}
+    return {
+        key: {mode: summarize([image[mode] for image in images]) for mode in (GRAY, *report["modes"])}
+        for key, images in sorted(groups.items())
+    }
 
 
 def main() -> None:
@@ -56,7 +58,10 @@ def main() -> None:
         for i, mode in enumerate(report["modes"]):
             row = table[mode]
             head = f"| {category} | {source} | {row['images']} |" if i == 0 else "| | | |"
-            print(f"{head} {mode} | {row['psnr'] - gray['psnr']:+.2f} dB | {row['delta_e'] / gray['delta_e']:.3f} | {row['colorfulness_ratio']:.2f} |")
+            print(
+                f"{head} {mode} | {row['psnr'] - gray['psnr']:+.2f} dB | {row['delta_e'] / gray['delta_e']:.3f} "
+                f"| {row['colorfulness_ratio']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import json
 import sys
 
 import numpy as np
-
 from colorize.configs import load_config
 
 FALLBACK = "general"
@@ -48,7 +47,10 @@ def main(path: str) -> None:
     for threshold in np.round(np.arange(0.3, 1.0, 0.05), 2):
         result = replay(images, float(threshold))
         mean, error = differences[float(threshold)] = paired_difference(result["delta_e"], base)
-        print(f"{threshold:9.2f}  {result['delta_e'].mean():11.4f}  {result['psnr'].mean():9.4f}  {result['fallbacks']:27d}  {mean:+.4f} ± {error:.4f}")
+        print(
+            f"{threshold:9.2f}  {result['delta_e'].mean():11.4f}  {result['psnr'].mean():9.4f}  "
+            f"{result['fallbacks']:27d}  {mean:+.4f} ± {error:.4f}"
+        )
     best = min(differences, key=lambda t: differences[t][0])
     mean, error = differences[best]
     # A gain inside two standard errors is what another sample of photos could take back.

@@ -27,7 +27,9 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="folder to create train/ and heldout/ in")
     parser.add_argument("--hold", action="append", required=True, help="a source to hold out (repeatable)")
     parser.add_argument(
-        "--sample", type=int, default=None,
+        "--sample",
+        type=int,
+        default=None,
         help="keep at most this many held-out photos per category and source (a fixed choice by a hash of "
         "the file name), so that scoring takes minutes and no one source outweighs the others",
     )

@@ -51,7 +51,10 @@ def interrupt_when(command: list[str], ready: Callable[[], bool], sig: int, sett
     """Run ``command``, send ``sig`` once ``ready()`` holds (and ``settle`` seconds more);
     returns the exit code and the combined output. The process never outlives the call."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
         # A shell's background job starts with SIGINT ignored, and a child inherits that; a
         # user's Ctrl-C reaches a program that has it at the default, so the child starts so too.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

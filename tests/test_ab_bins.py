@@ -2,10 +2,17 @@
 
 import pytest
 import torch
+from colorize.experts.ab_bins import (
+    bin_centres,
+    bin_index,
+    bin_loss,
+    log_prior,
+    rarity_weights,
+    rebalanced_mean,
+    soft_targets,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from colorize.experts.ab_bins import bin_centres, bin_index, bin_loss, log_prior, rarity_weights, rebalanced_mean, soft_targets
 
 
 @settings(max_examples=50, deadline=None)
@@ -47,7 +54,8 @@ def test_rebalancing_moves_the_mean_from_the_common_colour_to_the_rare_one():
     plain = rebalanced_mean(logits, centres, prior, 0.0).view(2)
     assert torch.allclose(plain, 0.6 * centres[gray] + 0.4 * centres[vivid], atol=1e-5)
     distances = [
-        float((rebalanced_mean(logits, centres, prior, s).view(2) - centres[vivid]).norm()) for s in (0.0, 0.5, 1.0, 2.0)
+        float((rebalanced_mean(logits, centres, prior, s).view(2) - centres[vivid]).norm())
+        for s in (0.0, 0.5, 1.0, 2.0)
     ]
     assert distances == sorted(distances, reverse=True) and distances[-1] < 0.5 * distances[0]
 

@@ -2,9 +2,13 @@
 
 import pytest
 import torch
-
 from colorize.experts.architectures import create_architecture, list_architectures, register_architecture
-from colorize.pipelines.pretrained import IMAGENET_PACKAGES, PretrainedUnavailable, imagenet_state_dict, load_imagenet_encoder
+from colorize.pipelines.pretrained import (
+    IMAGENET_PACKAGES,
+    PretrainedUnavailable,
+    imagenet_state_dict,
+    load_imagenet_encoder,
+)
 
 
 def test_builtin_architectures_are_registered():

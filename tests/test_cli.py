@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
+from colorize.pipelines.cli import app
 from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
-
-from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
-from colorize.pipelines.cli import app
 
 REPORT_KEYS = {"input", "output", "status", "expert", "confidence", "reason", "probabilities", "error"}
 
@@ -65,7 +64,9 @@ def test_recursive_run_mirrors_the_tree(runner, gray_folder, tmp_path):
 
 def test_forced_expert_is_used_for_every_photo(runner, gray_folder, tmp_path):
     report = tmp_path / "r.jsonl"
-    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "people", "--report", str(report)])
+    result = runner.invoke(
+        app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "people", "--report", str(report)]
+    )
     assert result.exit_code == 0, result.output
     assert {(r["expert"], r["reason"]) for r in _report(report)} == {("people", "forced")}
 
@@ -80,9 +81,14 @@ def test_unknown_expert_is_a_one_line_error_listing_names(runner, gray_folder, t
 
 @pytest.mark.parametrize(
     "option, message",
-    [(["--work-size", "31"], "--work-size must be at least 32 pixels"), (["--saturation", "-1"], "--saturation must be 0 or more")],
+    [
+        (["--work-size", "31"], "--work-size must be at least 32 pixels"),
+        (["--saturation", "-1"], "--saturation must be 0 or more"),
+    ],
 )
-def test_out_of_range_work_size_and_saturation_are_one_line_errors_before_any_output(runner, gray_folder, tmp_path, option, message):
+def test_out_of_range_work_size_and_saturation_are_one_line_errors_before_any_output(
+    runner, gray_folder, tmp_path, option, message
+):
     result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), *option])
     assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
     assert not (tmp_path / "o").exists()
@@ -90,7 +96,9 @@ def test_out_of_range_work_size_and_saturation_are_one_line_errors_before_any_ou
 
 def test_threshold_one_falls_back_to_general(runner, gray_folder, tmp_path):
     report = tmp_path / "r.jsonl"
-    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--threshold", "1", "--report", str(report)])
+    result = runner.invoke(
+        app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--threshold", "1", "--report", str(report)]
+    )
     assert result.exit_code == 0, result.output
     rows = _report(report)
     assert {r["expert"] for r in rows} == {"general"}
@@ -172,5 +180,5 @@ def test_a_user_routing_table_changes_only_the_classes_it_names(runner, gray_fol
 
     isolated_home.mkdir(parents=True, exist_ok=True)
     (isolated_home / "routing.toml").write_text('[class_to_expert]\npeople = "general"\n')
-    policy = Pipeline.from_config(home=isolated_home, tune=False).policy
+    policy = Pipeline.from_config(home=isolated_home).policy
     assert policy.expert_for("people") == "general" and policy.expert_for("landscape") == "landscape"

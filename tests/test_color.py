@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from skimage import color as skcolor
-
 from colorize.experts.color import gray_to_lightness, lab_to_rgb, rgb_to_lab
+from skimage import color as skcolor
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -34,7 +33,9 @@ def test_lab_to_rgb_matches_skimage(photos, name):
 
 def test_out_of_gamut_lab_clips_like_skimage():
     rng = np.random.default_rng(0)
-    lab = np.stack([rng.uniform(0, 100, (16, 16)), rng.uniform(-110, 110, (16, 16)), rng.uniform(-110, 110, (16, 16))], -1)
+    lab = np.stack(
+        [rng.uniform(0, 100, (16, 16)), rng.uniform(-110, 110, (16, 16)), rng.uniform(-110, 110, (16, 16))], -1
+    )
     ours = lab_to_rgb(torch.from_numpy(lab).permute(2, 0, 1).float()).permute(1, 2, 0).numpy()
     with np.errstate(all="ignore"):
         import warnings

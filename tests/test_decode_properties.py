@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from colorize.pipelines.imageio import ImageError, decode, encode, is_colour_photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
-from colorize.pipelines.imageio import ImageError, decode, encode, is_colour_photo
 
 # PIL warns about the damaged metadata these tests feed it; the CLI filters those warnings
 # (imageio), but pytest resets filters for each test.
@@ -96,7 +95,12 @@ def test_random_bytes_decode_or_raise_image_error(folder, content):
 
 
 @SETTINGS
-@given(prefix=st.sampled_from([b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM", b"RIFF\x00\x00\x00\x00WEBPVP8 "]), tail=st.binary(max_size=512))
+@given(
+    prefix=st.sampled_from(
+        [b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM", b"RIFF\x00\x00\x00\x00WEBPVP8 "]
+    ),
+    tail=st.binary(max_size=512),
+)
 def test_bytes_that_start_like_an_image_decode_or_raise_image_error(folder, prefix, tail):
     decoded = _decode_bytes(folder, prefix + tail)
     if decoded is not None:

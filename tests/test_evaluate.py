@@ -1,4 +1,5 @@
-"""``colorize eval``: real tiny photos in category folders, the bundled models, the gray baseline beside every number."""
+"""``colorize eval``: real tiny photos in category folders, the bundled models, the gray
+baseline beside every number."""
 
 from __future__ import annotations
 
@@ -12,11 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data
-from skimage.color import rgb2lab
-from typer.testing import CliRunner
-
 from colorize.experts.modelfile import save_model
 from colorize.experts.store import ExpertStore
 from colorize.pipelines import cli_eval  # noqa: F401  (registers the command)
@@ -34,6 +30,10 @@ from colorize.pipelines.evaluate import (
     write_json,
 )
 from colorize.pipelines.inference import Pipeline
+from PIL import Image
+from skimage import data
+from skimage.color import rgb2lab
+from typer.testing import CliRunner
 
 # scikit-image's bundled colour samples, filed the way a user would.
 PHOTOS = {"people": ["astronaut"], "general": ["coffee", "chelsea"], "landscape": ["rocket"]}
@@ -110,7 +110,12 @@ def test_samples_are_grouped_by_top_folder_and_limited_to_the_first_n_of_each(tm
     _touch(tmp_path / "loose.jpg")
     _touch(tmp_path / ".hidden" / "x.png")
     found = [(s.category, s.path.relative_to(tmp_path).as_posix()) for s in find_samples(tmp_path, limit=2)]
-    assert found == [(None, "loose.jpg"), ("landscape", "landscape/deep/z.jpg"), ("people", "people/a.png"), ("people", "people/b.png")]
+    assert found == [
+        (None, "loose.jpg"),
+        ("landscape", "landscape/deep/z.jpg"),
+        ("people", "people/a.png"),
+        ("people", "people/b.png"),
+    ]
 
 
 def test_holdout_parts_are_training_validation_and_a_test_half_nothing_was_chosen_on(tmp_path):
@@ -183,7 +188,10 @@ def test_scores_do_not_depend_on_batching(pipeline, truth_folder, compared):
     again = list(score(pipeline, find_samples(truth_folder), modes, batch_size=1))
     for first, second in zip(scored, again):
         for mode in modes:
-            assert first.modes[mode].metrics == pytest.approx(second.modes[mode].metrics, abs=1e-6), (first.sample.path, mode)
+            assert first.modes[mode].metrics == pytest.approx(second.modes[mode].metrics, abs=1e-6), (
+                first.sample.path,
+                mode,
+            )
 
 
 def test_unreadable_and_gray_photos_are_skipped_counted_and_keep_their_place(pipeline, tmp_path):
@@ -231,7 +239,11 @@ def test_summary_puts_the_baseline_beside_every_mode_in_every_category(filled):
 def test_routing_confusion_counts_every_photo_in_a_class_folder(pipeline, filled):
     evaluation, scored, _ = filled
     routing = evaluation.routing()
-    assert {label: sum(row.values()) for label, row in routing["confusion"].items()} == {"people": 1, "general": 2, "landscape": 1}
+    assert {label: sum(row.values()) for label, row in routing["confusion"].items()} == {
+        "people": 1,
+        "general": 2,
+        "landscape": 1,
+    }
     right = sum(s.modes[AUTO].route.expert == s.sample.category for s in scored)
     assert routing["accuracy"] == pytest.approx(right / 4), routing
     assert Evaluation(["general"], pipeline).routing() is None  # no auto mode: nothing to score
@@ -263,8 +275,22 @@ def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder,
     out_json, out_sheet = tmp_path / "eval.json", tmp_path / "sheet.png"
     result = CliRunner().invoke(
         app,
-        ["eval", str(truth_folder), "--compare", "auto,colourless", "--weights", f"colourless={colourless_expert}",
-         "--limit", "1", "--json", str(out_json), "--sheet", str(out_sheet), "--sheet-count", "2"],
+        [
+            "eval",
+            str(truth_folder),
+            "--compare",
+            "auto,colourless",
+            "--weights",
+            f"colourless={colourless_expert}",
+            "--limit",
+            "1",
+            "--json",
+            str(out_json),
+            "--sheet",
+            str(out_sheet),
+            "--sheet-count",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
     for word in ("category", "gray", "auto", "colourless", "routing (auto)", "3 photos scored"):
@@ -274,15 +300,33 @@ def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder,
     assert report["settings"]["limit"] == 1 and report["modes"] == [AUTO, "colourless"]
     assert set(report["settings"]["models"]) >= {"colourless", "general", "(classifier)"}
     for record in report["images"]:
-        assert record["colourless"] == {**record["gray"], "expert": "colourless", "reason": "forced", "confidence": None}
+        assert record["colourless"] == {
+            **record["gray"],
+            "expert": "colourless",
+            "reason": "forced",
+            "confidence": None,
+        }
         assert record[AUTO]["expert"] in ("landscape", "people", "general") and "probabilities" in record[AUTO]
     assert report["summary"][ALL][GRAY]["images"] == 3 and report["routing"]["images"] == 3
     assert Image.open(out_sheet).size == (4 * 160, 3 * (160 + 14))  # 3 photos: best 2, then the one left
 
 
-def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_its_settings(home, truth_folder, tmp_path):
+def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_its_settings(
+    home, truth_folder, tmp_path
+):
     out_json = tmp_path / "eval.json"
-    arguments = ["eval", str(truth_folder), "--limit", "1", "--saturation", "0", "--work-size", "64", "--json", str(out_json)]
+    arguments = [
+        "eval",
+        str(truth_folder),
+        "--limit",
+        "1",
+        "--saturation",
+        "0",
+        "--work-size",
+        "64",
+        "--json",
+        str(out_json),
+    ]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     report = json.loads(out_json.read_text())
@@ -294,7 +338,9 @@ def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_i
 
 def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path):
     missing = tmp_path / "no-classifier.safetensors"  # would fail to load if the classifier were needed
-    result = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", "--classifier-weights", str(missing)])
+    result = CliRunner().invoke(
+        app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", "--classifier-weights", str(missing)]
+    )
     assert result.exit_code == 0, result.output
     assert "routing" not in result.output and "general" in result.output
 
@@ -328,7 +374,9 @@ def test_cli_eval_counts_unreadable_photos_and_exits_1(home, tmp_path):
     (data / "people" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     result = CliRunner().invoke(app, ["eval", str(data), "--expert", "people", "--json", str(tmp_path / "eval.json")])
     assert result.exit_code == 1, result.output
-    assert "broken.jpg" in result.output and "1 photos scored" in result.output and "1 unreadable" in result.output, result.output
+    assert "broken.jpg" in result.output and "1 photos scored" in result.output and "1 unreadable" in result.output, (
+        result.output
+    )
     assert json.loads((tmp_path / "eval.json").read_text())["counts"] == {"ok": 1, "skipped": 0, "failed": 1}
 
 
@@ -344,7 +392,9 @@ def test_cli_eval_never_writes_into_the_data_it_scores(home, truth_folder, tmp_p
     if target == "a link to a truth photo":
         path.symlink_to(truth)
     before = {p: p.read_bytes() for p in truth_folder.rglob("*") if p.is_file()}
-    result = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", option, str(path)])
+    result = CliRunner().invoke(
+        app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", option, str(path)]
+    )
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error:") and result.output.count("\n") == 1, result.output
     assert {p: p.read_bytes() for p in truth_folder.rglob("*") if p.is_file()} == before
@@ -357,10 +407,23 @@ def test_by_source_script_splits_categories_by_manifest_source(home, colourless_
     for relative, name in (("people/a.png", "astronaut"), ("general/a.png", "coffee"), ("general/b.png", "chelsea")):
         _write_photo(folder / relative, name)
     with open(folder / "manifest.csv", "w") as manifest:
-        manifest.write("category,file,source_repo_or_package\npeople,train/people/a.png,space\ngeneral,train/general/a.png,cups\n")
+        manifest.write(
+            "category,file,source_repo_or_package\npeople,train/people/a.png,space\ngeneral,train/general/a.png,cups\n"
+        )
     out_json = tmp_path / "eval.json"
-    result = CliRunner().invoke(app, ["eval", str(folder), "--compare", "general,colourless",
-                                      "--weights", f"colourless={colourless_expert}", "--json", str(out_json)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(folder),
+            "--compare",
+            "general,colourless",
+            "--weights",
+            f"colourless={colourless_expert}",
+            "--json",
+            str(out_json),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out_json.read_text())
 
@@ -371,7 +434,9 @@ def test_by_source_script_splits_categories_by_manifest_source(home, colourless_
     general = [tables["general", source]["general"]["delta_e"] for source in ("cups", "(not in the manifest)")]
     assert np.mean(general) == pytest.approx(report["summary"]["general"]["general"]["delta_e"])
 
-    printed = subprocess.run([sys.executable, script["__file__"], out_json, folder / "manifest.csv"], capture_output=True, text=True)
+    printed = subprocess.run(
+        [sys.executable, script["__file__"], out_json, folder / "manifest.csv"], capture_output=True, text=True
+    )
     assert printed.returncode == 0, printed.stderr
     colourless_rows = [line for line in printed.stdout.splitlines() if "colourless" in line]
     assert len(colourless_rows) == 3 and all("| +0.00 dB | 1.000 |" in line for line in colourless_rows)

@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
+from colorize.pipelines.cli import app
+from conftest import interrupt_when
 from PIL import Image, ImageCms, ImageOps
 from skimage import data
 from skimage.color import rgb2lab
-from conftest import interrupt_when
 from typer.testing import CliRunner
-
-from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
-from colorize.pipelines.cli import app
 
 FAST = ["--work-size", "64"]  # the experts' quality is not under test here; their speed matters
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -74,7 +73,9 @@ def _sha(path: Path) -> str:
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(folder)): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()
+    }
 
 
 def _report(path: Path) -> dict[str, dict]:
@@ -147,7 +148,9 @@ def build_zoo(root: Path) -> dict[str, tuple[str, str]]:
     tifffile.imwrite(root / "deep16.tif", np.dstack([ramp] * 3), photometric="rgb")
     expect["deep16.tif"] = (OK, "")
     alpha16 = (np.arange(48 * 64).reshape(48, 64) * 21 % 65536).astype(np.uint16)
-    tifffile.imwrite(root / "cutout16.tif", np.dstack([ramp] * 3 + [alpha16]), photometric="rgb", extrasamples=["unassalpha"])
+    tifffile.imwrite(
+        root / "cutout16.tif", np.dstack([ramp] * 3 + [alpha16]), photometric="rgb", extrasamples=["unassalpha"]
+    )
     expect["cutout16.tif"] = (OK, "")
 
     nested = root / "1950s" / "summer"
@@ -205,9 +208,13 @@ def test_every_file_in_the_zoo_is_accounted_for_and_no_input_changes(runner, zoo
     rows = _report(report)
     expect = {**expect, "not-there.jpg": (FAILED, "no such file or folder")}
     got = {name: (row["status"], _reason(row)) for name, row in rows.items()}
-    assert set(got) == set(expect), f"reported but not expected: {set(got) - set(expect)}; missing: {set(expect) - set(got)}"
+    assert set(got) == set(expect), (
+        f"reported but not expected: {set(got) - set(expect)}; missing: {set(expect) - set(got)}"
+    )
     for name, (status, reason) in expect.items():
-        assert got[name][0] == status and reason in got[name][1], f"{name}: expected {status} '{reason}', got {got[name]}"
+        assert got[name][0] == status and reason in got[name][1], (
+            f"{name}: expected {status} '{reason}', got {got[name]}"
+        )
 
     # One line per failure, naming the file (markup-like names printed literally).
     lines = result.output.splitlines()
@@ -220,9 +227,7 @@ def test_every_file_in_the_zoo_is_accounted_for_and_no_input_changes(runner, zoo
 
     assert _hashes(root) == before, "an input was modified"
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    expected_outputs = {
-        Path(row["output"]).relative_to(out).as_posix() for row in rows.values() if row["status"] == OK
-    }
+    expected_outputs = {Path(row["output"]).relative_to(out).as_posix() for row in rows.values() if row["status"] == OK}
     assert written == expected_outputs, f"unexpected files in the output tree: {written ^ expected_outputs}"
     assert "1950s/summer/nested.jpg" in written, "the tree below the input folder is mirrored"
     for row in rows.values():
@@ -297,7 +302,10 @@ def test_a_second_run_redoes_nothing_and_outputs_are_not_reingested(runner, zoo,
     assert fed_back.exit_code == 0, fed_back.output
     for name, row in _report(report2).items():
         if not name.endswith(".bmp"):
-            assert (row["status"], row["skip_reason"]) == (SKIPPED, "a colorize output (from an earlier run)"), (name, row)
+            assert (row["status"], row["skip_reason"]) == (SKIPPED, "a colorize output (from an earlier run)"), (
+                name,
+                row,
+            )
 
 
 def test_fail_fast_stops_and_the_same_command_resumes(runner, tmp_path):
@@ -347,7 +355,9 @@ def test_an_interrupted_run_leaves_only_whole_files_and_resumes(tmp_path, isolat
     # One photo per batch and no classifier: small steps, so the signal lands mid-run.
     fast = ["--expert", "general", *FAST]
     command = [COLORIZE, "auto", str(scans), "-o", str(out), "--report", str(report), "--batch-size", "1", *fast]
-    returncode, output = interrupt_when(command, lambda: report.exists() and len(report.read_text().splitlines()) >= 2, sig)
+    returncode, output = interrupt_when(
+        command, lambda: report.exists() and len(report.read_text().splitlines()) >= 2, sig
+    )
     assert returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
     rows = [json.loads(line) for line in report.read_text().splitlines()]
@@ -397,7 +407,9 @@ def test_with_a_suffix_outputs_beside_the_originals_are_never_colorized_again(ru
     originals = _hashes(scans)
     for on_exists in ("skip", "skip", "overwrite"):
         report = tmp_path / f"{on_exists}.jsonl"
-        result = _invoke(runner, scans, "-r", "-o", scans, "--suffix", "_color", "--on-exists", on_exists, "--report", report)
+        result = _invoke(
+            runner, scans, "-r", "-o", scans, "--suffix", "_color", "--on-exists", on_exists, "--report", report
+        )
         assert result.exit_code == 0, result.output
         assert set(_report(report)) == {"a.jpg", "b.png", "c.bmp", "d.tif"}, "an output was taken as an input"
     names = {p.relative_to(scans).as_posix() for p in scans.rglob("*") if p.is_file()}
@@ -425,7 +437,9 @@ def test_two_inputs_with_one_output_name_never_overwrite_each_other(runner, tmp_
         (tmp_path / folder).mkdir()
         Image.fromarray(_gray(name, 40)).save(tmp_path / folder / "x.jpg")
     report = tmp_path / "r.jsonl"
-    result = _invoke(runner, tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "-o", tmp_path / "out", "--report", report)
+    result = _invoke(
+        runner, tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "-o", tmp_path / "out", "--report", report
+    )
     assert result.exit_code == 1, result.output
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert sorted(r["status"] for r in rows) == [FAILED, OK]
@@ -559,8 +573,8 @@ class _Trap:
 
 def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
     """A broken weights file of ``kind`` and the words its error must contain."""
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     bundled = Path(__file__).parents[1] / "experts" / "weights" / "general.safetensors"
     path = tmp_path / f"{kind}.safetensors"
@@ -577,7 +591,13 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
         path = Path(__file__).parents[1] / "classifier" / "weights" / "classifier.safetensors"
         return path, "holds a 'classifier' model, expected an expert"
     if kind == "unknown-architecture":
-        meta = {"format_version": 1, "kind": "expert", "architecture": "unet_from_the_future", "arguments": {}, "work_size": 64}
+        meta = {
+            "format_version": 1,
+            "kind": "expert",
+            "architecture": "unet_from_the_future",
+            "arguments": {},
+            "work_size": 64,
+        }
         save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
         return path, "unet_from_the_future"
     if kind == "mismatched-tensors":
@@ -585,13 +605,23 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
         save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
         return path, "tensors do not match architecture"
     if kind == "hub-encoder":  # timm would fetch this name's config from the internet
-        meta = {"format_version": 1, "kind": "expert", "architecture": "unet_lite", "work_size": 64,
-                "arguments": {"encoder": "hf-hub:someone/model", "decoder_channels": [96, 64, 40, 24], "output_stride": 2}}
+        meta = {
+            "format_version": 1,
+            "kind": "expert",
+            "architecture": "unet_lite",
+            "work_size": 64,
+            "arguments": {"encoder": "hf-hub:someone/model", "decoder_channels": [96, 64, 40, 24], "output_stride": 2},
+        }
         save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
         return path, "'hf-hub:someone/model' is not one colorize builds"
     if kind == "huge-network":  # a tiny file whose metadata asks for terabytes of weights
-        meta = {"format_version": 1, "kind": "expert", "architecture": "unet_seed", "work_size": 64,
-                "arguments": {"widths": [8, 8, 10**7]}}
+        meta = {
+            "format_version": 1,
+            "kind": "expert",
+            "architecture": "unet_seed",
+            "work_size": 64,
+            "arguments": {"widths": [8, 8, 10**7]},
+        }
         save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
         return path, "tensors do not match architecture 'unet_seed'"
     raise ValueError(kind)
@@ -599,7 +629,16 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
 
 @pytest.mark.parametrize(
     "kind",
-    ["corrupt", "truncated", "foreign", "classifier", "unknown-architecture", "mismatched-tensors", "hub-encoder", "huge-network"],
+    [
+        "corrupt",
+        "truncated",
+        "foreign",
+        "classifier",
+        "unknown-architecture",
+        "mismatched-tensors",
+        "hub-encoder",
+        "huge-network",
+    ],
 )
 def test_broken_expert_weights_are_one_line_errors_naming_the_file(runner, tmp_path, kind):
     scans = tmp_path / "scans"
@@ -636,16 +675,24 @@ def test_a_pickle_posing_as_weights_is_never_unpickled(runner, tmp_path, option)
         ("efficientnet_lite0", {"num_classes": 2 * 10**9}, "tensors do not match architecture 'efficientnet_lite0'"),
     ],
 )
-def test_a_classifier_file_cannot_make_colorize_fetch_or_build_what_it_names(runner, tmp_path, architecture, arguments, words):
-    from safetensors.torch import save_file
+def test_a_classifier_file_cannot_make_colorize_fetch_or_build_what_it_names(
+    runner, tmp_path, architecture, arguments, words
+):
     import torch
+    from safetensors.torch import save_file
 
     scans = tmp_path / "scans"
     scans.mkdir()
     Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
     path = tmp_path / "classifier.safetensors"
-    meta = {"format_version": 1, "kind": "classifier", "architecture": architecture, "arguments": arguments,
-            "labels": ["landscape", "people", "general"], "preprocessing": {"input_size": 128, "mean": 0.5, "std": 0.5}}
+    meta = {
+        "format_version": 1,
+        "kind": "classifier",
+        "architecture": architecture,
+        "arguments": arguments,
+        "labels": ["landscape", "people", "general"],
+        "preprocessing": {"input_size": 128, "mean": 0.5, "std": 0.5},
+    }
     save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
     result = _invoke(runner, scans, "-o", tmp_path / "out", "--classifier-weights", path)
     assert result.exit_code == 2, result.output
@@ -664,7 +711,9 @@ def _bundled_expert_with(tmp_path: Path, name: str, change) -> Path:
     tensors = load_file(str(bundled))
     metadata, tensors = change(json.loads(metadata["colorize"]), tensors)
     path = tmp_path / f"{name}.safetensors"
-    save_file(tensors, str(path), metadata={"colorize": metadata if isinstance(metadata, str) else json.dumps(metadata)})
+    save_file(
+        tensors, str(path), metadata={"colorize": metadata if isinstance(metadata, str) else json.dumps(metadata)}
+    )
     return path
 
 
@@ -724,8 +773,8 @@ def test_weights_that_are_not_regular_files_say_so(runner, tmp_path):
 
 
 def test_experts_lists_every_good_model_beside_the_bad_ones(runner, isolated_home, tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     folder = isolated_home / "experts"
     folder.mkdir(parents=True)
@@ -733,8 +782,16 @@ def test_experts_lists_every_good_model_beside_the_bad_ones(runner, isolated_hom
         "as-list": json.dumps([1, 2, 3]),
         "nested": "[" * 100_000 + "]" * 100_000,
         "no-keys": json.dumps({"format_version": 1}),
-        "odd-metrics": json.dumps({"format_version": 1, "kind": "expert", "architecture": "unet_lite", "arguments": {},
-                                   "metrics": [1, 2], "normalization": {"ab_gain": [1, 2, 3]}}),
+        "odd-metrics": json.dumps(
+            {
+                "format_version": 1,
+                "kind": "expert",
+                "architecture": "unet_lite",
+                "arguments": {},
+                "metrics": [1, 2],
+                "normalization": {"ab_gain": [1, 2, 3]},
+            }
+        ),
     }
     for name, metadata in bad.items():
         save_file({"weight": torch.zeros(3)}, str(folder / f"{name}.safetensors"), metadata={"colorize": metadata})
@@ -803,8 +860,19 @@ def test_a_recursive_glob_does_not_follow_links_to_folders(tmp_path, isolated_ho
     (scans / "again").symlink_to(".")
     (scans / "and-again").symlink_to(".")  # two loops: following them, the names multiply without end
     report = tmp_path / "r.jsonl"
-    command = [sys.executable, "-m", "colorize", "auto", str(scans / "**" / "*.*"), "-r", "-o", str(tmp_path / "out"),
-               "--report", str(report), *FAST]
+    command = [
+        sys.executable,
+        "-m",
+        "colorize",
+        "auto",
+        str(scans / "**" / "*.*"),
+        "-r",
+        "-o",
+        str(tmp_path / "out"),
+        "--report",
+        str(report),
+        *FAST,
+    ]
     # The timeout only keeps a regression from hanging the suite; the run itself takes seconds.
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

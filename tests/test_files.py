@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from colorize.experts.files import NoSpaceError, atomic_write, check_writable, remove_stale_temporaries
 
 

@@ -8,12 +8,9 @@ import os
 import stat
 
 import numpy as np
-import torch
 import pytest
 import tifffile
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin
-from skimage import data
-
+import torch
 from colorize.pipelines.imageio import (
     COLORIZED_TAG,
     ImageError,
@@ -23,6 +20,8 @@ from colorize.pipelines.imageio import (
     is_colour_photo,
     read_marker,
 )
+from PIL import Image, ImageCms, PngImagePlugin
+from skimage import data
 
 FORMATS = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -162,9 +161,10 @@ def _reference_upright(stored: np.ndarray, orientation: int) -> np.ndarray:
 
 def _png_with_exif(path, array: np.ndarray, exif: bytes) -> None:
     """A 16-bit PNG (which PIL cannot write in colour) with an eXIf chunk, via pypng."""
-    import png
     import struct
     import zlib
+
+    import png
 
     buffer = io.BytesIO()
     planes = 1 if array.ndim == 2 else array.shape[-1]
@@ -179,10 +179,20 @@ def _png_with_exif(path, array: np.ndarray, exif: bytes) -> None:
 
 # Every way a sideways scan reaches us: format (and TIFF compression), bit depth, gray or RGB.
 _ORIENTED_FILES = [
-    ("JPEG", None, 8, "gray"), ("JPEG", None, 8, "rgb"),
-    ("PNG", None, 8, "gray"), ("PNG", None, 8, "rgb"), ("PNG", None, 16, "gray"), ("PNG", None, 16, "rgb"),
-    ("TIFF", "raw", 8, "gray"), ("TIFF", "raw", 8, "rgb"), ("TIFF", "raw", 16, "gray"), ("TIFF", "raw", 16, "rgb"),
-    ("TIFF", "lzw", 8, "gray"), ("TIFF", "lzw", 8, "rgb"), ("TIFF", "lzw", 16, "gray"), ("TIFF", "deflate", 16, "rgb"),
+    ("JPEG", None, 8, "gray"),
+    ("JPEG", None, 8, "rgb"),
+    ("PNG", None, 8, "gray"),
+    ("PNG", None, 8, "rgb"),
+    ("PNG", None, 16, "gray"),
+    ("PNG", None, 16, "rgb"),
+    ("TIFF", "raw", 8, "gray"),
+    ("TIFF", "raw", 8, "rgb"),
+    ("TIFF", "raw", 16, "gray"),
+    ("TIFF", "raw", 16, "rgb"),
+    ("TIFF", "lzw", 8, "gray"),
+    ("TIFF", "lzw", 8, "rgb"),
+    ("TIFF", "lzw", 16, "gray"),
+    ("TIFF", "deflate", 16, "rgb"),
     ("WEBP", None, 8, "rgb"),
 ]
 
@@ -193,8 +203,13 @@ def _write_oriented(path, stored: np.ndarray, fmt: str, compression, orientation
     if stored.dtype == np.uint16 and fmt == "PNG":
         _png_with_exif(path, stored, exif.tobytes())
     elif stored.dtype == np.uint16 and stored.ndim == 3:  # 16-bit RGB TIFF: PIL cannot hold it
-        tifffile.imwrite(path, stored, photometric="rgb", compression=compression if compression != "raw" else None,
-                         extratags=[(274, "H", 1, orientation, True)])
+        tifffile.imwrite(
+            path,
+            stored,
+            photometric="rgb",
+            compression=compression if compression != "raw" else None,
+            extratags=[(274, "H", 1, orientation, True)],
+        )
     else:
         image = Image.fromarray(stored)
         params = {"exif": exif.tobytes()}
@@ -362,7 +377,9 @@ def test_output_keeps_icc_and_exif_and_names_the_expert(tmp_path, fmt):
     source = tmp_path / f"in.{FORMATS[fmt]}"
     Image.fromarray(_gray()).convert("RGB").save(source, format=fmt, icc_profile=SRGB, exif=_exif_with())
     decoded = decode(source)
-    out = encode(decoded.pixels, decoded, tmp_path / "out" / source.name, note="colorized by expert people (classified)")
+    out = encode(
+        decoded.pixels, decoded, tmp_path / "out" / source.name, note="colorized by expert people (classified)"
+    )
     with Image.open(out) as written:
         assert written.format == fmt
         assert written.info.get("icc_profile") == SRGB
@@ -471,7 +488,9 @@ def test_outputs_are_readable_like_any_file_the_user_creates(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask, oct(out.stat().st_mode)
 
 
-@pytest.mark.parametrize("fmt,sixteen", [("JPEG", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True), ("BMP", False)])
+@pytest.mark.parametrize(
+    "fmt,sixteen", [("JPEG", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True), ("BMP", False)]
+)
 def test_scan_resolution_is_kept_and_follows_orientation(tmp_path, fmt, sixteen):
     gray = _gray()[:20, :30]
     image = Image.fromarray(gray.astype(np.uint16) * 257 if sixteen else gray)
@@ -489,7 +508,9 @@ def test_scan_resolution_is_kept_and_follows_orientation(tmp_path, fmt, sixteen)
 def test_banded_8bit_conversion_matches_the_plain_formula():
     from colorize.pipelines.imageio import to_8bit
 
-    rgb = np.random.default_rng(4).uniform(-0.2, 1.2, (130, 7, 3)).astype(np.float32)  # over two bands, out of range too
+    rgb = (
+        np.random.default_rng(4).uniform(-0.2, 1.2, (130, 7, 3)).astype(np.float32)
+    )  # over two bands, out of range too
     assert np.array_equal(to_8bit(rgb), (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
@@ -528,7 +549,9 @@ def test_a_sixteen_bit_planar_tiff_keeps_all_sixteen_bits(tmp_path):
 _XMP = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>Négatif n° 12, 1931</rdf:RDF></x:xmpmeta>'
 
 
-@pytest.mark.parametrize("fmt, sixteen", [("JPEG", False), ("WEBP", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True)])
+@pytest.mark.parametrize(
+    "fmt, sixteen", [("JPEG", False), ("WEBP", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True)]
+)
 def test_xmp_and_png_text_reach_the_output(tmp_path, fmt, sixteen):
     gray = _gray(24)
     source = tmp_path / f"in.{FORMATS[fmt]}"
@@ -540,11 +563,21 @@ def test_xmp_and_png_text_reach_the_output(tmp_path, fmt, sixteen):
         image.save(source, pnginfo=chunks)
     elif fmt == "TIFF":
         array = gray.astype(np.uint16) * 257 if sixteen else gray
-        tifffile.imwrite(source, np.dstack([array] * 3), photometric="rgb", extratags=[(700, "B", len(_XMP.encode()), _XMP.encode(), True)])
+        tifffile.imwrite(
+            source,
+            np.dstack([array] * 3),
+            photometric="rgb",
+            extratags=[(700, "B", len(_XMP.encode()), _XMP.encode(), True)],
+        )
     else:
         Image.fromarray(gray).save(source, format=fmt, xmp=_XMP.encode())
     decoded = decode(source)
-    out = encode(np.dstack([decoded.pixels] * 3) if decoded.is_gray else decoded.pixels, decoded, tmp_path / f"out.{FORMATS[fmt]}", note="test")
+    out = encode(
+        np.dstack([decoded.pixels] * 3) if decoded.is_gray else decoded.pixels,
+        decoded,
+        tmp_path / f"out.{FORMATS[fmt]}",
+        note="test",
+    )
     with Image.open(out) as written:
         written.load()
         if fmt == "PNG":

@@ -7,12 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+from colorize.pipelines import metrics
 from PIL import Image
 from skimage import data
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-from colorize.pipelines import metrics
 
 
 def _small(image: np.ndarray, side: int = 64) -> np.ndarray:
@@ -160,8 +159,24 @@ def test_compare_refuses_images_of_different_sizes(pair):
 
 def test_summarize_averages_images_and_takes_the_ratio_of_mean_colourfulness():
     rows = [
-        {"psnr": 20, "ssim": 0.5, "rmse": 10, "delta_e": 4, "ab_auc": 0.9, "colorfulness": 10, "colorfulness_truth": 40},
-        {"psnr": 30, "ssim": 0.7, "rmse": 20, "delta_e": 6, "ab_auc": 0.7, "colorfulness": 30, "colorfulness_truth": 40},
+        {
+            "psnr": 20,
+            "ssim": 0.5,
+            "rmse": 10,
+            "delta_e": 4,
+            "ab_auc": 0.9,
+            "colorfulness": 10,
+            "colorfulness_truth": 40,
+        },
+        {
+            "psnr": 30,
+            "ssim": 0.7,
+            "rmse": 20,
+            "delta_e": 6,
+            "ab_auc": 0.7,
+            "colorfulness": 30,
+            "colorfulness_truth": 40,
+        },
     ]
     summary = metrics.summarize(rows)
     assert summary["psnr"] == 25 and summary["delta_e"] == 5 and summary["images"] == 2

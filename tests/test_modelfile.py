@@ -5,13 +5,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from colorize.experts.architectures import create_architecture
 from colorize.experts.modelfile import ModelFileError, bundled_weights_dir, read_metadata, save_model
 from colorize.experts.store import Expert, ExpertStore
+from safetensors.torch import save_file
 
-SEED_META = {"kind": "expert", "architecture": "unet_seed", "arguments": {"widths": [8, 16, 32]}, "work_size": 32, "category": "tiny"}
+SEED_META = {
+    "kind": "expert",
+    "architecture": "unet_seed",
+    "arguments": {"widths": [8, 16, 32]},
+    "work_size": 32,
+    "category": "tiny",
+}
 
 
 def _tiny_expert_file(path: Path) -> Path:

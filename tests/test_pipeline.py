@@ -5,11 +5,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage.color import rgb2lab
-
 from colorize.pipelines.inference import Pipeline, PipelineError
 from colorize.router import UnknownExpertError
+from PIL import Image
+from skimage.color import rgb2lab
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +83,9 @@ def test_threshold_one_sends_everything_to_general(photos):
 
 
 def test_class_mapped_to_a_missing_expert_falls_back(tmp_path, photos):
-    (tmp_path / "routing.toml").write_text('[class_to_expert]\npeople = "portraits-1920s"\nlandscape = "portraits-1920s"\n')
+    (tmp_path / "routing.toml").write_text(
+        '[class_to_expert]\npeople = "portraits-1920s"\nlandscape = "portraits-1920s"\n'
+    )
     pipeline = Pipeline.from_config(home=tmp_path, threshold=0.0)
     routes = pipeline.route([_lightness(_gray(rgb)) for rgb in photos.values()])
     assert all(r.expert == "general" for r in routes)
@@ -167,7 +168,36 @@ def test_a_photo_one_pixel_high_needs_no_more_memory_than_its_pixels(shape):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", _STRIP_PEAK, shape], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", _STRIP_PEAK, shape],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[-1]) < 600, f"peak grew by {done.stdout.split()[-1]} MB for a 4 MP strip"
+
+
+_README_EXAMPLE = """
+import torch
+torch.set_num_threads(2)
+from PIL import Image
+from colorize.pipelines.inference import Pipeline
+
+pipeline = Pipeline.from_config()
+result = pipeline.colorize(Image.open(__import__("sys").argv[1]))
+print(torch.get_num_threads(), result.route.expert, result.rgb.shape)
+"""
+
+
+def test_the_python_api_leaves_the_callers_torch_settings_as_they_were(tmp_path, photos):
+    import subprocess
+    import sys
+
+    path = tmp_path / "old.jpg"
+    Image.fromarray(_gray(photos["chelsea"])).save(path)
+    done = subprocess.run([sys.executable, "-c", _README_EXAMPLE, str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    threads, expert, shape = done.stdout.split(maxsplit=2)
+    assert threads == "2", "Pipeline.from_config() changed torch's thread count for the whole process"
+    assert expert in {"landscape", "people", "general"} and shape.startswith("(")

@@ -5,27 +5,37 @@ import hashlib
 import json
 import signal
 import sys
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import load_file
-from conftest import interrupt_when
-from typer.testing import CliRunner
-
 from colorize.experts.ab_bins import bin_index, rarity_weights
 from colorize.experts.color import AB_SCALE
 from colorize.experts.modelfile import bundled_weights_dir, read_metadata
 from colorize.experts.store import ExpertStore
-from colorize.pipelines import cli_colorize, cli_train  # noqa: F401  (registers the commands)
-from colorize.pipelines import training
+from colorize.pipelines import cli_colorize, cli_train, training  # noqa: F401  (registers the commands)
 from colorize.pipelines.cli import app
 from colorize.pipelines.train_expert import RARITY_BINS, ExpertTrainConfig, regression_loss, train_expert
+from conftest import interrupt_when
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
 
-TINY = ["--arch", "unet_seed", "--init", "scratch", "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "0"]
+TINY = [
+    "--arch",
+    "unet_seed",
+    "--init",
+    "scratch",
+    "--epochs",
+    "1",
+    "--size",
+    "32",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+]
 
 
 def _crops(rgb: np.ndarray, count: int, size: int = 48):
@@ -81,8 +91,16 @@ def test_unusable_photos_are_skipped_and_counted(colour_folder, isolated_home):
     (colour_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     Image.fromarray(np.full((40, 40), 90, np.uint8)).convert("RGB").save(colour_folder / "gray.png")
     config = ExpertTrainConfig.from_defaults(
-        "people", [colour_folder], architecture="unet_seed", arguments={}, init="scratch", epochs=1, size=32,
-        batch_size=32, workers=0, val_split=0.3,
+        "people",
+        [colour_folder],
+        architecture="unet_seed",
+        arguments={},
+        init="scratch",
+        epochs=1,
+        size=32,
+        batch_size=32,
+        workers=0,
+        val_split=0.3,
     )
     meta = train_expert(config, ExpertStore()).metadata
     assert meta["training"]["data"]["images"] == 26
@@ -130,7 +148,23 @@ def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos)
         (root / label).mkdir(parents=True)
         for i, crop in enumerate(_crops(photos[source], 6)):
             Image.fromarray(crop).save(root / label / f"{source}_{i}.jpg")
-    args = ["train", "classifier", str(root), "--init", "scratch", "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "0", "--val-split", "0.3"]
+    args = [
+        "train",
+        "classifier",
+        str(root),
+        "--init",
+        "scratch",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--val-split",
+        "0.3",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = read_metadata(isolated_home / "classifier" / "classifier.safetensors").metadata
@@ -142,8 +176,16 @@ def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos)
 
 def _config(folder, run_dir, **extra):
     settings = dict(
-        architecture="unet_seed", arguments={"widths": [8, 16, 32]}, init="scratch", epochs=2, size=32,
-        batch_size=4, workers=0, val_split=0.2, run_dir=run_dir, out=run_dir / "out.safetensors",
+        architecture="unet_seed",
+        arguments={"widths": [8, 16, 32]},
+        init="scratch",
+        epochs=2,
+        size=32,
+        batch_size=4,
+        workers=0,
+        val_split=0.2,
+        run_dir=run_dir,
+        out=run_dir / "out.safetensors",
     )
     return ExpertTrainConfig.from_defaults("people", [folder], **{**settings, **extra})
 
@@ -168,7 +210,9 @@ def test_resumed_run_matches_an_uninterrupted_one(colour_folder, isolated_home, 
     _assert_same_weights(straight.path, resumed.path)
 
 
-def test_a_crash_mid_epoch_resumes_from_the_timed_checkpoint_and_matches(colour_folder, isolated_home, tmp_path, monkeypatch):
+def test_a_crash_mid_epoch_resumes_from_the_timed_checkpoint_and_matches(
+    colour_folder, isolated_home, tmp_path, monkeypatch
+):
     store = ExpertStore()
     straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every batch
@@ -187,7 +231,9 @@ def test_a_crash_mid_epoch_resumes_from_the_timed_checkpoint_and_matches(colour_
 
 
 @pytest.mark.parametrize("hook", ["metadata", "on_epoch_end"])
-def test_an_interrupt_while_an_epoch_is_being_scored_resumes_as_if_it_came_before(colour_folder, isolated_home, tmp_path, monkeypatch, hook):
+def test_an_interrupt_while_an_epoch_is_being_scored_resumes_as_if_it_came_before(
+    colour_folder, isolated_home, tmp_path, monkeypatch, hook
+):
     """Ctrl-C can land after validation has recorded an epoch but before the epoch is counted
     done: while its best file is written (``metadata``), or its sample sheet (``on_epoch_end``)."""
     from colorize.pipelines.train_expert import ExpertTask
@@ -243,9 +289,25 @@ def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp
 
     out = tmp_path / "ddp.safetensors"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "colorize", "train", "expert", "ddp", str(colour_folder), *TINY, "--max-steps", "3",
-        "--out", str(out), "--run-dir", str(tmp_path / "run"),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "colorize",
+        "train",
+        "expert",
+        "ddp",
+        str(colour_folder),
+        *TINY,
+        "--max-steps",
+        "3",
+        "--out",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
     ]
     env = {**os.environ, "COLORIZE_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -258,8 +320,26 @@ def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp
 
 def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_folder, isolated_home, tmp_path):
     runner = CliRunner()
-    args = ["train", "expert", "vivid", str(colour_folder), "--arch", "unet_lite", "--ab-bins", "6", "--init", "scratch",
-            "--epochs", "1", "--size", "32", "--batch-size", "8", "--workers", "0"]
+    args = [
+        "train",
+        "expert",
+        "vivid",
+        str(colour_folder),
+        "--arch",
+        "unet_lite",
+        "--ab-bins",
+        "6",
+        "--init",
+        "scratch",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = read_metadata(isolated_home / "experts" / "vivid.safetensors").metadata
@@ -269,7 +349,9 @@ def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_fol
     target = meta["training"]["recipe"]["colorfulness_target"]
     assert sorted(float(r) for r in curve) == sorted(meta["training"]["recipe"]["rebalance_strengths"])
     chosen = str(meta["arguments"]["rebalance"])
-    assert meta["metrics"]["val_rebalance"] == float(chosen) and meta["metrics"]["val_delta_e"] == curve[chosen]["delta_e"]
+    assert (
+        meta["metrics"]["val_rebalance"] == float(chosen) and meta["metrics"]["val_delta_e"] == curve[chosen]["delta_e"]
+    )
     tolerance = meta["training"]["recipe"]["delta_e_tolerance"]
     assert curve[chosen]["delta_e"] <= min(c["delta_e"] for c in curve.values()) * (1 + tolerance)
     assert 0 < target <= 1
@@ -279,7 +361,9 @@ def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_fol
     expert = ExpertStore().load("vivid")
     assert expert.network.rebalance == float(chosen)
     prior = expert.network.log_prior.exp()
-    assert prior.sum() == pytest.approx(1.0, abs=1e-3) and prior.max() > 2 * prior.min(), "a measured, non-uniform prior"
+    assert prior.sum() == pytest.approx(1.0, abs=1e-3) and prior.max() > 2 * prior.min(), (
+        "a measured, non-uniform prior"
+    )
     gray = tmp_path / "old.png"
     Image.fromarray(np.full((20, 30), 120, np.uint8)).save(gray)
     auto = runner.invoke(app, ["auto", str(gray), "-o", str(tmp_path / "out"), "--expert", "vivid"])
@@ -315,7 +399,9 @@ def test_ab_bin_head_fine_tuned_from_a_regression_expert_starts_where_it_was(iso
     tuned = model.state_dict()
     assert tuned["bin_residual.weight"].shape[0] == 64 and "bin_residual.weight" not in general
     assert all(torch.equal(tuned[k], general[k]) for k in general)
-    assert config.init_sha256 == hashlib.sha256((bundled_weights_dir() / "general.safetensors").read_bytes()).hexdigest()
+    assert (
+        config.init_sha256 == hashlib.sha256((bundled_weights_dir() / "general.safetensors").read_bytes()).hexdigest()
+    )
     assert config.arguments["ab_bins"] == 8 and "rebalance" not in config.arguments
 
     # Before any training, the distribution is centred on the regression output: decoded
@@ -336,6 +422,7 @@ def test_ab_bins_need_an_architecture_with_that_head(colour_folder, isolated_hom
 @pytest.mark.slow
 def test_a_killed_training_run_saves_its_checkpoint_and_resumes(colour_folder, isolated_home):
     """SIGTERM (a scheduler's pre-emption, a closed session) is handled as Ctrl-C is."""
+
     def train_args(epochs: int) -> list[str]:
         args = ["train", "expert", "killed", str(colour_folder), *TINY]
         args[args.index("--epochs") + 1] = str(epochs)
@@ -362,7 +449,12 @@ def test_regression_expert_ships_the_chroma_curve_chosen_on_validation(colour_fo
 
     # Any ΔE is affordable and no colour is too much: the rule must pick the most colourful setting.
     config = _config(
-        colour_folder, tmp_path / "calibrated", epochs=1, delta_e_tolerance=100.0, colorfulness_target=100.0, chroma_exponents=(0.0, 1.0)
+        colour_folder,
+        tmp_path / "calibrated",
+        epochs=1,
+        delta_e_tolerance=100.0,
+        colorfulness_target=100.0,
+        chroma_exponents=(0.0, 1.0),
     )
     model_file = train_expert(config, ExpertStore())
     meta = model_file.metadata
@@ -384,24 +476,41 @@ def test_regression_expert_ships_the_chroma_curve_chosen_on_validation(colour_fo
     assert expert.ab_gain.flatten().tolist() == pytest.approx([gain, gain]) and expert.chroma_exponent == exponent
 
     # A fixed boost (the paper's) is kept as given, and nothing is chosen.
-    fixed = train_expert(_config(colour_folder, tmp_path / "fixed", epochs=1, ab_gain=(1.6, 2.0)), ExpertStore()).metadata
+    fixed = train_expert(
+        _config(colour_folder, tmp_path / "fixed", epochs=1, ab_gain=(1.6, 2.0)), ExpertStore()
+    ).metadata
     assert fixed["normalization"]["ab_gain"] == [1.6, 2.0]
     assert "chroma_curve" not in fixed["training"] and "val_chroma_gain" not in fixed["metrics"]
 
 
-def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weights(colour_folder, isolated_home, tmp_path):
+def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weights(
+    colour_folder, isolated_home, tmp_path
+):
     store = ExpertStore()
     # A safest-ΔE rule first (no colour wanted), then a rule that wants all the colour there is.
-    first = train_expert(_config(colour_folder, tmp_path / "first", epochs=1, colorfulness_target=0.0, out=store.user_path("mine")), store)
+    first = train_expert(
+        _config(colour_folder, tmp_path / "first", epochs=1, colorfulness_target=0.0, out=store.user_path("mine")),
+        store,
+    )
     rescored = train_expert(
-        _config(colour_folder, tmp_path / "again", epochs=0, init="mine", delta_e_tolerance=100.0, colorfulness_target=100.0,
-                out=store.user_path("mine-vivid")), store
+        _config(
+            colour_folder,
+            tmp_path / "again",
+            epochs=0,
+            init="mine",
+            delta_e_tolerance=100.0,
+            colorfulness_target=100.0,
+            out=store.user_path("mine-vivid"),
+        ),
+        store,
     )
     a, b = load_file(str(first.path)), load_file(str(rescored.path))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "nothing may be trained"
     meta = rescored.metadata
     assert [r["epoch"] for r in meta["training"]["history"]] == [0]
-    assert meta["training"]["init_training"] == first.metadata["training"], "the file keeps how its weights were trained"
+    assert meta["training"]["init_training"] == first.metadata["training"], (
+        "the file keeps how its weights were trained"
+    )
     assert meta["training"]["recipe"]["init_sha256"] == _sha(first.path)
     most_colourful = max(meta["training"]["chroma_curve"], key=lambda c: c["colorfulness_ratio"])
     chosen = (meta["normalization"]["ab_gain"][0], meta["normalization"]["chroma_exponent"])
@@ -411,17 +520,23 @@ def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weight
     assert "mine: unet_seed," in listing and f"mine-vivid: unet_seed (chroma x{chosen[0]:g}" in listing
 
 
-def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_validation(colour_folder, isolated_home, tmp_path):
+def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_validation(
+    colour_folder, isolated_home, tmp_path
+):
     store = ExpertStore()
     # The bundled general expert, and a learning rate that wrecks it in two steps: epochs 1 and 2 must lose to epoch 0.
     epochs = []
     record_epochs = lambda event, **data: epochs.append(data) if event == "epoch_end" else None  # noqa: E731
-    config = _config(colour_folder, tmp_path / "tuned", epochs=2, patience=1, init="general", lr=1e4, max_steps_per_epoch=2)
+    config = _config(
+        colour_folder, tmp_path / "tuned", epochs=2, patience=1, init="general", lr=1e4, max_steps_per_epoch=2
+    )
     wrecked = train_expert(config, store, record_epochs)
     # Losing to the starting weights is no reason to stop early (a warm restart starts by losing):
     # with patience 1, epoch 2 still runs, as epoch 1 is the best trained epoch so far.
     assert [(r["epoch"], r["best"]) for r in epochs] == [(0, True), (1, False), (2, False)]
-    assert [r["epoch"] for r in wrecked.metadata["training"]["history"]] == [0, 1, 2], "the file records the epochs it rejected"
+    assert [r["epoch"] for r in wrecked.metadata["training"]["history"]] == [0, 1, 2], (
+        "the file records the epochs it rejected"
+    )
     a, b = load_file(str(bundled_weights_dir() / "general.safetensors")), load_file(str(wrecked.path))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].to(a[k].dtype)) for k in a)
 
@@ -443,7 +558,10 @@ def test_rebalanced_l1_moves_the_best_guess_from_the_common_colour_towards_the_r
 
     def best_guess(strength):
         weights = rarity_weights(histogram, strength) if strength else None
-        guesses = [torch.cat((torch.full_like(truth[:, :1], float(c)), torch.zeros_like(truth[:, 1:])), dim=1) for c in candidates]
+        guesses = [
+            torch.cat((torch.full_like(truth[:, :1], float(c)), torch.zeros_like(truth[:, 1:])), dim=1)
+            for c in candidates
+        ]
         losses = [float(regression_loss(guess, truth, "l1", weights)) for guess in guesses]
         return float(candidates[int(np.argmin(losses))])
 
@@ -457,7 +575,9 @@ def test_a_rebalanced_run_records_its_strength_and_trains_other_weights(colour_f
     written = {}
     for strength in ("0", "1"):
         out = tmp_path / f"rebalance-{strength}.safetensors"
-        result = runner.invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--loss-rebalance", strength, "--out", str(out)])
+        result = runner.invoke(
+            app, ["train", "expert", "x", str(colour_folder), *TINY, "--loss-rebalance", strength, "--out", str(out)]
+        )
         assert result.exit_code == 0, result.output
         written[strength] = out
     meta = read_metadata(written["1"]).metadata
@@ -473,7 +593,17 @@ def test_a_rebalanced_run_records_its_strength_and_trains_other_weights(colour_f
 
 def test_encoder_option_builds_a_new_expert_on_that_encoder(colour_folder, isolated_home, tmp_path):
     runner = CliRunner()
-    args = ["train", "expert", "wide", str(colour_folder), *TINY, "--arch", "unet_lite", "--encoder", "efficientnet_lite1"]
+    args = [
+        "train",
+        "expert",
+        "wide",
+        str(colour_folder),
+        *TINY,
+        "--arch",
+        "unet_lite",
+        "--encoder",
+        "efficientnet_lite1",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = read_metadata(isolated_home / "experts" / "wide.safetensors").metadata
@@ -520,10 +650,14 @@ def test_a_full_disk_is_one_line_that_says_what_to_do(colour_folder, isolated_ho
     from test_files import small_disk
 
     with small_disk(tmp_path / "disk", "64k") as disk:
-        result = CliRunner().invoke(app, ["train", "expert", "tiny", str(colour_folder), *TINY, "--run-dir", str(disk / "run")])
+        result = CliRunner().invoke(
+            app, ["train", "expert", "tiny", str(colour_folder), *TINY, "--run-dir", str(disk / "run")]
+        )
         assert result.exit_code == 2, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and "no space left on the device" in errors[0] and "--resume" in errors[0], result.output
+        assert len(errors) == 1 and "no space left on the device" in errors[0] and "--resume" in errors[0], (
+            result.output
+        )
         assert "Traceback" not in result.output and not list(disk.rglob("*.tmp"))
 
 
@@ -537,7 +671,9 @@ def test_a_model_folder_that_cannot_be_written_is_refused_before_training(colour
     assert "epoch" not in result.output, "training started before the check"
 
 
-def test_ctrl_c_during_an_optimiser_step_resumes_exactly_as_an_uninterrupted_run(colour_folder, isolated_home, tmp_path, monkeypatch):
+def test_ctrl_c_during_an_optimiser_step_resumes_exactly_as_an_uninterrupted_run(
+    colour_folder, isolated_home, tmp_path, monkeypatch
+):
     import os
 
     store = ExpertStore()

@@ -1,0 +1,108 @@
+"""Peak memory of `colorize auto` by photo size and kind: what a photo of N megapixels costs.
+
+    python benchmarks/memory.py              # about two minutes on 2 cores
+    python benchmarks/memory.py --json memory.json
+
+Each photo runs alone in a fresh process (one `colorize auto` per photo, 1 torch thread),
+and the process's peak resident memory is read from the kernel. The fixed part (Python,
+torch, the models: the 64-pixel photo's peak) is subtracted, and the rest divided by the
+photo's megapixels gives the cost of a megapixel of that kind. Strips one pixel high are
+included because they once needed hundreds of times more than their pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling modules, when run as a script
+
+from cli_runs import colorize_command, run_child  # noqa: E402
+
+
+def _scene(width: int, height: int) -> np.ndarray:
+    """A real photo (scikit-image's camera) stretched to the size: decoders and encoders see
+    ordinary image content, not noise or a flat field."""
+    from PIL import Image
+    from skimage import data
+
+    return np.asarray(Image.fromarray(data.camera()).resize((width, height), Image.BILINEAR))
+
+
+def _photos(folder: Path) -> dict[str, tuple[Path, float]]:
+    """name -> (file, megapixels)."""
+    import tifffile
+    from PIL import Image
+
+    made = {}
+    for name, (width, height) in {
+        "gray JPEG 0.004 MP (baseline)": (64, 64),
+        "gray JPEG 12 MP": (4000, 3000),
+        "gray JPEG 24 MP": (6000, 4000),
+        "gray JPEG 48 MP": (8000, 6000),
+    }.items():
+        path = folder / f"{width}x{height}.jpg"
+        Image.fromarray(_scene(width, height)).save(path, quality=90)
+        made[name] = (path, width * height / 1e6)
+    gray16 = _scene(6000, 4000).astype(np.uint16) * 257
+    tifffile.imwrite(folder / "gray16.tif", gray16)
+    made["gray 16-bit TIFF 24 MP"] = (folder / "gray16.tif", 24.0)
+    tifffile.imwrite(folder / "rgb16.tif", np.dstack([gray16] * 3), photometric="rgb")
+    made["RGB 16-bit TIFF 24 MP (--force)"] = (folder / "rgb16.tif", 24.0)
+    strip = (np.arange(10_000_000) % 251).astype(np.uint8)
+    Image.fromarray(strip.reshape(1, -1)).save(folder / "wide.png")
+    made["strip 10,000,000 x 1 PNG"] = (folder / "wide.png", 10.0)
+    Image.fromarray(np.ascontiguousarray(strip[:4_000_000].reshape(-1, 1))).save(folder / "tall.png")
+    made["strip 1 x 4,000,000 PNG"] = (folder / "tall.png", 4.0)
+    return made
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, (path, megapixels) in _photos(folder).items():
+            command = [
+                *colorize_command(),
+                "auto",
+                str(path),
+                "-o",
+                str(folder / "out"),
+                "--force",
+                "--on-exists",
+                "overwrite",
+            ]
+            measured = run_child(command, env=env)
+            if measured["exit_code"] != 0:
+                print(f"{name}: failed ({measured['stderr_tail']})", file=sys.stderr)
+                return 1
+            rows[name] = {
+                "megapixels": megapixels,
+                "peak_rss_mb": round(measured["peak_rss_mb"]),
+                "wall_s": round(measured["wall_s"], 2),
+            }
+    baseline = next(iter(rows.values()))["peak_rss_mb"]
+    print(f"{'photo':36s} {'MP':>6s} {'peak MB':>8s} {'over fixed':>10s} {'MB per MP':>9s} {'wall s':>7s}")
+    for name, row in rows.items():
+        extra = row["peak_rss_mb"] - baseline
+        row["mb_per_megapixel"] = round(extra / row["megapixels"], 1) if row["megapixels"] >= 1 else None
+        per = "" if row["mb_per_megapixel"] is None else f"{row['mb_per_megapixel']:.1f}"
+        print(f"{name:36s} {row['megapixels']:6.1f} {row['peak_rss_mb']:8d} {extra:10d} {per:>9s} {row['wall_s']:7.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
