@@ -141,7 +141,7 @@ def evaluate(
     elapsed = _run(scoring, evaluation, len(samples))
     if not evaluation.ok:
         fail(
-            f"no photo could be scored ({len(evaluation.failed)} unreadable, {len(evaluation.skipped)} grayscale)",
+            f"no photo could be scored ({len(evaluation.failed)} unreadable, {len(evaluation.skipped)} gray or toned)",
             EXIT_FAILED,
         )
     out = Console()  # the results go to stdout; progress and notes to stderr
@@ -151,7 +151,7 @@ def evaluate(
     ok = len(evaluation.ok)
     console.print(
         f"{ok} photos scored in {elapsed:.1f} s ({elapsed / ok:.3f} s per photo); "
-        f"{len(evaluation.skipped)} skipped (grayscale truth), {len(evaluation.failed)} unreadable",
+        f"{len(evaluation.skipped)} skipped (gray or toned truth), {len(evaluation.failed)} unreadable",
         highlight=False,
     )
     if json_path is not None:

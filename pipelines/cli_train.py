@@ -86,7 +86,7 @@ def _run(train, config, **kwargs):
     )
     skipped = model_file.metadata["training"]["data"].get("skipped_files")
     if skipped:
-        console.print(f"[yellow]skipped {skipped} photos[/] (unreadable, or grayscale with no colour to learn from)")
+        console.print(f"[yellow]skipped {skipped} photos[/] (unreadable, or gray or toned: no colour to learn from)")
 
 
 @train_app.command("expert")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, decode
+from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, decode, is_colour_photo
 from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
@@ -97,13 +97,6 @@ def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     return Image.fromarray(np.dstack([data] * 3) if data.ndim == 2 else data, "RGB")
 
 
-def is_grayscale(rgb: np.ndarray, tolerance: float = 3.0) -> bool:
-    """True when no pixel strays more than ``tolerance`` 8-bit levels from its own gray."""
-    rgb = rgb.astype(np.int16)
-    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
-    return float(np.percentile(spread, 99)) <= tolerance
-
-
 @dataclass
 class CropPolicy:
     """Random crops for training, centre views for validation.
@@ -159,14 +152,15 @@ class ColorPhotoDataset(torch.utils.data.Dataset):
             image = load_rgb(self.files[index], self.max_pixels)
         except Exception:  # any decoder failure means "skip this file", counted by the caller
             return torch.zeros(3, size, size), False, index
+        # Judged on the whole photo: a crop of blue sky alone is still colour to learn from.
+        if self.require_colour and not is_colour_photo(np.asarray(image)):
+            return torch.zeros(3, size, size), False, index
         if self.train:
             rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
             image = self._random_crop(image, rng)
         else:
             image = ImageOps.fit(image, (size, size), Image.BILINEAR)
         rgb = np.asarray(image)
-        if self.require_colour and is_grayscale(rgb):
-            return torch.zeros(3, size, size), False, index
         return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255, True, index
 
     def _random_crop(self, image: Image.Image, rng: random.Random) -> Image.Image:

@@ -24,8 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from colorize.pipelines import metrics
-from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_grayscale, is_held_out, list_images
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, ImageError, atomic_write, decode, lightness_from_array
+from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_held_out, list_images
+from colorize.pipelines.imageio import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    atomic_write,
+    decode,
+    is_colour_photo,
+    lightness_from_array,
+)
 from colorize.pipelines.inference import Pipeline, compose_rgb
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route, route
@@ -146,8 +153,8 @@ def _decode(sample: Sample, max_pixels: int) -> tuple[np.ndarray | None, Scored 
         decoded = decode(sample.path, max_pixels)
     except ImageError as error:
         return None, Scored(sample, str(error), failed=True)
-    if decoded.pixels.ndim == 2 or is_grayscale(metrics.to_uint8(decoded.pixels)):
-        return None, Scored(sample, "grayscale ground truth (no colour to score)")
+    if not is_colour_photo(decoded.data):
+        return None, Scored(sample, "no colour to score (a gray or toned photo)")
     return decoded.pixels, None
 
 

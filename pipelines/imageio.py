@@ -377,14 +377,19 @@ def _first_line(error: BaseException) -> str:
 
 
 def is_colour_photo(pixels: np.ndarray, chroma_threshold: float = 6.0, min_fraction: float = 0.03) -> bool:
-    """True for a real colour photo; False for gray and uniformly tinted (sepia, cyanotype) scans.
+    """True for a real colour photo; False for gray and toned (sepia, cyanotype) prints.
 
-    ``pixels``: (H, W) or (H, W, 3), float in [0, 1] or uint8/uint16. In a toned print the
-    colour is a function of brightness alone (dark brown shadows, cream highlights), so
-    the test is how far each pixel's ab lies from the mean ab of pixels of the same L:
-    a colour photo has more than ``min_fraction`` of its pixels further than
-    ``chroma_threshold`` LAB units from it. A single-hue test would call warm-toned colour
-    photos (a ginger cat, a cup of coffee) black-and-white.
+    The one rule for what is a black-and-white photo: ``auto`` skips colour photos, and
+    training and ``eval`` use only colour ones as ground truth. ``pixels``: (H, W) or
+    (H, W, 3), float in [0, 1] or uint8/uint16.
+
+    In a toned print the colour follows brightness (dark brown shadows, cream highlights),
+    and where it does not, it is more or less of the same hue (a faded or stained print).
+    So a pixel is evidence of colour when its ab lies further than ``chroma_threshold`` LAB
+    units from the mean ab of pixels of the same L *and* not along that mean's own hue
+    (within ``_SAME_HUE_DEGREES``); a photo is colour when more than ``min_fraction`` of its
+    pixels are. A plain single-hue test would call warm-toned colour photos (a ginger cat, a
+    cup of coffee) black-and-white: they differ in hue at equal brightness.
     """
     if pixels.ndim == 2:
         return False
@@ -399,8 +404,20 @@ def is_colour_photo(pixels: np.ndarray, chroma_threshold: float = 6.0, min_fract
     index = (lightness * (bins / 100)).long().clamp(0, bins - 1)
     totals = torch.zeros(2, bins).index_add_(1, index, ab)
     counts = torch.zeros(bins).index_add_(0, index, torch.ones_like(lightness)).clamp(min=1)
-    residual = (ab - (totals / counts)[:, index]).norm(dim=0)
-    return bool((residual > chroma_threshold).float().mean() > min_fraction)
+    mean = (totals / counts)[:, index]
+    offset = ab - mean
+    strength = mean.norm(dim=0)
+    direction = mean / strength.clamp(min=1e-6)
+    along = (offset * direction).sum(dim=0)
+    across = offset[0] * -direction[1] + offset[1] * direction[0]
+    # Same hue: the pixel's ab lies within the angle around the mean's direction.
+    same_hue = (strength > chroma_threshold) & (across.abs() < _SAME_HUE_SLOPE * (strength + along).clamp(min=0))
+    evidence = (offset.norm(dim=0) > chroma_threshold) & ~same_hue
+    return bool(evidence.float().mean() > min_fraction)
+
+
+_SAME_HUE_DEGREES = 10.0
+_SAME_HUE_SLOPE = float(np.tan(np.radians(_SAME_HUE_DEGREES)))
 
 
 def _box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:

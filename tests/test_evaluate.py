@@ -211,7 +211,7 @@ def test_unreadable_and_gray_photos_are_skipped_counted_and_keep_their_place(pip
     ]
     assert evaluation.as_json()["counts"] == {"ok": 2, "skipped": 1, "failed": 1}
     assert list(evaluation.summary()) == [ALL]  # no category sub-folders: one overall row
-    assert "grayscale" in records[2]["reason"]
+    assert "no colour to score" in records[2]["reason"]
 
 
 @pytest.fixture

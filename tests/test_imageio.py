@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -586,3 +587,52 @@ def test_xmp_and_png_text_reach_the_output(tmp_path, fmt, sixteen):
         else:
             assert written.info["xmp"].decode() == _XMP
     assert read_marker(out) is not None
+
+
+def _print_in_hue(gray: np.ndarray, hue_degrees, chroma) -> np.ndarray:
+    """A gray photo given LAB chroma ``chroma`` (a number or a per-pixel array) at each pixel's
+    hue ``hue_degrees``, through a real JPEG."""
+    from colorize.experts.color import gray_to_lightness, lab_to_rgb
+
+    lightness = gray_to_lightness(torch.from_numpy(gray.astype(np.float32) / 255)[None])[0]
+    angle = torch.as_tensor(np.radians(hue_degrees), dtype=torch.float32)
+    chroma = torch.as_tensor(chroma, dtype=torch.float32)
+    lab = torch.stack(
+        [
+            lightness,
+            chroma * torch.cos(angle) * torch.ones_like(lightness),
+            chroma * torch.sin(angle) * torch.ones_like(lightness),
+        ]
+    )
+    rgb = (lab_to_rgb(lab).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+@pytest.mark.parametrize("name", ["camera", "astronaut"])
+def test_a_faded_sepia_print_whose_tone_varies_across_it_is_black_and_white(name):
+    # Real sepia prints fade and stain unevenly: the chroma changes across the print at equal
+    # brightness, but always in the one brown hue. Such a print was skipped as "already colour".
+    gray = np.asarray(Image.fromarray(_photo(name, 256)).convert("L"))
+    height, width = gray.shape
+    stain = 10 + 20 * np.add.outer(np.linspace(0, 1, height), np.linspace(0, 1, width)) / 2  # 10 -> 30 across
+    assert not is_colour_photo(_print_in_hue(gray, 75, stain))
+
+
+def test_a_hand_tinted_print_of_several_hues_is_colour():
+    gray = np.asarray(Image.fromarray(_photo("camera", 256)).convert("L"))
+    hues = np.where(np.arange(gray.shape[1])[None, :] < gray.shape[1] // 2, 30, 250) * np.ones_like(gray)  # red | blue
+    assert is_colour_photo(_print_in_hue(gray, hues, 20))
+
+
+_BW_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "bw_samples"
+
+
+@pytest.mark.skipif(not _BW_SAMPLES.is_dir(), reason="the real historical prints are not in the project (../shared)")
+def test_every_real_historical_print_counts_as_black_and_white():
+    # 23 scans of real prints, sepia-toned ones among them (one, stained unevenly, was
+    # skipped as "already colour" before hue was taken into account).
+    prints = sorted(_BW_SAMPLES.glob("*.jpg"))
+    assert len(prints) >= 20
+    assert [p.name for p in prints if is_colour_photo(decode(p).data)] == []

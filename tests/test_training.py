@@ -50,8 +50,9 @@ def _crops(rgb: np.ndarray, count: int, size: int = 48):
 def colour_folder(tmp_path, photos):
     folder = tmp_path / "mine" / "deep"
     folder.mkdir(parents=True)
-    for name in ("astronaut", "coffee", "chelsea"):
-        for i, crop in enumerate(_crops(photos[name], 8)):
+    # Crops of many hues each: a crop of coffee alone (brown liquid, white cup) counts as toned.
+    for name in ("astronaut", "chelsea"):
+        for i, crop in enumerate(_crops(photos[name], 12)):
             Image.fromarray(crop).save(folder / f"{name}_{i}.jpg", quality=95)
     return tmp_path / "mine"
 
@@ -87,12 +88,15 @@ def test_new_expert_goes_to_the_user_folder_only(colour_folder, isolated_home, t
     assert listed["people"]["source"] == "bundled"
 
 
-def test_unusable_photos_are_skipped_and_counted(colour_folder, isolated_home):
-    (colour_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    Image.fromarray(np.full((40, 40), 90, np.uint8)).convert("RGB").save(colour_folder / "gray.png")
+def test_unusable_photos_are_skipped_and_counted(colour_folder, photos, isolated_home):
+    folder = colour_folder
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).convert("RGB").save(folder / "gray.png")
+    toned = np.asarray(Image.fromarray(photos["astronaut"]).convert("L"))[..., None] * np.array([1.0, 0.85, 0.6])
+    Image.fromarray(toned.astype(np.uint8)).save(folder / "sepia.png")
     config = ExpertTrainConfig.from_defaults(
         "people",
-        [colour_folder],
+        [folder],
         architecture="unet_seed",
         arguments={},
         init="scratch",
@@ -103,8 +107,8 @@ def test_unusable_photos_are_skipped_and_counted(colour_folder, isolated_home):
         val_split=0.3,
     )
     meta = train_expert(config, ExpertStore()).metadata
-    assert meta["training"]["data"]["images"] == 26
-    assert meta["training"]["data"]["skipped_files"] == 2
+    assert meta["training"]["data"]["images"] == 27
+    assert meta["training"]["data"]["skipped_files"] == 3  # broken, gray, sepia
 
 
 def test_training_refuses_photos_over_its_pixel_limit_before_decoding_them(colour_folder, isolated_home):
