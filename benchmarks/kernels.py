@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import torch
+
     from colorize.pipelines.inference import available_cores, tune_cpu
 
     tune_cpu(1, keep_freed_memory=not args.no_malloc_tuning)
@@ -54,11 +55,12 @@ def _rows(photo: Path, cores: int):
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
-    from colorize.experts import color
-    from colorize.pipelines.inference import compose_upsampled
     from PIL import Image
     from skimage import color as skcolor
     from torch.nn import functional as F
+
+    from colorize.experts import color
+    from colorize.pipelines.inference import compose_upsampled
 
     gray8 = np.array(Image.open(photo).convert("L"))
     gray_u8 = torch.from_numpy(gray8)[None]

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
 def build_pipeline(intra_op: int | None, workers: int | None, malloc: bool):
     """The pipeline as the CLI builds it, with the process settings this run asks for."""
     import torch
+
     from colorize.pipelines.inference import Pipeline, tune_cpu
 
     pipeline = Pipeline.from_config(threads=workers)
@@ -70,9 +71,10 @@ def build_pipeline(intra_op: int | None, workers: int | None, malloc: bool):
 
 def time_one(pipeline, path: Path, outdir: Path) -> dict[str, float]:
     import torch
+    from PIL import Image
+
     from colorize.pipelines.imageio import decode, encode, output_bits
     from colorize.pipelines.inference import compose_upsampled
-    from PIL import Image
 
     times: dict[str, float] = {}
     cpu_start = time.process_time()

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import torch
+
     from colorize.experts.store import ExpertStore
 
     torch.set_num_threads(args.intra_op)
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: int) -> dict:
     import torch
+
     from colorize.experts.architectures import create_architecture
 
     torch.manual_seed(0)
@@ -80,6 +82,7 @@ def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: i
 def try_options(expert, photos: list[Path], batch: int, reps: int, bf16: bool, compile_: bool) -> dict:
     """Forward time of the real default expert per option, and ΔE of its photos vs plain float32."""
     import torch
+
     from colorize.pipelines.imageio import decode
     from colorize.pipelines.inference import compose_upsampled
 

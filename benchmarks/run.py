@@ -181,6 +181,7 @@ def _our_cpu_seconds() -> float:
 
 def _machine() -> dict:
     import torch
+
     from colorize import __version__
     from colorize.pipelines.inference import available_cores
 

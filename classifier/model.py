@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch.nn import functional as F
+
 from colorize.experts.architectures import create_timm_model
 from colorize.experts.modelfile import (
     ModelFile,
@@ -21,7 +23,6 @@ from colorize.experts.modelfile import (
     model_home,
     read_metadata,
 )
-from torch.nn import functional as F
 
 LABELS = ("landscape", "people", "general")
 WEIGHTS_NAME = "classifier.safetensors"

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from colorize.experts.files import atomic_write
 from safetensors import SafetensorError
 from safetensors.torch import load, safe_open, save
 from torch import nn
+
+from colorize.experts.files import atomic_write
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "colorize"

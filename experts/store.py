@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+
 from colorize.experts.architectures import create_architecture
 from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve
 from colorize.experts.modelfile import (

@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 
 import torch
-from colorize.experts.ab_bins import bin_centres, rebalanced_mean
-from colorize.experts.architectures import create_timm_model, register_architecture
 from torch import nn
 from torch.nn import functional as F
+
+from colorize.experts.ab_bins import bin_centres, rebalanced_mean
+from colorize.experts.architectures import create_timm_model, register_architecture
 
 
 def _conv_bn_act(cin: int, cout: int) -> nn.Sequential:

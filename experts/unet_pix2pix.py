@@ -15,9 +15,10 @@ reflection up to the next multiple and the prediction cropped back, so any H x W
 from __future__ import annotations
 
 import torch
-from colorize.experts.architectures import register_architecture
 from torch import nn
 from torch.nn import functional as F
+
+from colorize.experts.architectures import register_architecture
 
 
 class _Level(nn.Module):

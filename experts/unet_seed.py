@@ -7,9 +7,10 @@ with skip connections, tanh output; about 1.0 M parameters. Predicts ab at full 
 from __future__ import annotations
 
 import torch
-from colorize.experts.architectures import register_architecture
 from torch import nn
 from torch.nn import functional as F
+
+from colorize.experts.architectures import register_architecture
 
 
 class ResidualBlock(nn.Module):

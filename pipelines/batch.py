@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from colorize.experts.files import remove_stale_temporaries
 from colorize.experts.modelfile import ModelFileError
-from colorize.pipelines.data import IMAGE_SUFFIXES
+from colorize.pipelines.data import is_image_candidate, walk_files
 from colorize.pipelines.imageio import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -98,37 +99,6 @@ class Plan:
     earlier_outputs: list[Path] = field(default_factory=list)  # our own outputs met as inputs; never re-ingested
 
 
-# The first bytes of each format we read: folders are scanned by content for files whose
-# extension says nothing (old scanner software writes "IMG0001" or ".jpe").
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
-
-
-def _looks_like_image(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(32)
-    except OSError:
-        return False
-    if head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return True
-    # "BM" alone starts many text files; a real BMP also has a known DIB header size.
-    return head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
-
-
-def _is_candidate(path: Path) -> bool:
-    """An image name, or image content under another name. Hidden files (our own
-    in-flight temporaries '.colorize.PID.xxxx.tmp', macOS '._name.jpg') never are."""
-    if path.name.startswith("."):
-        return False
-    named = path.suffix.lower() in IMAGE_SUFFIXES
-    if not path.exists():
-        return named  # a broken link: decoding names the problem
-    if not path.is_file():
-        return False  # a pipe or a device: even reading its first bytes could block forever
-    return named or _looks_like_image(path)
-
-
 def _within(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -142,20 +112,12 @@ def _output_name(path: Path, suffix: str) -> str:
 
 
 def _walk(folder: Path, recursive: bool, problems: list[Outcome]) -> Iterator[Path]:
-    """Files below ``folder`` in sorted order, hidden files and folders left out.
-
-    Symbolic links to folders are not followed (a link back up would loop forever);
-    links to files are read like files. Unreadable sub-folders become failed outcomes.
-    """
+    """``data.walk_files``, with each unreadable sub-folder as a failed outcome."""
 
     def unreadable(error: OSError) -> None:
         problems.append(Outcome(Path(error.filename or folder), None, FAILED, f"cannot read folder ({error.strerror})"))
 
-    for root, dirs, files in os.walk(folder, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(root) / name
+    return walk_files(folder, recursive, unreadable)
 
 
 def expand_glob(pattern: str, recursive: bool) -> list[Path]:
@@ -226,7 +188,7 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
                     "the originals; choose another --output or add --suffix (e.g. --suffix _color)"
                 )
             for child in _walk(path, recursive, result.missing):
-                if _is_candidate(child):
+                if is_image_candidate(child):
                     add(child, child.relative_to(path), path)
                 else:
                     result.ignored.append(child)
@@ -238,7 +200,7 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
                 result.missing.append(Outcome(path, None, FAILED, "no file matches this pattern"))
             for match in matches:
                 if match.is_file():
-                    if _is_candidate(match):
+                    if is_image_candidate(match):
                         add(match, Path(match.name), None)
                     else:
                         result.ignored.append(match)

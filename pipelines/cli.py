@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
-from colorize import __version__
 from rich.console import Console
 from rich.markup import escape
+
+from colorize import __version__
 
 app = typer.Typer(
     name="colorize",

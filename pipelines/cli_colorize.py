@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.progress import Progress
+from rich.table import Table
+
 from colorize.pipelines.cli import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -27,8 +30,6 @@ from colorize.pipelines.cli import (
     shown,
     sigterm_as_interrupt,
 )
-from rich.progress import Progress
-from rich.table import Table
 
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
 

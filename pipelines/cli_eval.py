@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
 from colorize.pipelines.cli import (
     EXIT_FAILED,
     SATURATION_HELP,
@@ -20,9 +24,6 @@ from colorize.pipelines.cli import (
     progress_bar,
     refuse_output_among_inputs,
 )
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 # (key in metrics.summarize, column title, format, True when higher is better)
 _COLUMNS = (

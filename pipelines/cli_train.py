@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
 from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, progress_bar, sigterm_as_interrupt, train_app
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")

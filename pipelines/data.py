@@ -7,14 +7,17 @@ and decode on access, so a 100 000-image folder costs only its list of paths.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, decode, is_colour_photo
 from PIL import Image, ImageOps
+
+from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, decode, is_colour_photo
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 
@@ -24,14 +27,59 @@ class DataError(Exception):
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Every image file below ``folder`` (any depth), sorted for reproducibility."""
+    """Every image below ``folder`` (any depth), sorted for reproducibility: found by the rules
+    ``colorize auto -r`` follows (``walk_files``, ``is_image_candidate``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in walk_files(folder, recursive=True) if is_image_candidate(p) and p.is_file())
     if not files:
         raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
+
+
+# The first bytes of each format we read: folders are scanned by content for files whose
+# extension says nothing (old scanner software writes "IMG0001" or ".jpe").
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(32)
+    except OSError:
+        return False
+    if head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    # "BM" alone starts many text files; a real BMP also has a known DIB header size.
+    return head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
+
+
+def is_image_candidate(path: Path) -> bool:
+    """An image name, or image content under another name. Hidden files (our own
+    in-flight temporaries '.colorize.PID.xxxx.tmp', macOS '._name.jpg') never are."""
+    if path.name.startswith("."):
+        return False
+    named = path.suffix.lower() in IMAGE_SUFFIXES
+    if not path.exists():
+        return named  # a broken link: decoding names the problem
+    if not path.is_file():
+        return False  # a pipe or a device: even reading its first bytes could block forever
+    return named or _looks_like_image(path)
+
+
+def walk_files(folder: Path, recursive: bool, on_error=None) -> Iterator[Path]:
+    """Files below ``folder`` in sorted order, hidden files and folders left out.
+
+    Symbolic links to folders are not followed (a link back up would loop forever); links to
+    files are read like files. ``on_error`` gets the ``OSError`` of each unreadable folder.
+    """
+    for root, dirs, files in os.walk(folder, onerror=on_error):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
 
 
 def _bucket(key: str) -> float:

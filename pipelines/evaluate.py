@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+
 from colorize.pipelines import metrics
 from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_held_out, list_images
 from colorize.pipelines.imageio import (
@@ -36,7 +38,6 @@ from colorize.pipelines.imageio import (
 from colorize.pipelines.inference import Pipeline, compose_rgb
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route, route
-from PIL import Image
 
 GRAY = "gray"  # the baseline: the photo's own L with a = b = 0
 AUTO = "auto"  # the classifier routes each photo

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from torch.nn import functional as F
+
 from colorize.classifier.model import SceneClassifier, find_classifier
 from colorize.configs import load_config
 from colorize.experts.color import gray_to_lightness, join_lab, lab_planes_to_rgb, lab_to_rgb
@@ -30,8 +33,6 @@ from colorize.experts.store import Expert, ExpertStore
 from colorize.pipelines.imageio import lightness_from_array, pixels_from_image
 from colorize.router import Route, RoutingConfigError, RoutingPolicy, merge_routing, route
 from colorize.router.policy import check_forced
-from PIL import Image
-from torch.nn import functional as F
 
 
 class PipelineError(RuntimeError):

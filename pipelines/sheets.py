@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from colorize.pipelines.imageio import atomic_save
 from PIL import Image, ImageDraw
+
+from colorize.pipelines.imageio import atomic_save
 
 
 def contact_sheet(rows: list[list[np.ndarray]], captions: list[str], path: Path, tile: int = 160) -> Path:

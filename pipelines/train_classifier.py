@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
 from colorize.classifier.model import (
     WEIGHTS_NAME,
     Preprocessing,
@@ -31,7 +33,6 @@ from colorize.pipelines.data import (
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
-from torch.nn import functional as F
 
 
 @dataclass

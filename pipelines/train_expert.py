@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
 from colorize.configs import load_config
 from colorize.experts.ab_bins import bin_index, bin_loss, log_prior, rarity_weights, soft_targets
 from colorize.experts.architectures import create_architecture
@@ -33,7 +35,6 @@ from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
 from colorize.pipelines.training import Callback, FitConfig, fit, install_best
-from torch.nn import functional as F
 
 L_CENTER, L_SCALE = 50.0, 50.0  # networks read (L - 50) / 50, in [-1, 1]; stored in each file
 

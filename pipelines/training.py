@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
+from torch import nn
+
 from colorize.experts.files import atomic_write
 from colorize.experts.modelfile import read_metadata, replace_metadata, save_model
-from torch import nn
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
 # quarter of an hour, and a crash or a kill -9 (which skips the save on interrupt) should cost

@@ -12,6 +12,7 @@ import json
 import sys
 
 import numpy as np
+
 from colorize.configs import load_config
 
 FALLBACK = "general"

@@ -2,6 +2,9 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from colorize.experts.ab_bins import (
     bin_centres,
     bin_index,
@@ -11,8 +14,6 @@ from colorize.experts.ab_bins import (
     rebalanced_mean,
     soft_targets,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @settings(max_examples=50, deadline=None)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from colorize.experts.architectures import create_architecture, list_architectures, register_architecture
 from colorize.pipelines.pretrained import (
     IMAGENET_PACKAGES,

@@ -4,11 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
-from colorize.pipelines.cli import app
 from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
+
+from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
+from colorize.pipelines.cli import app
 
 REPORT_KEYS = {"input", "output", "status", "expert", "confidence", "reason", "probabilities", "error"}
 

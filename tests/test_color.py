@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from colorize.experts.color import gray_to_lightness, lab_to_rgb, rgb_to_lab
 from skimage import color as skcolor
+
+from colorize.experts.color import gray_to_lightness, lab_to_rgb, rgb_to_lab
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from colorize.pipelines.imageio import ImageError, decode, encode, is_colour_photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+from colorize.pipelines.imageio import ImageError, decode, encode, is_colour_photo
 
 # PIL warns about the damaged metadata these tests feed it; the CLI filters those warnings
 # (imageio), but pytest resets filters for each test.

@@ -13,6 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from skimage import data
+from skimage.color import rgb2lab
+from typer.testing import CliRunner
+
 from colorize.experts.modelfile import save_model
 from colorize.experts.store import ExpertStore
 from colorize.pipelines import cli_eval  # noqa: F401  (registers the command)
@@ -30,10 +35,6 @@ from colorize.pipelines.evaluate import (
     write_json,
 )
 from colorize.pipelines.inference import Pipeline
-from PIL import Image
-from skimage import data
-from skimage.color import rgb2lab
-from typer.testing import CliRunner
 
 # scikit-image's bundled colour samples, filed the way a user would.
 PHOTOS = {"people": ["astronaut"], "general": ["coffee", "chelsea"], "landscape": ["rocket"]}
@@ -440,3 +441,21 @@ def test_by_source_script_splits_categories_by_manifest_source(home, colourless_
     assert printed.returncode == 0, printed.stderr
     colourless_rows = [line for line in printed.stdout.splitlines() if "colourless" in line]
     assert len(colourless_rows) == 3 and all("| +0.00 dB | 1.000 |" in line for line in colourless_rows)
+
+
+def test_training_and_eval_find_photos_by_the_rules_auto_follows(tmp_path, photos):
+    from colorize.pipelines.batch import plan
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    Image.fromarray(photos["astronaut"]).save(folder / "a.jpg")
+    Image.fromarray(photos["coffee"]).save(folder / "sub" / "SCAN0001", format="PNG")  # no extension: found by content
+    Image.fromarray(photos["chelsea"]).save(folder / ".hidden" / "c.jpg")
+    Image.fromarray(photos["rocket"]).save(folder / "._d.jpg")  # macOS resource fork: hidden
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "sub" / "loop").symlink_to(folder)  # a link back up: never followed
+    found = [p.relative_to(folder).as_posix() for p in list_images(folder)]
+    assert found == ["a.jpg", "sub/SCAN0001"]
+    jobs = plan([str(folder)], tmp_path / "out", recursive=True).jobs
+    assert sorted(job.input.relative_to(folder).as_posix() for job in jobs) == found

@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
-from colorize.pipelines.cli import app
 from conftest import interrupt_when
 from PIL import Image, ImageCms, ImageOps
 from skimage import data
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
+
+from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
+from colorize.pipelines.cli import app
 
 FAST = ["--work-size", "64"]  # the experts' quality is not under test here; their speed matters
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from colorize.experts.files import NoSpaceError, atomic_write, check_writable, remove_stale_temporaries
 
 

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from PIL import Image, ImageCms, PngImagePlugin
+from skimage import data
+
 from colorize.pipelines.imageio import (
     COLORIZED_TAG,
     ImageError,
@@ -21,8 +24,6 @@ from colorize.pipelines.imageio import (
     is_colour_photo,
     read_marker,
 )
-from PIL import Image, ImageCms, PngImagePlugin
-from skimage import data
 
 FORMATS = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

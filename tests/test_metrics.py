@@ -7,11 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
-from colorize.pipelines import metrics
 from PIL import Image
 from skimage import data
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from colorize.pipelines import metrics
 
 
 def _small(image: np.ndarray, side: int = 64) -> np.ndarray:

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from colorize.experts.architectures import create_architecture
 from colorize.experts.modelfile import ModelFileError, bundled_weights_dir, read_metadata, save_model
 from colorize.experts.store import Expert, ExpertStore
-from safetensors.torch import save_file
 
 SEED_META = {
     "kind": "expert",

@@ -5,10 +5,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from colorize.pipelines.inference import Pipeline, PipelineError
-from colorize.router import UnknownExpertError
 from PIL import Image
 from skimage.color import rgb2lab
+
+from colorize.pipelines.inference import Pipeline, PipelineError
+from colorize.router import UnknownExpertError
 
 
 @pytest.fixture(scope="module")

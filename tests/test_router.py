@@ -1,6 +1,7 @@
 """router: every reason, the threshold, forced and unknown experts, missing fallback."""
 
 import pytest
+
 from colorize.router import NoFallbackExpertError, RoutingPolicy, UnknownExpertError, route
 
 ALL = ["general", "landscape", "people"]

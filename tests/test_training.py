@@ -10,6 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import interrupt_when
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
 from colorize.experts.ab_bins import bin_index, rarity_weights
 from colorize.experts.color import AB_SCALE
 from colorize.experts.modelfile import bundled_weights_dir, read_metadata
@@ -17,10 +22,6 @@ from colorize.experts.store import ExpertStore
 from colorize.pipelines import cli_colorize, cli_train, training  # noqa: F401  (registers the commands)
 from colorize.pipelines.cli import app
 from colorize.pipelines.train_expert import RARITY_BINS, ExpertTrainConfig, regression_loss, train_expert
-from conftest import interrupt_when
-from PIL import Image
-from safetensors.torch import load_file
-from typer.testing import CliRunner
 
 TINY = [
     "--arch",
