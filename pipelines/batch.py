@@ -155,8 +155,10 @@ def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
 def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "") -> Plan:
     """Expand files, folders and globs into jobs; the output tree mirrors each given folder.
 
-    Raises ``PlanError`` when the outputs would land on or among the inputs: an output
-    folder inside an input folder needs a ``suffix`` to keep names distinct.
+    Raises ``PlanError`` when an input does not exist (or a pattern matches nothing), and when
+    the outputs would land on or among the inputs: an output folder inside an input folder
+    needs a ``suffix`` to keep names distinct. Both are the user's mistakes, told before any
+    model is loaded.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -197,7 +199,7 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
         elif glob.has_magic(raw):
             matches = expand_glob(raw, recursive)
             if not matches:
-                result.missing.append(Outcome(path, None, FAILED, "no file matches this pattern"))
+                raise PlanError(f"{raw}: no file matches this pattern")
             for match in matches:
                 if match.is_file():
                     if is_image_candidate(match):
@@ -205,7 +207,7 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
                     else:
                         result.ignored.append(match)
         else:
-            result.missing.append(Outcome(path, None, FAILED, "no such file or folder"))
+            raise PlanError(f"{raw}: no such file or folder")
     for job in result.jobs:
         if job.output.resolve() == job.input.resolve():
             raise PlanError(f"{job.input}: output would overwrite the input; choose another --output or a --suffix")

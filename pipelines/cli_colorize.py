@@ -298,10 +298,13 @@ def classify(
     max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels."),
 ) -> None:
     """Show which expert each photo would go to, and why. Writes nothing."""
-    from colorize.pipelines.batch import path_text, plan
+    from colorize.pipelines.batch import PlanError, path_text, plan
     from colorize.pipelines.imageio import ImageError, decode
 
-    work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
+    try:
+        work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
+    except PlanError as error:
+        fail(str(error))
     pipeline = build_pipeline(None, threshold, weights, classifier_weights, "cpu")
     table = Table(title="routes")
     for column in ("photo", "expert", "confidence", "reason", "probabilities"):

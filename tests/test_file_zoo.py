@@ -201,13 +201,11 @@ def test_every_file_in_the_zoo_is_accounted_for_and_no_input_changes(runner, zoo
     root, expect = zoo
     before = _hashes(root)
     out, report = tmp_path / "out", tmp_path / "report.jsonl"
-    missing = tmp_path / "not-there.jpg"
-    result = _invoke(runner, root, missing, "-r", "-o", out, "--report", report, "-v")
+    result = _invoke(runner, root, "-r", "-o", out, "--report", report, "-v")
 
     assert result.exit_code == 1, result.output  # some files failed, the rest were done
     assert "Traceback" not in result.output
     rows = _report(report)
-    expect = {**expect, "not-there.jpg": (FAILED, "no such file or folder")}
     got = {name: (row["status"], _reason(row)) for name, row in rows.items()}
     assert set(got) == set(expect), (
         f"reported but not expected: {set(got) - set(expect)}; missing: {set(expect) - set(got)}"
@@ -909,3 +907,16 @@ def test_sigterm_during_eval_exits_130_and_says_so(tmp_path, isolated_home):
     returncode, output = interrupt_when(command, lambda: time.monotonic() - started > 6, signal.SIGTERM)
     assert returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
+
+
+@pytest.mark.parametrize("given", ["not-there.jpg", "scans/*.tiff"], ids=["missing file", "empty pattern"])
+def test_a_path_that_names_nothing_is_a_usage_error_before_any_model_loads(runner, tmp_path, given):
+    _small_tree(tmp_path / "scans")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not weights")  # loading models would fail on this first
+    weights = f"general={broken}"
+    result = _invoke(runner, tmp_path / "scans", tmp_path / given, "-o", tmp_path / "out", "--weights", weights)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert str(tmp_path / given) in result.output and "broken.safetensors" not in result.output
+    assert not (tmp_path / "out").exists()
