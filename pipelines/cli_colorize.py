@@ -282,6 +282,16 @@ def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, 
     console.print(table)
     if counts["ok"]:
         console.print(f"outputs in [bold]{shown(output)}[/]", highlight=False, soft_wrap=True)
+    from colorize.pipelines.batch import OUTPUT_EXISTS
+
+    if existing := skips.get(OUTPUT_EXISTS):
+        # A re-run with other settings into the same folder would otherwise seem to do nothing.
+        console.print(
+            f"[yellow]not redone[/]: {existing} photo(s) whose output already exists in {shown(output)}; "
+            "add --on-exists overwrite to redo them, or -o to write elsewhere",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

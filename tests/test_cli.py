@@ -183,3 +183,13 @@ def test_a_user_routing_table_changes_only_the_classes_it_names(runner, gray_fol
     (isolated_home / "routing.toml").write_text('[class_to_expert]\npeople = "general"\n')
     policy = Pipeline.from_config(home=isolated_home).policy
     assert policy.expert_for("people") == "general" and policy.expert_for("landscape") == "landscape"
+
+
+def test_a_rerun_that_finds_its_outputs_says_where_they_are_and_how_to_redo_them(runner, gray_folder, tmp_path):
+    out = tmp_path / "out"
+    first = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out)])
+    assert first.exit_code == 0 and "not redone" not in first.output, first.output
+    again = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--threshold", "0.8"])
+    assert again.exit_code == 0, again.output
+    hint = next(line for line in again.output.splitlines() if line.startswith("not redone"))
+    assert f"5 photo(s) whose output already exists in {out}" in hint and "--on-exists overwrite" in hint
