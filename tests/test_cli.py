@@ -180,9 +180,9 @@ def test_a_user_routing_table_changes_only_the_classes_it_names(runner, gray_fol
     from colorize.pipelines.inference import Pipeline
 
     isolated_home.mkdir(parents=True, exist_ok=True)
-    (isolated_home / "routing.toml").write_text('[class_to_expert]\npeople = "general"\n')
+    (isolated_home / "routing.toml").write_text('[class_to_expert]\nlandscape = "landscape"\n')
     policy = Pipeline.from_config(home=isolated_home).policy
-    assert policy.expert_for("people") == "general" and policy.expert_for("landscape") == "landscape"
+    assert policy.expert_for("landscape") == "landscape" and policy.expert_for("people") == "people"
 
 
 def test_a_rerun_that_finds_its_outputs_says_where_they_are_and_how_to_redo_them(runner, gray_folder, tmp_path):
