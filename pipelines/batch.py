@@ -82,6 +82,7 @@ class Outcome:
             "expert": route.get("expert"),
             "confidence": route.get("confidence"),
             "reason": route.get("reason"),
+            "top_class": route.get("top_class"),
             "probabilities": route.get("probabilities"),
             "error": self.reason if self.status == FAILED else None,
             "skip_reason": self.reason if self.status == SKIPPED else None,

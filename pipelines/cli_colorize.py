@@ -255,11 +255,7 @@ def _announce(outcome, verbose: bool, progress: Progress) -> None:
     elif outcome.status == "skipped" and verbose:
         progress.console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False, soft_wrap=True)
     elif outcome.status == "ok" and verbose:
-        route = outcome.route
-        confidence = "" if route.confidence is None else f" ({route.confidence:.0%})"
-        progress.console.print(
-            f"[green]ok[/] {name} → {route.expert}{confidence}, {route.reason}", highlight=False, soft_wrap=True
-        )
+        progress.console.print(f"[green]ok[/] {name} → {outcome.route.describe()}", highlight=False, soft_wrap=True)
 
 
 def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, output: Path, ignored: int) -> None:
@@ -334,7 +330,8 @@ def classify(
             typer.echo(json.dumps({"input": path_text(job.input), **route.as_dict()}))
         else:
             probabilities = " ".join(f"{k}={v:.2f}" for k, v in route.probabilities.items())
-            table.add_row(shown(job.input), route.expert, f"{route.confidence:.2f}", route.reason, probabilities)
+            confidence = "" if route.fell_back or route.confidence is None else f"{route.confidence:.2f}"
+            table.add_row(shown(job.input), route.expert, confidence, route.explanation(), probabilities)
     if not as_json:
         from rich.console import Console
 

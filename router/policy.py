@@ -83,6 +83,24 @@ class Route:
     confidence: float | None  # the classifier's probability for the chosen expert's class
     probabilities: Mapping[str, float]
     reason: str
+    # The classifier's most likely class, which a fallback overruled (None without a classifier).
+    top_class: str | None = None
+
+    @property
+    def fell_back(self) -> bool:
+        return self.reason.startswith((LOW_CONFIDENCE, MISSING_EXPERT))
+
+    def explanation(self) -> str:
+        """The reason, and for a fallback the class it overruled with that class's probability:
+        "low confidence → general (landscape 32%)" (general's own probability says nothing)."""
+        if self.fell_back and self.top_class is not None:
+            return f"{self.reason} ({self.top_class} {self.probabilities[self.top_class]:.0%})"
+        return self.reason
+
+    def describe(self) -> str:
+        """One line for people: "people (91%), classified"; "general, low confidence → general (landscape 32%)"."""
+        confidence = "" if self.fell_back or self.confidence is None else f" ({self.confidence:.0%})"
+        return f"{self.expert}{confidence}, {self.explanation()}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +108,7 @@ class Route:
             "confidence": self.confidence,
             "probabilities": dict(self.probabilities),
             "reason": self.reason,
+            "top_class": self.top_class,
         }
 
 
@@ -110,18 +129,19 @@ def route(
     if forced is not None:
         check_forced(forced, available)
         label = next((lab for lab in probabilities if policy.expert_for(lab) == forced), None)
-        return Route(forced, probabilities.get(label) if label else None, probabilities, FORCED)
+        top = max(probabilities, key=probabilities.__getitem__) if probabilities else None
+        return Route(forced, probabilities.get(label) if label else None, probabilities, FORCED, top)
     if not probabilities:
         raise ValueError("route() needs class probabilities when no expert is forced")
     label = max(probabilities, key=probabilities.__getitem__)
     confidence = probabilities[label]
     expert = policy.expert_for(label)
     if confidence >= policy.threshold and expert in available:
-        return Route(expert, confidence, probabilities, CLASSIFIED)
+        return Route(expert, confidence, probabilities, CLASSIFIED, label)
     reason = LOW_CONFIDENCE if confidence < policy.threshold else MISSING_EXPERT
     if expert == policy.fallback and expert in available:
         # Unsure, but the top class is the fallback anyway: still a plain classification.
-        return Route(expert, confidence, probabilities, CLASSIFIED)
+        return Route(expert, confidence, probabilities, CLASSIFIED, label)
     if policy.fallback not in available:
         raise NoFallbackExpertError(
             f"no weights for the fallback expert {policy.fallback!r} (needed for: {reason}); "
@@ -129,4 +149,4 @@ def route(
         )
     fallback_label = next((lab for lab in probabilities if policy.expert_for(lab) == policy.fallback), None)
     confidence = probabilities.get(fallback_label) if fallback_label else None
-    return Route(policy.fallback, confidence, probabilities, f"{reason} → {policy.fallback}")
+    return Route(policy.fallback, confidence, probabilities, f"{reason} → {policy.fallback}", label)

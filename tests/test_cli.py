@@ -1,6 +1,7 @@
 """The colorize CLI end to end, on real photos with the bundled models."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,21 @@ def test_a_rerun_that_finds_its_outputs_says_where_they_are_and_how_to_redo_them
     assert again.exit_code == 0, again.output
     hint = next(line for line in again.output.splitlines() if line.startswith("not redone"))
     assert f"5 photo(s) whose output already exists in {out}" in hint and "--on-exists overwrite" in hint
+
+
+def test_a_fallback_shows_the_class_it_overruled_in_the_terminal_and_the_report(runner, gray_folder, tmp_path):
+    report = tmp_path / "r.jsonl"
+    result = runner.invoke(
+        app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--threshold", "1", "-v", "--report", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [
+        row for row in _report(report) if row["reason"] == "low confidence → general" and row["top_class"] != "general"
+    ]
+    assert rows, "no photo fell back from another class"
+    for row in rows:
+        top = row["top_class"]
+        line = next(
+            line for line in result.output.splitlines() if line.startswith("ok ") and Path(row["input"]).name in line
+        )
+        assert f"low confidence → general ({top} {row['probabilities'][top]:.0%})" in line, line

@@ -74,4 +74,16 @@ def test_route_serialises_for_reports():
         "confidence": 0.9,
         "probabilities": {"landscape": 0.9, "people": 0.05, "general": 0.05},
         "reason": "classified",
+        "top_class": "landscape",
     }
+
+
+def test_a_fallback_names_the_class_it_overruled_and_that_class_s_probability():
+    r = route({"landscape": 0.32, "people": 0.30, "general": 0.38}, ALL, RoutingPolicy(threshold=0.5))
+    assert (r.expert, r.top_class) == ("general", "general")  # the top class is the fallback itself
+    r = route({"landscape": 0.45, "people": 0.30, "general": 0.25}, ALL, RoutingPolicy(threshold=0.5))
+    assert (r.expert, r.reason, r.top_class) == ("general", "low confidence → general", "landscape")
+    assert r.describe() == "general, low confidence → general (landscape 45%)"
+    assert r.as_dict()["top_class"] == "landscape"
+    r = route({"landscape": 0.9, "people": 0.05, "general": 0.05}, ALL, RoutingPolicy())
+    assert r.describe() == "landscape (90%), classified"
