@@ -153,13 +153,16 @@ def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
     )
 
 
-def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "") -> Plan:
+def plan(
+    inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "", own_output_dir: bool = False
+) -> Plan:
     """Expand files, folders and globs into jobs; the output tree mirrors each given folder.
 
     Raises ``PlanError`` when an input does not exist (or a pattern matches nothing), and when
     the outputs would land on or among the inputs: an output folder inside an input folder
-    needs a ``suffix`` to keep names distinct. Both are the user's mistakes, told before any
-    model is loaded.
+    needs a ``suffix`` to keep names distinct, unless it is ``own_output_dir`` (colorize's
+    default folder, which holds only its outputs and is left out of the photos it finds). Both
+    are the user's mistakes, told before any model is loaded.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -185,7 +188,7 @@ def plan(inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffi
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            if _within(output_dir, path) and not suffix:
+            if _within(output_dir, path) and not suffix and not (own_output_dir and not _within(path, output_dir)):
                 raise PlanError(
                     f"output folder {output_dir} is inside input folder {path}: outputs would sit among "
                     "the originals; choose another --output or add --suffix (e.g. --suffix _color)"

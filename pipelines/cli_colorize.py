@@ -31,6 +31,7 @@ from colorize.pipelines.cli import (
     sigterm_as_interrupt,
 )
 
+DEFAULT_OUTPUT = Path("colorized")
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
 
 
@@ -38,7 +39,7 @@ EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colori
 def auto(
     paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns (quote globs).", show_default=False),
     output: Path = typer.Option(
-        Path("colorized"), "--output", "-o", help="Output folder; the tree below each given folder is mirrored."
+        DEFAULT_OUTPUT, "--output", "-o", help="Output folder; the tree below each given folder is mirrored."
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
@@ -96,7 +97,7 @@ def auto(
     if on_exists not in ON_EXISTS:
         fail(f"--on-exists must be one of: {', '.join(ON_EXISTS)}")
     try:
-        work = plan(paths, output, recursive=recursive, suffix=suffix)
+        work = plan(paths, output, recursive=recursive, suffix=suffix, own_output_dir=output == DEFAULT_OUTPUT)
     except PlanError as error:
         fail(str(error))
     refuse_output_among_inputs("--report", report, [], [job.input for job in work.jobs])

@@ -920,3 +920,24 @@ def test_a_path_that_names_nothing_is_a_usage_error_before_any_model_loads(runne
     assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
     assert str(tmp_path / given) in result.output and "broken.safetensors" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_colorize_auto_dot_inside_a_photo_folder_writes_its_default_folder_and_never_reads_it(
+    runner, tmp_path, monkeypatch
+):
+    scans = tmp_path / "scans"
+    _small_tree(scans)
+    before = _hashes(scans)
+    monkeypatch.chdir(scans)
+    first = runner.invoke(app, ["auto", ".", "-r", *FAST])
+    assert first.exit_code == 0, first.output
+    outputs = sorted(
+        p.relative_to(scans / "colorized").as_posix() for p in (scans / "colorized").rglob("*") if p.is_file()
+    )
+    assert outputs == ["a.jpg", "b.png", "c.bmp", "sub/d.tif"]
+    again = runner.invoke(app, ["auto", ".", "-r", *FAST, "--on-exists", "overwrite"])
+    assert again.exit_code == 0, again.output
+    assert not (scans / "colorized" / "colorized").exists(), "outputs were read back as inputs"
+    assert {k: v for k, v in _hashes(scans).items() if not k.startswith("colorized")} == before
+    chosen = runner.invoke(app, ["auto", ".", "-o", "mine"])  # a folder the user names is theirs: refused
+    assert chosen.exit_code == 2 and "--suffix" in chosen.output
