@@ -344,13 +344,25 @@ def classify(
 @app.command("experts")
 def list_experts(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    remove: Optional[str] = typer.Option(
+        None, "--remove", metavar="NAME", help="Set aside your expert NAME (a bundled one of that name takes over)."
+    ),
+    restore: Optional[str] = typer.Option(
+        None, "--restore", metavar="NAME", help="Swap your expert NAME with the file it last replaced."
+    ),
 ) -> None:
-    """List installed experts and the classifier: source, file, checksum, architecture, metrics."""
+    """List installed experts and the classifier: source, file, checksum, architecture, metrics.
+
+    Retraining or removing one of your experts keeps the file it replaced; --restore swaps it back.
+    """
     from colorize.classifier.model import find_classifier
     from colorize.experts.modelfile import ModelFileError, read_metadata
     from colorize.experts.store import ExpertStore
 
     store = ExpertStore()
+    if remove is not None or restore is not None:
+        _set_aside_or_restore(store, remove, restore)
+        return
     rows = []
     entries = [(s.name, s.source, s.path) for s in store.sources().values()]
     if (found := find_classifier(home=store.home)) is not None:
@@ -411,6 +423,39 @@ def list_experts(
         )
         out.print(f"{shown(row['name'])}: {detail}, {shown(row['path'])}", highlight=False)
     out.print(f"user model folder: {shown(store.home)}", highlight=False)
+
+
+def _set_aside_or_restore(store, remove: str | None, restore: str | None) -> None:
+    """--remove moves your file to the backup place (so it can come back); --restore swaps
+    your file and its backup. Bundled files are never touched."""
+    import os
+
+    from colorize.pipelines.training import backup_path
+
+    if remove is not None and restore is not None:
+        fail("give --remove NAME or --restore NAME, not both")
+    name = remove if remove is not None else restore
+    current = store.user_path(name)
+    backup = backup_path(current)
+    if remove is not None:
+        if not current.is_file():
+            fail(f"you have no expert named {name!r} in {current.parent} (bundled experts cannot be removed)")
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(current, backup)
+        console.print(
+            f"set aside {shown(current)} (colorize experts --restore {shown(name)} brings it back)", highlight=False
+        )
+        return
+    if not backup.is_file():
+        fail(f"no earlier file of the expert {name!r} is kept ({backup} does not exist)")
+    if current.is_file():
+        swap = backup.with_name(f".{backup.name}.swap")
+        os.replace(current, swap)
+        os.replace(backup, current)
+        os.replace(swap, backup)
+    else:
+        os.replace(backup, current)
+    console.print(f"restored {shown(current)}", highlight=False)
 
 
 # (column title, metadata keys): the numbers a user compares models by; a second key is

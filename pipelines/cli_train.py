@@ -8,7 +8,15 @@ from typing import Optional
 
 import typer
 
-from colorize.pipelines.cli import EXIT_INTERRUPTED, console, fail, progress_bar, sigterm_as_interrupt, train_app
+from colorize.pipelines.cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    console,
+    fail,
+    progress_bar,
+    sigterm_as_interrupt,
+    train_app,
+)
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 MAX_PIXELS_TRAIN_HELP = "Skip training photos larger than this many megapixels (checked before decoding)."
@@ -60,9 +68,11 @@ class _TrainingDisplay:
 
 def _run(train, config, **kwargs):
     from colorize.experts.files import NoSpaceError, NotWritableError
+    from colorize.experts.modelfile import bundled_weights_dir
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable
-    from colorize.pipelines.training import is_main_process
+    from colorize.pipelines.train_expert import WorseThanGrayError
+    from colorize.pipelines.training import backup_path, is_main_process
 
     started = time.perf_counter()
     try:
@@ -72,6 +82,8 @@ def _run(train, config, **kwargs):
             model_file = train(config, callback=display, **kwargs)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED)
+    except WorseThanGrayError as error:  # trained, and judged: not a usage error
+        fail(str(error), EXIT_FAILED)
     except (DataError, PretrainedUnavailable, FileNotFoundError, KeyError, ValueError) as error:
         fail(str(error).strip("'\""))
     except NotWritableError as error:  # a full disk mid-run: the last checkpoint is still whole
@@ -88,6 +100,15 @@ def _run(train, config, **kwargs):
     skipped = model_file.metadata["training"]["data"].get("skipped_files")
     if skipped:
         console.print(f"[yellow]skipped {skipped} photos[/] (unreadable, or gray or toned: no colour to learn from)")
+    name = model_file.metadata.get("category")
+    if backup_path(model_file.path).is_file():
+        console.print(f"the file it replaced is kept: [bold]colorize experts --restore {name}[/] brings it back")
+    if model_file.metadata["kind"] == "expert" and (bundled_weights_dir() / model_file.path.name).is_file():
+        console.print(
+            f"note: your {name} expert now takes the bundled one's place in every later colorize auto; "
+            f"[bold]colorize experts --remove {name}[/] returns to the bundled one",
+            highlight=False,
+        )
 
 
 @train_app.command("expert")
@@ -114,7 +135,11 @@ def train_expert_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     init: Optional[str] = typer.Option(
-        None, "--init", help="scratch, imagenet (needs colorize\\[train]), or an expert name to fine-tune."
+        None,
+        "--init",
+        help="An expert name to fine-tune, scratch, or imagenet (needs colorize\\[train]).  \\[default: the expert "
+        "of this name if one is installed, else general: what trains a useful expert from a small folder]",
+        show_default=False,
     ),
     loss: Optional[str] = typer.Option(
         None, "--loss", help="l1 or mse (regression heads; an ab-bin head uses cross-entropy)."
@@ -158,6 +183,9 @@ def train_expert_command(
         "chosen on validation; 1,1 for none.",
     ),
     max_pixels: float = typer.Option(100.0, "--max-pixels", help=MAX_PIXELS_TRAIN_HELP),
+    force: bool = typer.Option(
+        False, "--force", help="Install the expert even if it validates worse than leaving photos gray."
+    ),
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts."""
     from colorize.experts.store import ExpertStore
@@ -169,7 +197,7 @@ def train_expert_command(
         fail("--loss must be l1 or mse")
     if epochs is not None and epochs < 0:
         fail(f"--epochs must be 0 or more, got {epochs}")
-    if epochs == 0 and (init is None or init in NEW_WEIGHTS):
+    if epochs == 0 and init in NEW_WEIGHTS:
         fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
     if loss_rebalance is not None and loss_rebalance < 0:
         fail(f"--loss-rebalance must be 0 or more, got {loss_rebalance}")
@@ -207,11 +235,13 @@ def train_expert_command(
         ab_bins=ab_bins,
         loss_rebalance=loss_rebalance,
         max_pixels=_max_pixels(max_pixels),
+        force=force,
     )
     if arch is not None:
         overrides["arguments"] = {}  # another architecture starts from its own defaults
-        if arch == "unet_seed" and init is None:
-            overrides["init"] = "scratch"
+    if (arch is not None or encoder is not None) and init is None:
+        # A new network: nothing installed has its shape to fine-tune from.
+        overrides["init"] = "imagenet" if (arch or "unet_lite") == "unet_lite" else "scratch"
     config = ExpertTrainConfig.from_defaults(name, data_dirs, **overrides)
     if encoder is not None:
         if init is not None and init not in NEW_WEIGHTS:

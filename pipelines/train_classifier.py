@@ -58,6 +58,7 @@ class ClassifierTrainConfig:
     run_dir: Path | None = None
     resume: bool = False
     max_steps_per_epoch: int | None = None
+    min_steps_per_epoch: int = 1  # a small folder is passed over again until an epoch has this many
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
 
     @classmethod

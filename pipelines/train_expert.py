@@ -39,6 +39,10 @@ from colorize.pipelines.training import Callback, FitConfig, fit, install_best
 L_CENTER, L_SCALE = 50.0, 50.0  # networks read (L - 50) / 50, in [-1, 1]; stored in each file
 
 
+class WorseThanGrayError(ValueError):
+    """A trained expert scores worse on validation than leaving the photos gray (one line)."""
+
+
 @dataclass
 class ExpertTrainConfig:
     """Every knob of an expert's training; defaults come from configs/experts.toml."""
@@ -82,6 +86,8 @@ class ExpertTrainConfig:
     run_dir: Path | None = None
     resume: bool = False
     max_steps_per_epoch: int | None = None
+    force: bool = False  # install even weights that validate worse than gray
+    min_steps_per_epoch: int = 1  # a small folder is passed over again until an epoch has this many
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
 
     @classmethod
@@ -245,7 +251,7 @@ class ExpertTask:
         recipe = {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in config.items()
-            if k not in {"data_dirs", "out", "run_dir", "resume", "init_training"}
+            if k not in {"data_dirs", "out", "run_dir", "resume", "init_training", "force"}
         }
         recipe["data_dirs"] = [str(d) for d in self.config.data_dirs]
         best = min(history, key=lambda r: r["score"])
@@ -336,6 +342,9 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 # --init values that build new weights; any other value names an expert to fine-tune.
 NEW_WEIGHTS = frozenset({"scratch", "imagenet"})
+# The default --init: the expert of the same name if one is installed (bundled or yours), else
+# the general expert.
+NEAREST = "nearest"
 
 
 def _ab_bins(network: torch.nn.Module) -> int:
@@ -403,6 +412,10 @@ def train_expert(
 ) -> ModelFile:
     """Train, then install the best epoch at ``config.out`` (default: the user's model folder)."""
     store = store or ExpertStore()
+    if config.init == NEAREST:
+        # Fine-tuning from what exists trains a useful expert from a small folder in minutes;
+        # ImageNet or random weights need thousands of photos before they beat gray.
+        config = replace(config, init=config.name if config.name in store.names() else "general")
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)
     out = Path(config.out or store.user_path(config.name))
     for folder in {run_dir, out.parent}:
@@ -437,4 +450,11 @@ def train_expert(
     task = ExpertTask(config, model, train_files, val_files, data_summary, loss_weights)
     callback("data", **data_summary)
     fit(task, replace(FitConfig.of(config, run_dir), score_start=config.init not in NEW_WEIGHTS), callback)
+    best = read_metadata(run_dir / "best.safetensors").metadata["metrics"]
+    if best["val_delta_e"] >= best["val_gray_delta_e"] and not config.force:
+        raise WorseThanGrayError(
+            f"not installed: the best epoch validates worse than no colour at all (ΔE {best['val_delta_e']:.2f}, "
+            f"gray {best['val_gray_delta_e']:.2f}); {out} is unchanged. More photos or epochs may help; the weights "
+            f"are in {run_dir / 'best.safetensors'}, and --force installs them anyway"
+        )
     return read_metadata(install_best(run_dir, out))

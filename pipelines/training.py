@@ -72,6 +72,7 @@ class FitConfig:
     run_dir: Path
     resume: bool = False
     max_steps_per_epoch: int | None = None  # for quick trials and tests
+    min_steps_per_epoch: int = 1  # a small folder is passed over again until an epoch has this many
     warmup_fraction: float = 0.05
     # Validate the starting weights first, as epoch 0, a candidate like any epoch: fine-tuning
     # then never ships weights that score worse on validation than the ones it started from.
@@ -105,11 +106,24 @@ class FitState:
         return len(trained) - 1 - trained.index(min(trained)) if trained else 0
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
-    # Drop the ragged tail: BatchNorm dislikes batches of one, and the order changes each epoch.
-    usable = (n // batch_size) * batch_size if n >= batch_size else n
-    return [order[i : i + batch_size] for i in range(0, usable, batch_size)]
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, min_steps: int = 1) -> list[list[int]]:
+    """The batches of one epoch: a seeded permutation of the ``n`` photos, cut into batches.
+
+    A folder too small for ``min_steps`` batches is passed over again, each pass in a new order
+    (with random crops, each pass sees new views), until the epoch has ``min_steps``: sixty
+    photos would otherwise make one optimiser step an epoch, and a few epochs teach nothing.
+    """
+    batches: list[list[int]] = []
+    passes = 0
+    while passes == 0 or len(batches) < min_steps:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch + passes * 1_000_000_007)
+        order = torch.randperm(n, generator=generator).tolist()
+        # Drop the ragged tail: BatchNorm dislikes batches of one, and the order changes each
+        # pass. A folder smaller than one batch is one (partial) batch.
+        usable = (n // batch_size) * batch_size if n >= batch_size else n
+        batches += [order[i : i + batch_size] for i in range(0, usable, batch_size)]
+        passes += 1
+    return batches if passes == 1 else batches[:min_steps]
 
 
 def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float):
@@ -227,7 +241,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
         trained = DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(task.train_set)
-    steps_per_epoch = len(epoch_batches(n, config.batch_size, config.seed, 0))
+    steps_per_epoch = len(epoch_batches(n, config.batch_size, config.seed, 0, config.min_steps_per_epoch))
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     if steps_per_epoch == 0:
@@ -259,7 +273,8 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
     try:
         while state.epoch < config.epochs and state.stale_epochs < config.patience:
             task.train_set.epoch = state.epoch
-            batches = epoch_batches(n, config.batch_size, config.seed, state.epoch)[:steps_per_epoch]
+            batches = epoch_batches(n, config.batch_size, config.seed, state.epoch, config.min_steps_per_epoch)
+            batches = batches[:steps_per_epoch]
             batches = [batch[world.rank :: world.size] for batch in batches]
             loader = torch.utils.data.DataLoader(task.train_set, batch_sampler=batches[state.step :], **loader_args)
             model.train()
@@ -351,12 +366,22 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def backup_path(installed: Path) -> Path:
+    """Where the file an install replaced is kept (one generation): ``backup/`` beside it."""
+    return installed.parent / "backup" / installed.name
+
+
 def install_best(run_dir: Path, out: Path) -> Path:
-    """Copy the run's best weights to ``out`` atomically (a reader never sees half a file).
+    """Copy the run's best weights to ``out`` atomically (a reader never sees half a file);
+    the file it replaces is kept at ``backup_path(out)``.
 
     On ranks other than 0 nothing is copied, and the run's own best file is returned.
     """
     if not is_main_process():
         return Path(run_dir) / "best.safetensors"
+    out = Path(out)
+    if out.is_file():
+        with open(out, "rb") as previous:
+            atomic_write(backup_path(out), lambda handle: shutil.copyfileobj(previous, handle))
     with open(Path(run_dir) / "best.safetensors", "rb") as best:
-        return atomic_write(Path(out), lambda handle: shutil.copyfileobj(best, handle))
+        return atomic_write(out, lambda handle: shutil.copyfileobj(best, handle))

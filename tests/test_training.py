@@ -23,7 +23,10 @@ from colorize.pipelines import cli_colorize, cli_train, training  # noqa: F401  
 from colorize.pipelines.cli import app
 from colorize.pipelines.train_expert import RARITY_BINS, ExpertTrainConfig, regression_loss, train_expert
 
+# Tiny and quick: these tests are about the mechanics, so the expert is installed however it
+# scores (--force); the guard against experts worse than gray has its own test.
 TINY = [
+    "--force",
     "--arch",
     "unet_seed",
     "--init",
@@ -191,6 +194,8 @@ def _config(folder, run_dir, **extra):
         val_split=0.2,
         run_dir=run_dir,
         out=run_dir / "out.safetensors",
+        force=True,
+        min_steps_per_epoch=1,
     )
     return ExpertTrainConfig.from_defaults("people", [folder], **{**settings, **extra})
 
@@ -547,7 +552,9 @@ def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_vali
 
 
 def test_zero_epochs_needs_an_expert_to_start_from(colour_folder, isolated_home):
-    result = CliRunner().invoke(app, ["train", "expert", "mine", str(colour_folder), "--epochs", "0"])
+    result = CliRunner().invoke(
+        app, ["train", "expert", "mine", str(colour_folder), "--epochs", "0", "--init", "scratch"]
+    )
     assert result.exit_code != 0 and "--init NAME" in result.output and "Traceback" not in result.output
 
 
@@ -698,3 +705,76 @@ def test_ctrl_c_during_an_optimiser_step_resumes_exactly_as_an_uninterrupted_run
     monkeypatch.setattr(torch.optim.AdamW, "step", original)
     resumed = train_expert(_config(colour_folder, tmp_path / "resumed", resume=True), store)
     _assert_same_weights(straight.path, resumed.path)
+
+
+def test_a_small_folder_is_passed_over_again_until_an_epoch_has_its_steps():
+    from colorize.pipelines.training import epoch_batches
+
+    batches = epoch_batches(54, 32, seed=0, epoch=3, min_steps=50)  # 60 photos, 54 of them for training
+    assert len(batches) == 50 and all(len(batch) == 32 for batch in batches)
+    assert {i for batch in batches for i in batch} == set(range(54)), "some photos never trained on"
+    assert len({tuple(batch) for batch in batches}) == 50, "passes repeat one order"
+    assert epoch_batches(54, 32, seed=0, epoch=3, min_steps=50) == batches  # a resume finds the same epoch
+    assert [len(b) for b in epoch_batches(10, 32, seed=0, epoch=0, min_steps=3)] == [
+        10,
+        10,
+        10,
+    ]  # the partial batch kept
+    big = epoch_batches(3200, 32, seed=0, epoch=0, min_steps=50)
+    assert big == epoch_batches(3200, 32, seed=0, epoch=0) and len(big) == 100  # large folders: one pass, as before
+
+
+def test_an_expert_worse_than_gray_is_not_installed_and_the_previous_file_stays(colour_folder, isolated_home):
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "expert", "mine", str(colour_folder), *TINY])
+    assert first.exit_code == 0, first.output
+    installed = isolated_home / "experts" / "mine.safetensors"
+    before = installed.read_bytes()
+    # A fixed boost of 6x on a network that has barely trained: louder than any truth.
+    loud = [a for a in TINY if a != "--force"] + ["--ab-gain", "6,6"]
+    result = runner.invoke(app, ["train", "expert", "mine", str(colour_folder), *loud])
+    assert result.exit_code == 1, result.output
+    error = next(line for line in result.output.splitlines() if line.startswith("error:"))
+    assert "not installed" in error and "worse than no colour" in error and "--force" in error, error
+    assert installed.read_bytes() == before
+    forced = runner.invoke(app, ["train", "expert", "mine", str(colour_folder), *loud, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert installed.read_bytes() != before
+
+
+def test_retraining_keeps_the_replaced_file_for_restore_and_remove_returns_to_the_bundled(colour_folder, isolated_home):
+    from colorize.experts.store import ExpertStore
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "expert", "people", str(colour_folder), *TINY, "--seed", "1"]).exit_code == 0
+    mine = isolated_home / "experts" / "people.safetensors"
+    first = mine.read_bytes()
+    second_run = runner.invoke(app, ["train", "expert", "people", str(colour_folder), *TINY, "--seed", "2"])
+    assert second_run.exit_code == 0, second_run.output
+    assert "colorize experts --restore people" in second_run.output
+    assert "takes the bundled one's place" in second_run.output  # people is a bundled name
+    second = mine.read_bytes()
+    assert second != first
+    assert runner.invoke(app, ["experts", "--restore", "people"]).exit_code == 0
+    assert mine.read_bytes() == first  # and back again: restore swaps
+    assert runner.invoke(app, ["experts", "--restore", "people"]).exit_code == 0
+    assert mine.read_bytes() == second
+    assert runner.invoke(app, ["experts", "--remove", "people"]).exit_code == 0
+    assert not mine.exists() and ExpertStore().sources()["people"].source == "bundled"
+    nothing = runner.invoke(app, ["experts", "--remove", "landscape"])
+    assert nothing.exit_code == 2 and "bundled experts cannot be removed" in nothing.output
+
+
+def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colour_folder, isolated_home):
+    from colorize.experts.modelfile import file_sha256
+
+    quick = ["--epochs", "1", "--max-steps", "2", "--size", "32", "--batch-size", "4", "--workers", "0", "--force"]
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "expert", "people", str(colour_folder), *quick]).exit_code == 0
+    assert runner.invoke(app, ["train", "expert", "portraits", str(colour_folder), *quick]).exit_code == 0
+    people = read_metadata(isolated_home / "experts" / "people.safetensors").metadata["training"]["recipe"]
+    portraits = read_metadata(isolated_home / "experts" / "portraits.safetensors").metadata["training"]["recipe"]
+    assert people["init"] == "people" and people["init_sha256"] == file_sha256(
+        bundled_weights_dir() / "people.safetensors"
+    )
+    assert portraits["init"] == "general"  # a new name starts from the general expert
