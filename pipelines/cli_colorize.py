@@ -303,16 +303,18 @@ def classify(
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per photo on stdout."),
     max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels."),
+    force: bool = typer.Option(False, "--force", help="Also route photos that are already in colour."),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
 ) -> None:
-    """Show which expert each photo would go to, and why. Writes nothing."""
+    """Show which expert each photo would go to, and why, as colorize auto would. Writes nothing."""
     from colorize.pipelines.batch import PlanError, path_text, plan
-    from colorize.pipelines.imageio import ImageError, decode
+    from colorize.pipelines.imageio import ImageError, decode, is_colour_photo
 
     try:
         work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
     except PlanError as error:
         fail(str(error))
-    pipeline = build_pipeline(None, threshold, weights, classifier_weights, "cpu")
+    pipeline = build_pipeline(None, threshold, weights, classifier_weights, device)
     table = Table(title="routes")
     for column in ("photo", "expert", "confidence", "reason", "probabilities"):
         table.add_column(column)
@@ -325,6 +327,11 @@ def classify(
         except ImageError as error:
             failed += 1
             console.print(f"[red]failed[/] {shown(job.input)}: {shown(error)}", highlight=False)
+            continue
+        if not force and is_colour_photo(decoded.data):
+            console.print(
+                f"[yellow]skipped[/] {shown(job.input)}: already colour (--force to route it)", highlight=False
+            )
             continue
         route = pipeline.route([decoded.lightness()])[0]
         if as_json:

@@ -339,11 +339,15 @@ class Pipeline:
         return self._sizes
 
     def route(self, lightness: Sequence[torch.Tensor]) -> list[Route]:
-        """One ``Route`` per L image (1, H, W); forced routes skip the classifier."""
+        """One ``Route`` per L image (1, H, W); forced routes skip the classifier.
+
+        The classifier's input is always made the one way: ``shrink`` (a no-op on what it
+        already shrank), then the classifier's own size, so a photo routes the same whether it
+        comes through ``predict`` or alone (``colorize classify``)."""
         if self.forced_expert is not None:
             return [route({}, self.available, self.policy, self.forced_expert) for _ in lightness]
         size = self.classifier.preprocessing.input_size
-        batch = torch.cat([_resize(light.to(self.device), size) for light in lightness])
+        batch = torch.cat([_resize(light, size) for light in self.shrink(lightness)])
         return [route(p, self.available, self.policy) for p in self.classifier.probabilities(batch)]
 
     def predict_ab(self, lightness: Sequence[torch.Tensor], routes: Sequence[Route]) -> list[torch.Tensor]:

@@ -212,3 +212,25 @@ def test_a_fallback_shows_the_class_it_overruled_in_the_terminal_and_the_report(
             line for line in result.output.splitlines() if line.startswith("ok ") and Path(row["input"]).name in line
         )
         assert f"low confidence → general ({top} {row['probabilities'][top]:.0%})" in line, line
+
+
+def test_classify_routes_a_photo_exactly_as_auto_does_and_skips_colour_ones(runner, tmp_path):
+    from skimage import data
+
+    photos = tmp_path / "big"
+    photos.mkdir()
+    for name in ("astronaut", "chelsea", "rocket"):  # larger than every network input: shrink matters
+        Image.fromarray(getattr(data, name)()).convert("L").save(photos / f"{name}.png")
+    Image.fromarray(data.coffee()).save(photos / "colour.png")
+    classified = runner.invoke(app, ["classify", str(photos), "--json"])
+    assert classified.exit_code == 0, classified.output
+    routes = {Path(row["input"]).name: row for row in map(json.loads, classified.stdout.splitlines()) if row}
+    assert set(routes) == {"astronaut.png", "chelsea.png", "rocket.png"}, "a colour photo was routed"
+    report = tmp_path / "r.jsonl"
+    assert runner.invoke(app, ["auto", str(photos), "-o", str(tmp_path / "o"), "--report", str(report)]).exit_code == 0
+    for row in _report(report):
+        name = Path(row["input"]).name
+        if name in routes:
+            assert row["expert"] == routes[name]["expert"]
+            for label, p in row["probabilities"].items():
+                assert p == pytest.approx(routes[name]["probabilities"][label], abs=1e-5), (name, label)
