@@ -32,7 +32,7 @@ from colorize.pipelines.imageio import (
     output_bits,
     read_marker,
 )
-from colorize.pipelines.inference import Pipeline, Prediction
+from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
 from colorize.router import Route
 from colorize.router.policy import NoFallbackExpertError
 
@@ -339,13 +339,6 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _note(route: Route) -> str:
-    from colorize import __version__
-
-    reason = route.reason.replace("→", "->")  # metadata strings are ASCII (TIFF insists)
-    return f"colorized by expert {route.expert} ({reason}), colorize {__version__}"
-
-
 class _ComposeError(Exception):
     """Joining chroma with L failed (as opposed to writing the file)."""
 
@@ -357,7 +350,7 @@ def _encode_job(prediction: Prediction, decoded: DecodedImage, job: Job, options
         rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded) == 8 else np.float32)
     except Exception as error:
         raise _ComposeError(_one_line(error)) from error
-    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=_note(prediction.route))
+    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=provenance_note(prediction.route))
 
 
 @dataclass

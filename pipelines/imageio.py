@@ -329,7 +329,9 @@ def _orient(array: np.ndarray, orientation) -> np.ndarray:
         7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
         8: lambda a: np.rot90(a, 1),
     }.get(orientation if isinstance(orientation, int) else 1)
-    return array if turned is None else np.ascontiguousarray(turned(array))
+    # A copy, not ascontiguousarray: a flipped 1-pixel side counts as contiguous to numpy but
+    # keeps its negative stride, which torch refuses.
+    return array if turned is None else np.array(turned(array), order="C", copy=True)
 
 
 def _marker(image: Image.Image, exif: Image.Exif) -> str | None:

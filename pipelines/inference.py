@@ -17,7 +17,7 @@ import os
 import platform
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,15 @@ from colorize.configs import load_config
 from colorize.experts.color import gray_to_lightness, join_lab, lab_planes_to_rgb, lab_to_rgb
 from colorize.experts.modelfile import ModelFileError, read_metadata
 from colorize.experts.store import Expert, ExpertStore
-from colorize.pipelines.imageio import lightness_from_array, pixels_from_image
+from colorize.pipelines.imageio import (
+    DecodedImage,
+    atomic_save,
+    decode,
+    encode,
+    lightness_from_array,
+    pixels_from_image,
+    to_8bit,
+)
 from colorize.router import Route, RoutingConfigError, RoutingPolicy, merge_routing, route
 from colorize.router.policy import check_forced
 
@@ -41,10 +49,36 @@ class PipelineError(RuntimeError):
 
 @dataclass
 class Result:
-    """``rgb``: float32 (H, W, 3) in [0, 1]; ``route``: which expert and why."""
+    """``rgb``: float32 (H, W, 3) in [0, 1]; ``route``: which expert and why; ``source``: the
+    decoded file, when the photo came as a path (its format and metadata go to ``save``)."""
 
     rgb: np.ndarray
     route: Route
+    source: DecodedImage | None = None
+
+    def to_image(self) -> Image.Image:
+        """The result as an 8-bit RGB PIL image."""
+        return Image.fromarray(to_8bit(self.rgb), "RGB")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the result atomically. From a path, as ``colorize auto`` writes it: the input's
+        format, bit depth, alpha and metadata, with colorize's marker; otherwise in the format
+        the file name's extension names."""
+        path = Path(path)
+        if self.source is not None:
+            return encode(self.rgb, self.source, path, note=provenance_note(self.route))
+        extension = path.suffix.lower()
+        if extension not in Image.registered_extensions():
+            raise ValueError(f"{path}: name a format with the extension (.jpg, .png, .tif, ...)")
+        return atomic_save(self.to_image(), path, Image.registered_extensions()[extension])
+
+
+def provenance_note(route: Route) -> str:
+    """What an output file records about how it was made (EXIF/TIFF Software, PNG text)."""
+    from colorize import __version__
+
+    reason = route.reason.replace("→", "->")  # metadata strings are ASCII (TIFF insists)
+    return f"colorized by expert {route.expert} ({reason}), colorize {__version__}"
 
 
 @dataclass
@@ -381,5 +415,9 @@ class Pipeline:
         return [Result(p.compose(self.map_bands), p.route) for p in self.predict(lightness)]
 
     def colorize(self, image) -> Result:
-        """Colorize one PIL image or array (gray or colour; only its luminance is used)."""
+        """Colorize one photo: a path (decoded as ``colorize auto`` decodes it: upright, any
+        supported format and depth), a PIL image or an array (only the luminance is used)."""
+        if isinstance(image, (str, os.PathLike)):
+            decoded = decode(Path(image))
+            return replace(self.colorize_lightness([decoded.lightness()])[0], source=decoded)
         return self.colorize_lightness([lightness_of(image)])[0]

@@ -637,3 +637,19 @@ def test_every_real_historical_print_counts_as_black_and_white():
     prints = sorted(_BW_SAMPLES.glob("*.jpg"))
     assert len(prints) >= 20
     assert [p.name for p in prints if is_colour_photo(decode(p).data)] == []
+
+
+@pytest.mark.parametrize("orientation", [2, 4, 5, 7])
+def test_a_photo_one_pixel_wide_turned_by_its_exif_gives_its_lightness(tmp_path, orientation):
+    # Flipping a side of one pixel leaves numpy a "contiguous" view with a negative stride,
+    # which torch refuses (found by the decode property test).
+    path = tmp_path / "dot.png"
+    _png_with_exif(path, np.array([[40000, 20000, 9000]], np.uint16), _exif_orientation(orientation))
+    decoded = decode(path)
+    assert decoded.lightness().shape[-2:] == decoded.data.shape[:2]
+
+
+def _exif_orientation(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()

@@ -179,14 +179,16 @@ def test_a_photo_one_pixel_high_needs_no_more_memory_than_its_pixels(shape):
     assert int(done.stdout.split()[-1]) < 600, f"peak grew by {done.stdout.split()[-1]} MB for a 4 MP strip"
 
 
+# The README's Python API example, as written there, in a process that chose its own threads.
 _README_EXAMPLE = """
+import sys
 import torch
 torch.set_num_threads(2)
-from PIL import Image
 from colorize.pipelines.inference import Pipeline
 
 pipeline = Pipeline.from_config()
-result = pipeline.colorize(Image.open(__import__("sys").argv[1]))
+result = pipeline.colorize(sys.argv[1])
+result.save(sys.argv[1].replace(".jpg", "_colour.jpg"))
 print(torch.get_num_threads(), result.route.expert, result.rgb.shape)
 """
 
@@ -201,4 +203,25 @@ def test_the_python_api_leaves_the_callers_torch_settings_as_they_were(tmp_path,
     assert done.returncode == 0, done.stderr
     threads, expert, shape = done.stdout.split(maxsplit=2)
     assert threads == "2", "Pipeline.from_config() changed torch's thread count for the whole process"
+    assert (tmp_path / "old_colour.jpg").is_file()
     assert expert in {"landscape", "people", "general"} and shape.startswith("(")
+
+
+def test_the_python_api_takes_a_path_and_saves_as_the_command_line_does(pipeline, tmp_path, photos):
+    from colorize.pipelines.imageio import decode, read_marker
+
+    gray16 = (_gray(photos["astronaut"]).astype(np.uint16) * 257)[:40, :56]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: the path is decoded upright, as auto decodes it
+    source = tmp_path / "old.png"
+    Image.fromarray(gray16).save(source, exif=exif.tobytes())
+    result = pipeline.colorize(str(source))
+    assert result.rgb.shape == (56, 40, 3) and result.to_image().size == (40, 56)
+    written = result.save(tmp_path / "out.png")
+    decoded = decode(written)
+    assert decoded.bits == 16 and decoded.data.shape == (56, 40, 3)  # the 16 bits kept, as auto keeps them
+    assert read_marker(written).startswith("colorized by expert")
+    from_pil = pipeline.colorize(Image.open(source).convert("L"))
+    assert from_pil.save(tmp_path / "plain.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    with pytest.raises(ValueError, match="extension"):
+        from_pil.save(tmp_path / "no-extension")
