@@ -189,6 +189,15 @@ class _World:
         return all(torch.equal(gathered[0], g) for g in gathered[1:])
 
 
+def _leave_interrupts_to_the_main_process(worker_id: int) -> None:
+    """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal's Ctrl-C (or a kill of
+    the process group) reaches every process at once; a worker that died of it first could leave
+    the main process's interrupt unseen (training then ran on). The main process stops the
+    workers itself when it stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _steps_whole():
     """Ctrl-C or SIGTERM arriving inside takes effect at its end: an optimiser step is either
@@ -261,7 +270,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
 
     loader_args = dict(num_workers=config.workers, collate_fn=getattr(task, "collate", None))
     if config.workers:
-        loader_args["persistent_workers"] = False
+        loader_args.update(persistent_workers=False, worker_init_fn=_leave_interrupts_to_the_main_process)
     if (config.epochs == 0 or config.score_start) and not state.history:
         # The starting model is scored as epoch 0: with nothing to train it is kept, and what
         # validation chooses (an expert's output gain) is chosen again on this run's photos; when

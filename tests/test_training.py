@@ -778,3 +778,36 @@ def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colou
         bundled_weights_dir() / "people.safetensors"
     )
     assert portraits["init"] == "general"  # a new name starts from the general expert
+
+
+@pytest.mark.slow
+def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos, tmp_path):
+    """Ctrl-C in a terminal (or a kill of the job) reaches the data-loading worker as well as
+    the main process; when the worker died first the run ended with exit 1 and no checkpoint
+    message (6 of 8 tries), or ran on."""
+    import os
+    import subprocess
+    import time
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(120):  # enough that the worker is still loading when the signal comes
+        Image.fromarray(np.roll(photos["astronaut"], i * 7, axis=1)).save(folder / f"p{i:03d}.jpg")
+    for trial, delay in enumerate((6.0, 9.0)):
+        home = tmp_path / f"home{trial}"
+        command = [sys.executable, "-m", "colorize", "train", "expert", "tiny", str(folder), *TINY,
+                   "--epochs", "5", "--size", "64", "--batch-size", "8", "--workers", "1"]  # fmt: skip
+        env = {**os.environ, "COLORIZE_HOME": str(home), "OMP_NUM_THREADS": "1"}
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            time.sleep(delay)
+            os.killpg(child.pid, signal.SIGTERM)
+            output = child.communicate(timeout=120)[0].decode()
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        assert child.returncode == 130 and "interrupted: checkpoint saved" in output, output[-1500:]
+        assert (home / "runs" / "tiny" / "checkpoint.pt").is_file()
