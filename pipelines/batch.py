@@ -131,12 +131,7 @@ def expand_glob(pattern: str, recursive: bool) -> list[Path]:
     fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
     root = Path(*parts[:fixed]) if fixed else Path(".")
     wanted = parts[fixed:]
-    found = []
-    for folder, dirs, files in os.walk(root):  # followlinks=False
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        relative = Path(folder).relative_to(root).parts
-        found.extend(Path(folder) / name for name in files if _matches((*relative, name), wanted))
-    return sorted(found)
+    return sorted(path for path in walk_files(root, recursive=True) if _matches(path.relative_to(root).parts, wanted))
 
 
 def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
@@ -145,12 +140,8 @@ def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
         return not names
     if parts[0] == "**":
         return any(_matches(names[skip:], parts[1:]) for skip in range(len(names) + 1))
-    return (
-        bool(names)
-        and fnmatch.fnmatchcase(names[0], parts[0])
-        and not names[0].startswith(".")
-        and _matches(names[1:], parts[1:])
-    )
+    # Hidden names never get here: walk_files leaves them out.
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(names[1:], parts[1:])
 
 
 def plan(

@@ -392,7 +392,8 @@ def list_experts(
                 code_version=meta.get("code_version"),
             )
             row["description"] = _describe(row)
-            _metric_cells(row["metrics"])
+            if not isinstance(row["metrics"], dict):
+                raise TypeError(f"metrics is a {type(row['metrics']).__name__}, not a table")
         except ModelFileError as error:
             row["error"] = str(error)
         except (AttributeError, KeyError, TypeError, ValueError) as error:  # metadata of the wrong shape

@@ -200,8 +200,8 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
                 _check_scan_count(handle)
             if width * height > max_pixels:
                 raise ImageError(
-                    f"too large: {width}x{height} = {width * height / 1e6:.1f} MP > --max-pixels {max_pixels / 1e6:g} "
-                    f"MP"
+                    f"too large: {width}x{height} = {width * height / 1e6:.1f} MP "
+                    f"> --max-pixels {max_pixels / 1e6:g} MP"
                 )
             # EXIF first: PIL closes a TIFF's file once its pixels are loaded, and its tags
             # with it. (A PNG with EXIF behind its pixels loads them here to reach it.)
