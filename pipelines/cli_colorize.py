@@ -30,6 +30,7 @@ from colorize.pipelines.cli import (
     shown,
     sigterm_as_interrupt,
 )
+from colorize.pipelines.signals import interrupts_deferred
 
 DEFAULT_OUTPUT = Path("colorized")
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
@@ -144,8 +145,9 @@ def auto(
                 # Plan-time failures first (tagged False), then each job in order (tagged True).
                 tagged = itertools.chain(((False, o) for o in work.missing), ((True, o) for o in outcomes))
                 for is_job, outcome in tagged:
-                    finished += is_job
-                    account(outcome, progress)
+                    with interrupts_deferred():  # counted as finished only with its report row
+                        finished += is_job
+                        account(outcome, progress)
                     done = sum(counts.values())
                     progress.update(
                         task, advance=1, info=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s"

@@ -13,13 +13,11 @@ uninterrupted one would.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
 import shutil
 import signal
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +28,7 @@ from torch import nn
 
 from colorize.experts.files import atomic_write
 from colorize.experts.modelfile import read_metadata, replace_metadata, save_model
+from colorize.pipelines.signals import interrupts_deferred
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
 # quarter of an hour, and a crash or a kill -9 (which skips the save on interrupt) should cost
@@ -198,32 +197,6 @@ def _leave_interrupts_to_the_main_process(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-@contextlib.contextmanager
-def _steps_whole():
-    """Ctrl-C or SIGTERM arriving inside takes effect at its end: an optimiser step is either
-    taken and counted or not taken at all, so the checkpoint an interrupt saves resumes
-    exactly where an uninterrupted run would be (interrupted halfway, some weights would be
-    updated and the step counted as not taken, and --resume would take it twice)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    arrived: list[int] = []
-    previous = {
-        sig: signal.signal(sig, lambda number, frame: arrived.append(number)) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if arrived:
-        handler = previous[arrived[0]]
-        if callable(handler):
-            handler(arrived[0], None)  # Ctrl-C's KeyboardInterrupt, or the CLI's SIGTERM-as-interrupt
-        elif handler == signal.SIG_DFL:
-            signal.raise_signal(arrived[0])
-
-
 def _save_checkpoint(path: Path, model, optimizer, scheduler, state: FitState) -> None:
     payload = {
         "model": model.state_dict(),
@@ -292,7 +265,7 @@ def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, *
             for batch in loader:
                 torch.manual_seed(config.seed * 1_000_003 + state.epoch * steps_per_epoch + state.step)
                 loss = task.loss(trained, batch)
-                with _steps_whole():
+                with interrupts_deferred():  # a step is taken and counted, or not at all
                     if loss is not None:
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()

@@ -793,7 +793,7 @@ def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos,
     folder.mkdir()
     for i in range(120):  # enough that the worker is still loading when the signal comes
         Image.fromarray(np.roll(photos["astronaut"], i * 7, axis=1)).save(folder / f"p{i:03d}.jpg")
-    for trial, delay in enumerate((6.0, 9.0)):
+    for trial, delay in enumerate((0.5, 3.0)):
         home = tmp_path / f"home{trial}"
         command = [sys.executable, "-m", "colorize", "train", "expert", "tiny", str(folder), *TINY,
                    "--epochs", "5", "--size", "64", "--batch-size", "8", "--workers", "1"]  # fmt: skip
@@ -802,6 +802,12 @@ def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos,
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         try:
+            # Training proper has begun once the data-loading worker exists (a child process);
+            # a signal before that ends setup, with nothing yet to checkpoint.
+            children = Path(f"/proc/{child.pid}/task/{child.pid}/children")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and child.poll() is None and not children.read_text().split():
+                time.sleep(0.05)
             time.sleep(delay)
             os.killpg(child.pid, signal.SIGTERM)
             output = child.communicate(timeout=120)[0].decode()
