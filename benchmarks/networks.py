@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from colorize.experts.store import ExpertStore
+    from colorize.experts.store import ModelStore
 
     torch.set_num_threads(args.intra_op)
-    expert = ExpertStore().load(DEFAULT_EXPERT)
+    expert = ModelStore().load(DEFAULT_EXPERT)
     size = expert.work_size
     meta = expert.model_file.metadata
     result = {
@@ -103,7 +103,7 @@ def try_options(expert, photos: list[Path], batch: int, reps: int, bf16: bool, c
             return [compose_upsampled(light, a) for light, a in zip(lights, ab)]
 
     def predict(inputs):
-        return network(expert.normalize(inputs)) * expert.ab_scale
+        return expert.normalization.chroma(network(expert.normalization.network_input(inputs)))
 
     options = {"float32": predict}
 
@@ -140,7 +140,7 @@ def _try_compile(expert, x, reps, photos_with, reference) -> dict:
         compiled = torch.compile(expert.network)
 
         def run(inputs):
-            return compiled(expert.normalize(inputs)) * expert.ab_scale
+            return expert.normalization.chroma(compiled(expert.normalization.network_input(inputs)))
 
         started = time.perf_counter()
         with torch.inference_mode():

@@ -18,14 +18,11 @@ from colorize.experts.architectures import create_timm_model
 from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
-    bundled_weights_dir,
     load_network,
-    model_home,
     read_metadata,
 )
 
 LABELS = ("landscape", "people", "general")
-WEIGHTS_NAME = "classifier.safetensors"
 
 
 @dataclass(frozen=True)
@@ -97,16 +94,3 @@ def classifier_metadata(
         "preprocessing": asdict(preprocessing),
         "normalization": {"input": "gray = L / 100", "mean": preprocessing.mean, "std": preprocessing.std},
     }
-
-
-def find_classifier(path: Path | None = None, home: Path | None = None) -> tuple[Path, str] | None:
-    """The classifier weights to use, with their source: explicit file, user folder, or bundled."""
-    if path is not None:
-        return Path(path), "file"
-    user = (home or model_home()) / "classifier" / WEIGHTS_NAME
-    if user.is_file():
-        return user, "user"
-    bundled = bundled_weights_dir("colorize.classifier") / WEIGHTS_NAME
-    if bundled.is_file():
-        return bundled, "bundled"
-    return None

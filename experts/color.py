@@ -35,24 +35,6 @@ L_RANGE = (0.0, 100.0)
 AB_SCALE = 110.0  # |a|, |b| of sRGB colours stay below this; networks predict ab / AB_SCALE
 
 
-CHROMA_REFERENCE = 20.0  # LAB chroma at which the chroma curve's factor is its plain gain
-
-
-def chroma_curve(
-    ab: torch.Tensor, gain: float | torch.Tensor, exponent: float = 0.0, reference: float = CHROMA_REFERENCE
-) -> torch.Tensor:
-    """Scale predicted ab (B, 2, H, W, LAB units) by ``gain * (chroma / reference) ** exponent``.
-
-    A network trained with L1 predicts small chroma where it is unsure of the hue (opposite
-    guesses cancel) and large chroma where it is sure. Exponent 0 is a plain gain; above 0 the
-    extra colour goes where the network is sure, and unsure pixels stay near gray.
-    """
-    if exponent:
-        chroma = torch.linalg.vector_norm(ab, dim=1, keepdim=True).clamp_min(1e-3)
-        gain = gain * (chroma / reference) ** exponent
-    return ab * gain
-
-
 def _check(image: torch.Tensor, name: str) -> None:
     if image.dim() < 3 or image.shape[-3] != 3:
         raise ValueError(f"{name} expects a tensor of shape (*, 3, H, W), got {tuple(image.shape)}")

@@ -1,21 +1,20 @@
-"""The model store: where each expert's weights come from, and the loaded ``Expert``.
+"""The model store: where each model's weights come from, and the loaded ``Expert``.
 
-Lookup order for an expert name: an explicit file (``--weights``), then the user's model
-folder (``$COLORIZE_HOME/experts/NAME.safetensors``; default the platform cache dir, e.g.
-``~/.cache/colorize``), then the weights bundled with the package.
+One lookup order for every model, experts and the scene classifier alike: an explicit
+file (``--weights NAME=FILE``, ``--classifier-weights FILE``), then the user's model folder
+(``$COLORIZE_HOME/experts/NAME.safetensors`` and ``$COLORIZE_HOME/classifier/``; default
+the platform cache dir, e.g. ``~/.cache/colorize``), then the weights bundled with the package.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import torch
 
-from colorize.experts.architectures import create_architecture
-from colorize.experts.color import AB_SCALE, CHROMA_REFERENCE, chroma_curve
+from colorize.experts.architectures import create_architecture, list_architectures
 from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
@@ -24,40 +23,65 @@ from colorize.experts.modelfile import (
     model_home,
     read_metadata,
 )
+from colorize.experts.normalization import Normalization
 
 WEIGHTS_SUFFIX = ".safetensors"
+CLASSIFIER_FILE = "classifier" + WEIGHTS_SUFFIX
 
 
 @dataclass(frozen=True)
-class ExpertSource:
+class ModelSource:
     name: str
     source: str  # "file", "user" or "bundled"
     path: Path
 
 
-class ExpertStore:
-    """Finds experts by name across the three sources; later sources never shadow earlier ones."""
+class ModelStore:
+    """Finds models by name across the three sources; a later source overrides an earlier one."""
 
-    def __init__(self, home: Path | None = None, files: Mapping[str, Path] | None = None):
+    def __init__(
+        self, home: Path | None = None, files: Mapping[str, Path] | None = None, classifier_file: Path | None = None
+    ):
         self.home = Path(home) if home is not None else model_home()
         self.files = {name: Path(path) for name, path in (files or {}).items()}
+        self.classifier_file = Path(classifier_file) if classifier_file is not None else None
 
-    def sources(self) -> dict[str, ExpertSource]:
-        found: dict[str, ExpertSource] = {}
-        for source, folder in (("bundled", bundled_weights_dir()), ("user", self.home / "experts")):
+    def _folders(self, kind: str) -> list[tuple[str, Path]]:
+        """(source, folder) for ``kind`` ("experts" or "classifier"), lowest precedence first."""
+        package = "colorize.experts" if kind == "experts" else "colorize.classifier"
+        return [("bundled", bundled_weights_dir(package)), ("user", self.home / kind)]
+
+    def sources(self) -> dict[str, ModelSource]:
+        """Every expert by name, from the source that wins for it."""
+        found: dict[str, ModelSource] = {}
+        for source, folder in self._folders("experts"):
             if folder.is_dir():
                 for path in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
                     name = path.name[: -len(WEIGHTS_SUFFIX)]
-                    found[name] = ExpertSource(name, source, path)
+                    found[name] = ModelSource(name, source, path)
         for name, path in self.files.items():
-            found[name] = ExpertSource(name, "file", path)
+            found[name] = ModelSource(name, "file", path)
         return dict(sorted(found.items()))
+
+    def classifier_source(self) -> ModelSource | None:
+        """The scene classifier's weights, by the same order; None when there are none."""
+        if self.classifier_file is not None:
+            return ModelSource("classifier", "file", self.classifier_file)
+        for source, folder in reversed(self._folders("classifier")):
+            if (folder / CLASSIFIER_FILE).is_file():  # the user's, else the bundled one
+                return ModelSource("classifier", source, folder / CLASSIFIER_FILE)
+        return None
 
     def names(self) -> list[str]:
         return list(self.sources())
 
     def user_path(self, name: str) -> Path:
+        """Where training installs the expert ``name``."""
         return self.home / "experts" / f"{name}{WEIGHTS_SUFFIX}"
+
+    def user_classifier_path(self) -> Path:
+        """Where training installs the scene classifier."""
+        return self.home / "classifier" / CLASSIFIER_FILE
 
     def load(self, name: str, device: str | torch.device = "cpu") -> "Expert":
         try:
@@ -65,6 +89,29 @@ class ExpertStore:
         except KeyError:
             raise KeyError(f"no expert named {name!r}; available: {', '.join(self.names())}") from None
         return Expert.from_file(source.path, name=name, device=device)
+
+    def check(self, names: Iterable[str], load: Iterable[str] = ()) -> None:
+        """Refuse a run before its first photo when an expert it may route to is unusable.
+
+        The experts in ``load`` (the ones a user named) are loaded in full; the others only
+        have their header read (cheap, and it catches truncation) and load on first use. A
+        name with no weights is passed over: routing falls back from it, and says so.
+        Raises ``ModelFileError`` naming the file.
+        """
+        load, sources = set(load), self.sources()
+        for name in sorted(set(names) & set(sources)):
+            path = sources[name].path
+            if name in load:
+                self.load(name)
+                continue
+            meta = read_metadata(path).metadata
+            if meta.get("kind") != "expert":
+                raise ModelFileError(f"{path}: holds a {meta.get('kind')!r} model, expected an expert")
+            known = list_architectures()
+            if meta.get("architecture") not in known:
+                raise ModelFileError(
+                    f"{path}: unknown architecture {meta.get('architecture')!r}; known: {', '.join(known)}"
+                )
 
 
 class Expert:
@@ -76,16 +123,7 @@ class Expert:
         self.network = network
         meta = model_file.metadata
         self.work_size = int(meta["work_size"])
-        norm = meta.get("normalization", {})
-        self.l_center = float(norm.get("l_center", 50.0))
-        self.l_scale = float(norm.get("l_scale", 50.0))
-        self.ab_scale = float(norm.get("ab_scale", AB_SCALE))
-        # A fixed per-channel boost applied after the network (the original paper used a x1.6,
-        # b x2 to fight desaturation); 1, 1 for models that need none.
-        self.ab_gain = torch.tensor(norm.get("ab_gain", [1.0, 1.0]), dtype=torch.float32).view(1, 2, 1, 1)
-        # Above 0, the gain grows with the predicted chroma (experts/color.py: chroma_curve).
-        self.chroma_exponent = float(norm.get("chroma_exponent", 0.0))
-        self.chroma_reference = float(norm.get("chroma_reference", CHROMA_REFERENCE))
+        self.normalization = Normalization.from_metadata(meta.get("normalization", {}))
 
     @classmethod
     def from_file(cls, path: Path, name: str | None = None, device: str | torch.device = "cpu") -> "Expert":
@@ -96,28 +134,13 @@ class Expert:
         network = load_network(model_file, lambda: create_architecture(meta["architecture"], **meta["arguments"]))
         try:
             expert = cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
-        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as error:
             raise ModelFileError(f"{path}: not a usable colorize expert ({type(error).__name__}: {error})") from None
-        numbers = (
-            expert.work_size,
-            expert.l_center,
-            expert.l_scale,
-            expert.ab_scale,
-            expert.chroma_exponent,
-            expert.chroma_reference,
-            *expert.ab_gain.flatten().tolist(),
-        )
-        if not all(math.isfinite(x) for x in numbers) or expert.work_size < 1 or expert.l_scale == 0:
-            raise ModelFileError(
-                f"{path}: work size or normalization in the metadata is out of range (NaN, infinite or 0)"
-            )
+        if expert.work_size < 1:
+            raise ModelFileError(f"{path}: work size {expert.work_size} in the metadata is out of range")
         return expert
-
-    def normalize(self, lightness: torch.Tensor) -> torch.Tensor:
-        return (lightness - self.l_center) / self.l_scale
 
     @torch.inference_mode()
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution."""
-        ab = self.network(self.normalize(lightness)) * self.ab_scale
-        return chroma_curve(ab, self.ab_gain.to(ab.device), self.chroma_exponent, self.chroma_reference)
+        return self.normalization.chroma(self.network(self.normalization.network_input(lightness)))

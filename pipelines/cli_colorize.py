@@ -108,7 +108,7 @@ def auto(
         for earlier in work.earlier_outputs:
             console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
     pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
-    _load_experts(pipeline, expert, FATAL_ERRORS)
+    _check_experts(pipeline, expert)
     with _held(output if work.jobs else None):
         options = RunOptions(
             on_exists=on_exists,
@@ -197,44 +197,20 @@ def _held(output: Path | None):
         fail(str(error))
 
 
-def _load_experts(pipeline, forced: str | None, fatal: tuple) -> None:
-    """Check every expert this run can route to, so a broken weights file stops the run before
-    any photo (with one line naming the file), not halfway through it.
-
-    Files the user named (--weights, --expert) are loaded in full; bundled and user-folder
-    experts only have their header read (cheap; it also catches truncation), and load on first use.
-    """
-    from colorize.experts.architectures import list_architectures
-    from colorize.experts.modelfile import ModelFileError, read_metadata
+def _check_experts(pipeline, forced: str | None) -> None:
+    """Every expert this run can route to is checked before the first photo, so a broken
+    weights file stops the run with one line naming it, not halfway through."""
+    from colorize.experts.modelfile import ModelFileError
 
     if forced is not None:
         names = {forced}
     else:
-        policy = pipeline.policy
-        names = {policy.expert_for(label) for label in pipeline.classifier.labels} | {policy.fallback}
-    names |= set(pipeline.store.files)
-    sources = pipeline.store.sources()
-    for name in sorted(names & set(sources)):  # a missing one: routing falls back, and says so
-        path = sources[name].path
-        try:
-            if name == forced or name in pipeline.store.files:
-                pipeline.expert(name)
-                continue
-            meta = read_metadata(path).metadata
-            if meta.get("kind") != "expert":
-                raise ModelFileError(f"{path}: holds a {meta.get('kind')!r} model, expected an expert")
-            if meta.get("architecture") not in list_architectures():
-                raise ModelFileError(
-                    f"{path}: unknown architecture {meta.get('architecture')!r}; "
-                    f"known: {', '.join(list_architectures())}"
-                )
-        except fatal as error:
-            fail(str(error))
-        except (KeyError, TypeError, ValueError) as error:  # metadata that names no buildable network
-            detail = (
-                error.args[0] if isinstance(error, KeyError) and error.args else error
-            )  # KeyError's str() adds quotes
-            fail(f"{path}: not a usable colorize expert for {name!r} ({detail})")
+        names = {pipeline.policy.expert_for(label) for label in pipeline.classifier.labels} | {pipeline.policy.fallback}
+    named_by_user = {forced, *pipeline.store.files} - {None}
+    try:
+        pipeline.store.check(names | set(pipeline.store.files), load=named_by_user)
+    except ModelFileError as error:
+        fail(str(error))
 
 
 def _open_report(report: Path | None):
@@ -364,18 +340,17 @@ def list_experts(
 
     Retraining or removing one of your experts keeps the file it replaced; --restore swaps it back.
     """
-    from colorize.classifier.model import find_classifier
     from colorize.experts.modelfile import ModelFileError, read_metadata
-    from colorize.experts.store import ExpertStore
+    from colorize.experts.store import ModelStore
 
-    store = ExpertStore()
+    store = ModelStore()
     if remove is not None or restore is not None:
         _set_aside_or_restore(store, remove, restore)
         return
     rows = []
     entries = [(s.name, s.source, s.path) for s in store.sources().values()]
-    if (found := find_classifier(home=store.home)) is not None:
-        entries.append(("(classifier)", found[1], found[0]))
+    if (classifier := store.classifier_source()) is not None:
+        entries.append(("(classifier)", classifier.source, classifier.path))
     for name, source, path in entries:
         row = {"name": name, "source": source, "path": str(path)}
         try:
@@ -493,16 +468,10 @@ def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
 
 
 def _describe(row: dict) -> str:
-    """Architecture, and how its output is decoded: an ab-bin head's grid and rebalancing, or
-    a regression head's chroma gain (per channel when a fixed a/b boost) and curve exponent."""
-    arguments = row.get("arguments") or {}
-    if arguments.get("ab_bins"):
-        bins = arguments["ab_bins"]
-        return f"{row['architecture']} (ab bins {bins}x{bins}, rebalance {arguments.get('rebalance', 0)})"
+    """Architecture, and the chroma gain after it (per channel when a fixed a/b boost)."""
     normalization = row.get("normalization") or {}
     a_gain, b_gain = normalization.get("ab_gain", (1.0, 1.0))
-    exponent = normalization.get("chroma_exponent", 0.0)
-    if (a_gain, b_gain, exponent) == (1.0, 1.0, 0.0):
+    if (a_gain, b_gain) == (1.0, 1.0):
         return row["architecture"]
     gain = f"{a_gain:g}" if a_gain == b_gain else f"a {a_gain:g}, b {b_gain:g}"
-    return f"{row['architecture']} (chroma x{gain}" + (f", exponent {exponent:g})" if exponent else ")")
+    return f"{row['architecture']} (chroma x{gain})"

@@ -141,22 +141,12 @@ def train_expert_command(
         "of this name if one is installed, else general: what trains a useful expert from a small folder]",
         show_default=False,
     ),
-    loss: Optional[str] = typer.Option(
-        None, "--loss", help="l1 or mse (regression heads; an ab-bin head uses cross-entropy)."
-    ),
-    loss_rebalance: Optional[float] = typer.Option(
+    loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse."),
+    feature_loss: Optional[float] = typer.Option(
         None,
-        "--loss-rebalance",
-        help="Count each pixel's loss more the rarer its true colour is in the training photos (prior ** -S, "
-        "Zhang-style "
-        "rebalancing; regression heads): 0 plain, 0.5 moderate.  \\[default: configs/experts.toml]",
-        show_default=False,
-    ),
-    ab_bins: Optional[int] = typer.Option(
-        None,
-        "--ab-bins",
-        help="0: regress ab. N: predict an N x N grid of ab bins, decoded at a temperature chosen on validation "
-        "(vivid without a fixed boost). \\[default: configs/experts.toml]",
+        "--feature-loss",
+        help="Weight of a loss through a frozen ImageNet network on the composed colour photo (needs "
+        "colorize\\[train]); 0 for none.  \\[default: configs/experts.toml]",
         show_default=False,
     ),
     val_split: Optional[float] = typer.Option(
@@ -188,7 +178,8 @@ def train_expert_command(
     ),
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts."""
-    from colorize.experts.store import ExpertStore
+    from colorize.configs import load_config
+    from colorize.experts.store import ModelStore
     from colorize.pipelines.train_expert import NEW_WEIGHTS, ExpertTrainConfig, train_expert
 
     if not name or set(name) - _NAME_CHARS:
@@ -199,12 +190,6 @@ def train_expert_command(
         fail(f"--epochs must be 0 or more, got {epochs}")
     if epochs == 0 and init in NEW_WEIGHTS:
         fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
-    if loss_rebalance is not None and loss_rebalance < 0:
-        fail(f"--loss-rebalance must be 0 or more, got {loss_rebalance}")
-    if ab_bins is not None and (ab_bins == 1 or ab_bins < 0):
-        fail(f"--ab-bins must be 0 (regression) or at least 2, got {ab_bins}")
-    if loss_rebalance and ab_bins:
-        fail("--loss-rebalance is for regression heads; an ab-bin head rebalances when it decodes")
     gain = None
     if ab_gain is not None:
         try:
@@ -213,8 +198,6 @@ def train_expert_command(
             gain = ()
         if len(gain) != 2:
             fail(f"--ab-gain expects two numbers like 1.6,2 — got {ab_gain!r}")
-        if ab_bins:
-            fail("--ab-gain is for regression heads; an ab-bin head chooses its own rebalancing")
     overrides = dict(
         architecture=arch,
         epochs=epochs,
@@ -223,6 +206,7 @@ def train_expert_command(
         lr=lr,
         init=init,
         loss=loss,
+        feature_loss=feature_loss,
         val_split=val_split,
         seed=seed,
         device=device,
@@ -232,8 +216,6 @@ def train_expert_command(
         max_steps_per_epoch=max_steps,
         workers=workers,
         ab_gain=gain,
-        ab_bins=ab_bins,
-        loss_rebalance=loss_rebalance,
         max_pixels=_max_pixels(max_pixels),
         force=force,
     )
@@ -242,14 +224,17 @@ def train_expert_command(
     if (arch is not None or encoder is not None) and init is None:
         # A new network: nothing installed has its shape to fine-tune from.
         overrides["init"] = "imagenet" if (arch or "unet_lite") == "unet_lite" else "scratch"
-    config = ExpertTrainConfig.from_defaults(name, data_dirs, **overrides)
     if encoder is not None:
         if init is not None and init not in NEW_WEIGHTS:
             fail("--encoder builds a new expert; a fine-tune keeps the encoder of the expert --init names")
-        if config.architecture != "unet_lite":
-            fail(f"--encoder is for unet_lite experts, not {config.architecture}")
-        config.arguments = {**config.arguments, "encoder": encoder}
-    _run(train_expert, config, store=ExpertStore())
+        if (arch or "unet_lite") != "unet_lite":
+            fail(f"--encoder is for unet_lite experts, not {arch}")
+        overrides["arguments"] = {**load_config("experts")["architecture"]["arguments"], "encoder": encoder}
+    try:
+        config = ExpertTrainConfig.from_defaults(name, data_dirs, **overrides)
+    except ValueError as error:
+        fail(str(error))
+    _run(train_expert, config, store=ModelStore())
 
 
 @train_app.command("classifier")
@@ -289,22 +274,25 @@ def train_classifier_command(
 
     if epochs is not None and epochs < 1:
         fail(f"--epochs must be at least 1, got {epochs}")
-    config = ClassifierTrainConfig.from_defaults(
-        data_dir,
-        architecture=arch,
-        epochs=epochs,
-        input_size=size,
-        batch_size=batch_size,
-        lr=lr,
-        init=init,
-        val_split=val_split,
-        seed=seed,
-        device=device,
-        resume=resume,
-        out=out,
-        run_dir=run_dir,
-        max_steps_per_epoch=max_steps,
-        workers=workers,
-        max_pixels=_max_pixels(max_pixels),
-    )
+    try:
+        config = ClassifierTrainConfig.from_defaults(
+            data_dir,
+            architecture=arch,
+            epochs=epochs,
+            input_size=size,
+            batch_size=batch_size,
+            lr=lr,
+            init=init,
+            val_split=val_split,
+            seed=seed,
+            device=device,
+            resume=resume,
+            out=out,
+            run_dir=run_dir,
+            max_steps_per_epoch=max_steps,
+            workers=workers,
+            max_pixels=_max_pixels(max_pixels),
+        )
+    except ValueError as error:
+        fail(str(error))
     _run(train_classifier, config)

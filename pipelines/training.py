@@ -58,30 +58,53 @@ class TrainingTask(Protocol):
         """A hook for sample sheets and the like."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitConfig:
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    seed: int
-    patience: int
-    workers: int
-    device: str
-    run_dir: Path
-    resume: bool = False
+    """The loop's knobs, shared by every model family; each family's TOML may override them."""
+
+    epochs: int = 6  # passes over the training photos; 0 only scores the starting weights
+    batch_size: int = 32
+    lr: float = 0.002  # peak learning rate: a short linear warm-up, then cosine decay to 2 % of it
+    weight_decay: float = 1e-4
+    seed: int = 0  # photo order, crops and initialisation all follow from it
+    patience: int = 3  # trained epochs without a better validation score before stopping early
+    workers: int = 1  # data-loading processes; 0 decodes in the training process
+    device: str = "cpu"
+    resume: bool = False  # continue from the run folder's checkpoint
     max_steps_per_epoch: int | None = None  # for quick trials and tests
-    min_steps_per_epoch: int = 1  # a small folder is passed over again until an epoch has this many
+    # A folder too small for this many batches is passed over again (new crops, new order) until
+    # an epoch has them: 60 photos at batch 32 made one step an epoch, and an expert worse than gray.
+    min_steps_per_epoch: int = 1
     warmup_fraction: float = 0.05
     # Validate the starting weights first, as epoch 0, a candidate like any epoch: fine-tuning
     # then never ships weights that score worse on validation than the ones it started from.
     score_start: bool = False
 
-    @classmethod
-    def of(cls, recipe: Any, run_dir: Path) -> "FitConfig":
-        """The loop's share of a model family's training config (same field names)."""
-        names = [f for f in cls.__dataclass_fields__ if f not in ("run_dir", "warmup_fraction", "score_start")]
-        return cls(run_dir=Path(run_dir), **{name: getattr(recipe, name) for name in names})
+    def __post_init__(self):
+        for name in ("batch_size", "min_steps_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("epochs", "workers", "patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not self.lr > 0 or not self.weight_decay >= 0:
+            raise ValueError(f"lr must be above 0 and weight_decay 0 or more, got {self.lr} and {self.weight_decay}")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError(f"max_steps_per_epoch must be at least 1, got {self.max_steps_per_epoch}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+
+
+def layered_config(cls, layers: list[dict[str, Any]], **required) -> Any:
+    """A family's training config from its layers, later ones winning: the dataclass defaults,
+    then configs/*.toml, then command-line flags (None: not given). A key that names a
+    ``FitConfig`` field goes to the nested ``fit``; an unknown key is an error."""
+    values = {k: v for layer in layers for k, v in layer.items() if v is not None}
+    loop = {k: values.pop(k) for k in list(values) if k in FitConfig.__dataclass_fields__}
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+    return cls(**required, **values, fit=FitConfig(**loop))
 
 
 @dataclass
@@ -209,10 +232,11 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, state: FitState) -
     atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
-def fit(task: TrainingTask, config: FitConfig, callback: Callback = lambda *a, **k: None) -> FitState:
-    """Train ``task.model``; returns the final state. ``best.safetensors`` holds the best epoch."""
+def fit(task: TrainingTask, config: FitConfig, run_dir: Path, callback: Callback = lambda *a, **k: None) -> FitState:
+    """Train ``task.model`` in ``run_dir``; returns the final state. ``best.safetensors`` there
+    holds the best epoch."""
     world, device = _World.join(config.device)
-    run_dir = Path(config.run_dir)
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.safetensors"
     model = task.model.to(device)

@@ -83,17 +83,3 @@ def test_bad_shape_is_rejected(shape):
 def test_integer_input_is_rejected():
     with pytest.raises(TypeError):
         rgb_to_lab(torch.zeros(3, 2, 2, dtype=torch.uint8))
-
-
-def test_chroma_curve_scales_chroma_by_its_own_strength_and_keeps_hue():
-    from colorize.experts.color import chroma_curve
-
-    # Three pixels of one hue (a:b = 3:4) with chroma 5, 20 and 40.
-    ab = torch.tensor([[3.0, 12.0, 24.0], [4.0, 16.0, 32.0]]).view(1, 2, 1, 3)
-    assert torch.allclose(chroma_curve(ab, 1.3), ab * 1.3)
-    curved = chroma_curve(ab, 1.3, exponent=0.5, reference=20.0)
-    factor = (curved / ab)[0, 0, 0]
-    assert torch.allclose(curved[:, 0] / curved[:, 1], ab[:, 0] / ab[:, 1]), "hue must not change"
-    assert factor[1] == pytest.approx(1.3), "at the reference chroma the factor is the plain gain"
-    assert factor[0] < 1.0 < factor[1] < factor[2], "weak chroma toward gray, strong chroma boosted"
-    assert factor[2] == pytest.approx(1.3 * 2**0.5)

@@ -19,7 +19,7 @@ from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
 from colorize.experts.modelfile import save_model
-from colorize.experts.store import ExpertStore
+from colorize.experts.store import ModelStore
 from colorize.pipelines import cli_eval  # noqa: F401  (registers the command)
 from colorize.pipelines.cli import app
 from colorize.pipelines.data import list_images, split_files, split_for_training
@@ -78,7 +78,7 @@ def truth_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def colourless_expert(tmp_path_factory, home) -> Path:
     """The bundled general expert with its output layer zeroed: it predicts a = b = 0 everywhere."""
-    expert = ExpertStore(home=home).load("general")
+    expert = ModelStore(home=home).load("general")
     with torch.no_grad():
         for parameter in expert.network.head.parameters():
             parameter.zero_()

@@ -3,13 +3,14 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from colorize.experts.architectures import create_architecture
-from colorize.experts.modelfile import ModelFileError, bundled_weights_dir, read_metadata, save_model
-from colorize.experts.store import Expert, ExpertStore
+from colorize.experts.modelfile import ModelFileError, bundled_weights_dir, read_metadata, replace_metadata, save_model
+from colorize.experts.store import Expert, ModelStore
 
 SEED_META = {
     "kind": "expert",
@@ -91,15 +92,61 @@ def test_newer_format_version_is_refused(tmp_path):
 
 def test_lookup_order_file_then_user_then_bundled(tmp_path):
     home = tmp_path / "home"
-    bundled = ExpertStore(home=home).sources()
+    bundled = ModelStore(home=home).sources()
     assert bundled["general"].source == "bundled"
     assert bundled["general"].path.parent == bundled_weights_dir()
     user_file = _tiny_expert_file(home / "experts" / "general.safetensors")
-    assert ExpertStore(home=home).sources()["general"] == type(bundled["general"])("general", "user", user_file)
+    assert ModelStore(home=home).sources()["general"] == type(bundled["general"])("general", "user", user_file)
     explicit = _tiny_expert_file(tmp_path / "mine.safetensors")
-    assert ExpertStore(home=home, files={"general": explicit}).sources()["general"].source == "file"
+    assert ModelStore(home=home, files={"general": explicit}).sources()["general"].source == "file"
     # Other experts keep their bundled weights.
-    assert ExpertStore(home=home).sources()["people"].source == "bundled"
+    assert ModelStore(home=home).sources()["people"].source == "bundled"
+
+
+def test_the_classifier_is_looked_up_in_the_same_order(tmp_path):
+    home = tmp_path / "home"
+    bundled = ModelStore(home=home).classifier_source()
+    assert bundled.source == "bundled" and bundled.path.parent == bundled_weights_dir("colorize.classifier")
+    user = ModelStore(home=home).user_classifier_path()
+    user.parent.mkdir(parents=True)
+    user.write_bytes(bundled.path.read_bytes())
+    assert ModelStore(home=home).classifier_source().path == user
+    explicit = tmp_path / "mine.safetensors"
+    found = ModelStore(home=home, classifier_file=explicit).classifier_source()
+    assert (found.source, found.path) == ("file", explicit)
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_file_written_by_colorize_0_1_0_loads_and_predicts_as_it_did():
+    # Trained and saved by colorize 0.1.0 (a tiny unet_seed); its prediction on a fixed ramp was
+    # recorded then. Its metadata has keys later releases no longer write (chroma_exponent).
+    path = FIXTURES / "expert-0.1.0.safetensors"
+    meta = read_metadata(path).metadata
+    assert meta["code_version"] == "0.1.0" and "chroma_exponent" in meta["normalization"]
+    expert = Expert.from_file(path)
+    y, x = torch.meshgrid(torch.linspace(0, 100, 24), torch.linspace(0, 100, 20), indexing="ij")
+    recorded = torch.from_numpy(np.load(FIXTURES / "expert-0.1.0-ab.npy"))
+    assert torch.allclose(expert.predict_ab(((y + x) / 2).view(1, 1, 24, 20)), recorded, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda meta: meta["normalization"].update(chroma_exponent=0.5), "chroma curve"),
+        (lambda meta: meta.update(architecture="unet_lite", arguments={"ab_bins": 16}), "ab-bin head"),
+    ],
+)
+def test_retired_decodings_are_refused_with_their_reason(tmp_path, change, message):
+    meta = dict(read_metadata(FIXTURES / "expert-0.1.0.safetensors").metadata)
+    meta["normalization"] = dict(meta["normalization"])
+    change(meta)
+    path = tmp_path / "retired.safetensors"
+    path.write_bytes((FIXTURES / "expert-0.1.0.safetensors").read_bytes())
+    replace_metadata(path, meta)
+    with pytest.raises(ModelFileError, match=message):
+        Expert.from_file(path)
 
 
 def test_bundled_experts_carry_their_story():

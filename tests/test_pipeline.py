@@ -94,11 +94,11 @@ def test_class_mapped_to_a_missing_expert_falls_back(tmp_path, photos):
 
 
 def test_pipeline_without_classifier_needs_a_forced_expert(tmp_path):
-    from colorize.experts.store import ExpertStore
+    from colorize.experts.store import ModelStore
     from colorize.router import RoutingPolicy
 
     with pytest.raises(PipelineError, match="--expert"):
-        Pipeline(None, ExpertStore(home=tmp_path), RoutingPolicy())
+        Pipeline(None, ModelStore(home=tmp_path), RoutingPolicy())
 
 
 def test_large_photo_is_downsampled_once_without_changing_the_result(pipeline, photos):

