@@ -9,9 +9,15 @@ rebuilds from its file alone.
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from typing import TYPE_CHECKING, Callable
 
-from torch import nn
+if TYPE_CHECKING:  # torch is imported by the architectures themselves, not by naming them
+    from torch import nn
+
+# The architectures that come with colorize: each module registers the one of its own name, so
+# the command line can offer these names (--arch) without importing torch.
+BUILTIN_ARCHITECTURES = ("cnn_zhang", "unet_dilated", "unet_lite", "unet_pix2pix", "unet_seed")
 
 _ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -65,8 +71,5 @@ def list_architectures() -> list[str]:
 
 def _import_builtin_architectures() -> None:
     # Imported on first use so that merely importing the registry stays cheap.
-    from colorize.experts import (  # noqa: F401
-        unet_lite,
-        unet_pix2pix,  # noqa: F401
-        unet_seed,
-    )
+    for name in BUILTIN_ARCHITECTURES:
+        importlib.import_module(f"colorize.experts.{name}")

@@ -2,10 +2,12 @@
 
 The classic ``UnetGenerator(num_downs=8, ngf=64)``: eight 4x4 stride-2 convolutions
 64-128-256-512-512-512-512-512 (LeakyReLU 0.2, BatchNorm except at both ends), mirrored
-transposed convolutions with skip connections (ReLU, BatchNorm, dropout 0.5 in the three
-innermost up-steps), tanh output. Adapted to 1 input channel (L) and 2 outputs (ab); about
-54.4 M parameters. It is the "big U-Net" that colorization write-ups usually quote, timed by
-``benchmarks/`` beside our default expert so the ratio between them is measured.
+transposed convolutions with skip connections (ReLU, BatchNorm), tanh output. Dropout 0.5
+follows the three up-steps next to the innermost one, where the reference code has it (the
+paper's text counts the innermost up-step among the three; ``num_downs - 5`` of them in
+general). Adapted to 1 input channel (L) and 2 outputs (ab); about 54.4 M parameters. It is
+the "big U-Net" that colorization write-ups usually quote, timed by ``benchmarks/`` beside
+our default expert so the ratio between them is measured.
 
 Eight halvings need a side that is a multiple of 256: other sizes are padded by
 reflection up to the next multiple and the prediction cropped back, so any H x W works

@@ -17,7 +17,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from colorize.pipelines.imageio import to_8bit
 
 AB_MAX_ERROR = 150.0  # Zhang et al. 2016: AuC of the per-pixel ab-error CDF over thresholds 0..150
-METRIC_NAMES = ("psnr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth")
+SNR_CAP_DB = 100.0  # snr of identical images: a finite stand-in for infinity, so means and JSON stay numbers
+METRIC_NAMES = ("psnr", "snr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth")
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -29,6 +30,22 @@ def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB over 8-bit RGB (peak 255); infinite for identical images."""
     with np.errstate(divide="ignore"):  # identical images: inf is the answer, not a warning
         return float(peak_signal_noise_ratio(to_uint8(truth), to_uint8(pred), data_range=255))
+
+
+def snr(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Signal-to-noise ratio in dB over RGB in [0, 1]: 10 log10(mean(truth²) / mean((pred - truth)²)).
+
+    Unlike PSNR it measures the error against the truth's own power rather than the peak
+    value, so the same error counts for more on a dark photo. Clipped to ±``SNR_CAP_DB``:
+    identical images give ``SNR_CAP_DB`` (not infinity), an error on a black truth ``-SNR_CAP_DB``.
+    """
+    truth, pred = to_uint8(truth).astype(np.float64) / 255, to_uint8(pred).astype(np.float64) / 255
+    signal, error = np.mean(truth**2), np.mean((pred - truth) ** 2)
+    if error == 0:
+        return SNR_CAP_DB
+    if signal == 0:
+        return -SNR_CAP_DB
+    return float(np.clip(10 * np.log10(signal / error), -SNR_CAP_DB, SNR_CAP_DB))
 
 
 def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -110,6 +127,7 @@ def compare(pred: np.ndarray, truth: Truth) -> dict[str, float]:
     lab_pred = _lab(pred)
     return {
         "psnr": psnr(pred, truth.rgb),
+        "snr": snr(pred, truth.rgb),
         "ssim": ssim(pred, truth.rgb),
         "rmse": rmse(pred, truth.rgb),
         "delta_e": _delta_e_lab(lab_pred, truth.lab),
@@ -125,10 +143,15 @@ def image_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def summarize(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of each metric over images, plus the ratio of mean colourfulness (ours / truth)."""
+    """Mean of each metric over images, plus the ratio of mean colourfulness (ours / truth).
+
+    A metric some row lacks is left out rather than refused: eval JSON written before that
+    metric existed (``snr``) still summarises.
+    """
     if not rows:
         return {}
-    summary = {name: float(np.mean([row[name] for row in rows])) for name in METRIC_NAMES}
+    names = [name for name in METRIC_NAMES if all(name in row for row in rows)]
+    summary = {name: float(np.mean([row[name] for row in rows])) for name in names}
     truth = summary["colorfulness_truth"]
     summary["colorfulness_ratio"] = summary["colorfulness"] / truth if truth > 0 else float("nan")
     summary["images"] = len(rows)

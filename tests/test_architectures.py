@@ -71,3 +71,12 @@ def test_imagenet_weights_fill_the_encoder_they_were_made_for_and_no_other(archi
     other = "efficientnet_lite1" if architecture != "efficientnet_lite1" else "efficientnet_lite0"
     with pytest.raises(PretrainedUnavailable):
         load_imagenet_encoder(create_architecture("unet_lite", encoder=other).encoder, architecture)
+
+
+def test_each_builtin_module_registers_the_architecture_of_its_own_name():
+    # The command line offers BUILTIN_ARCHITECTURES without importing them: the names must be true.
+    from colorize.experts import architectures
+
+    for name in architectures.BUILTIN_ARCHITECTURES:
+        assert architectures._ARCHITECTURES[name].__module__ == f"colorize.experts.{name}"
+    assert set(architectures.BUILTIN_ARCHITECTURES) == set(list_architectures())

@@ -136,6 +136,7 @@ def test_image_metrics_agree_with_each_metric_alone(pair):
     assert tuple(row) == metrics.METRIC_NAMES
     singles = {
         "psnr": metrics.psnr(pred, truth),
+        "snr": metrics.snr(pred, truth),
         "ssim": metrics.ssim(pred, truth),
         "rmse": metrics.rmse(pred, truth),
         "delta_e": metrics.delta_e(pred, truth),
