@@ -29,6 +29,13 @@ WEIGHTS_SUFFIX = ".safetensors"
 CLASSIFIER_FILE = "classifier" + WEIGHTS_SUFFIX
 
 
+class NoSuchExpertError(KeyError):
+    """No expert of that name is installed (the message lists the ones that are)."""
+
+    def __str__(self) -> str:  # KeyError's own str() would quote the message
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class ModelSource:
     name: str
@@ -87,7 +94,7 @@ class ModelStore:
         try:
             source = self.sources()[name]
         except KeyError:
-            raise KeyError(f"no expert named {name!r}; available: {', '.join(self.names())}") from None
+            raise NoSuchExpertError(f"no expert named {name!r}; available: {', '.join(self.names())}") from None
         return Expert.from_file(source.path, name=name, device=device)
 
     def check(self, names: Iterable[str], load: Iterable[str] = ()) -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import json
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -91,11 +93,49 @@ class Outcome:
 
 
 @dataclass
+class Tally:
+    """What a run did, outcome by outcome: counts by status, photos per expert, skips by reason,
+    and a report row (JSON lines) for each when a report file is open."""
+
+    report: IO[str] | None = None
+    counts: Counter = field(default_factory=Counter)
+    experts: Counter = field(default_factory=Counter)
+    skips: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def writing(cls, report: Path | None) -> "Tally":
+        """A tally that writes ``report`` (raises OSError when it cannot be created)."""
+        if report is None:
+            return cls()
+        report.parent.mkdir(parents=True, exist_ok=True)
+        # A reason can quote a file name that is not UTF-8: escaped, never a crash mid-run.
+        return cls(open(report, "w", encoding="utf-8", errors="backslashreplace"))
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        if outcome.status == OK:
+            self.experts[outcome.route.expert] += 1
+        elif outcome.status == SKIPPED:
+            self.skips[outcome.reason] += 1
+        if self.report is not None:
+            self.report.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
+            self.report.flush()  # an interrupted run still has a report of what it did
+
+    def close(self) -> None:
+        if self.report is not None:
+            self.report.close()
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
 class Plan:
     jobs: list[Job] = field(default_factory=list)
-    # Inputs that failed before any decoding: paths that do not exist, unreadable folders,
-    # outputs whose name is taken. Named ``missing`` for its commonest case.
-    missing: list[Outcome] = field(default_factory=list)
+    # Inputs refused before any decoding, each with its reason: unreadable folders, outputs whose
+    # name is taken, outputs that would land outside the output folder.
+    refused: list[Outcome] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)  # non-image files in given folders and globs
     earlier_outputs: list[Path] = field(default_factory=list)  # our own outputs met as inputs; never re-ingested
 
@@ -184,7 +224,7 @@ def plan(
                     f"output folder {output_dir} is inside input folder {path}: outputs would sit among "
                     "the originals; choose another --output or add --suffix (e.g. --suffix _color)"
                 )
-            for child in _walk(path, recursive, result.missing):
+            for child in _walk(path, recursive, result.refused):
                 if is_image_candidate(child):
                     add(child, child.relative_to(path), path)
                 else:
@@ -229,7 +269,7 @@ def _refuse_escaping_outputs(result: Plan, output_dir: Path, input_folders: list
         else:
             kept.append(job)
             continue
-        result.missing.append(Outcome(job.input, job.output, FAILED, reason))
+        result.refused.append(Outcome(job.input, job.output, FAILED, reason))
     result.jobs = kept
 
 
@@ -268,7 +308,7 @@ def _settle_names(result: Plan) -> None:
         if job in earlier:
             result.earlier_outputs.append(job.input)
         elif job in refused:
-            result.missing.append(Outcome(job.input, job.output, FAILED, refused[job]))
+            result.refused.append(Outcome(job.input, job.output, FAILED, refused[job]))
         else:
             kept.append(job)
     result.jobs = kept

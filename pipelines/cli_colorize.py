@@ -6,21 +6,25 @@ import contextlib
 import itertools
 import json
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from colorize.pipelines.cli import (
+from colorize.pipelines.cli_common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    SATURATION_HELP,
-    WEIGHTS_HELP,
-    WORK_SIZE_HELP,
-    app,
+    BatchSizeOption,
+    ClassifierWeightsOption,
+    DeviceOption,
+    JsonOption,
+    MaxPixelsOption,
+    SaturationOption,
+    ThresholdOption,
+    WeightsOption,
+    WorkSizeOption,
     build_pipeline,
     console,
     fail,
@@ -36,27 +40,25 @@ DEFAULT_OUTPUT = Path("colorized")
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
 
 
-@app.command()
 def auto(
-    paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns (quote globs).", show_default=False),
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATH", help="Photos, folders or glob patterns (quote globs).", show_default=False
+    ),
     output: Path = typer.Option(
         DEFAULT_OUTPUT, "--output", "-o", help="Output folder; the tree below each given folder is mirrored."
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
-    threshold: Optional[float] = typer.Option(
-        None,
-        "--threshold",
-        help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]",
-    ),
+    threshold: ThresholdOption = None,
     report: Optional[Path] = typer.Option(
         None,
         "--report",
         help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error).",
     ),
-    on_exists: str = typer.Option(
-        "skip", "--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."
-    ),
+    on_exists: Annotated[
+        Literal["skip", "overwrite", "error"],
+        typer.Option("--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."),
+    ] = "skip",
     suffix: str = typer.Option(
         "", "--suffix", help="Add to output names (e.g. _color); needed to write inside the input folder."
     ),
@@ -66,37 +68,30 @@ def auto(
     strip_metadata: bool = typer.Option(
         False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."
     ),
-    max_pixels: float = typer.Option(
-        100.0, "--max-pixels", help="Refuse images larger than this many megapixels (checked before decoding)."
-    ),
+    max_pixels: MaxPixelsOption = 100.0,
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
-    weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
-    classifier_weights: Optional[Path] = typer.Option(
-        None, "--classifier-weights", help="Use this classifier weights file."
-    ),
-    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
-    work_size: Optional[int] = typer.Option(None, "--work-size", help=WORK_SIZE_HELP),
-    saturation: float = typer.Option(1.0, "--saturation", help=SATURATION_HELP),
-    batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
+    weights: WeightsOption = [],
+    classifier_weights: ClassifierWeightsOption = None,
+    device: DeviceOption = "auto",
+    work_size: WorkSizeOption = None,
+    saturation: SaturationOption = 1.0,
+    batch_size: BatchSizeOption = 8,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
 ) -> None:
     """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted."""
     from colorize.pipelines.batch import (
         FAILED,
         FATAL_ERRORS,
-        OK,
-        ON_EXISTS,
         OUTPUT_EXISTS,
         SKIPPED,
         Outcome,
         PlanError,
         RunOptions,
+        Tally,
         plan,
         run,
     )
 
-    if on_exists not in ON_EXISTS:
-        fail(f"--on-exists must be one of: {', '.join(ON_EXISTS)}")
     try:
         work = plan(paths, output, recursive=recursive, suffix=suffix, own_output_dir=output == DEFAULT_OUTPUT)
     except PlanError as error:
@@ -118,39 +113,27 @@ def auto(
             fail_fast=fail_fast,
             batch_size=batch_size,
         )
-        counts: Counter = Counter()
-        experts: Counter = Counter()
-        skips: Counter = Counter()
-        report_handle = _open_report(report)
+        try:
+            tally = Tally.writing(report)
+        except OSError as error:
+            fail(f"cannot write report {report}: {error.strerror}")
         started = time.perf_counter()
         finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
         stopped = None
         outcomes = run(pipeline, work.jobs, options)
 
-        def account(outcome, progress=None) -> None:
-            counts[outcome.status] += 1
-            if outcome.status == OK:
-                experts[outcome.route.expert] += 1
-            elif outcome.status == SKIPPED:
-                skips[outcome.reason] += 1
-            if progress is not None:
-                _announce(outcome, verbose, progress)
-            if report_handle:
-                report_handle.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
-                report_handle.flush()  # an interrupted run still has a report of what it did
-
         try:
             with sigterm_as_interrupt(), progress_bar() as progress:
-                task = progress.add_task("colorizing", total=len(work.jobs) + len(work.missing), info="")
+                task = progress.add_task("colorizing", total=len(work.jobs) + len(work.refused), info="")
                 # Plan-time failures first (tagged False), then each job in order (tagged True).
-                tagged = itertools.chain(((False, o) for o in work.missing), ((True, o) for o in outcomes))
+                tagged = itertools.chain(((False, o) for o in work.refused), ((True, o) for o in outcomes))
                 for is_job, outcome in tagged:
                     with interrupts_deferred():  # counted as finished only with its report row
                         finished += is_job
-                        account(outcome, progress)
-                    done = sum(counts.values())
+                        tally.add(outcome)
+                    _announce(outcome, verbose, progress)
                     progress.update(
-                        task, advance=1, info=f"{done / max(1e-9, time.perf_counter() - started):.2f} img/s"
+                        task, advance=1, info=f"{tally.done / max(1e-9, time.perf_counter() - started):.2f} img/s"
                     )
                     if options.fail_fast and outcome.status == FAILED:
                         stopped = "stopped by --fail-fast"
@@ -158,8 +141,7 @@ def auto(
         except KeyboardInterrupt:
             stopped = "interrupted"
         except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
-            if report_handle:
-                report_handle.close()
+            tally.close()
             fail(str(error))
         finally:
             outcomes.close()  # stops the decode/encode threads; running writes finish whole
@@ -167,18 +149,17 @@ def auto(
             for job in work.jobs[finished:]:
                 # A write already under way when the run stopped has finished (whole, being atomic).
                 reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
-                account(Outcome(job.input, job.output, SKIPPED, reason))
-        if report_handle:
-            report_handle.close()
+                tally.add(Outcome(job.input, job.output, SKIPPED, reason))
+        tally.close()
         elapsed = time.perf_counter() - started
-        _summary(counts, experts, skips, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
+        _summary(tally, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
         if stopped == "interrupted":
             console.print(
                 "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
                 highlight=False,
             )
             raise typer.Exit(EXIT_INTERRUPTED)
-        if counts[FAILED]:
+        if tally.counts[FAILED]:
             raise typer.Exit(EXIT_FAILED)
 
 
@@ -213,17 +194,6 @@ def _check_experts(pipeline, forced: str | None) -> None:
         fail(str(error))
 
 
-def _open_report(report: Path | None):
-    if report is None:
-        return None
-    try:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        # A reason can quote a file name that is not UTF-8: escaped, never a crash mid-run.
-        return open(report, "w", encoding="utf-8", errors="backslashreplace")
-    except OSError as error:
-        fail(f"cannot write report {report}: {error.strerror}")
-
-
 def _announce(outcome, verbose: bool, progress: Progress) -> None:
     # Paths are escaped: "[1950] beach.jpg" is a file name, not rich markup. soft_wrap keeps
     # each message on one line, however long the path.
@@ -237,7 +207,8 @@ def _announce(outcome, verbose: bool, progress: Progress) -> None:
         progress.console.print(f"[green]ok[/] {name} → {outcome.route.describe()}", highlight=False, soft_wrap=True)
 
 
-def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, output: Path, ignored: int) -> None:
+def _summary(tally, elapsed: float, output: Path, ignored: int) -> None:
+    counts, experts, skips = tally.counts, tally.experts, tally.skips
     table = Table(title="colorize summary", show_header=True)
     table.add_column("")
     table.add_column("count", justify="right")
@@ -269,20 +240,19 @@ def _summary(counts: Counter, experts: Counter, skips: Counter, elapsed: float, 
         )
 
 
-@app.command()
 @interruptible
 def classify(
-    paths: list[str] = typer.Argument(..., help="Photos, folders or glob patterns.", show_default=False),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Below this confidence, route to general."),
-    weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
-    classifier_weights: Optional[Path] = typer.Option(
-        None, "--classifier-weights", help="Use this classifier weights file."
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATH", help="Photos, folders or glob patterns.", show_default=False
     ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per photo on stdout."),
-    max_pixels: float = typer.Option(100.0, "--max-pixels", help="Refuse images larger than this many megapixels."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    threshold: ThresholdOption = None,
+    weights: WeightsOption = [],
+    classifier_weights: ClassifierWeightsOption = None,
+    as_json: JsonOption = False,
+    max_pixels: MaxPixelsOption = 100.0,
     force: bool = typer.Option(False, "--force", help="Also route photos that are already in colour."),
-    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
+    device: DeviceOption = "auto",
 ) -> None:
     """Show which expert each photo would go to, and why, as colorize auto would. Writes nothing."""
     from colorize.pipelines.batch import PlanError, path_text, plan
@@ -296,8 +266,8 @@ def classify(
     table = Table(title="routes")
     for column in ("photo", "expert", "confidence", "reason", "probabilities"):
         table.add_column(column)
-    failed = len(work.missing)
-    for outcome in work.missing:
+    failed = len(work.refused)
+    for outcome in work.refused:
         console.print(f"[red]failed[/] {shown(outcome.input)}: {shown(outcome.reason)}", highlight=False)
     for job in work.jobs:
         try:
@@ -326,9 +296,8 @@ def classify(
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command("experts")
 def list_experts(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: JsonOption = False,
     remove: Optional[str] = typer.Option(
         None, "--remove", metavar="NAME", help="Set aside your expert NAME (a bundled one of that name takes over)."
     ),

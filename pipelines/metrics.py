@@ -18,7 +18,8 @@ from colorize.pipelines.imageio import to_8bit
 
 AB_MAX_ERROR = 150.0  # Zhang et al. 2016: AuC of the per-pixel ab-error CDF over thresholds 0..150
 SNR_CAP_DB = 100.0  # snr of identical images: a finite stand-in for infinity, so means and JSON stay numbers
-METRIC_NAMES = ("psnr", "snr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth")
+# "recognised" is scored by colorize eval when its judge is installed (pipelines/recognition.py).
+METRIC_NAMES = ("psnr", "snr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth", "recognised")
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:

@@ -34,7 +34,14 @@ from colorize.pipelines.data import (
 )
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
-from colorize.pipelines.training import Callback, FitConfig, fit, install_best, layered_config
+from colorize.pipelines.training import (
+    Callback,
+    FitConfig,
+    TrainingSetupError,
+    fit,
+    install_best,
+    layered_config,
+)
 
 
 @dataclass(frozen=True)
@@ -56,15 +63,17 @@ class ClassifierTrainConfig:
 
     def __post_init__(self):
         if self.architecture not in TIMM_MODELS:
-            raise ValueError(f"unknown classifier architecture {self.architecture!r}; known: {', '.join(TIMM_MODELS)}")
+            raise TrainingSetupError(
+                f"unknown classifier architecture {self.architecture!r}; known: {', '.join(TIMM_MODELS)}"
+            )
         if self.init not in ("imagenet", "scratch"):
-            raise ValueError(f"init must be imagenet or scratch, got {self.init!r}")
+            raise TrainingSetupError(f"init must be imagenet or scratch, got {self.init!r}")
         if len(set(self.labels)) < 2 or self.input_size < 16 or not 0 <= self.drop_rate < 1:
-            raise ValueError(
+            raise TrainingSetupError(
                 "a classifier needs two or more labels, an input of 16 pixels or more, drop_rate in [0, 1)"
             )
         if not 0 < self.val_split < 1 or self.max_pixels < 1:
-            raise ValueError(
+            raise TrainingSetupError(
                 f"val_split must be in (0, 1) and max_pixels at least 1: {self.val_split}, {self.max_pixels}"
             )
 

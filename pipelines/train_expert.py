@@ -34,12 +34,19 @@ from colorize.pipelines.data import (
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
-from colorize.pipelines.training import Callback, FitConfig, fit, install_best, layered_config
+from colorize.pipelines.training import (
+    Callback,
+    FitConfig,
+    TrainingSetupError,
+    fit,
+    install_best,
+    layered_config,
+)
 
 LOSSES = ("l1", "mse")
 
 
-class WorseThanGrayError(ValueError):
+class WorseThanGrayError(Exception):
     """A trained expert scores worse on validation than leaving the photos gray (one line)."""
 
 
@@ -83,26 +90,30 @@ class ExpertTrainConfig:
 
     def __post_init__(self):
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+            raise TrainingSetupError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.architecture not in list_architectures():
-            raise ValueError(f"unknown architecture {self.architecture!r}; known: {', '.join(list_architectures())}")
+            raise TrainingSetupError(
+                f"unknown architecture {self.architecture!r}; known: {', '.join(list_architectures())}"
+            )
         if self.size < 16 or self.work_size < 16:
-            raise ValueError(f"size and work_size must be at least 16 pixels, got {self.size} and {self.work_size}")
+            raise TrainingSetupError(
+                f"size and work_size must be at least 16 pixels, got {self.size} and {self.work_size}"
+            )
         low, high = self.crop_scale
         if not 0 < low <= high <= 1:
-            raise ValueError(f"crop_scale must be 0 < low <= high <= 1, got {self.crop_scale}")
+            raise TrainingSetupError(f"crop_scale must be 0 < low <= high <= 1, got {self.crop_scale}")
         if not 0 < self.val_split < 1 or self.val_limit < 1:
-            raise ValueError(
+            raise TrainingSetupError(
                 f"val_split must be in (0, 1) and val_limit at least 1, got {self.val_split}, {self.val_limit}"
             )
         if not self.feature_loss >= 0:
-            raise ValueError(f"feature_loss must be 0 or more, got {self.feature_loss}")
+            raise TrainingSetupError(f"feature_loss must be 0 or more, got {self.feature_loss}")
         if not self.chroma_gains or min(self.chroma_gains) <= 0:
-            raise ValueError(f"chroma_gains must be positive numbers, got {self.chroma_gains}")
+            raise TrainingSetupError(f"chroma_gains must be positive numbers, got {self.chroma_gains}")
         if self.ab_gain is not None and (len(self.ab_gain) != 2 or min(self.ab_gain) < 0):
-            raise ValueError(f"ab_gain must be two numbers of 0 or more, got {self.ab_gain}")
+            raise TrainingSetupError(f"ab_gain must be two numbers of 0 or more, got {self.ab_gain}")
         if self.max_pixels < 1:
-            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
+            raise TrainingSetupError(f"max_pixels must be at least 1, got {self.max_pixels}")
 
     @classmethod
     def from_defaults(cls, name: str, data_dirs: list[Path], **overrides) -> "ExpertTrainConfig":
@@ -320,12 +331,12 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
     if config.init in NEW_WEIGHTS:
         try:
             model = create_architecture(config.architecture, **config.arguments)
-        except TypeError as error:
-            raise ValueError(f"architecture {config.architecture!r} does not take these arguments ({error})") from None
+        except (TypeError, ValueError) as error:  # an argument it does not take, or a value it refuses
+            raise TrainingSetupError(f"architecture {config.architecture!r} cannot be built so ({error})") from None
         if config.init == "imagenet":
             encoder = getattr(model, "encoder", None)
             if encoder is None or "encoder" not in config.arguments:
-                raise ValueError(
+                raise TrainingSetupError(
                     f"--init imagenet needs an architecture with a timm encoder, not {config.architecture!r}"
                 )
             load_imagenet_encoder(encoder, config.arguments["encoder"])

@@ -38,6 +38,11 @@ CHECKPOINT_SECONDS = 600.0
 Callback = Callable[..., None]
 
 
+class TrainingSetupError(ValueError):
+    """A training run that cannot be set up as asked (one line for the user): settings out of
+    range, an architecture that does not take its arguments, nothing to train on."""
+
+
 class TrainingTask(Protocol):
     """What a model family provides to ``fit``."""
 
@@ -83,16 +88,18 @@ class FitConfig:
     def __post_init__(self):
         for name in ("batch_size", "min_steps_per_epoch"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise TrainingSetupError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("epochs", "workers", "patience"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+                raise TrainingSetupError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not self.lr > 0 or not self.weight_decay >= 0:
-            raise ValueError(f"lr must be above 0 and weight_decay 0 or more, got {self.lr} and {self.weight_decay}")
+            raise TrainingSetupError(
+                f"lr must be above 0 and weight_decay 0 or more, got {self.lr} and {self.weight_decay}"
+            )
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError(f"max_steps_per_epoch must be at least 1, got {self.max_steps_per_epoch}")
+            raise TrainingSetupError(f"max_steps_per_epoch must be at least 1, got {self.max_steps_per_epoch}")
         if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+            raise TrainingSetupError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
 
 def layered_config(cls, layers: list[dict[str, Any]], **required) -> Any:
@@ -103,7 +110,7 @@ def layered_config(cls, layers: list[dict[str, Any]], **required) -> Any:
     loop = {k: values.pop(k) for k in list(values) if k in FitConfig.__dataclass_fields__}
     unknown = set(values) - set(cls.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        raise TrainingSetupError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
     return cls(**required, **values, fit=FitConfig(**loop))
 
 
@@ -251,12 +258,12 @@ def fit(task: TrainingTask, config: FitConfig, run_dir: Path, callback: Callback
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     if steps_per_epoch == 0:
-        raise ValueError("no training batches: the training set is empty")
+        raise TrainingSetupError("no training batches: the training set is empty")
     scheduler = _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_fraction)
     state = FitState()
     if config.resume:
         if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"{checkpoint_path}: nothing to resume")
+            raise TrainingSetupError(f"{checkpoint_path}: nothing to resume")
         saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])

@@ -6,7 +6,7 @@ differs a lot between them. This reads the manifest (columns `category`, `file`,
 `source_repo_or_package`) and prints, for every category and source, each mode's PSNR over
 gray, ΔE as a share of gray's and colourfulness ratio, summarised as `colorize eval` does.
 
-    colorize eval DATA --holdout 0.1 --compare auto,general --json E.json
+    colorize eval DATA --holdout 0.1 --compare auto,general --json > E.json
     python scripts/by_source.py E.json DATA/manifest.csv
 """
 

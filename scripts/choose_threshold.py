@@ -1,6 +1,6 @@
 """Pick the router's confidence threshold from a `colorize eval --compare` JSON.
 
-Run `colorize eval DATA --holdout 0.1 --part validation --compare auto,general,landscape,people --json E.json`
+Run `colorize eval DATA --holdout 0.1 --part validation --compare auto,general,landscape,people --json > E.json`
 first: it scores every photo with every expert, so any threshold can be replayed here
 without running a network again. Below the threshold a photo goes to the general expert.
 Choose on the validation part; the test part (the default of `--holdout`) is for reporting.

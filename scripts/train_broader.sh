@@ -37,5 +37,5 @@ for category in landscape people; do
     --init general --epochs 2 --lr 0.001 --size 192
 done
 step classifier "$runs/classifier" colorize train classifier "$train" --epochs 2
-colorize eval "$out/split/heldout" --compare auto,general,landscape,people --json "$out/eval.json"
+colorize eval "$out/split/heldout" --compare auto,general,landscape,people --json > "$out/eval.json"
 python "$here/scripts/by_source.py" "$out/eval.json" "$data/manifest.csv"

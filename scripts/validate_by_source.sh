@@ -15,4 +15,4 @@ python "$here/scripts/split_by_source.py" "$data" "$out/split" "${holds[@]}"
 "$here/scripts/train_models.sh" "$out/split/train" "$out/models"
 # Up to 150 photos per category keep the scoring to minutes.
 COLORIZE_HOME=$out/models colorize eval "$out/split/heldout" --limit 150 \
-  --compare auto,general,landscape,people --json "$out/eval.json"
+  --compare auto,general,landscape,people --json > "$out/eval.json"

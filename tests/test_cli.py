@@ -9,7 +9,6 @@ from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
-from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
 from colorize.pipelines.cli import app
 
 REPORT_KEYS = {"input", "output", "status", "expert", "confidence", "reason", "probabilities", "error"}
@@ -84,8 +83,8 @@ def test_unknown_expert_is_a_one_line_error_listing_names(runner, gray_folder, t
 @pytest.mark.parametrize(
     "option, message",
     [
-        (["--work-size", "31"], "--work-size must be at least 32 pixels"),
-        (["--saturation", "-1"], "--saturation must be 0 or more"),
+        (["--work-size", "31"], "'--work-size': Input should be greater than or equal to 32"),
+        (["--saturation", "-1"], "'--saturation': Input should be greater than or equal to 0"),
     ],
 )
 def test_out_of_range_work_size_and_saturation_are_one_line_errors_before_any_output(

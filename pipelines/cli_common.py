@@ -1,0 +1,275 @@
+"""What every command shares: one-line errors, the shared options, device and pipeline set-up,
+the progress bar, interruption. Commands live in cli_*.py; ``cli.py`` registers them."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+try:  # typer 0.2x parses with its own copy of click; earlier releases with click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (a value out of range, a choice not offered, an unknown option) as one line,
+    like every other error colorize reports: typer would draw a box of several lines."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as error:
+            typer.echo(error.ctx.get_help())
+            sys.exit(0)
+        except click_errors.UsageError as error:
+            where = f" (see {error.ctx.command_path} --help)" if error.ctx is not None else ""
+            console.print(f"[bold red]error:[/] {shown(error.format_message())}{where}", highlight=False)
+            sys.exit(EXIT_USAGE)
+        except click_errors.ClickException as error:
+            console.print(f"[bold red]error:[/] {shown(error.format_message())}", highlight=False)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _plain_type_label(self, ctx) -> str | None:
+    """The value column of --help as click writes it (PATH, FLOAT, INTEGER, TEXT, a|b), and
+    nothing for an on/off flag: typer writes <path>, <float>, <list[str]> and <bool>."""
+    if self.metavar is not None:
+        return self.metavar or None
+    label = self.display_type(ctx).strip("<>").removesuffix(" range")
+    if label.startswith("list[") and label.endswith("]"):
+        label = label[5:-1]
+    label = {"str": "TEXT", "path": "PATH", "int": "INTEGER", "float": "FLOAT", "bool": ""}.get(label.lower(), label)
+    return label or None
+
+
+# One place, applied to every command: options and arguments alike.
+typer.core.TyperOption.display_type_rich = _plain_type_label
+typer.core.TyperArgument.display_type_rich = _plain_type_label
+
+# soft_wrap: a long error stays one line (terminals wrap it visually; logs and grep see one line).
+console = Console(stderr=True, soft_wrap=True)
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """A one-line error for the user (no traceback unless --debug)."""
+    console.print(f"[bold red]error:[/] {shown(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def shown(value: object) -> str:
+    """Text for the terminal, on one line: rich markup escaped, control characters (a newline
+    or ESC in a file name) and bytes that are not UTF-8 written as escapes."""
+    text = os.fsencode(value).decode("utf-8", "backslashreplace") if isinstance(value, os.PathLike) else str(value)
+    return escape("".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text))
+
+
+def refuse_output_among_inputs(option: str, path: Path | None, folders: list[Path], files: list[Path]) -> None:
+    """A report, JSON or sheet file never replaces an input photo, nor lands inside one of
+    ``folders`` (a data folder of ground truth); links are followed to find out."""
+    if path is None:
+        return
+    target = path.resolve()
+    if any(target == file.resolve() for file in files):
+        fail(f"{option} {path} is one of the input photos; choose another file")
+    for folder in folders:
+        if target.is_relative_to(folder.resolve()):
+            fail(f"{option} {path} is inside the input folder {folder}; choose a file elsewhere")
+
+
+# Below this the encoder's stride-32 features are a single pixel: no picture left to read.
+MIN_WORK_SIZE = 32
+
+# Options that several commands share, declared once: name, type, range, metavar and help.
+WeightsOption = Annotated[
+    list[str],
+    typer.Option(
+        "--weights",
+        metavar="NAME=FILE",
+        help="Use this weights file for the expert NAME (repeatable); it wins over installed ones.",
+        show_default=False,
+    ),
+]
+ClassifierWeightsOption = Annotated[
+    Optional[Path],
+    typer.Option("--classifier-weights", metavar="FILE", help="Use this scene-classifier weights file."),
+]
+ThresholdOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        metavar="FLOAT",
+        help="Below this classifier confidence, use the general expert.  \\[default: 0.5, from configs/routing.toml]",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="DEVICE",
+        help="auto (CUDA if usable, else Apple MPS, else CPU), cpu, cuda, cuda:1 or mps.",
+    ),
+]
+WorkSizeOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--work-size",
+        min=MIN_WORK_SIZE,
+        metavar="PIXELS",
+        help="Side of the square the experts see.  \\[default: each expert's own, 224 for the bundled ones]",
+        show_default=False,
+    ),
+]
+SaturationOption = Annotated[
+    float,
+    typer.Option(
+        "--saturation", min=0.0, metavar="FLOAT", help="Scale the chroma: 1 as shipped (its validated gain), 0 gray."
+    ),
+]
+MaxPixelsOption = Annotated[
+    float,
+    typer.Option(
+        "--max-pixels",
+        min=1e-6,
+        metavar="MEGAPIXELS",
+        help="Refuse images larger than this, checked before decoding (a guard against decompression bombs).",
+    ),
+]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Photos per network batch.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on standard output instead of a table.")]
+
+
+def resolve_device(name: str) -> str:
+    """``--device`` as torch will use it: auto picks CUDA, then MPS, then the CPU; a device this
+    machine cannot use is a one-line usage error now, not a traceback at the first photo."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        fail(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        fail(f"--device {name}: no usable CUDA device here (no NVIDIA driver or GPU); use auto or cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        fail(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        fail(f"--device {name}: Apple MPS is not available here; use auto or cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        fail(f"--device {name}: colorize runs on cpu, cuda or mps")
+    return name
+
+
+def parse_weights(items: list[str]) -> dict[str, Path]:
+    weights = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            fail(f"--weights expects NAME=FILE, got {item!r}")
+        if not Path(file).exists():
+            fail(f"--weights {name}: no such file {file}")
+        if not Path(file).is_file():
+            fail(f"--weights {name}: {file} is not a regular file")
+        weights[name] = Path(file)
+    return weights
+
+
+def build_pipeline(expert, threshold, weights, classifier_weights, device, work_size=None, saturation=1.0):
+    """A Pipeline from command-line options, or a one-line error (exit 2)."""
+    from colorize.experts.modelfile import ModelFileError
+    from colorize.pipelines.inference import Pipeline, PipelineError
+    from colorize.router import NoFallbackExpertError, RoutingConfigError, UnknownExpertError
+
+    device = resolve_device(device)
+    try:
+        return Pipeline.from_config(
+            weights=parse_weights(weights),
+            classifier_weights=classifier_weights,
+            threshold=threshold,
+            expert=expert,
+            device=device,
+            work_size=work_size,
+            saturation=saturation,
+            tune=True,  # the command line owns its process
+        )
+    except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError, RoutingConfigError) as error:
+        fail(str(error))
+
+
+def progress_bar():
+    """The one progress display: description, bar, n/total, a free ``info`` field, elapsed, ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def interruptible(command):
+    """A command that Ctrl-C or SIGTERM stops at any moment with one line and exit code 130
+    (click would print "Aborted!" and exit 1 for Ctrl-C; SIGTERM would kill it silently)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: nothing was written; run the same command again", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return run
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside, a kill (SIGTERM) is handled like Ctrl-C: writes in flight finish, a training
+    run saves its checkpoint, and the same command resumes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

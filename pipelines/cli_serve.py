@@ -1,0 +1,111 @@
+"""``colorize serve``: a local web page and HTTP API (needs the ``web`` extra)."""
+
+from __future__ import annotations
+
+import typer
+
+from colorize.pipelines.cli_common import (
+    EXIT_INTERRUPTED,
+    ClassifierWeightsOption,
+    DeviceOption,
+    MaxPixelsOption,
+    ThresholdOption,
+    WeightsOption,
+    WorkSizeOption,
+    build_pipeline,
+    console,
+    fail,
+    shown,
+    sigterm_as_interrupt,
+)
+
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 127.0.0.1 keeps it to this computer."),
+    port: int = typer.Option(
+        8000, "--port", min=0, max=65535, metavar="PORT", help="Port to listen on (0: any free one)."
+    ),
+    max_upload_mb: float = typer.Option(
+        50.0, "--max-upload-mb", min=0.001, metavar="MB", help="Refuse uploads larger than this many MB."
+    ),
+    max_pixels: MaxPixelsOption = 100.0,
+    threshold: ThresholdOption = None,
+    weights: WeightsOption = [],
+    classifier_weights: ClassifierWeightsOption = None,
+    device: DeviceOption = "auto",
+    work_size: WorkSizeOption = None,
+    saturation: float = typer.Option(
+        1.0, "--saturation", min=0.0, max=4.0, metavar="FLOAT", help="The page's starting saturation (1 as shipped)."
+    ),
+) -> None:
+    """Serve a page and HTTP API to colorize photos in the browser (pip install 'colorize\\[web]'). Ctrl-C stops it."""
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        fail(f"colorize serve needs {error.name or 'FastAPI and uvicorn'}: pip install 'colorize[web]'")
+    try:
+        with sigterm_as_interrupt():
+            _serve(
+                host,
+                port,
+                max_upload_mb,
+                max_pixels,
+                threshold,
+                weights,
+                classifier_weights,
+                device,
+                work_size,
+                saturation,
+            )
+    except KeyboardInterrupt:
+        console.print("[yellow]stopped[/]: colorize serve was interrupted", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _serve(
+    host, port, max_upload_mb, max_pixels, threshold, weights, classifier_weights, device, work_size, saturation
+):
+    import ipaddress
+
+    from colorize.experts.modelfile import ModelFileError
+    from colorize.pipelines.serve import ServeError, create_app, listening_socket, run_server, url_of
+
+    # Bound before the models load: a port already taken is told at once, and a browser
+    # opened meanwhile waits in the queue instead of being refused.
+    try:
+        sock = listening_socket(host, port)
+    except ServeError as error:
+        fail(str(error))
+    try:
+        # Saturation 1 in the pipeline: each request scales it (the page's slider).
+        pipeline = build_pipeline(None, threshold, weights, classifier_weights, device, work_size, 1.0)
+        try:
+            for name in pipeline.available:  # every expert is on the page's menu: load them all now
+                pipeline.expert(name)
+        except (ModelFileError, KeyError, TypeError, ValueError) as error:
+            fail(str(error))
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        application = create_app(
+            pipeline,
+            max_upload_bytes=int(max_upload_mb * 2**20),
+            max_pixels=int(max_pixels * 1_000_000),
+            default_saturation=saturation,
+            allowed_hosts=LOOPBACK_NAMES if loopback else None,
+        )
+        if not loopback:
+            console.print(
+                f"[yellow]warning[/]: listening on {shown(host)}: anyone who can reach this machine can use the "
+                "page (it has no password)",
+                highlight=False,
+            )
+        typer.echo(f"colorize serve: {url_of(sock)} (Ctrl-C to stop)")
+        run_server(application, sock)
+    finally:
+        sock.close()

@@ -1,0 +1,390 @@
+"""``colorize serve``'s HTTP API on real tiny photos and the bundled models (FastAPI's TestClient,
+and a real uvicorn for what only a socket shows)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+from skimage.color import rgb2lab
+
+pytest.importorskip("fastapi")
+pytest.importorskip("python_multipart")
+uvicorn = pytest.importorskip("uvicorn")
+from conftest import sample_rgb  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from colorize.pipelines.inference import Pipeline  # noqa: E402
+from colorize.pipelines.serve import create_app, listening_socket, remove_stale_workspaces  # noqa: E402
+
+MAX_UPLOAD = 256 * 1024
+MAX_PIXELS = 200_000
+ARTIST = 0x013B
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    # An empty model folder: only the bundled experts, whatever the machine's user has trained.
+    return Pipeline.from_config(home=tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def app(pipeline):
+    return create_app(pipeline, max_upload_bytes=MAX_UPLOAD, max_pixels=MAX_PIXELS)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as client:
+        yield client
+
+
+def gray_photo(name="astronaut", size=96) -> np.ndarray:
+    return np.asarray(Image.fromarray(sample_rgb(name, size)).convert("L"))
+
+
+def encoded(array: np.ndarray, fmt: str, **params) -> bytes:
+    """A file made from ``array``: uint8 (H, W) gray, (H, W, 2) gray + alpha, (H, W, 3) RGB; uint16 gray."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def post(client, data: bytes, **fields):
+    return client.post("/api/colorize", files={"file": ("photo", data)}, data=fields)
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """L of an 8-bit or 16-bit gray or RGB array."""
+    scale = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    rgb = rgb.astype(np.float64) / scale
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, -1)
+    return rgb2lab(rgb)[..., 0]
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    scale = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    return float(np.hypot(*np.moveaxis(rgb2lab(rgb[..., :3] / scale)[..., 1:], -1, 0)).mean())
+
+
+def assert_good_request_works(client) -> None:
+    response = post(client, encoded(gray_photo(), "JPEG", quality=95))
+    assert response.status_code == 200, response.text
+
+
+def test_a_gray_jpeg_comes_back_coloured_with_its_size_luminance_and_route(client):
+    gray = gray_photo()
+    upload = encoded(gray, "JPEG", quality=95)
+    sent = np.asarray(Image.open(io.BytesIO(upload)))
+    response = post(client, upload)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"
+    out = Image.open(io.BytesIO(response.content))
+    assert out.format == "JPEG" and out.mode == "RGB" and out.size == (gray.shape[1], gray.shape[0])
+    rgb = np.asarray(out)
+    difference = np.abs(lightness(rgb) - lightness(sent))
+    assert difference.mean() < 1.0 and np.percentile(difference, 99) < 4, (difference.mean(), difference.max())
+    assert mean_chroma(rgb) > 3, f"mean chroma {mean_chroma(rgb):.2f}: the result is still gray"
+    assert response.headers["x-colorize-expert"] in ("general", "landscape", "people")
+    assert response.headers["x-colorize-reason"].startswith(("classified", "low confidence", "missing expert"))
+    assert 0 <= float(response.headers["x-colorize-confidence"]) <= 1
+    assert "no-store" in response.headers["cache-control"]
+
+
+def test_the_result_is_byte_for_byte_what_the_cli_writer_makes_with_exif_and_icc_kept(client, pipeline, tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[ARTIST] = "A. Photographer"
+    upload = encoded(gray_photo("rocket"), "JPEG", quality=90, icc_profile=icc, exif=exif)
+    response = post(client, upload)
+    assert response.status_code == 200, response.text
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(upload)
+    written = pipeline.colorize(source).save(tmp_path / "out" / "photo.jpg").read_bytes()
+    assert response.content == written, "the API must write what Result.save / colorize auto writes"
+    out = Image.open(io.BytesIO(response.content))
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif()[ARTIST] == "A. Photographer"
+    assert str(out.getexif()[0x0131]).startswith("colorize")  # the provenance marker
+
+
+def test_png_in_png_out(client):
+    response = post(client, encoded(gray_photo("chelsea"), "PNG"))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    out = Image.open(io.BytesIO(response.content))
+    assert out.format == "PNG" and out.mode == "RGB"
+    assert out.text.get("colorize", "").startswith("colorized by expert")
+
+
+def test_a_16_bit_png_stays_16_bit_with_its_luminance(client):
+    import png
+
+    # Values an 8-bit file cannot hold, so a result cut to 8 bits would show.
+    noise = np.random.default_rng(0).integers(-128, 128, (64, 96))
+    gray16 = np.clip(gray_photo("chelsea").astype(np.int64) * 257 + noise, 0, 65535).astype(np.uint16)
+    response = post(client, encoded(gray16, "PNG"))
+    assert response.status_code == 200, response.text
+    width, height, rows, info = png.Reader(bytes=response.content).asDirect()
+    assert (info["bitdepth"], info["planes"], (width, height)) == (16, 3, gray16.shape[::-1])
+    rgb = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, 3)
+    difference = np.abs(lightness(rgb) - lightness(gray16))
+    assert difference.mean() < 0.05 and difference.max() < 2, (difference.mean(), difference.max())
+    assert mean_chroma(rgb) > 3
+
+
+def test_a_16_bit_rgb_tiff_stays_16_bit(client):
+    import tifffile
+
+    gray16 = gray_photo("rocket").astype(np.uint16) * 257
+    sent = io.BytesIO()
+    tifffile.imwrite(sent, np.dstack([gray16] * 3), photometric="rgb")
+    response = post(client, sent.getvalue())
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/tiff"
+    rgb = tifffile.imread(io.BytesIO(response.content))
+    assert rgb.dtype == np.uint16 and rgb.shape == (*gray16.shape, 3)
+    difference = np.abs(lightness(rgb) - lightness(gray16))
+    # Not exact where a predicted colour lies outside sRGB and is clipped.
+    assert difference.mean() < 0.05 and difference.max() < 2, (difference.mean(), difference.max())
+    assert mean_chroma(rgb) > 3
+
+
+def test_alpha_is_kept(client):
+    gray = gray_photo("coffee")
+    alpha = np.tile(np.linspace(0, 255, gray.shape[1]).astype(np.uint8), (gray.shape[0], 1))
+    response = post(client, encoded(np.dstack([gray, alpha]), "PNG"))
+    assert response.status_code == 200, response.text
+    out = Image.open(io.BytesIO(response.content))
+    assert out.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], alpha)
+
+
+def test_expert_and_saturation_choose_the_route_and_the_amount_of_colour(client):
+    upload = encoded(gray_photo(), "PNG")
+    forced = post(client, upload, expert="landscape", saturation="1")
+    assert forced.status_code == 200, forced.text
+    assert (forced.headers["x-colorize-expert"], forced.headers["x-colorize-reason"]) == ("landscape", "forced")
+    gray = post(client, upload, expert="landscape", saturation="0")
+    strong = post(client, upload, expert="landscape", saturation="2")
+    chroma = [mean_chroma(np.asarray(Image.open(io.BytesIO(r.content)))) for r in (gray, forced, strong)]
+    assert chroma[0] < 0.5 < chroma[1] < chroma[2], chroma
+
+
+def test_a_fallback_says_so_in_the_reason_header_with_every_probability(pipeline):
+    from dataclasses import replace
+
+    unsure = Pipeline(pipeline.classifier, pipeline.store, replace(pipeline.policy, threshold=1.0))
+    with TestClient(create_app(unsure)) as client:
+        response = post(client, encoded(gray_photo(), "PNG"))
+    assert response.status_code == 200, response.text
+    probabilities = json.loads(response.headers["x-colorize-probabilities"])
+    assert set(probabilities) == {"general", "landscape", "people"}
+    assert abs(sum(probabilities.values()) - 1) < 1e-3
+    # Unsure whatever it sees: a photo most like another class falls back, and says so.
+    top = max(probabilities, key=probabilities.get)
+    expected = "classified" if top == "general" else "low confidence -> general"
+    assert (response.headers["x-colorize-expert"], response.headers["x-colorize-reason"]) == ("general", expected)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["not an image", "truncated", "colour photo", "over max pixels", "upload over the limit", "unknown expert", "bad"],
+)
+def test_bad_input_is_a_4xx_json_error_and_the_next_request_still_works(client, case):
+    jpeg = encoded(gray_photo(), "JPEG", quality=95)
+    fields = {}
+    if case == "not an image":
+        data, status, words = b"%PDF-1.4 not a photo at all", 422, "not an image"
+    elif case == "truncated":
+        data, status, words = jpeg[: len(jpeg) // 3], 422, "truncated"
+    elif case == "colour photo":
+        data, status, words = encoded(sample_rgb("coffee"), "JPEG", quality=95), 422, "force=1"
+    elif case == "over max pixels":
+        data, status, words = encoded(np.full((500, 600), 128, np.uint8), "PNG"), 422, "too large"
+    elif case == "upload over the limit":
+        data, status, words = os.urandom(MAX_UPLOAD + 1), 413, "over the limit"
+    elif case == "unknown expert":
+        data, status, words, fields = jpeg, 422, "general, landscape, people", {"expert": "sepia-1900"}
+    else:
+        data, status, words, fields = jpeg, 422, "saturation", {"saturation": "lots"}
+    response = post(client, data, **fields)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"], response.json()
+    assert_good_request_works(client)
+
+
+def test_a_colour_photo_is_colorized_from_its_luminance_with_force(client):
+    rgb = sample_rgb("coffee")
+    response = post(client, encoded(rgb, "PNG"), force="1")
+    assert response.status_code == 200, response.text
+    out = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert np.abs(lightness(out) - lightness(rgb)).mean() < 1.0
+
+
+def test_a_request_without_a_file_or_with_a_stray_field_is_refused(client):
+    assert client.post("/api/colorize", data={"expert": "general"}).status_code in (415, 422)
+    response = client.post("/api/colorize", files={"file": ("photo", b"x"), "comment": ("", b"hello")})
+    assert response.status_code == 422 and "comment" in response.json()["detail"]
+    assert client.post("/api/colorize", content=b"raw bytes", headers={"content-type": "image/jpeg"}).status_code == 415
+
+
+def test_experts_lists_the_bundled_experts_and_the_limits(client):
+    response = client.get("/api/experts")
+    assert response.status_code == 200
+    body = response.json()
+    assert {"general", "people", "landscape"} <= {e["name"] for e in body["experts"]}
+    assert body["max_upload_bytes"] == MAX_UPLOAD and body["max_pixels"] == MAX_PIXELS
+    assert "path" not in str(body), "the API does not tell where the user's files are"
+
+
+def test_the_page_requests_nothing_from_another_host(client):
+    response = client.get("/")
+    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    page = response.text
+    hosts = set(re.findall(r"(?:https?:)?//([A-Za-z0-9.\-\[\]:]+)", page))
+    assert hosts <= {"127.0.0.1", "localhost"}, f"the page names other hosts: {hosts}"
+    assert not re.search(r"@import|@font-face|<link[^>]+stylesheet", page, re.IGNORECASE)
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+
+
+def test_another_host_name_is_refused_when_hosts_are_restricted(pipeline):
+    guarded = create_app(pipeline, allowed_hosts=["127.0.0.1", "localhost"])
+    with TestClient(guarded, base_url="http://127.0.0.1") as local:
+        assert local.get("/api/experts").status_code == 200
+        assert local.get("/api/experts", headers={"host": "attacker.example"}).status_code == 400
+
+
+def test_nothing_of_a_request_is_left_in_temporary_folders(client):
+    folders = [tempfile.gettempdir()] + (["/dev/shm"] if os.path.isdir("/dev/shm") else [])
+
+    def ours() -> set[str]:
+        return {f"{folder}/{name}" for folder in folders for name in os.listdir(folder) if "colorize-serve" in name}
+
+    before = ours()
+    assert post(client, encoded(gray_photo(), "PNG")).status_code == 200
+    assert post(client, b"not an image").status_code == 422
+    assert ours() == before
+
+
+def test_folders_left_by_a_killed_server_are_removed_and_a_live_ones_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    parent = tempfile.gettempdir()
+    stale = tempfile.mkdtemp(prefix=f"colorize-serve-{dead.pid}-", dir=parent)
+    live = tempfile.mkdtemp(prefix=f"colorize-serve-{os.getpid()}-", dir=parent)
+    try:
+        (Path(stale) / "upload").write_bytes(b"a photo")
+        assert remove_stale_workspaces() >= 1
+        assert not os.path.exists(stale) and os.path.isdir(live)
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real uvicorn in a thread, on a free port."""
+    sock = listening_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_server):
+    lock = app.state.service.model_lock
+    answers = {}
+
+    def post_photo():
+        connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=60)
+        boundary = "b0undary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo"\r\n\r\n'.encode()
+            + encoded(gray_photo(), "PNG")
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        connection.request("POST", "/api/colorize", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        answers["photo"] = connection.getresponse().status
+
+    lock.acquire()
+    try:
+        photo = threading.Thread(target=post_photo)
+        photo.start()
+        time.sleep(0.3)  # the photo is now waiting for the model
+        for path in ("/", "/api/experts"):
+            connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=5)
+            try:
+                connection.request("GET", path)
+                assert connection.getresponse().status == 200
+            except TimeoutError:
+                pytest.fail(f"GET {path} waited behind a photo")
+        assert "photo" not in answers, "the photo should still be waiting for the model"
+    finally:
+        lock.release()
+    photo.join(60)
+    assert answers["photo"] == 200
+
+
+def test_an_upload_over_the_limit_is_refused_without_reading_it_all(live_server):
+    # Chunked, so no Content-Length warns the server: it must count as it reads, and stop.
+    boundary = "b0undary"
+    total, chunk = 64 * 2**20, 64 * 1024
+    sent = 0
+
+    def body():
+        nonlocal sent
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo"\r\n\r\n'.encode()
+        while sent < total:
+            sent += chunk
+            yield b"\0" * chunk
+
+    connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=20)
+    try:
+        connection.request(
+            "POST",
+            "/api/colorize",
+            body=body(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            encode_chunked=True,
+        )
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered and closed while the rest was still being sent
+    response = connection.getresponse()
+    assert response.status == 413, response.read()
+    print(f"sent {sent / 2**20:.2f} MB before the server closed")
+    assert sent < total / 4, f"the client could send {sent / 2**20:.0f} MB: the server read far past the limit"
+    connection.close()
+    second = http.client.HTTPConnection("127.0.0.1", live_server, timeout=20)
+    second.request("GET", "/api/experts")
+    assert second.getresponse().status == 200
+
+
+def test_without_the_web_extra_serve_says_what_to_install():
+    # The packages are installed here; the child process is made to see them missing.
+    code = "import sys; sys.modules['fastapi'] = None; sys.argv = ['colorize', 'serve']; import colorize.__main__"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'colorize[web]'" in lines[0], result.stderr
