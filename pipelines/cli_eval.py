@@ -252,8 +252,8 @@ def _metrics_table(evaluation, data_dir: Path) -> Table:
     summary = evaluation.summary()
     routed = summary[ALL].get(AUTO, {}).get("experts")
     caption = (
-        "gray: the baseline, L alone (a = b = 0); green: better than gray, red: worse. PSNR in dB, RMSE in 8-bit levels; "
-        "recog: share of photos an ImageNet classifier names as it names the true photo"
+        "gray: the baseline, L alone (a = b = 0); green: better than gray, red: worse. PSNR in dB, RMSE in 8-bit "
+        "levels; recog: share of photos an ImageNet classifier names as it names the true photo"
     )
     if routed:
         caption += "; auto routed to " + ", ".join(f"{k} {v}" for k, v in routed.items())
