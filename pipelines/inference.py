@@ -312,9 +312,8 @@ class Pipeline:
             import tomllib
 
             try:
-                config = merge_routing(
-                    config, tomllib.loads(user_routing.read_text(encoding="utf-8")), str(user_routing)
-                )
+                user_config = tomllib.loads(user_routing.read_text(encoding="utf-8"))
+                config = merge_routing(config, user_config, str(user_routing), experts=store.names())
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
                 raise RoutingConfigError(f"{user_routing}: not valid TOML ({error})") from None
         policy = RoutingPolicy.from_config(config, threshold)

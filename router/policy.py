@@ -29,13 +29,29 @@ class RoutingConfigError(ValueError):
 _ROUTING_KEYS = ("threshold", "fallback", "class_to_expert")
 
 
-def merge_routing(base: Mapping[str, Any], override: Mapping[str, Any], source: str) -> dict[str, Any]:
+def merge_routing(
+    base: Mapping[str, Any], override: Mapping[str, Any], source: str, experts: Collection[str] | None = None
+) -> dict[str, Any]:
     """``override`` (a user's routing.toml, read from ``source``) checked, then merged into
-    ``base``: a ``[class_to_expert]`` table changes the classes it names and keeps the rest."""
+    ``base``: a ``[class_to_expert]`` table changes the classes it names and keeps the rest.
+
+    With ``experts`` (the installed names), an expert the user's file names must be one of
+    them: a typo would otherwise send every such photo to the fallback, quietly.
+    """
     for key, value in override.items():
         if key not in _ROUTING_KEYS:
             raise RoutingConfigError(f"{source}: unknown key {key!r} (known: {', '.join(_ROUTING_KEYS)})")
     _check_routing(override, source)
+    if experts is not None:
+        named = {f"[class_to_expert] {k}": v for k, v in override.get("class_to_expert", {}).items()}
+        if "fallback" in override:
+            named["fallback"] = override["fallback"]
+        for key, name in named.items():
+            if name not in experts:
+                raise RoutingConfigError(
+                    f"{source}: {key} = {name!r}: no expert of that name is installed (installed: "
+                    f"{', '.join(sorted(experts))})"
+                )
     merged = {**base, **override}
     merged["class_to_expert"] = {**base.get("class_to_expert", {}), **override.get("class_to_expert", {})}
     return merged

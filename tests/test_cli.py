@@ -9,6 +9,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
+from colorize.experts.modelfile import bundled_weights_dir
 from colorize.pipelines.cli import app
 
 REPORT_KEYS = {"input", "output", "status", "expert", "confidence", "reason", "probabilities", "error"}
@@ -106,17 +107,24 @@ def test_threshold_one_falls_back_to_general(runner, gray_folder, tmp_path):
     assert any(r["reason"] == "low confidence → general" for r in rows)
 
 
-def test_user_mapping_to_a_missing_expert_falls_back(runner, gray_folder, tmp_path, isolated_home):
+def test_a_user_mapping_to_an_expert_not_installed_is_a_one_line_error_at_start(
+    runner, gray_folder, tmp_path, isolated_home
+):
     isolated_home.mkdir(parents=True, exist_ok=True)
-    (isolated_home / "routing.toml").write_text(
-        'threshold = 0.0\n[class_to_expert]\npeople = "portraits-1920s"\nlandscape = "portraits-1920s"\n'
-    )
+    routing = isolated_home / "routing.toml"
+    routing.write_text('threshold = 0.0\n[class_to_expert]\npeople = "portraits-1920s"\n')
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert f"{routing}: [class_to_expert] people = 'portraits-1920s': no expert of that name" in result.output
+    assert not (tmp_path / "o").exists()
+    # Once the expert exists (here: named with --weights), the same file routes to it.
+    mine = tmp_path / "mine.safetensors"
+    mine.write_bytes((bundled_weights_dir() / "people.safetensors").read_bytes())
     report = tmp_path / "r.jsonl"
-    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--report", str(report)])
+    arguments = ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--report", str(report)]
+    result = runner.invoke(app, [*arguments, "--weights", f"portraits-1920s={mine}"])
     assert result.exit_code == 0, result.output
-    rows = _report(report)
-    assert {r["expert"] for r in rows} == {"general"}
-    assert any(r["reason"] == "missing expert → general" for r in rows)
+    assert "portraits-1920s" in {r["expert"] for r in _report(report)}
 
 
 def test_a_failed_file_gives_exit_code_one_and_the_rest_still_run(runner, gray_folder, tmp_path):
