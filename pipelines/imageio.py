@@ -193,8 +193,16 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             # MPO is what PIL calls a JPEG with extra frames (stereo or preview images from
             # some cameras); its first frame is an ordinary JPEG.
             fmt = "JPEG" if image.format == "MPO" else image.format
+            frames = getattr(image, "n_frames", 1)
             if fmt not in SUPPORTED_FORMATS:
-                raise ImageError(f"unsupported format {fmt} (colorize reads {', '.join(SUPPORTED_FORMATS)})")
+                kind = f"an animated {fmt} ({frames} frames)" if frames > 1 else f"format {fmt}"
+                raise ImageError(
+                    f"{kind} is not supported (colorize reads {', '.join(SUPPORTED_FORMATS)}); export a frame first"
+                )
+            if frames > 1 and fmt != "JPEG":
+                # One output per input: colorizing the first page alone would drop the others unseen.
+                what = f"a TIFF of {frames} pages" if fmt == "TIFF" else f"an animated {fmt} ({frames} frames)"
+                raise ImageError(f"{what} is not supported: colorize writes one image per file; split it first")
             width, height = image.size
             if fmt == "JPEG":
                 _check_scan_count(handle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -99,6 +100,28 @@ def test_format_comes_from_content_not_extension(tmp_path):
     path = tmp_path / "really-a-jpeg.png"
     Image.fromarray(_gray()).save(path, format="JPEG")
     assert decode(path).format == "JPEG"
+
+
+@pytest.mark.parametrize(
+    "fmt, message",
+    [
+        ("TIFF", "a TIFF of 3 pages is not supported: colorize writes one image per file; split it first"),
+        ("WEBP", "an animated WEBP (3 frames) is not supported"),
+        ("GIF", "an animated GIF (3 frames) is not supported (colorize reads JPEG, PNG, TIFF, BMP, WEBP)"),
+    ],
+)
+def test_several_pages_or_frames_are_refused_plainly_not_cut_to_the_first(tmp_path, fmt, message):
+    frames = [Image.fromarray(np.roll(_gray(), 8 * i, axis=1)) for i in range(3)]
+    path = tmp_path / f"three.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match=re.escape(message)):
+        decode(path)
+    frames[0].save(path, format=fmt)  # one page or frame is an ordinary image (GIF stays unsupported)
+    if fmt == "GIF":
+        with pytest.raises(ImageError, match="format GIF is not supported"):
+            decode(path)
+    else:
+        assert decode(path).size == frames[0].size
 
 
 def test_sixteen_bit_gray_keeps_all_sixteen_bits(tmp_path):
