@@ -29,6 +29,8 @@ from colorize.pipelines.cli_common import (
     refuse_output_among_inputs,
 )
 
+# Fewer held-out photos than this and eval warns that its means are mostly chance.
+FEW_HELD_OUT = 30
 # (key in metrics.summarize, column title, format, True when higher is better)
 _COLUMNS = (
     ("psnr", "PSNR", "{:.2f}", True),
@@ -143,6 +145,13 @@ def evaluate(
         samples = find_samples(data_dir, holdout=holdout, limit=limit, part=part)
     except (DataError, EvaluationError) as error:
         fail(str(error))
+    if holdout is not None and len(samples) < FEW_HELD_OUT:
+        console.print(
+            f"[yellow]warning[/]: only {len(samples)} photo(s) of {data_dir} are in the {part} part held out at "
+            f"--holdout {holdout:g}: means over so few swing by chance; score a larger folder, or all of it "
+            "(no --holdout) if no model here trained on it",
+            highlight=False,
+        )
     # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
     pipeline = build_pipeline(
         None if AUTO in modes else modes[0] if modes else None,

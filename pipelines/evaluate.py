@@ -396,7 +396,8 @@ class Evaluation:
         if not rows:
             return None
         captions = [_caption(label, s, self.modes) for label, s, _ in rows]
-        return contact_sheet([thumbs for _, _, thumbs in rows], captions, path, tile=self._sheet.tile)
+        headers = [GRAY, *self.modes, "truth"]
+        return contact_sheet([thumbs for _, _, thumbs in rows], captions, path, tile=self._sheet.tile, headers=headers)
 
 
 def _caption(label: str, scored: Scored, modes: Sequence[str]) -> str:

@@ -10,14 +10,24 @@ from PIL import Image, ImageDraw
 from colorize.pipelines.imageio import atomic_save
 
 
-def contact_sheet(rows: list[list[np.ndarray]], captions: list[str], path: Path, tile: int = 160) -> Path:
-    """Write a PNG with one row per entry of ``rows`` (uint8 RGB arrays), each captioned."""
+def contact_sheet(
+    rows: list[list[np.ndarray]],
+    captions: list[str],
+    path: Path,
+    tile: int = 160,
+    headers: list[str] | None = None,
+) -> Path:
+    """Write a PNG with one row per entry of ``rows`` (uint8 RGB arrays), each captioned; with
+    ``headers``, a band on top names each column."""
     columns = max(len(row) for row in rows)
     caption_height = 14
-    sheet = Image.new("RGB", (columns * tile, len(rows) * (tile + caption_height)), "white")
+    header_height = caption_height if headers else 0
+    sheet = Image.new("RGB", (columns * tile, header_height + len(rows) * (tile + caption_height)), "white")
     draw = ImageDraw.Draw(sheet)
+    for c, header in enumerate(headers or []):
+        draw.text((c * tile + 2, 1), header, fill="black")
     for r, (row, caption) in enumerate(zip(rows, captions)):
-        top = r * (tile + caption_height)
+        top = header_height + r * (tile + caption_height)
         draw.text((2, top + 1), caption, fill="black")
         for c, array in enumerate(row):
             image = Image.fromarray(array)

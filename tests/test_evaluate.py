@@ -258,7 +258,9 @@ def test_sheet_shows_the_best_then_the_worst_by_delta_e(pipeline, compared, tmp_
     shown = [(label, s.sample.path) for label, s in evaluation.sheet_rows()]
     assert shown == [("best 1", by_delta_e[0].sample.path), ("worst 1", by_delta_e[-1].sample.path)], shown
     sheet = Image.open(evaluation.write_sheet(tmp_path / "sheet.png"))
-    assert sheet.size == (7 * 160, 2 * (160 + 14)), sheet.size  # gray | 5 modes | truth, two rows
+    assert sheet.size == (7 * 160, 14 + 2 * (160 + 14)), sheet.size  # headers, then gray | 5 modes | truth, two rows
+    band = np.asarray(sheet.convert("L"))[:14]
+    assert all((band[:, c * 160 : (c + 1) * 160] < 128).any() for c in range(7)), "every column is named"
 
 
 def test_json_has_no_infinities():
@@ -299,7 +301,7 @@ def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder,
         }
         assert record[AUTO]["expert"] in ("landscape", "people", "general") and "probabilities" in record[AUTO]
     assert report["summary"][ALL][GRAY]["images"] == 3 and report["routing"]["images"] == 3
-    assert Image.open(out_sheet).size == (4 * 160, 3 * (160 + 14))  # 3 photos: best 2, then the one left
+    assert Image.open(out_sheet).size == (4 * 160, 14 + 3 * (160 + 14))  # 3 photos: best 2, then the one left
 
 
 def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_its_settings(
@@ -359,6 +361,16 @@ def test_cli_eval_errors_are_one_line(home, truth_folder, tmp_path, arguments, m
     result = CliRunner().invoke(app, ["eval", *arguments])
     assert result.exit_code == 2, result.output
     assert message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_cli_eval_warns_when_too_few_photos_are_held_out(home, truth_folder):
+    result = CliRunner().invoke(
+        app, ["eval", str(truth_folder), "--expert", "general", "--holdout", "1", "--part", "all"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: only" in result.stderr and "--holdout 1" in result.stderr, result.stderr
+    quiet = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1"])
+    assert "warning" not in quiet.stderr, "no --holdout, no warning"
 
 
 def test_cli_eval_counts_unreadable_photos_and_exits_1(home, tmp_path):
