@@ -113,7 +113,7 @@ def evaluate(
         True,
         "--recognition/--no-recognition",
         help="Score recognisability: how often a frozen ImageNet classifier (efficientnet_lite1, no training "
-        "loss uses it) gives the same top-1 class on the output as on the true photo. Needs colorize\\[eval].",
+        "loss uses it) gives the same top-1 class on the output as on the true photo. Needs colorize-experts\\[eval].",
     ),
 ) -> None:
     """Score colorization against colour photos: PSNR, SSIM, RMSE, ΔE2000, colourfulness, ab AuC,
@@ -175,7 +175,7 @@ def evaluate(
         recognizer = Recognizer.available(pipeline.device)
         if recognizer is None:
             console.print(
-                "[dim]recognisability left out: its judge's weights need pip install 'colorize\\[eval]'[/]",
+                "[dim]recognisability left out: its judge's weights need pip install 'colorize-experts\\[eval]'[/]",
                 highlight=False,
             )
     scoring = score(

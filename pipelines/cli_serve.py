@@ -40,7 +40,10 @@ def serve(
         1.0, "--saturation", min=0.0, max=4.0, metavar="FLOAT", help="The page's starting saturation (1 as shipped)."
     ),
 ) -> None:
-    """Serve a page and HTTP API to colorize photos in the browser (pip install 'colorize\\[web]'). Ctrl-C stops it."""
+    """Serve a page and HTTP API to colorize photos in the browser. Ctrl-C stops it.
+
+    Needs the web extra: pip install 'colorize-experts\\[web]'.
+    """
     try:
         import fastapi  # noqa: F401
         import python_multipart  # noqa: F401

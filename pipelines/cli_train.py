@@ -188,8 +188,9 @@ def train_expert_command(
         None,
         "--init",
         metavar="NAME|imagenet|scratch",
-        help="An expert to fine-tune, or new weights: imagenet (needs colorize\\[train]) or scratch.  \\[default: "
-        "the expert of this name if one is installed, else general: what trains a useful expert from a small folder]",
+        help="An expert to fine-tune, or new weights: imagenet (needs colorize-experts\\[train]) or scratch.  "
+        "\\[default: the expert of this name if one is installed, else general: what trains a useful expert from a "
+        "small folder]",
         show_default=False,
     ),
     loss: Annotated[
@@ -202,7 +203,7 @@ def train_expert_command(
         min=0.0,
         metavar="WEIGHT",
         help="Weight of a loss through a frozen ImageNet network on the composed colour photo (needs "
-        "colorize\\[train]); 0 for none.",
+        "colorize-experts\\[train]); 0 for none.",
     ),
     val_split: ValSplitOption = _EXPERT_TRAINING["val_split"],
     seed: SeedOption = _EXPERT_TRAINING["seed"],
@@ -313,7 +314,7 @@ def train_classifier_command(
         Optional[Literal["imagenet", "scratch"]],
         typer.Option(
             "--init",
-            help="imagenet (efficientnet_lite0-2, needs colorize\\[train]) or scratch.",
+            help="imagenet (efficientnet_lite0-2, needs colorize-experts\\[train]) or scratch.",
         ),
     ] = _CLASSIFIER["init"],
     val_split: ValSplitOption = _CLASSIFIER["val_split"],
