@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from colorize.pipelines.inference import available_cores, tune_cpu
+    from colorize.pipelines._cpu import available_cores, tune_cpu
 
     tune_cpu(1, keep_freed_memory=not args.no_malloc_tuning)
     rows = []
@@ -60,7 +60,7 @@ def _rows(photo: Path, cores: int):
     from torch.nn import functional as F
 
     from colorize.experts import color
-    from colorize.pipelines.inference import compose_upsampled
+    from colorize.pipelines._cpu import compose_upsampled
 
     gray8 = np.array(Image.open(photo).convert("L"))
     gray_u8 = torch.from_numpy(gray8)[None]

@@ -57,7 +57,8 @@ def build_pipeline(intra_op: int | None, workers: int | None, malloc: bool):
     """The pipeline as the CLI builds it, with the process settings this run asks for."""
     import torch
 
-    from colorize.pipelines.inference import Pipeline, tune_cpu
+    from colorize.pipelines._cpu import tune_cpu
+    from colorize.pipelines.inference import Pipeline
 
     pipeline = Pipeline.from_config(threads=workers)
     settings = tune_cpu(intra_op_threads=intra_op or 1, keep_freed_memory=malloc)
@@ -73,8 +74,8 @@ def time_one(pipeline, path: Path, outdir: Path) -> dict[str, float]:
     import torch
     from PIL import Image
 
+    from colorize.pipelines._cpu import compose_upsampled
     from colorize.pipelines.imageio import decode, encode, output_bits
-    from colorize.pipelines.inference import compose_upsampled
 
     times: dict[str, float] = {}
     cpu_start = time.process_time()

@@ -183,7 +183,7 @@ def _machine() -> dict:
     import torch
 
     from colorize import __version__
-    from colorize.pipelines.inference import available_cores
+    from colorize.pipelines._cpu import available_cores
 
     model = platform.processor()
     try:

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from colorize.pipelines import metrics
+from colorize.pipelines._cpu import compose_rgb
 from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_held_out, list_images
 from colorize.pipelines.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -34,7 +35,7 @@ from colorize.pipelines.imageio import (
     is_colour_photo,
     lightness_from_array,
 )
-from colorize.pipelines.inference import Pipeline, compose_rgb
+from colorize.pipelines.inference import Pipeline
 from colorize.pipelines.recognition import Recognizer
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route, route
