@@ -468,6 +468,7 @@ def test_zero_epochs_needs_an_expert_to_start_from(colour_folder, isolated_home)
     assert result.exit_code != 0 and "--init NAME" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_encoder_option_builds_a_new_expert_on_that_encoder(colour_folder, isolated_home, tmp_path):
     runner = CliRunner()
     args = [
