@@ -18,8 +18,7 @@ from colorize.experts.architectures import create_timm_model
 from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
-    load_network,
-    read_metadata,
+    load_model,
 )
 
 LABELS = ("landscape", "people", "general")
@@ -56,11 +55,9 @@ class SceneClassifier:
 
     @classmethod
     def from_file(cls, path: Path, device: str | torch.device = "cpu") -> "SceneClassifier":
-        model_file = read_metadata(path)
-        if model_file.kind != "classifier":
-            raise ModelFileError(f"{path}: holds a {model_file.kind!r} model, expected the classifier")
-        meta = model_file.metadata
-        network = load_network(model_file, lambda: build_network(meta["architecture"], **meta["arguments"]))
+        model_file, network = load_model(
+            path, "classifier", lambda m: build_network(m["architecture"], **m["arguments"])
+        )
         try:
             return cls(model_file, network.to(device))
         except (KeyError, TypeError, ValueError) as error:

@@ -158,6 +158,18 @@ def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Mo
     return load_state(model_file, build())
 
 
+_A = {"expert": "an", "classifier": "a"}
+
+
+def load_model(path: Path, kind: str, build: Callable[[dict[str, Any]], nn.Module]) -> tuple[ModelFile, nn.Module]:
+    """A file's metadata and its network, built by ``build(metadata)``; the file must hold a
+    model of ``kind`` ("expert" or "classifier")."""
+    model_file = read_metadata(path)
+    if model_file.kind != kind:
+        raise ModelFileError(f"{path}: holds a {model_file.kind!r} model, expected {_A[kind]} {kind}")
+    return model_file, load_network(model_file, lambda: build(model_file.metadata))
+
+
 def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
     """Load the file's tensors into ``model`` (built from the same metadata), strictly."""
     try:

@@ -19,7 +19,7 @@ from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
     bundled_weights_dir,
-    load_network,
+    load_model,
     model_home,
     read_metadata,
 )
@@ -134,11 +134,10 @@ class Expert:
 
     @classmethod
     def from_file(cls, path: Path, name: str | None = None, device: str | torch.device = "cpu") -> "Expert":
-        model_file = read_metadata(path)
-        if model_file.kind != "expert":
-            raise ModelFileError(f"{path}: holds a {model_file.kind!r} model, expected an expert")
+        model_file, network = load_model(
+            path, "expert", lambda m: create_architecture(m["architecture"], **m["arguments"])
+        )
         meta = model_file.metadata
-        network = load_network(model_file, lambda: create_architecture(meta["architecture"], **meta["arguments"]))
         try:
             expert = cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as error:
@@ -151,3 +150,7 @@ class Expert:
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution."""
         return self.normalization.chroma(self.network(self.normalization.network_input(lightness)))
+
+
+def _build(metadata: dict) -> torch.nn.Module:
+    return create_architecture(metadata["architecture"], **metadata["arguments"])

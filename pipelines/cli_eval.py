@@ -116,8 +116,13 @@ def evaluate(
         "loss uses it) gives the same top-1 class on the output as on the true photo. Needs colorize-experts\\[eval].",
     ),
 ) -> None:
-    """Score colorization against colour photos: PSNR, SSIM, RMSE, ΔE2000, colourfulness, ab AuC,
-    beside the gray baseline."""
+    """Score colorization against colour photos, beside the gray baseline: PSNR, SNR, SSIM, RMSE,
+    ΔE2000, ab AuC, recognisability, colourfulness.
+
+    Examples:  colorize eval photos/ ·
+    colorize eval photos/ --compare auto,general,people --sheet sheet.png --plots plots.png ·
+    colorize eval photos/ --holdout 0.1 --json > scores.json
+    """
     from colorize.pipelines.data import DataError
     from colorize.pipelines.evaluate import (
         AUTO,
