@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 
 from colorize import __version__
-from colorize.pipelines import cli_colorize, cli_eval, cli_serve, cli_train
+from colorize.pipelines import cli_auto, cli_colorize, cli_eval, cli_serve, cli_train
 from colorize.pipelines.cli_common import EXIT_FAILED, OneLineErrors, console, shown
 
 app = typer.Typer(
@@ -36,7 +36,7 @@ train_app = typer.Typer(help="Train an expert or the scene classifier on your ow
 app.add_typer(train_app, name="train")
 
 
-app.command("auto")(cli_colorize.auto)
+app.command("auto")(cli_auto.auto)
 app.command("classify")(cli_colorize.classify)
 app.command("experts")(cli_colorize.list_experts)
 app.command("eval")(cli_eval.evaluate)
