@@ -45,6 +45,7 @@ OUTPUT_EXISTS, ALREADY_COLOUR, EARLIER_OUTPUT = (
     "already colour",
     "a colorize output (from an earlier run)",
 )
+FAILED_KEPT = 10  # failed inputs a tally keeps by name (a summary names them; the report has all)
 # Problems of the setup rather than of one photo: every later photo would fail the same way.
 FATAL_ERRORS = (ModelFileError, NoFallbackExpertError)
 
@@ -95,12 +96,13 @@ class Outcome:
 @dataclass
 class Tally:
     """What a run did, outcome by outcome: counts by status, photos per expert, skips by reason,
-    and a report row (JSON lines) for each when a report file is open."""
+    the first failed inputs, and a report row (JSON lines) for each when a report file is open."""
 
     report: IO[str] | None = None
     counts: Counter = field(default_factory=Counter)
     experts: Counter = field(default_factory=Counter)
     skips: Counter = field(default_factory=Counter)
+    failed: list[Path] = field(default_factory=list)  # the first FAILED_KEPT failed inputs, to name them
 
     @classmethod
     def writing(cls, report: Path | None) -> "Tally":
@@ -117,6 +119,8 @@ class Tally:
             self.experts[outcome.route.expert] += 1
         elif outcome.status == SKIPPED:
             self.skips[outcome.reason] += 1
+        elif len(self.failed) < FAILED_KEPT:
+            self.failed.append(outcome.input)
         if self.report is not None:
             self.report.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
             self.report.flush()  # an interrupted run still has a report of what it did

@@ -11,6 +11,7 @@ option, unknown expert, unusable weights file, unsafe output folder); 130 interr
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Optional
 
@@ -66,6 +67,12 @@ def _root(
 def main() -> None:
     try:
         app()
+    except SystemExit:
+        # The exit code is decided: a Ctrl-C or SIGTERM while the interpreter shuts down
+        # (torch takes a moment) would only replace it with "interrupted".
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise
     except Exception as error:  # the last line of defence: one line unless --debug
         if _debug or "--debug" in sys.argv:
             raise

@@ -31,7 +31,7 @@ from colorize.pipelines.cli_common import (
     shown,
     sigterm_as_interrupt,
 )
-from colorize.pipelines.signals import interrupts_deferred
+from colorize.pipelines.signals import interrupts_deferred, interrupts_ignored
 
 DEFAULT_OUTPUT = Path("colorized")
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
@@ -74,6 +74,7 @@ def auto(
     saturation: SaturationOption = 1.0,
     batch_size: BatchSizeOption = 8,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar: only failures and a one-line summary."),
 ) -> None:
     """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted."""
     from colorize.pipelines.batch import (
@@ -99,6 +100,8 @@ def auto(
             console.print(f"[dim]ignored (not an image): {shown(ignored)}[/]", highlight=False, soft_wrap=True)
         for earlier in work.earlier_outputs:
             console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
+    if not quiet:
+        console.print("[dim]loading models…[/]", highlight=False)
     pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
     _check_experts(pipeline, expert)
     with _held(output if work.jobs else None):
@@ -116,11 +119,11 @@ def auto(
             fail(f"cannot write report {report}: {error.strerror}")
         started = time.perf_counter()
         finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
-        stopped = None
+        stopped = fatal = None
         outcomes = run(pipeline, work.jobs, options)
 
         try:
-            with sigterm_as_interrupt(), progress_bar() as progress:
+            with sigterm_as_interrupt(), progress_bar("photos", disable=quiet) as progress:
                 task = progress.add_task("colorizing", total=len(work.jobs) + len(work.refused), info="")
                 # Plan-time failures first (tagged False), then each job in order (tagged True).
                 tagged = itertools.chain(((False, o) for o in work.refused), ((True, o) for o in outcomes))
@@ -129,35 +132,38 @@ def auto(
                         finished += is_job
                         tally.add(outcome)
                     _announce(outcome, verbose, progress)
-                    progress.update(
-                        task, advance=1, info=f"{tally.done / max(1e-9, time.perf_counter() - started):.2f} img/s"
-                    )
+                    rate = tally.done / max(1e-9, time.perf_counter() - started)
+                    progress.update(task, advance=1, info=f"{rate:.2f} photos/s")
                     if options.fail_fast and outcome.status == FAILED:
                         stopped = "stopped by --fail-fast"
                         break
         except KeyboardInterrupt:
             stopped = "interrupted"
         except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
-            tally.close()
-            fail(str(error))
-        finally:
+            fatal = error
+        # The work is over: what is left is bookkeeping, which a late signal must not cut short
+        # (nor turn a finished run into an interrupted one).
+        with interrupts_ignored():
             outcomes.close()  # stops the decode/encode threads; running writes finish whole
-        if stopped:
-            for job in work.jobs[finished:]:
-                # A write already under way when the run stopped has finished (whole, being atomic).
-                reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
-                tally.add(Outcome(job.input, job.output, SKIPPED, reason))
-        tally.close()
-        elapsed = time.perf_counter() - started
-        _summary(tally, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
-        if stopped == "interrupted":
-            console.print(
-                "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
-                highlight=False,
-            )
-            raise typer.Exit(EXIT_INTERRUPTED)
-        if tally.counts[FAILED]:
-            raise typer.Exit(EXIT_FAILED)
+            if fatal is not None:
+                tally.close()
+                fail(str(fatal))
+            if stopped:
+                for job in work.jobs[finished:]:
+                    # A write already under way when the run stopped has finished (whole, being atomic).
+                    reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
+                    tally.add(Outcome(job.input, job.output, SKIPPED, reason))
+            tally.close()
+            elapsed = time.perf_counter() - started
+            _summary(tally, elapsed, output, len(work.ignored) + len(work.earlier_outputs), quiet, stopped)
+            if stopped == "interrupted":
+                console.print(
+                    "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
+                    highlight=False,
+                )
+                raise typer.Exit(EXIT_INTERRUPTED)
+            if tally.counts[FAILED]:
+                raise typer.Exit(EXIT_FAILED)
 
 
 @contextlib.contextmanager
@@ -204,8 +210,22 @@ def _announce(outcome, verbose: bool, progress: Progress) -> None:
         progress.console.print(f"[green]ok[/] {name} → {outcome.route.describe()}", highlight=False, soft_wrap=True)
 
 
-def _summary(tally, elapsed: float, output: Path, ignored: int) -> None:
+def _summary(tally, elapsed: float, output: Path, ignored: int, quiet: bool, stopped: str | None) -> None:
+    from colorize.pipelines.batch import FAILED, OK, OUTPUT_EXISTS, SKIPPED
+
     counts, experts, skips = tally.counts, tally.experts, tally.skips
+    total = sum(counts.values())
+    if not counts[OK] and not counts[FAILED] and not stopped:
+        console.print(_nothing_to_do(skips, output), highlight=False, soft_wrap=True)
+        return
+    if quiet:
+        console.print(
+            f"{counts[OK]} ok, {counts[SKIPPED]} skipped, {counts[FAILED]} failed in {elapsed:.1f} s "
+            f"({total / max(1e-9, elapsed):.2f} photos/s); outputs in {shown(output)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     table = Table(title="colorize summary", show_header=True)
     table.add_column("")
     table.add_column("count", justify="right")
@@ -217,16 +237,18 @@ def _summary(tally, elapsed: float, output: Path, ignored: int) -> None:
         if status == "skipped":
             for reason, count in sorted(skips.items()):
                 table.add_row(f"  {shown(reason)}", str(count))
-    total = sum(counts.values())
     if ignored:
         table.add_row("[dim]ignored (not images, or colorize outputs)[/]", str(ignored))
     table.add_row("time per image", f"{elapsed / max(1, total):.3f} s")
     table.add_row("total time", f"{elapsed:.1f} s")
     console.print(table)
+    if counts[FAILED]:
+        named = ", ".join(shown(path) for path in tally.failed)
+        more = counts[FAILED] - len(tally.failed)
+        tail = f" and {more} more (see each one's reason above)" if more > 0 else ""
+        console.print(f"[red]{counts[FAILED]} failed[/]: {named}{tail}", highlight=False, soft_wrap=True)
     if counts["ok"]:
         console.print(f"outputs in [bold]{shown(output)}[/]", highlight=False, soft_wrap=True)
-    from colorize.pipelines.batch import OUTPUT_EXISTS
-
     if existing := skips.get(OUTPUT_EXISTS):
         # A re-run with other settings into the same folder would otherwise seem to do nothing.
         console.print(
@@ -235,3 +257,18 @@ def _summary(tally, elapsed: float, output: Path, ignored: int) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _nothing_to_do(skips, output: Path) -> str:
+    """The summary of a run that colorized nothing and failed nothing: why there was nothing to do."""
+    from colorize.pipelines.batch import OUTPUT_EXISTS
+
+    if not skips:
+        return "nothing to do: no photos found"
+    if set(skips) == {OUTPUT_EXISTS}:
+        return (
+            f"nothing to do: all {skips[OUTPUT_EXISTS]} outputs exist in {shown(output)}; "
+            "--on-exists overwrite to redo them"
+        )
+    reasons = ", ".join(f"{count} {shown(reason)}" for reason, count in sorted(skips.items()))
+    return f"nothing to do: every photo was skipped ({reasons})"

@@ -219,8 +219,10 @@ def build_pipeline(expert, threshold, weights, classifier_weights, device, work_
         fail(str(error))
 
 
-def progress_bar():
-    """The one progress display: description, bar, n/total, a free ``info`` field, elapsed, ETA."""
+def progress_bar(unit: str | None = None, disable: bool = False):
+    """The one progress display: description, bar, n/total (``n/total unit`` when a ``unit``
+    is named), a free ``info`` field, elapsed, ETA. ``disable``: draw nothing (--quiet); lines
+    printed through its console still appear."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -230,14 +232,16 @@ def progress_bar():
         TimeRemainingColumn,
     )
 
+    counted = TextColumn(f"{{task.completed:.0f}}/{{task.total:.0f}} {unit}") if unit else MofNCompleteColumn()
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        counted,
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
+        disable=disable,
     )
 
 

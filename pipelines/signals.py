@@ -34,3 +34,23 @@ def interrupts_deferred():
             handler(arrived[0], None)
         elif handler == signal.SIG_DFL:
             signal.raise_signal(arrived[0])
+
+
+@contextlib.contextmanager
+def interrupts_ignored():
+    """Ctrl-C and SIGTERM arriving inside are dropped.
+
+    For the moments after a run has finished its work (its summary printed, its exit code
+    known): a signal then can only turn a finished run into one that reports itself
+    interrupted; and for the bookkeeping after a first interrupt, which a second one (a kill
+    after a Ctrl-C, as torchrun sends) must not cut short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
