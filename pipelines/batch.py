@@ -54,10 +54,24 @@ class PlanError(ValueError):
     """The command line asks for something unsafe or impossible (one-line message)."""
 
 
+# What an output file name's extension says to write: ``-o NAME.EXT`` for one photo, and
+# ``--format`` (its choices are the short names: jpg, png, tif, webp).
+OUTPUT_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+
+
 @dataclass(frozen=True)
 class Job:
     input: Path
     output: Path
+    format: str | None = None  # the format to write (a PIL name, e.g. "PNG"); None: the input's own
 
 
 def path_text(path: Path) -> str:
@@ -142,6 +156,7 @@ class Plan:
     refused: list[Outcome] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)  # non-image files in given folders and globs
     earlier_outputs: list[Path] = field(default_factory=list)  # our own outputs met as inputs; never re-ingested
+    into_file: bool = False  # the output is one file that the command line named, not a folder
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -152,8 +167,14 @@ def _within(path: Path, folder: Path) -> bool:
         return False
 
 
-def _output_name(path: Path, suffix: str) -> str:
-    return f"{path.stem}{suffix}{path.suffix}"
+def _output_name(path: Path, suffix: str, extension: str | None) -> str:
+    return f"{path.stem}{suffix}{extension or path.suffix}"
+
+
+def names_a_file(output: Path) -> bool:
+    """Whether ``-o output`` names an image file (``photo_colour.jpg``) rather than a folder:
+    its extension is an image format's, and no folder of that name exists."""
+    return Path(output).suffix.lower() in OUTPUT_FORMATS and not Path(output).is_dir()
 
 
 def _walk(folder: Path, recursive: bool, problems: list[Outcome]) -> Iterator[Path]:
@@ -189,7 +210,12 @@ def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
 
 
 def plan(
-    inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "", own_output_dir: bool = False
+    inputs: Iterable[str],
+    output_dir: Path,
+    recursive: bool = False,
+    suffix: str = "",
+    own_output_dir: bool = False,
+    extension: str | None = None,
 ) -> Plan:
     """Expand files, folders and globs into jobs; the output tree mirrors each given folder.
 
@@ -198,8 +224,15 @@ def plan(
     needs a ``suffix`` to keep names distinct, unless it is ``own_output_dir`` (colorize's
     default folder, which holds only its outputs and is left out of the photos it finds). Both
     are the user's mistakes, told before any model is loaded.
+
+    ``extension`` (".png", a key of ``OUTPUT_FORMATS``) writes every output in that format,
+    named so; by default each keeps its input's. One photo and an ``output_dir`` that
+    ``names_a_file`` write that file, in the format its extension names.
     """
     output_dir = Path(output_dir)
+    inputs = list(inputs)
+    if names_a_file(output_dir):
+        return _plan_one_file(inputs, output_dir, suffix, extension)
     if output_dir.exists() and not output_dir.is_dir():
         raise PlanError(f"--output {output_dir} is a file, not a folder")
     if any(c in suffix for c in ("/", "\\", "\0")) or (os.altsep and os.altsep in suffix):
@@ -218,7 +251,8 @@ def plan(
             result.earlier_outputs.append(path)
             return
         seen.add(key)
-        result.jobs.append(Job(path, output_dir / relative.parent / _output_name(path, suffix)))
+        name = _output_name(path, suffix, extension)
+        result.jobs.append(Job(path, output_dir / relative.parent / name, OUTPUT_FORMATS.get(extension)))
 
     for raw in inputs:
         path = Path(raw)
@@ -253,6 +287,26 @@ def plan(
     _refuse_escaping_outputs(result, output_dir, [Path(raw) for raw in inputs if Path(raw).is_dir()])
     _settle_names(result)
     return result
+
+
+def _plan_one_file(inputs: list[str], output: Path, suffix: str, extension: str | None) -> Plan:
+    """One photo written to the file ``output`` names (``colorize auto photo.jpg -o photo_colour.jpg``)."""
+    fmt = OUTPUT_FORMATS[output.suffix.lower()]
+    if len(inputs) == 1 and not os.path.lexists(inputs[0]) and not glob.has_magic(inputs[0]):
+        raise PlanError(f"{inputs[0]}: no such file or folder")
+    if len(inputs) != 1 or Path(inputs[0]).is_dir() or not os.path.lexists(inputs[0]):
+        raise PlanError(
+            f"--output {output} names an image file, but there is more than one photo to write (a folder or "
+            f"several inputs); give a folder, e.g. -o {output.with_suffix('')}"
+        )
+    if suffix:
+        raise PlanError(f"--suffix names outputs in a folder; --output {output} is already a file name")
+    if extension is not None and OUTPUT_FORMATS[extension] != fmt:
+        raise PlanError(f"--format {extension[1:]}, but -o {output} names a {fmt} file; give one or the other")
+    job = Job(Path(inputs[0]), output, fmt)
+    if job.output.resolve() == job.input.resolve():
+        raise PlanError(f"{job.input}: output would overwrite the input; choose another --output")
+    return Plan(jobs=[job], into_file=True)
 
 
 def _refuse_escaping_outputs(result: Plan, output_dir: Path, input_folders: list[Path]) -> None:
@@ -339,6 +393,7 @@ class RunOptions:
     keep_metadata: bool = True
     fail_fast: bool = False
     batch_size: int = 8
+    quality: int = 95  # of JPEG and WebP outputs
     batch_pixels: int = 16_000_000  # a batch closes early past this many pixels, to bound memory
     io_threads: int = 2
 
@@ -382,10 +437,11 @@ def _encode_job(prediction: Prediction, decoded: DecodedImage, job: Job, options
     # Composing here, in an I/O thread, keeps the second core busy while the networks run,
     # and a waiting job holds L and a small ab rather than a full-size float RGB image.
     try:
-        rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded) == 8 else np.float32)
+        rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded, job.format) == 8 else np.float32)
     except Exception as error:
         raise _ComposeError(_one_line(error)) from error
-    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=provenance_note(prediction.route))
+    note = provenance_note(prediction.route)
+    encode(rgb, decoded, job.output, options.keep_metadata, note, options.quality, job.format)
 
 
 @dataclass

@@ -42,7 +42,11 @@ def auto(
         ..., metavar="PATH", help="Photos, folders or glob patterns (quote globs).", show_default=False
     ),
     output: Path = typer.Option(
-        DEFAULT_OUTPUT, "--output", "-o", help="Output folder; the tree below each given folder is mirrored."
+        DEFAULT_OUTPUT,
+        "--output",
+        "-o",
+        help="Output folder (the tree below each given folder is mirrored); for one photo, "
+        "a file name (e.g. photo_colour.jpg: its extension names the format).",
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
@@ -61,6 +65,13 @@ def auto(
     ),
     force: bool = typer.Option(
         False, "--force", help="Also colorize photos that are already in colour (from their luminance)."
+    ),
+    output_format: Annotated[
+        Optional[Literal["jpg", "png", "tif", "webp"]],
+        typer.Option("--format", help="Write every output in this format.  \\[default: each input's own]"),
+    ] = None,
+    quality: int = typer.Option(
+        95, "--quality", min=1, max=100, help="Quality of JPEG and WebP outputs (PNG and TIFF are lossless)."
     ),
     strip_metadata: bool = typer.Option(
         False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."
@@ -91,7 +102,14 @@ def auto(
     )
 
     try:
-        work = plan(paths, output, recursive=recursive, suffix=suffix, own_output_dir=output == DEFAULT_OUTPUT)
+        work = plan(
+            paths,
+            output,
+            recursive=recursive,
+            suffix=suffix,
+            own_output_dir=output == DEFAULT_OUTPUT,
+            extension=f".{output_format}" if output_format else None,
+        )
     except PlanError as error:
         fail(str(error))
     refuse_output_among_inputs("--report", report, [], [job.input for job in work.jobs])
@@ -104,7 +122,9 @@ def auto(
         console.print("[dim]loading models…[/]", highlight=False)
     pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
     _check_experts(pipeline, expert)
-    with _held(output if work.jobs else None):
+    # A file named by -o is written atomically; its folder is not held, so that runs of one
+    # photo each (xargs -P, a shell loop with &) can write side by side.
+    with _held(output if work.jobs and not work.into_file else None):
         options = RunOptions(
             on_exists=on_exists,
             force=force,
@@ -112,6 +132,7 @@ def auto(
             keep_metadata=not strip_metadata,
             fail_fast=fail_fast,
             batch_size=batch_size,
+            quality=quality,
         )
         try:
             tally = Tally.writing(report)
@@ -155,7 +176,7 @@ def auto(
                     tally.add(Outcome(job.input, job.output, SKIPPED, reason))
             tally.close()
             elapsed = time.perf_counter() - started
-            _summary(tally, elapsed, output, len(work.ignored) + len(work.earlier_outputs), quiet, stopped)
+            _summary(tally, elapsed, output, work, quiet, stopped)
             if stopped == "interrupted":
                 console.print(
                     "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
@@ -210,18 +231,20 @@ def _announce(outcome, verbose: bool, progress: Progress) -> None:
         progress.console.print(f"[green]ok[/] {name} → {outcome.route.describe()}", highlight=False, soft_wrap=True)
 
 
-def _summary(tally, elapsed: float, output: Path, ignored: int, quiet: bool, stopped: str | None) -> None:
+def _summary(tally, elapsed: float, output: Path, work, quiet: bool, stopped: str | None) -> None:
     from colorize.pipelines.batch import FAILED, OK, OUTPUT_EXISTS, SKIPPED
 
     counts, experts, skips = tally.counts, tally.experts, tally.skips
     total = sum(counts.values())
+    ignored = len(work.ignored) + len(work.earlier_outputs)
+    where = f"written to {shown(output)}" if work.into_file else f"outputs in {shown(output)}"
     if not counts[OK] and not counts[FAILED] and not stopped:
-        console.print(_nothing_to_do(skips, output), highlight=False, soft_wrap=True)
+        console.print(_nothing_to_do(skips, output, work.into_file), highlight=False, soft_wrap=True)
         return
     if quiet:
         console.print(
             f"{counts[OK]} ok, {counts[SKIPPED]} skipped, {counts[FAILED]} failed in {elapsed:.1f} s "
-            f"({total / max(1e-9, elapsed):.2f} photos/s); outputs in {shown(output)}",
+            f"({total / max(1e-9, elapsed):.2f} photos/s); {where}",
             highlight=False,
             soft_wrap=True,
         )
@@ -248,7 +271,7 @@ def _summary(tally, elapsed: float, output: Path, ignored: int, quiet: bool, sto
         tail = f" and {more} more (see each one's reason above)" if more > 0 else ""
         console.print(f"[red]{counts[FAILED]} failed[/]: {named}{tail}", highlight=False, soft_wrap=True)
     if counts["ok"]:
-        console.print(f"outputs in [bold]{shown(output)}[/]", highlight=False, soft_wrap=True)
+        console.print(where, highlight=False, soft_wrap=True)
     if existing := skips.get(OUTPUT_EXISTS):
         # A re-run with other settings into the same folder would otherwise seem to do nothing.
         console.print(
@@ -259,12 +282,14 @@ def _summary(tally, elapsed: float, output: Path, ignored: int, quiet: bool, sto
         )
 
 
-def _nothing_to_do(skips, output: Path) -> str:
+def _nothing_to_do(skips, output: Path, into_file: bool) -> str:
     """The summary of a run that colorized nothing and failed nothing: why there was nothing to do."""
     from colorize.pipelines.batch import OUTPUT_EXISTS
 
     if not skips:
         return "nothing to do: no photos found"
+    if into_file and set(skips) == {OUTPUT_EXISTS}:
+        return f"nothing to do: {shown(output)} exists; --on-exists overwrite to redo it"
     if set(skips) == {OUTPUT_EXISTS}:
         return (
             f"nothing to do: all {skips[OUTPUT_EXISTS]} outputs exist in {shown(output)}; "
