@@ -34,7 +34,7 @@ from colorize.pipelines.imageio import (
     output_bits,
     read_marker,
 )
-from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
+from colorize.pipelines.inference import Pipeline, Prediction, provenance_note, route_from_note
 from colorize.router import Route
 from colorize.router.policy import NoFallbackExpertError
 
@@ -88,6 +88,7 @@ class Outcome:
     reason: str | None = None  # why skipped or failed (one line)
     route: Route | None = None
     seconds: float = 0.0
+    rank: int = 0  # the process that did it, in a run split across processes (torchrun)
 
     def as_record(self) -> dict:
         route = self.route.as_dict() if self.route else {}
@@ -104,6 +105,7 @@ class Outcome:
             "error": self.reason if self.status == FAILED else None,
             "skip_reason": self.reason if self.status == SKIPPED else None,
             "seconds": round(self.seconds, 4),
+            "rank": self.rank,
         }
 
 
@@ -398,12 +400,18 @@ class RunOptions:
     io_threads: int = 2
 
 
+def existing_output(job: Job) -> Outcome:
+    """A job skipped because its output exists, with the route that output was made by (read
+    from the marker in its header: cheap, no pixels are decoded; a BMP has none)."""
+    return Outcome(job.input, job.output, SKIPPED, OUTPUT_EXISTS, route_from_note(read_marker(job.output)))
+
+
 def _decode_job(job: Job, options: RunOptions) -> tuple[DecodedImage | None, Outcome | None, float]:
     started = time.perf_counter()
     if job.output.exists() and options.on_exists != "overwrite":
         # Checked before decoding, so resuming a long run re-reads nothing it finished.
         if options.on_exists == "skip":
-            return None, Outcome(job.input, job.output, SKIPPED, OUTPUT_EXISTS), 0.0
+            return None, existing_output(job), 0.0
         return None, Outcome(job.input, job.output, FAILED, f"output exists: {job.output} (--on-exists error)"), 0.0
     try:
         decoded = decode(job.input, options.max_pixels)

@@ -91,12 +91,12 @@ def auto(
     from colorize.pipelines.batch import (
         FAILED,
         FATAL_ERRORS,
-        OUTPUT_EXISTS,
         SKIPPED,
         Outcome,
         PlanError,
         RunOptions,
         Tally,
+        existing_output,
         plan,
         run,
     )
@@ -172,8 +172,12 @@ def auto(
             if stopped:
                 for job in work.jobs[finished:]:
                     # A write already under way when the run stopped has finished (whole, being atomic).
-                    reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
-                    tally.add(Outcome(job.input, job.output, SKIPPED, reason))
+                    done = job.output.exists()
+                    tally.add(
+                        existing_output(job)
+                        if done
+                        else Outcome(job.input, job.output, SKIPPED, f"not started ({stopped})")
+                    )
             tally.close()
             elapsed = time.perf_counter() - started
             _summary(tally, elapsed, output, work, quiet, stopped)

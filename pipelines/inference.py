@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -79,6 +80,18 @@ def provenance_note(route: Route) -> str:
 
     reason = route.reason.replace("→", "->")  # metadata strings are ASCII (TIFF insists)
     return f"colorized by expert {route.expert} ({reason}), colorize {__version__}"
+
+
+_NOTE = re.compile(r"colorized by expert (?P<expert>.+) \((?P<reason>.+)\), colorize \S+$")
+
+
+def route_from_note(note: str | None) -> Route | None:
+    """The expert and reason that ``provenance_note`` recorded in an output (confidence and
+    probabilities are not recorded), or None when ``note`` is not such a record."""
+    found = _NOTE.search(note or "")
+    if found is None:
+        return None
+    return Route(found["expert"], None, {}, found["reason"].replace("->", "→"))
 
 
 @dataclass

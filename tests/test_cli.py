@@ -301,3 +301,17 @@ def test_a_signal_after_the_summary_leaves_the_exit_code_of_the_finished_run(
     result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "general"])
     assert result.exit_code == 0 and "interrupted" not in result.output, (result.exit_code, result.output)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handler is given back"
+
+
+def test_a_rerun_reports_every_photo_it_skips_with_the_route_its_output_was_made_by(runner, gray_folder, tmp_path):
+    out, first, again = tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "again.jsonl"
+    assert runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--report", str(first)]).exit_code == 0
+    assert runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--report", str(again)]).exit_code == 0
+    made = {row["input"]: row for row in _report(first)}
+    skipped = {row["input"]: row for row in _report(again)}
+    assert skipped.keys() == made.keys() and len(made) == 5
+    for name, row in skipped.items():
+        assert (row["status"], row["skip_reason"], row["rank"]) == ("skipped", "output exists", 0), row
+        assert row["output"] == made[name]["output"] and Path(row["output"]).is_file(), row
+        assert (row["expert"], row["reason"]) == (made[name]["expert"], made[name]["reason"]), (row, made[name])
+    assert {row["rank"] for row in made.values()} == {0}
