@@ -31,9 +31,19 @@ from colorize.pipelines.cli_common import (
     shown,
     sigterm_as_interrupt,
 )
+from colorize.pipelines.shards import Shard
 from colorize.pipelines.signals import interrupts_deferred, interrupts_ignored
 
 DEFAULT_OUTPUT = Path("colorized")
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
 
 
@@ -85,6 +95,17 @@ def auto(
     saturation: SaturationOption = 1.0,
     batch_size: BatchSizeOption = 8,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
+    shard: Annotated[
+        Optional[Shard],
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            parser=_shard,
+            help="Do only part K of N of this run, e.g. as task K of a job array: photo i goes to part i mod N, "
+            "so the N parts together do every photo once.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar: only failures and a one-line summary."),
 ) -> None:
     """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted."""
@@ -124,7 +145,9 @@ def auto(
     _check_experts(pipeline, expert)
     # A file named by -o is written atomically; its folder is not held, so that runs of one
     # photo each (xargs -P, a shell loop with &) can write side by side.
-    with _held(output if work.jobs and not work.into_file else None):
+    part = shard or Shard(1, 1)
+    jobs, refused = part.take(work.jobs), work.refused if part.is_first else []
+    with _held(output if jobs and not work.into_file else None, shard):
         options = RunOptions(
             on_exists=on_exists,
             force=force,
@@ -141,13 +164,13 @@ def auto(
         started = time.perf_counter()
         finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
         stopped = fatal = None
-        outcomes = run(pipeline, work.jobs, options)
+        outcomes = run(pipeline, jobs, options)
 
         try:
             with sigterm_as_interrupt(), progress_bar("photos", disable=quiet) as progress:
-                task = progress.add_task("colorizing", total=len(work.jobs) + len(work.refused), info="")
+                task = progress.add_task("colorizing", total=len(jobs) + len(refused), info="")
                 # Plan-time failures first (tagged False), then each job in order (tagged True).
-                tagged = itertools.chain(((False, o) for o in work.refused), ((True, o) for o in outcomes))
+                tagged = itertools.chain(((False, o) for o in refused), ((True, o) for o in outcomes))
                 for is_job, outcome in tagged:
                     with interrupts_deferred():  # counted as finished only with its report row
                         finished += is_job
@@ -170,7 +193,7 @@ def auto(
                 tally.close()
                 fail(str(fatal))
             if stopped:
-                for job in work.jobs[finished:]:
+                for job in jobs[finished:]:
                     # A write already under way when the run stopped has finished (whole, being atomic).
                     done = job.output.exists()
                     tally.add(
@@ -192,15 +215,16 @@ def auto(
 
 
 @contextlib.contextmanager
-def _held(output: Path | None):
-    """The output folder, held by this run alone (see ``experts.files.exclusive_folder``)."""
+def _held(output: Path | None, shard: Shard | None):
+    """The output folder, held by this run alone, or by the parts of its split together (see
+    ``experts.files.exclusive_folder``)."""
     from colorize.experts.files import FolderBusyError, exclusive_folder
 
     if output is None:
         yield
         return
     try:
-        with exclusive_folder(output):
+        with exclusive_folder(output, None if shard is None else f"{shard.number}-of-{shard.count}"):
             yield
     except FolderBusyError as error:  # raised only on entry: the body raises none
         fail(str(error))
@@ -243,7 +267,7 @@ def _summary(tally, elapsed: float, output: Path, work, quiet: bool, stopped: st
     ignored = len(work.ignored) + len(work.earlier_outputs)
     where = f"written to {shown(output)}" if work.into_file else f"outputs in {shown(output)}"
     if not counts[OK] and not counts[FAILED] and not stopped:
-        console.print(_nothing_to_do(skips, output, work.into_file), highlight=False, soft_wrap=True)
+        console.print(_nothing_to_do(skips, output, work), highlight=False, soft_wrap=True)
         return
     if quiet:
         console.print(
@@ -286,13 +310,17 @@ def _summary(tally, elapsed: float, output: Path, work, quiet: bool, stopped: st
         )
 
 
-def _nothing_to_do(skips, output: Path, into_file: bool) -> str:
+def _nothing_to_do(skips, output: Path, work) -> str:
     """The summary of a run that colorized nothing and failed nothing: why there was nothing to do."""
     from colorize.pipelines.batch import OUTPUT_EXISTS
 
     if not skips:
-        return "nothing to do: no photos found"
-    if into_file and set(skips) == {OUTPUT_EXISTS}:
+        return (
+            f"nothing to do: none of the {len(work.jobs)} photos is this part's"
+            if work.jobs
+            else "nothing to do: no photos found"
+        )
+    if work.into_file and set(skips) == {OUTPUT_EXISTS}:
         return f"nothing to do: {shown(output)} exists; --on-exists overwrite to redo it"
     if set(skips) == {OUTPUT_EXISTS}:
         return (

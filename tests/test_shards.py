@@ -1,0 +1,115 @@
+"""One colorize auto run split in parts: --shard K/N (job arrays) and torchrun (one run, many processes).
+
+Every photo is done by exactly one part, the parts together write what one run writes, and the
+report accounts for every photo once, naming the rank that did it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from colorize.pipelines.cli import app
+from colorize.pipelines.shards import Shard
+
+FAST = ["--expert", "general", "--work-size", "64"]  # no classifier: the split is under test, not the routes
+
+
+@pytest.fixture
+def runner(isolated_home):
+    return CliRunner()
+
+
+@pytest.fixture
+def scans(tmp_path, photos) -> Path:
+    """Nine small gray photos of three formats, one broken file, in a folder and a sub-folder."""
+    folder = tmp_path / "scans"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(9):
+        rgb = np.roll(photos[("astronaut", "coffee", "chelsea")[i % 3]], 7 * i, axis=1)
+        where = folder / "sub" if i >= 6 else folder
+        Image.fromarray(rgb).convert("L").save(where / f"p{i}.{('jpg', 'png', 'tif')[i % 3]}")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return folder
+
+
+def _rows(report: Path) -> list[dict]:
+    return [json.loads(line) for line in report.read_text().splitlines()]
+
+
+def _outputs(folder: Path) -> dict[str, np.ndarray]:
+    return {
+        p.relative_to(folder).as_posix(): np.asarray(Image.open(p).convert("RGB"))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_shard_is_every_nth_item_and_the_shards_cover_each_item_once():
+    items = list(range(11))
+    for count in (1, 2, 3, 5, 11, 12):
+        parts = [Shard(k, count).take(items) for k in range(1, count + 1)]
+        assert sorted(i for part in parts for i in part) == items, count
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1, "the parts are as even as they can be"
+    assert Shard.parse("2/3").take(items) == [1, 4, 7, 10]
+    assert Shard.of_rank(0, 2) == Shard(1, 2)
+
+
+def test_the_shards_of_a_run_together_do_what_one_run_does(runner, scans, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    (tmp_path / "other").mkdir()
+    Image.open(scans / "p0.jpg").save(tmp_path / "other" / "p0.jpg")  # refused before any photo is read
+    inputs = [str(scans), str(tmp_path / "other" / "p0.jpg"), "-r", *FAST, "--batch-size", "1"]
+    result = runner.invoke(app, ["auto", *inputs, "-o", str(whole)])
+    assert result.exit_code == 1, result.output  # the broken file, and the output name taken twice
+    rows = {}
+    for k in (1, 2):
+        rows[k] = tmp_path / f"r{k}.jsonl"
+        result = runner.invoke(app, ["auto", *inputs, "-o", str(split), "--shard", f"{k}/2", "--report", str(rows[k])])
+        assert result.exit_code == (1 if k == 1 else 0), result.output
+        rows[k] = [Path(r["input"]).relative_to(tmp_path).as_posix() for r in _rows(rows[k])]
+    # The run's order: the folder's files by name, then its sub-folder's; shard 2 has the 2nd, 4th, ...
+    jobs = ["scans/broken.jpg", *(f"scans/p{i}.{('jpg', 'png', 'tif')[i % 3]}" for i in range(6))]
+    jobs += [f"scans/sub/p{i}.{('jpg', 'png', 'tif')[i % 3]}" for i in range(6, 9)]
+    assert rows[2] == jobs[1::2], rows[2]
+    assert sorted(rows[1]) == sorted(jobs[0::2] + ["other/p0.jpg"]), "the first part reports what was refused"
+    expected, got = _outputs(whole), _outputs(split)
+    assert got.keys() == expected.keys() and len(got) == 9
+    for name in expected:
+        assert np.array_equal(got[name], expected[name]), name
+
+
+@pytest.mark.parametrize("given", ["0/2", "3/2", "x", "1/0", "2", "1/2/3", "-1/2", ""])
+def test_a_bad_shard_is_a_one_line_usage_error_before_any_model_loads(runner, scans, tmp_path, given):
+    result = runner.invoke(app, ["auto", str(scans), "-o", str(tmp_path / "out"), "--shard", given])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: Invalid value for '--shard'") and result.output.count("\n") == 1, (
+        result.output
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_parts_of_one_split_share_the_output_folder_and_nothing_else_does(runner, scans, tmp_path):
+    from colorize.experts.files import exclusive_folder
+
+    out = tmp_path / "out"
+    args = ["auto", str(scans / "p0.jpg"), str(scans / "p1.png"), "-o", str(out), *FAST]
+    with exclusive_folder(out, part="1-of-2"):  # as shard 1/2 holds it while at work
+        assert (out / ".colorize.part-1-of-2.lock").exists()
+        same = runner.invoke(app, [*args, "--shard", "1/2"])
+        assert same.exit_code == 2 and "part 1-of-2 of this run is already writing" in same.output, same.output
+        whole = runner.invoke(app, args)
+        assert whole.exit_code == 2 and "another colorize run is writing into" in whole.output, whole.output
+        other = runner.invoke(app, [*args, "--shard", "2/2"])
+        assert other.exit_code == 0, other.output
+    assert sorted(p.name for p in out.iterdir()) == ["p1.png"], "lock files are removed"
+    with exclusive_folder(out):  # as a whole run holds it
+        part = runner.invoke(app, [*args, "--shard", "1/2"])
+        assert part.exit_code == 2 and "another colorize run is writing into" in part.output, part.output
+    assert os.listdir(out) == ["p1.png"]
