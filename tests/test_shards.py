@@ -113,3 +113,29 @@ def test_parts_of_one_split_share_the_output_folder_and_nothing_else_does(runner
         part = runner.invoke(app, [*args, "--shard", "1/2"])
         assert part.exit_code == 2 and "another colorize run is writing into" in part.output, part.output
     assert os.listdir(out) == ["p1.png"]
+
+
+@pytest.mark.parametrize(
+    "given, environment, gpus, expected",
+    [
+        ("auto", {}, 2, "cuda"),
+        ("auto", {"WORLD_SIZE": "4", "LOCAL_RANK": "1"}, 2, "cuda:1"),
+        ("auto", {"WORLD_SIZE": "4", "LOCAL_RANK": "3"}, 2, "cuda:1"),  # 4 processes a node, 2 GPUs: two each
+        ("cuda", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 2, "cuda:1"),
+        ("cuda:0", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 2, "cuda:0"),  # named by the user: kept
+        ("auto", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 0, "cpu"),
+    ],
+)
+def test_each_torchrun_process_takes_its_own_gpu(monkeypatch, given, environment, gpus, expected):
+    import torch
+
+    from colorize.pipelines.cli_common import resolve_device
+
+    for name in ("WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device(given) == expected
