@@ -108,6 +108,24 @@ class Outcome:
             "rank": self.rank,
         }
 
+    @classmethod
+    def from_record(cls, record: dict) -> "Outcome":
+        """The outcome ``as_record`` wrote (paths as text: a name that was not UTF-8 stays escaped)."""
+        route = None
+        if record["expert"] is not None:
+            route = Route(
+                record["expert"], record["confidence"], record["probabilities"], record["reason"], record["top_class"]
+            )
+        return cls(
+            Path(record["input"]),
+            Path(record["output"]) if record["output"] else None,
+            record["status"],
+            record["error"] or record["skip_reason"],
+            route,
+            record["seconds"],
+            record["rank"],
+        )
+
 
 @dataclass
 class Tally:

@@ -1,12 +1,16 @@
-"""``colorize auto``: colorize photos, each routed to the best expert, into an output folder."""
+"""``colorize auto``: colorize photos, each routed to the best expert, into an output folder.
+
+One run may be split: ``--shard K/N`` does part K of N (job arrays), and under torchrun every
+process does its share while rank 0 lists the photos, holds the output folder, and writes the
+report and the summary for all (``shards.py`` says how photos are dealt out).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import time
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional, TypeVar
 
 import typer
 from rich.progress import Progress
@@ -31,10 +35,11 @@ from colorize.pipelines.cli_common import (
     shown,
     sigterm_as_interrupt,
 )
-from colorize.pipelines.shards import Shard
+from colorize.pipelines.shards import Shard, Workers
 from colorize.pipelines.signals import interrupts_deferred, interrupts_ignored
 
 DEFAULT_OUTPUT = Path("colorized")
+T = TypeVar("T")
 
 
 def _shard(text: str) -> Shard:
@@ -108,19 +113,92 @@ def auto(
     ] = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar: only failures and a one-line summary."),
 ) -> None:
-    """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted."""
-    from colorize.pipelines.batch import (
-        FAILED,
-        FATAL_ERRORS,
-        SKIPPED,
-        Outcome,
-        PlanError,
-        RunOptions,
-        Tally,
-        existing_output,
-        plan,
-        run,
+    """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted.
+
+    Under torchrun (torchrun --nproc-per-node N -m colorize auto ...) each process colorizes its
+    share of the photos and rank 0 reports them all.
+    """
+    from colorize.pipelines.batch import FAILED, FATAL_ERRORS, RunOptions, run
+
+    options = RunOptions(
+        on_exists=on_exists,
+        force=force,
+        max_pixels=int(max_pixels * 1_000_000),
+        keep_metadata=not strip_metadata,
+        fail_fast=fail_fast,
+        batch_size=batch_size,
+        quality=quality,
     )
+    extension = f".{output_format}" if output_format else None
+    with Workers.joined() as workers:  # this process alone, or one rank of a torchrun job
+        # Rank 0 lists the photos; a usage error there stops every rank, said once.
+        work = workers.share(
+            _on_main(workers, lambda: _planned(paths, output, recursive, suffix, extension, report, verbose))
+        )
+        part = shard or Shard(1, 1)
+        jobs = part.take(work.jobs)
+        # What failed before any photo was read is reported once: by rank 0 of the first part.
+        refused = work.refused if part.is_first and workers.is_main else []
+        mine = Shard.of_rank(workers.rank, workers.size).take(jobs)
+        if workers.is_main and not quiet:
+            console.print("[dim]loading models…[/]", highlight=False)
+        pipeline = _on_every_rank(
+            workers, lambda: _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+        )
+        with contextlib.ExitStack() as held:
+            # A file named by -o is written atomically; its folder is not held, so that runs of
+            # one photo each (xargs -P, a shell loop with &) can write side by side. Under
+            # torchrun, rank 0 holds the folder for every rank.
+            folder = output if jobs and not work.into_file else None
+            tally = _on_main(workers, lambda: _held_and_reported(held, folder, shard, report))
+            started = time.perf_counter()
+            outcomes = run(pipeline, mine, options)
+            fatal = None
+            with progress_bar("photos", disable=quiet or not workers.is_main) as progress:
+                if workers.is_main:
+                    ledger = _Ledger(tally, progress, len(jobs) + len(refused), verbose)
+                    record = ledger.add_with_the_others(workers)
+                else:
+
+                    def record(outcome) -> None:  # to rank 0, which reports it
+                        workers.post(outcome.as_record())
+
+                try:
+                    finished, stopped = _work_through(workers, refused, outcomes, record, fail_fast)
+                except FATAL_ERRORS as error:  # a weights file that passed the checks but fails to load
+                    fatal = error
+                # This rank's work is over: what is left is bookkeeping, which a late signal must
+                # not cut short (nor turn a finished run into an interrupted one).
+                with interrupts_ignored():
+                    outcomes.close()  # stops the decode/encode threads; running writes finish whole
+                    if fatal is not None:
+                        if tally is not None:
+                            tally.close()
+                        fail(str(fatal) if workers.size == 1 else f"rank {workers.rank}: {fatal}")
+                    if stopped:
+                        for job in mine[finished:]:
+                            # A write under way when the run stopped has finished (whole, being atomic).
+                            record(_unfinished(job, f"not started ({stopped})", workers.rank))
+                if not workers.is_main:
+                    workers.finish()  # its photos are rank 0's to report and to count in the exit code
+                    return
+                stopped = _collect(workers, ledger, jobs, stopped)
+            with interrupts_ignored():
+                tally.close()
+                _summary(tally, time.perf_counter() - started, output, work, quiet, stopped)
+                if stopped == "interrupted":
+                    console.print(
+                        "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
+                        highlight=False,
+                    )
+                    raise typer.Exit(EXIT_INTERRUPTED)
+                if tally.counts[FAILED]:
+                    raise typer.Exit(EXIT_FAILED)
+
+
+def _planned(paths, output, recursive, suffix, extension, report, verbose):
+    """The run's jobs, or a one-line usage error; on rank 0 alone under torchrun."""
+    from colorize.pipelines.batch import PlanError, plan
 
     try:
         work = plan(
@@ -129,7 +207,7 @@ def auto(
             recursive=recursive,
             suffix=suffix,
             own_output_dir=output == DEFAULT_OUTPUT,
-            extension=f".{output_format}" if output_format else None,
+            extension=extension,
         )
     except PlanError as error:
         fail(str(error))
@@ -139,79 +217,184 @@ def auto(
             console.print(f"[dim]ignored (not an image): {shown(ignored)}[/]", highlight=False, soft_wrap=True)
         for earlier in work.earlier_outputs:
             console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
-    if not quiet:
-        console.print("[dim]loading models…[/]", highlight=False)
+    return work
+
+
+def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation):
+    """The pipeline, every expert it can route to checked, or a one-line error."""
     pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
     _check_experts(pipeline, expert)
-    # A file named by -o is written atomically; its folder is not held, so that runs of one
-    # photo each (xargs -P, a shell loop with &) can write side by side.
-    part = shard or Shard(1, 1)
-    jobs, refused = part.take(work.jobs), work.refused if part.is_first else []
-    with _held(output if jobs and not work.into_file else None, shard):
-        options = RunOptions(
-            on_exists=on_exists,
-            force=force,
-            max_pixels=int(max_pixels * 1_000_000),
-            keep_metadata=not strip_metadata,
-            fail_fast=fail_fast,
-            batch_size=batch_size,
-            quality=quality,
-        )
-        try:
-            tally = Tally.writing(report)
-        except OSError as error:
-            fail(f"cannot write report {report}: {error.strerror}")
-        started = time.perf_counter()
-        finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
-        stopped = fatal = None
-        outcomes = run(pipeline, jobs, options)
+    return pipeline
 
+
+def _held_and_reported(held: contextlib.ExitStack, folder: Path | None, shard: Shard | None, report: Path | None):
+    """The output folder held (until ``held`` closes) and the tally that writes the report."""
+    from colorize.pipelines.batch import Tally
+
+    held.enter_context(_held(folder, shard))
+    try:
+        return held.enter_context(contextlib.closing(Tally.writing(report)))
+    except OSError as error:
+        fail(f"cannot write report {report}: {error.strerror}")
+
+
+def _on_main(workers: Workers, step: Callable[[], T]) -> T | None:
+    """``step()`` on rank 0 alone (None elsewhere). When it stops the command with a one-line
+    error, which it has printed, every rank stops with the same exit code."""
+    value, code = None, None
+    if workers.is_main:
         try:
-            with sigterm_as_interrupt(), progress_bar("photos", disable=quiet) as progress:
-                task = progress.add_task("colorizing", total=len(jobs) + len(refused), info="")
-                # Plan-time failures first (tagged False), then each job in order (tagged True).
-                tagged = itertools.chain(((False, o) for o in refused), ((True, o) for o in outcomes))
-                for is_job, outcome in tagged:
-                    with interrupts_deferred():  # counted as finished only with its report row
-                        finished += is_job
-                        tally.add(outcome)
-                    _announce(outcome, verbose, progress)
-                    rate = tally.done / max(1e-9, time.perf_counter() - started)
-                    progress.update(task, advance=1, info=f"{rate:.2f} photos/s")
-                    if options.fail_fast and outcome.status == FAILED:
-                        stopped = "stopped by --fail-fast"
-                        break
+            value = step()
+        except typer.Exit as stop:
+            code = stop.exit_code
+    code = workers.share(code)
+    if code is not None:
+        raise typer.Exit(code)
+    return value
+
+
+def _on_every_rank(workers: Workers, step: Callable[[], T]) -> T:
+    """``step()`` on every rank. When it stops the command on any rank, it stops on all, and
+    rank 0 prints each different message once (naming the ranks, unless all said it)."""
+    if workers.size == 1:
+        return step()
+    value, code = None, None
+    with console.capture() as said:
+        try:
+            value = step()
+        except typer.Exit as stop:
+            code = stop.exit_code
+    failed: dict[str, list[int]] = {}
+    for rank, (rank_code, text) in enumerate(workers.gather((code, said.get()))):
+        if rank_code is not None:
+            failed.setdefault(text, []).append(rank)
+            code = rank_code if code is None else code
+    if workers.is_main:
+        for text, ranks in failed.items():
+            who = "" if len(ranks) == workers.size else f"rank {', '.join(map(str, ranks))}: "
+            console.file.write(who + text)
+    if code is not None:
+        raise typer.Exit(code)
+    return value
+
+
+def _unfinished(job, reason: str, rank: int):
+    """A job whose outcome never came: skipped, for ``reason``, or done if its output exists."""
+    from colorize.pipelines.batch import SKIPPED, Outcome, existing_output
+
+    outcome = existing_output(job) if job.output.exists() else Outcome(job.input, job.output, SKIPPED, reason)
+    outcome.rank = rank
+    return outcome
+
+
+def _work_through(workers: Workers, refused, outcomes, record, fail_fast: bool) -> tuple[int, str | None]:
+    """Record the plan-time failures, then each outcome of this rank's share as it comes.
+    Returns how many jobs got an outcome (they come in order: the rest never started) and
+    why the run stopped early (None: it did not)."""
+    from colorize.pipelines.batch import FAILED
+
+    finished, stopped = 0, None
+    try:
+        with sigterm_as_interrupt():
+            for outcome in refused:
+                record(outcome)
+            for outcome in outcomes:
+                outcome.rank = workers.rank
+                with interrupts_deferred():  # counted as finished only once recorded (its report row)
+                    record(outcome)
+                    finished += 1
+                if fail_fast and outcome.status == FAILED:
+                    stopped = "stopped by --fail-fast"
+                    workers.stop(stopped)
+                    break
+                if stopped := workers.stopped():  # by another rank
+                    break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    return finished, stopped
+
+
+# After an interrupt, how long rank 0 waits for the other ranks' last rows: each finishes the
+# writes under way first. (torchrun kills its workers 30 s after asking them to stop.)
+_GRACE_S = 10.0
+
+
+def _collect(workers: Workers, ledger: "_Ledger", jobs, stopped: str | None) -> str | None:
+    """On rank 0, its own share done: the other ranks' rows until every rank has finished (or
+    died); then a row for each photo of a rank that stopped without saying what became of it
+    (a rank killed, or slower to stop than ``_GRACE_S``). Returns why the run stopped, if it did."""
+    from colorize.pipelines.batch import OUTPUT_EXISTS, Outcome, path_text
+
+    if workers.size == 1:
+        return stopped
+
+    def take_rows(deadline: float | None) -> None:
+        while True:
+            for row in workers.received(wait=True):
+                ledger.add(Outcome.from_record(row))
+            waiting_for = set(workers.unfinished()) - workers.gone()
+            if not waiting_for or (deadline is not None and time.monotonic() > deadline):
+                return
+            time.sleep(0.2)
+
+    if stopped:
+        workers.stop(stopped)
+    if stopped != "interrupted":
+        try:
+            with sigterm_as_interrupt():
+                take_rows(None)
         except KeyboardInterrupt:
             stopped = "interrupted"
-        except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
-            fatal = error
-        # The work is over: what is left is bookkeeping, which a late signal must not cut short
-        # (nor turn a finished run into an interrupted one).
-        with interrupts_ignored():
-            outcomes.close()  # stops the decode/encode threads; running writes finish whole
-            if fatal is not None:
-                tally.close()
-                fail(str(fatal))
-            if stopped:
-                for job in jobs[finished:]:
-                    # A write already under way when the run stopped has finished (whole, being atomic).
-                    done = job.output.exists()
-                    tally.add(
-                        existing_output(job)
-                        if done
-                        else Outcome(job.input, job.output, SKIPPED, f"not started ({stopped})")
-                    )
-            tally.close()
-            elapsed = time.perf_counter() - started
-            _summary(tally, elapsed, output, work, quiet, stopped)
-            if stopped == "interrupted":
-                console.print(
-                    "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
-                    highlight=False,
-                )
-                raise typer.Exit(EXIT_INTERRUPTED)
-            if tally.counts[FAILED]:
-                raise typer.Exit(EXIT_FAILED)
+    with interrupts_ignored():
+        if stopped == "interrupted":
+            workers.stop(stopped)
+            take_rows(time.monotonic() + _GRACE_S)
+        for rank in workers.unfinished():
+            lost = [
+                _unfinished(job, f"not done (rank {rank} stopped)", rank)
+                for job in Shard.of_rank(rank, workers.size).take(jobs)
+                if path_text(job.input) not in ledger.reported
+            ]
+            for outcome in lost:
+                ledger.add(outcome)
+            not_done = sum(outcome.reason != OUTPUT_EXISTS for outcome in lost)
+            ledger.progress.console.print(
+                f"[yellow]rank {rank} stopped before it finished[/]: {not_done} of its photos not done",
+                highlight=False,
+            )
+    return stopped
+
+
+class _Ledger:
+    """Where outcomes go on rank 0, or in a run of one process: the tally and its report, the
+    terminal and the progress bar."""
+
+    def __init__(self, tally, progress: Progress, total: int, verbose: bool):
+        self.tally, self.progress, self.verbose = tally, progress, verbose
+        self.task = progress.add_task("colorizing", total=total, info="")
+        self.started = time.perf_counter()
+        self.reported: set[str] = set()  # inputs of other ranks' rows
+
+    def add(self, outcome) -> None:
+        from colorize.pipelines.batch import path_text
+
+        self.tally.add(outcome)
+        if outcome.rank:
+            self.reported.add(path_text(outcome.input))
+        _announce(outcome, self.verbose, self.progress)
+        rate = self.tally.done / max(1e-9, time.perf_counter() - self.started)
+        self.progress.update(self.task, advance=1, info=f"{rate:.2f} photos/s")
+
+    def add_with_the_others(self, workers: Workers) -> Callable:
+        """``add``, then whatever rows the other ranks have sent since."""
+        from colorize.pipelines.batch import Outcome
+
+        def add(outcome) -> None:
+            self.add(outcome)
+            for row in workers.received():
+                self.add(Outcome.from_record(row))
+
+        return add
 
 
 @contextlib.contextmanager

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +143,120 @@ def test_each_torchrun_process_takes_its_own_gpu(monkeypatch, given, environment
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert resolve_device(given) == expected
+
+
+# ------------------------------------------------------------------ torchrun: one run, two processes
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"] + [
+        "-m",
+        "colorize",
+        "auto",
+        *map(str, args),
+        *FAST,
+    ]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+
+def _by_input(report: Path) -> dict[str, dict]:
+    rows = _rows(report)
+    by_input = {Path(row["input"]).name: row for row in rows}
+    assert len(by_input) == len(rows), "a photo was reported twice"
+    return by_input
+
+
+@pytest.mark.slow
+def test_two_processes_write_what_one_writes_and_report_every_photo_once(scans, tmp_path, isolated_home):
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run(
+        [sys.executable, "-m", "colorize", "auto", str(scans), "-r", "-o", str(one), *FAST],
+        capture_output=True,
+        env=_environment(),
+        timeout=120,
+    )
+    assert single.returncode == 1, single.stderr.decode()[-2000:]  # the broken file
+    report = tmp_path / "r.jsonl"
+    done = subprocess.run(
+        _torchrun(scans, "-r", "-o", two, "--report", report),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_environment(),
+        timeout=120,
+    )
+    output = done.stdout.decode()
+    assert done.returncode == 1, output[-3000:]  # as one process: a photo failed
+    rows = _by_input(report)
+    assert set(rows) == {p.name for p in scans.rglob("*") if p.is_file()}
+    assert {row["rank"] for row in rows.values()} == {0, 1}
+    assert rows["broken.jpg"]["status"] == "failed" and "broken.jpg" in output
+    assert output.count("colorize summary") == 1 and output.count("loading models") == 1, "only rank 0 talks"
+    assert output.count("colorizing ") == 1 and "10/10 photos" in output, output[-3000:]
+    written = {p.relative_to(two).as_posix(): p.read_bytes() for p in two.rglob("*") if p.is_file()}
+    assert written == {p.relative_to(one).as_posix(): p.read_bytes() for p in one.rglob("*") if p.is_file()}
+
+
+def _rank_pid(parent: int, rank: int) -> int | None:
+    """The process that torchrun (``parent``) started as ``rank``, once it exists."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                if f"\0RANK={rank}\0" in "\0" + (entry / "environ").read_bytes().decode("utf-8", "replace"):
+                    return int(entry.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return None
+
+
+@pytest.mark.slow
+def test_a_killed_rank_costs_only_its_unfinished_photos_and_the_same_command_finishes_them(
+    tmp_path, isolated_home, photos
+):
+    scans, out, report = tmp_path / "scans", tmp_path / "out", tmp_path / "r.jsonl"
+    scans.mkdir()
+    names = [f"s{i:02d}.png" for i in range(60)]
+    for i, name in enumerate(names):
+        Image.fromarray(np.roll(photos["astronaut"], 3 * i, axis=1)).convert("L").save(scans / name)
+    command = _torchrun(scans, "-o", out, "--report", report, "--batch-size", "1")
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_environment(), start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        rank1 = None
+        # Rank 1's photos are the 2nd, 4th, ...: kill it (as an OOM killer would) once it has written one.
+        while time.monotonic() < deadline and process.poll() is None:
+            rank1 = rank1 or _rank_pid(process.pid, 1)
+            if rank1 and any((out / name).exists() for name in names[1::2]):
+                os.kill(rank1, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        output = process.communicate(timeout=90)[0].decode()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode != 0, output[-3000:]
+    rows = _by_input(report)
+    assert set(rows) == set(names), "every photo is in the report of the broken run too"
+    lost = {n for n, row in rows.items() if row["skip_reason"] == "not done (rank 1 stopped)"}
+    assert lost and lost <= set(names[1::2]), (lost, output[-3000:])
+    for name, row in rows.items():
+        has_output = row["status"] == "ok" or row["skip_reason"] == "output exists"
+        assert has_output == (out / name).exists(), (name, row)
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir() if not p.name.startswith(".")}
+    for name in before:
+        Image.open(out / name).load()  # whole
+
+    again = subprocess.run(command, capture_output=True, env=_environment(), timeout=120)
+    assert again.returncode == 0, again.stderr.decode()[-3000:]
+    rows = _by_input(report)
+    assert set(rows) == set(names)
+    assert {n for n, row in rows.items() if row["status"] == "ok"} == set(names) - set(before)
+    for name in before:
+        assert (rows[name]["skip_reason"], rows[name]["expert"]) == ("output exists", "general"), rows[name]
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir() if not p.name.startswith(".")}
+    assert set(after) == set(names) and {n: after[n] for n in before} == before, "a finished photo was written twice"
