@@ -33,10 +33,9 @@ from colorize.pipelines.cli_common import (
     progress_bar,
     refuse_output_among_inputs,
     shown,
-    sigterm_as_interrupt,
 )
 from colorize.pipelines.shards import Shard, Workers
-from colorize.pipelines.signals import interrupts_deferred, interrupts_ignored
+from colorize.pipelines.signals import interrupted_once, interrupts_deferred, interrupts_ignored
 
 DEFAULT_OUTPUT = Path("colorized")
 T = TypeVar("T")
@@ -154,7 +153,7 @@ def auto(
             started = time.perf_counter()
             outcomes = run(pipeline, mine, options)
             fatal = None
-            with progress_bar("photos", disable=quiet or not workers.is_main) as progress:
+            with interrupted_once(), progress_bar("photos", disable=quiet or not workers.is_main) as progress:
                 if workers.is_main:
                     ledger = _Ledger(tally, progress, len(jobs) + len(refused), verbose)
                     record = ledger.add_with_the_others(workers)
@@ -295,20 +294,19 @@ def _work_through(workers: Workers, refused, outcomes, record, fail_fast: bool) 
 
     finished, stopped = 0, None
     try:
-        with sigterm_as_interrupt():
-            for outcome in refused:
+        for outcome in refused:
+            record(outcome)
+        for outcome in outcomes:
+            outcome.rank = workers.rank
+            with interrupts_deferred():  # counted as finished only once recorded (its report row)
                 record(outcome)
-            for outcome in outcomes:
-                outcome.rank = workers.rank
-                with interrupts_deferred():  # counted as finished only once recorded (its report row)
-                    record(outcome)
-                    finished += 1
-                if fail_fast and outcome.status == FAILED:
-                    stopped = "stopped by --fail-fast"
-                    workers.stop(stopped)
-                    break
-                if stopped := workers.stopped():  # by another rank
-                    break
+                finished += 1
+            if fail_fast and outcome.status == FAILED:
+                stopped = "stopped by --fail-fast"
+                workers.stop(stopped)
+                break
+            if stopped := workers.stopped():  # by another rank
+                break
     except KeyboardInterrupt:
         stopped = "interrupted"
     return finished, stopped
@@ -341,8 +339,7 @@ def _collect(workers: Workers, ledger: "_Ledger", jobs, stopped: str | None) -> 
         workers.stop(stopped)
     if stopped != "interrupted":
         try:
-            with sigterm_as_interrupt():
-                take_rows(None)
+            take_rows(None)
         except KeyboardInterrupt:
             stopped = "interrupted"
     with interrupts_ignored():

@@ -377,6 +377,38 @@ def test_an_interrupted_run_leaves_only_whole_files_and_resumes(tmp_path, isolat
     assert {n for n, r in rows.items() if r["status"] == OK} == {f"scan{i:03d}.png" for i in range(count)} - set(files)
 
 
+@pytest.mark.slow
+def test_a_second_signal_right_after_the_first_leaves_the_report_whole(tmp_path, isolated_home):
+    """torchrun passes a terminal's Ctrl-C on to workers that had it already; a scheduler may
+    send SIGTERM twice. The first stops the run; the second must not cut its bookkeeping short."""
+    scans, out, report = tmp_path / "scans", tmp_path / "out", tmp_path / "report.jsonl"
+    scans.mkdir()
+    base = _gray("camera", 32)
+    for i in range(60):
+        Image.fromarray(np.roll(base, i, axis=1)).save(scans / f"scan{i:03d}.png")
+    command = [COLORIZE, "auto", str(scans), "-o", str(out), "--report", str(report), "--batch-size", "1"]
+    process = subprocess.Popen(
+        [*command, "--expert", "general", *FAST], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (report.exists() and len(report.read_text().splitlines()) >= 2):
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        for _ in range(150):  # and SIGTERM after it, again and again, until it has exited
+            time.sleep(0.002)
+            if process.poll() is not None:
+                break
+            process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=120)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, (process.returncode, output[-2000:])
+    assert len(_report(report)) == 60, "every photo is in the report, done or not started"
+
+
 # ------------------------------------------------------------------ where outputs go
 
 
