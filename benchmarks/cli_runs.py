@@ -8,6 +8,7 @@ seconds / wall seconds = cores kept busy).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -107,3 +108,37 @@ def _rss_flatness(samples: list[tuple[float, float]], settled_after: float) -> d
     first = max(rss for t, rss in settled if t <= middle)
     second = max(rss for t, rss in settled if t > middle)
     return {"first_half_mb": first, "second_half_mb": second, "settled_after_s": settled_after}
+
+
+class LoadMeter:
+    """How busy the machine was with *other* work while the benchmark ran (in cores)."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.busy = _busy_seconds()
+        self.ours = _our_cpu_seconds()
+        self.loadavg = os.getloadavg()
+
+    def stop(self) -> dict:
+        wall = time.perf_counter() - self.started
+        result = {"wall_s": wall, "loadavg_start": self.loadavg, "loadavg_end": os.getloadavg()}
+        busy = _busy_seconds()
+        if busy is not None and self.busy is not None:
+            other = (busy - self.busy) - (_our_cpu_seconds() - self.ours)
+            result["other_processes_cores"] = max(0.0, other / wall)
+        return result
+
+
+def _busy_seconds() -> float | None:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    values = [int(v) for v in fields]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _our_cpu_seconds() -> float:
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)

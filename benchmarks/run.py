@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (2 if args.quick else 3)
     configs = args.configs if args.configs is not None else list(CONFIGS)
 
-    load = _LoadMeter()
+    load = cli_runs.LoadMeter()
     results: dict = {
         "machine": _machine(),
         "settings": {"folder_images": folder_images, "reps": reps, "quick": args.quick},
@@ -143,40 +142,6 @@ def _cli(photos, folder_images: int, workdir: Path) -> dict:
     for run in (one, many, big):
         run["rss_samples"] = run["rss_samples"][:: max(1, len(run["rss_samples"]) // 200)]
     return {"one_2MP": one, "folder_2MP": many, "three_12MP": big}
-
-
-class _LoadMeter:
-    """How busy the machine was with *other* work while the benchmark ran (in cores)."""
-
-    def __init__(self):
-        self.started = time.perf_counter()
-        self.busy = _busy_seconds()
-        self.ours = _our_cpu_seconds()
-        self.loadavg = os.getloadavg()
-
-    def stop(self) -> dict:
-        wall = time.perf_counter() - self.started
-        result = {"wall_s": wall, "loadavg_start": self.loadavg, "loadavg_end": os.getloadavg()}
-        busy = _busy_seconds()
-        if busy is not None and self.busy is not None:
-            other = (busy - self.busy) - (_our_cpu_seconds() - self.ours)
-            result["other_processes_cores"] = max(0.0, other / wall)
-        return result
-
-
-def _busy_seconds() -> float | None:
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    values = [int(v) for v in fields]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _our_cpu_seconds() -> float:
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def _machine() -> dict:

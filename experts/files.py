@@ -88,11 +88,16 @@ class FolderBusyError(NotWritableError):
 
 
 @contextlib.contextmanager
-def exclusive_folder(folder: Path):
+def exclusive_folder(folder: Path, part: str | None = None):
     """Hold ``folder`` (made if missing) for this process alone while inside: a second run
     writing into it is refused at once instead of redoing the same work beside the first.
     The lock is the kernel's (flock on the folder itself), so no lock file is left behind
-    and a killed process releases it."""
+    and a killed process releases it.
+
+    ``part`` names this run's part of a run split in parts (``"2-of-4"``, from ``--shard
+    2/4``): the parts share the folder, each holding its own part alone (a hidden lock file,
+    removed on leaving), while a whole run and the parts still keep out of each other.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -103,14 +108,45 @@ def exclusive_folder(folder: Path):
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, (fcntl.LOCK_EX if part is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise FolderBusyError(
                 f"another colorize run is writing into {folder}; let it finish (a second run resumes where it stops) "
                 "or choose another --output"
             ) from None
+        if part is None:
+            yield
+        else:
+            with _exclusive_file(folder / f"{TEMPORARY_PREFIX}part-{part}.lock", folder, part):
+                yield
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _exclusive_file(path: Path, folder: Path, part: str):
+    import fcntl
+
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise FolderBusyError(f"part {part} of this run is already writing into {folder}") from None
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(descriptor).st_ino:
+            break
+        # The file was removed by the holder that was leaving as it was opened here: the lock
+        # on it holds nothing. Take the one now in its place.
+        os.close(descriptor)
+    try:
         yield
     finally:
+        os.unlink(path)  # removed while still held: whoever opens it next finds it gone, or new
         os.close(descriptor)
 
 

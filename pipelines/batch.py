@@ -34,7 +34,7 @@ from colorize.pipelines.imageio import (
     output_bits,
     read_marker,
 )
-from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
+from colorize.pipelines.inference import Pipeline, Prediction, provenance_note, route_from_note
 from colorize.router import Route
 from colorize.router.policy import NoFallbackExpertError
 
@@ -45,6 +45,7 @@ OUTPUT_EXISTS, ALREADY_COLOUR, EARLIER_OUTPUT = (
     "already colour",
     "a colorize output (from an earlier run)",
 )
+FAILED_KEPT = 10  # failed inputs a tally keeps by name (a summary names them; the report has all)
 # Problems of the setup rather than of one photo: every later photo would fail the same way.
 FATAL_ERRORS = (ModelFileError, NoFallbackExpertError)
 
@@ -53,10 +54,24 @@ class PlanError(ValueError):
     """The command line asks for something unsafe or impossible (one-line message)."""
 
 
+# What an output file name's extension says to write: ``-o NAME.EXT`` for one photo, and
+# ``--format`` (its choices are the short names: jpg, png, tif, webp).
+OUTPUT_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+
+
 @dataclass(frozen=True)
 class Job:
     input: Path
     output: Path
+    format: str | None = None  # the format to write (a PIL name, e.g. "PNG"); None: the input's own
 
 
 def path_text(path: Path) -> str:
@@ -73,6 +88,7 @@ class Outcome:
     reason: str | None = None  # why skipped or failed (one line)
     route: Route | None = None
     seconds: float = 0.0
+    rank: int = 0  # the process that did it, in a run split across processes (torchrun)
 
     def as_record(self) -> dict:
         route = self.route.as_dict() if self.route else {}
@@ -89,18 +105,38 @@ class Outcome:
             "error": self.reason if self.status == FAILED else None,
             "skip_reason": self.reason if self.status == SKIPPED else None,
             "seconds": round(self.seconds, 4),
+            "rank": self.rank,
         }
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Outcome":
+        """The outcome ``as_record`` wrote (paths as text: a name that was not UTF-8 stays escaped)."""
+        route = None
+        if record["expert"] is not None:
+            route = Route(
+                record["expert"], record["confidence"], record["probabilities"], record["reason"], record["top_class"]
+            )
+        return cls(
+            Path(record["input"]),
+            Path(record["output"]) if record["output"] else None,
+            record["status"],
+            record["error"] or record["skip_reason"],
+            route,
+            record["seconds"],
+            record["rank"],
+        )
 
 
 @dataclass
 class Tally:
     """What a run did, outcome by outcome: counts by status, photos per expert, skips by reason,
-    and a report row (JSON lines) for each when a report file is open."""
+    the first failed inputs, and a report row (JSON lines) for each when a report file is open."""
 
     report: IO[str] | None = None
     counts: Counter = field(default_factory=Counter)
     experts: Counter = field(default_factory=Counter)
     skips: Counter = field(default_factory=Counter)
+    failed: list[Path] = field(default_factory=list)  # the first FAILED_KEPT failed inputs, to name them
 
     @classmethod
     def writing(cls, report: Path | None) -> "Tally":
@@ -117,6 +153,8 @@ class Tally:
             self.experts[outcome.route.expert] += 1
         elif outcome.status == SKIPPED:
             self.skips[outcome.reason] += 1
+        elif len(self.failed) < FAILED_KEPT:
+            self.failed.append(outcome.input)
         if self.report is not None:
             self.report.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
             self.report.flush()  # an interrupted run still has a report of what it did
@@ -138,6 +176,7 @@ class Plan:
     refused: list[Outcome] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)  # non-image files in given folders and globs
     earlier_outputs: list[Path] = field(default_factory=list)  # our own outputs met as inputs; never re-ingested
+    into_file: bool = False  # the output is one file that the command line named, not a folder
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -148,8 +187,14 @@ def _within(path: Path, folder: Path) -> bool:
         return False
 
 
-def _output_name(path: Path, suffix: str) -> str:
-    return f"{path.stem}{suffix}{path.suffix}"
+def _output_name(path: Path, suffix: str, extension: str | None) -> str:
+    return f"{path.stem}{suffix}{extension or path.suffix}"
+
+
+def names_a_file(output: Path) -> bool:
+    """Whether ``-o output`` names an image file (``photo_colour.jpg``) rather than a folder:
+    its extension is an image format's, and no folder of that name exists."""
+    return Path(output).suffix.lower() in OUTPUT_FORMATS and not Path(output).is_dir()
 
 
 def _walk(folder: Path, recursive: bool, problems: list[Outcome]) -> Iterator[Path]:
@@ -185,7 +230,12 @@ def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
 
 
 def plan(
-    inputs: Iterable[str], output_dir: Path, recursive: bool = False, suffix: str = "", own_output_dir: bool = False
+    inputs: Iterable[str],
+    output_dir: Path,
+    recursive: bool = False,
+    suffix: str = "",
+    own_output_dir: bool = False,
+    extension: str | None = None,
 ) -> Plan:
     """Expand files, folders and globs into jobs; the output tree mirrors each given folder.
 
@@ -194,8 +244,15 @@ def plan(
     needs a ``suffix`` to keep names distinct, unless it is ``own_output_dir`` (colorize's
     default folder, which holds only its outputs and is left out of the photos it finds). Both
     are the user's mistakes, told before any model is loaded.
+
+    ``extension`` (".png", a key of ``OUTPUT_FORMATS``) writes every output in that format,
+    named so; by default each keeps its input's. One photo and an ``output_dir`` that
+    ``names_a_file`` write that file, in the format its extension names.
     """
     output_dir = Path(output_dir)
+    inputs = list(inputs)
+    if names_a_file(output_dir):
+        return _plan_one_file(inputs, output_dir, suffix, extension)
     if output_dir.exists() and not output_dir.is_dir():
         raise PlanError(f"--output {output_dir} is a file, not a folder")
     if any(c in suffix for c in ("/", "\\", "\0")) or (os.altsep and os.altsep in suffix):
@@ -214,7 +271,8 @@ def plan(
             result.earlier_outputs.append(path)
             return
         seen.add(key)
-        result.jobs.append(Job(path, output_dir / relative.parent / _output_name(path, suffix)))
+        name = _output_name(path, suffix, extension)
+        result.jobs.append(Job(path, output_dir / relative.parent / name, OUTPUT_FORMATS.get(extension)))
 
     for raw in inputs:
         path = Path(raw)
@@ -249,6 +307,26 @@ def plan(
     _refuse_escaping_outputs(result, output_dir, [Path(raw) for raw in inputs if Path(raw).is_dir()])
     _settle_names(result)
     return result
+
+
+def _plan_one_file(inputs: list[str], output: Path, suffix: str, extension: str | None) -> Plan:
+    """One photo written to the file ``output`` names (``colorize auto photo.jpg -o photo_colour.jpg``)."""
+    fmt = OUTPUT_FORMATS[output.suffix.lower()]
+    if len(inputs) == 1 and not os.path.lexists(inputs[0]) and not glob.has_magic(inputs[0]):
+        raise PlanError(f"{inputs[0]}: no such file or folder")
+    if len(inputs) != 1 or Path(inputs[0]).is_dir() or not os.path.lexists(inputs[0]):
+        raise PlanError(
+            f"--output {output} names an image file, but there is more than one photo to write (a folder or "
+            f"several inputs); give a folder, e.g. -o {output.with_suffix('')}"
+        )
+    if suffix:
+        raise PlanError(f"--suffix names outputs in a folder; --output {output} is already a file name")
+    if extension is not None and OUTPUT_FORMATS[extension] != fmt:
+        raise PlanError(f"--format {extension[1:]}, but -o {output} names a {fmt} file; give one or the other")
+    job = Job(Path(inputs[0]), output, fmt)
+    if job.output.resolve() == job.input.resolve():
+        raise PlanError(f"{job.input}: output would overwrite the input; choose another --output")
+    return Plan(jobs=[job], into_file=True)
 
 
 def _refuse_escaping_outputs(result: Plan, output_dir: Path, input_folders: list[Path]) -> None:
@@ -335,8 +413,15 @@ class RunOptions:
     keep_metadata: bool = True
     fail_fast: bool = False
     batch_size: int = 8
+    quality: int = 95  # of JPEG and WebP outputs
     batch_pixels: int = 16_000_000  # a batch closes early past this many pixels, to bound memory
     io_threads: int = 2
+
+
+def existing_output(job: Job) -> Outcome:
+    """A job skipped because its output exists, with the route that output was made by (read
+    from the marker in its header: cheap, no pixels are decoded; a BMP has none)."""
+    return Outcome(job.input, job.output, SKIPPED, OUTPUT_EXISTS, route_from_note(read_marker(job.output)))
 
 
 def _decode_job(job: Job, options: RunOptions) -> tuple[DecodedImage | None, Outcome | None, float]:
@@ -344,7 +429,7 @@ def _decode_job(job: Job, options: RunOptions) -> tuple[DecodedImage | None, Out
     if job.output.exists() and options.on_exists != "overwrite":
         # Checked before decoding, so resuming a long run re-reads nothing it finished.
         if options.on_exists == "skip":
-            return None, Outcome(job.input, job.output, SKIPPED, OUTPUT_EXISTS), 0.0
+            return None, existing_output(job), 0.0
         return None, Outcome(job.input, job.output, FAILED, f"output exists: {job.output} (--on-exists error)"), 0.0
     try:
         decoded = decode(job.input, options.max_pixels)
@@ -378,10 +463,11 @@ def _encode_job(prediction: Prediction, decoded: DecodedImage, job: Job, options
     # Composing here, in an I/O thread, keeps the second core busy while the networks run,
     # and a waiting job holds L and a small ab rather than a full-size float RGB image.
     try:
-        rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded) == 8 else np.float32)
+        rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded, job.format) == 8 else np.float32)
     except Exception as error:
         raise _ComposeError(_one_line(error)) from error
-    encode(rgb, decoded, job.output, keep_metadata=options.keep_metadata, note=provenance_note(prediction.route))
+    note = provenance_note(prediction.route)
+    encode(rgb, decoded, job.output, options.keep_metadata, note, options.quality, job.format)
 
 
 @dataclass

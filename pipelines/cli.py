@@ -11,13 +11,14 @@ option, unknown expert, unusable weights file, unsafe output folder); 130 interr
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Optional
 
 import typer
 
 from colorize import __version__
-from colorize.pipelines import cli_colorize, cli_eval, cli_serve, cli_train
+from colorize.pipelines import cli_auto, cli_colorize, cli_eval, cli_serve, cli_train
 from colorize.pipelines.cli_common import EXIT_FAILED, OneLineErrors, console, shown
 
 app = typer.Typer(
@@ -36,7 +37,7 @@ train_app = typer.Typer(help="Train an expert or the scene classifier on your ow
 app.add_typer(train_app, name="train")
 
 
-app.command("auto")(cli_colorize.auto)
+app.command("auto")(cli_auto.auto)
 app.command("classify")(cli_colorize.classify)
 app.command("experts")(cli_colorize.list_experts)
 app.command("eval")(cli_eval.evaluate)
@@ -66,6 +67,12 @@ def _root(
 def main() -> None:
     try:
         app()
+    except SystemExit:
+        # The exit code is decided: a Ctrl-C or SIGTERM while the interpreter shuts down
+        # (torch takes a moment) would only replace it with "interrupted".
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise
     except Exception as error:  # the last line of defence: one line unless --debug
         if _debug or "--debug" in sys.argv:
             raise

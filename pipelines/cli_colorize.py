@@ -1,243 +1,28 @@
-"""``colorize auto``, ``colorize classify`` and ``colorize experts``."""
+"""``colorize classify`` and ``colorize experts`` (``colorize auto`` is in cli_auto.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
-import time
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Optional
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from colorize.pipelines.cli_common import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    BatchSizeOption,
     ClassifierWeightsOption,
     DeviceOption,
     JsonOption,
     MaxPixelsOption,
-    SaturationOption,
     ThresholdOption,
     WeightsOption,
-    WorkSizeOption,
     build_pipeline,
     console,
     fail,
     interruptible,
-    progress_bar,
-    refuse_output_among_inputs,
     shown,
-    sigterm_as_interrupt,
 )
-from colorize.pipelines.signals import interrupts_deferred
-
-DEFAULT_OUTPUT = Path("colorized")
-EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
-
-
-def auto(
-    paths: list[str] = typer.Argument(
-        ..., metavar="PATH", help="Photos, folders or glob patterns (quote globs).", show_default=False
-    ),
-    output: Path = typer.Option(
-        DEFAULT_OUTPUT, "--output", "-o", help="Output folder; the tree below each given folder is mirrored."
-    ),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
-    threshold: ThresholdOption = None,
-    report: Optional[Path] = typer.Option(
-        None,
-        "--report",
-        help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error).",
-    ),
-    on_exists: Annotated[
-        Literal["skip", "overwrite", "error"],
-        typer.Option("--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."),
-    ] = "skip",
-    suffix: str = typer.Option(
-        "", "--suffix", help="Add to output names (e.g. _color); needed to write inside the input folder."
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Also colorize photos that are already in colour (from their luminance)."
-    ),
-    strip_metadata: bool = typer.Option(
-        False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."
-    ),
-    max_pixels: MaxPixelsOption = 100.0,
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
-    weights: WeightsOption = [],
-    classifier_weights: ClassifierWeightsOption = None,
-    device: DeviceOption = "auto",
-    work_size: WorkSizeOption = None,
-    saturation: SaturationOption = 1.0,
-    batch_size: BatchSizeOption = 8,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
-) -> None:
-    """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted."""
-    from colorize.pipelines.batch import (
-        FAILED,
-        FATAL_ERRORS,
-        OUTPUT_EXISTS,
-        SKIPPED,
-        Outcome,
-        PlanError,
-        RunOptions,
-        Tally,
-        plan,
-        run,
-    )
-
-    try:
-        work = plan(paths, output, recursive=recursive, suffix=suffix, own_output_dir=output == DEFAULT_OUTPUT)
-    except PlanError as error:
-        fail(str(error))
-    refuse_output_among_inputs("--report", report, [], [job.input for job in work.jobs])
-    if verbose:
-        for ignored in work.ignored:
-            console.print(f"[dim]ignored (not an image): {shown(ignored)}[/]", highlight=False, soft_wrap=True)
-        for earlier in work.earlier_outputs:
-            console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
-    pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
-    _check_experts(pipeline, expert)
-    with _held(output if work.jobs else None):
-        options = RunOptions(
-            on_exists=on_exists,
-            force=force,
-            max_pixels=int(max_pixels * 1_000_000),
-            keep_metadata=not strip_metadata,
-            fail_fast=fail_fast,
-            batch_size=batch_size,
-        )
-        try:
-            tally = Tally.writing(report)
-        except OSError as error:
-            fail(f"cannot write report {report}: {error.strerror}")
-        started = time.perf_counter()
-        finished = 0  # jobs with an outcome; outcomes come in job order, so the rest never started
-        stopped = None
-        outcomes = run(pipeline, work.jobs, options)
-
-        try:
-            with sigterm_as_interrupt(), progress_bar() as progress:
-                task = progress.add_task("colorizing", total=len(work.jobs) + len(work.refused), info="")
-                # Plan-time failures first (tagged False), then each job in order (tagged True).
-                tagged = itertools.chain(((False, o) for o in work.refused), ((True, o) for o in outcomes))
-                for is_job, outcome in tagged:
-                    with interrupts_deferred():  # counted as finished only with its report row
-                        finished += is_job
-                        tally.add(outcome)
-                    _announce(outcome, verbose, progress)
-                    progress.update(
-                        task, advance=1, info=f"{tally.done / max(1e-9, time.perf_counter() - started):.2f} img/s"
-                    )
-                    if options.fail_fast and outcome.status == FAILED:
-                        stopped = "stopped by --fail-fast"
-                        break
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-        except FATAL_ERRORS as error:  # a weights file that passed the checks above but fails to load
-            tally.close()
-            fail(str(error))
-        finally:
-            outcomes.close()  # stops the decode/encode threads; running writes finish whole
-        if stopped:
-            for job in work.jobs[finished:]:
-                # A write already under way when the run stopped has finished (whole, being atomic).
-                reason = OUTPUT_EXISTS if job.output.exists() else f"not started ({stopped})"
-                tally.add(Outcome(job.input, job.output, SKIPPED, reason))
-        tally.close()
-        elapsed = time.perf_counter() - started
-        _summary(tally, elapsed, output, len(work.ignored) + len(work.earlier_outputs))
-        if stopped == "interrupted":
-            console.print(
-                "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
-                highlight=False,
-            )
-            raise typer.Exit(EXIT_INTERRUPTED)
-        if tally.counts[FAILED]:
-            raise typer.Exit(EXIT_FAILED)
-
-
-@contextlib.contextmanager
-def _held(output: Path | None):
-    """The output folder, held by this run alone (see ``experts.files.exclusive_folder``)."""
-    from colorize.experts.files import FolderBusyError, exclusive_folder
-
-    if output is None:
-        yield
-        return
-    try:
-        with exclusive_folder(output):
-            yield
-    except FolderBusyError as error:  # raised only on entry: the body raises none
-        fail(str(error))
-
-
-def _check_experts(pipeline, forced: str | None) -> None:
-    """Every expert this run can route to is checked before the first photo, so a broken
-    weights file stops the run with one line naming it, not halfway through."""
-    from colorize.experts.modelfile import ModelFileError
-
-    if forced is not None:
-        names = {forced}
-    else:
-        names = {pipeline.policy.expert_for(label) for label in pipeline.classifier.labels} | {pipeline.policy.fallback}
-    named_by_user = {forced, *pipeline.store.files} - {None}
-    try:
-        pipeline.store.check(names | set(pipeline.store.files), load=named_by_user)
-    except ModelFileError as error:
-        fail(str(error))
-
-
-def _announce(outcome, verbose: bool, progress: Progress) -> None:
-    # Paths are escaped: "[1950] beach.jpg" is a file name, not rich markup. soft_wrap keeps
-    # each message on one line, however long the path.
-    name = shown(outcome.input)
-    reason = shown(outcome.reason)
-    if outcome.status == "failed":
-        progress.console.print(f"[red]failed[/] {name}: {reason}", highlight=False, soft_wrap=True)
-    elif outcome.status == "skipped" and verbose:
-        progress.console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False, soft_wrap=True)
-    elif outcome.status == "ok" and verbose:
-        progress.console.print(f"[green]ok[/] {name} → {outcome.route.describe()}", highlight=False, soft_wrap=True)
-
-
-def _summary(tally, elapsed: float, output: Path, ignored: int) -> None:
-    counts, experts, skips = tally.counts, tally.experts, tally.skips
-    table = Table(title="colorize summary", show_header=True)
-    table.add_column("")
-    table.add_column("count", justify="right")
-    for status, style in (("ok", "green"), ("skipped", "yellow"), ("failed", "red")):
-        table.add_row(f"[{style}]{status}[/]", str(counts[status]))
-        if status == "ok":
-            for name, count in sorted(experts.items()):
-                table.add_row(f"  expert {shown(name)}", str(count))
-        if status == "skipped":
-            for reason, count in sorted(skips.items()):
-                table.add_row(f"  {shown(reason)}", str(count))
-    total = sum(counts.values())
-    if ignored:
-        table.add_row("[dim]ignored (not images, or colorize outputs)[/]", str(ignored))
-    table.add_row("time per image", f"{elapsed / max(1, total):.3f} s")
-    table.add_row("total time", f"{elapsed:.1f} s")
-    console.print(table)
-    if counts["ok"]:
-        console.print(f"outputs in [bold]{shown(output)}[/]", highlight=False, soft_wrap=True)
-    from colorize.pipelines.batch import OUTPUT_EXISTS
-
-    if existing := skips.get(OUTPUT_EXISTS):
-        # A re-run with other settings into the same folder would otherwise seem to do nothing.
-        console.print(
-            f"[yellow]not redone[/]: {existing} photo(s) whose output already exists in {shown(output)}; "
-            "add --on-exists overwrite to redo them, or -o to write elsewhere",
-            highlight=False,
-            soft_wrap=True,
-        )
 
 
 @interruptible

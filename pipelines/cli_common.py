@@ -160,9 +160,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on standard
 
 def resolve_device(name: str) -> str:
     """``--device`` as torch will use it: auto picks CUDA, then MPS, then the CPU; a device this
-    machine cannot use is a one-line usage error now, not a traceback at the first photo."""
+    machine cannot use is a one-line usage error now, not a traceback at the first photo.
+
+    Under torchrun (WORLD_SIZE > 1), auto and a bare ``cuda`` mean this process's own GPU,
+    ``cuda:LOCAL_RANK`` (shared round the GPUs when a node runs more processes than it has);
+    a device named with its number is taken as named.
+    """
     import torch
 
+    if name in ("auto", "cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % max(1, torch.cuda.device_count())}"
     if name == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -219,8 +226,10 @@ def build_pipeline(expert, threshold, weights, classifier_weights, device, work_
         fail(str(error))
 
 
-def progress_bar():
-    """The one progress display: description, bar, n/total, a free ``info`` field, elapsed, ETA."""
+def progress_bar(unit: str | None = None, disable: bool = False):
+    """The one progress display: description, bar, n/total (``n/total unit`` when a ``unit``
+    is named), a free ``info`` field, elapsed, ETA. ``disable``: draw nothing (--quiet); lines
+    printed through its console still appear."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -230,14 +239,16 @@ def progress_bar():
         TimeRemainingColumn,
     )
 
+    counted = TextColumn(f"{{task.completed:.0f}}/{{task.total:.0f}} {unit}") if unit else MofNCompleteColumn()
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        counted,
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
+        disable=disable,
     )
 
 

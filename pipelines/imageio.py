@@ -448,9 +448,10 @@ def atomic_save(image: Image.Image, path: Path, format: str, **params) -> Path:
     return atomic_write(Path(path), lambda handle: image.save(handle, format=format, **params))
 
 
-def output_bits(source: DecodedImage) -> int:
-    """16 where the input was 16-bit and its format can hold 16 bits per channel, else 8."""
-    return 16 if source.bits == 16 and source.format in ("PNG", "TIFF") else 8
+def output_bits(source: DecodedImage, format: str | None = None) -> int:
+    """16 where the input was 16-bit and the output's format (by default the input's) can hold
+    16 bits per channel, else 8."""
+    return 16 if source.bits == 16 and (format or source.format) in ("PNG", "TIFF") else 8
 
 
 def to_8bit(rgb: np.ndarray) -> np.ndarray:
@@ -507,22 +508,24 @@ def encode(
     keep_metadata: bool = True,
     note: str | None = None,
     quality: int = 95,
+    format: str | None = None,
 ) -> Path:
     """Write ``rgb`` (float (H, W, 3) in [0, 1], or uint8 for an 8-bit output) in the source's
-    format, bit depth and alpha, atomically.
+    format (or ``format``: JPEG, PNG, TIFF, WEBP, BMP), bit depth and alpha, atomically.
 
     ICC profile (when it is an RGB one) and EXIF of the source are kept where the format
     allows (unless ``keep_metadata`` is False); ``note`` records the colorization in the
     file itself: EXIF/TIFF Software ``colorize: <note>`` and a PNG text chunk ``colorize``.
-    Metadata is never copied into BMP, which has no place for it.
+    Metadata is never copied into BMP, which has no place for it; JPEG has no alpha.
+    ``quality`` (1-100) is JPEG's and WebP's.
     """
     icc = _rgb_profile(source.icc_profile) if keep_metadata else None
     exif = source.exif if keep_metadata else None
     if note:
         note = note.encode("ascii", "replace").decode()  # EXIF and TIFF strings are 7-bit ASCII
     software = f"{COLORIZED_TAG}: {note}" if note else None
-    fmt = source.format
-    if output_bits(source) == 16:
+    fmt = format or source.format
+    if output_bits(source, fmt) == 16:
         array = _to_16bit_array(rgb, source.alpha)
         if fmt == "PNG":
             exif16 = _exif_with_software(exif, software)

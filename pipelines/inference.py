@@ -11,6 +11,7 @@ The full-resolution work (upsampling ab, LAB -> RGB) and the CPU settings live i
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -82,6 +83,18 @@ def provenance_note(route: Route) -> str:
 
     reason = route.reason.replace("→", "->")  # metadata strings are ASCII (TIFF insists)
     return f"colorized by expert {route.expert} ({reason}), colorize {__version__}"
+
+
+_NOTE = re.compile(r"colorized by expert (?P<expert>.+) \((?P<reason>.+)\), colorize \S+$")
+
+
+def route_from_note(note: str | None) -> Route | None:
+    """The expert and reason that ``provenance_note`` recorded in an output (confidence and
+    probabilities are not recorded), or None when ``note`` is not such a record."""
+    found = _NOTE.search(note or "")
+    if found is None:
+        return None
+    return Route(found["expert"], None, {}, found["reason"].replace("->", "→"))
 
 
 @dataclass

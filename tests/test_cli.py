@@ -1,6 +1,7 @@
 """The colorize CLI end to end, on real photos with the bundled models."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,8 @@ def test_a_user_mapping_to_an_expert_not_installed_is_a_one_line_error_at_start(
     routing = isolated_home / "routing.toml"
     routing.write_text('threshold = 0.0\n[class_to_expert]\npeople = "portraits-1920s"\n')
     result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o")])
-    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    errors = [line for line in result.output.splitlines() if line != "loading models…"]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
     assert f"{routing}: [class_to_expert] people = 'portraits-1920s': no expert of that name" in result.output
     assert not (tmp_path / "o").exists()
     # Once the expert exists (here: named with --weights), the same file routes to it.
@@ -179,7 +181,8 @@ def test_a_bad_user_routing_file_is_one_line_naming_it(runner, gray_folder, tmp_
     (isolated_home / "routing.toml").write_text(text)
     result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2, result.output
-    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    # The error is found while the models load: it is the one line after the line saying so.
+    assert result.output.startswith("loading models…\nerror: ") and result.output.count("\n") == 2, result.output
     assert str(isolated_home / "routing.toml") in result.output and words in result.output, result.output
     assert not (tmp_path / "o").exists()
 
@@ -197,10 +200,11 @@ def test_a_rerun_that_finds_its_outputs_says_where_they_are_and_how_to_redo_them
     out = tmp_path / "out"
     first = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out)])
     assert first.exit_code == 0 and "not redone" not in first.output, first.output
+    (out / "odd.png").unlink()
     again = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--threshold", "0.8"])
     assert again.exit_code == 0, again.output
     hint = next(line for line in again.output.splitlines() if line.startswith("not redone"))
-    assert f"5 photo(s) whose output already exists in {out}" in hint and "--on-exists overwrite" in hint
+    assert f"4 photo(s) whose output already exists in {out}" in hint and "--on-exists overwrite" in hint
 
 
 def test_a_fallback_shows_the_class_it_overruled_in_the_terminal_and_the_report(runner, gray_folder, tmp_path):
@@ -241,3 +245,82 @@ def test_classify_routes_a_photo_exactly_as_auto_does_and_skips_colour_ones(runn
             assert row["expert"] == routes[name]["expert"]
             for label, p in row["probabilities"].items():
                 assert p == pytest.approx(routes[name]["probabilities"][label], abs=1e-5), (name, label)
+
+
+def test_the_progress_bar_says_what_it_counts_after_a_loading_line(runner, gray_folder, tmp_path):
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "general"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    loading = next(i for i, line in enumerate(lines) if line.startswith("loading models"))
+    bar = next(i for i, line in enumerate(lines) if "5/5 photos" in line)
+    assert loading < bar and " photos/s" in lines[bar] and "img/s" not in result.output, result.output
+
+
+def test_the_summary_names_the_failed_photos_up_to_ten(runner, gray_folder, tmp_path):
+    for i in range(12):
+        (gray_folder / f"broken{i:02d}.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "general"])
+    assert result.exit_code == 1, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("12 failed: "))
+    named = [f"broken{i:02d}.jpg" for i in range(12) if f"broken{i:02d}.jpg" in line]
+    assert len(named) == 10 and line.endswith("and 2 more (see each one's reason above)"), line
+
+
+def test_quiet_prints_only_failures_and_one_summary_line(runner, gray_folder, tmp_path):
+    out = tmp_path / "o"
+    quiet = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--expert", "general", "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    (line,) = quiet.output.splitlines()
+    assert re.fullmatch(
+        rf"5 ok, 0 skipped, 0 failed in [0-9.]+ s \([0-9.]+ photos/s\); outputs in {re.escape(str(out))}", line
+    )
+    (gray_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    again = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--expert", "general", "--quiet"])
+    assert again.exit_code == 1, again.output
+    lines = again.output.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("failed ") and "broken.jpg" in lines[0], lines
+    assert lines[1].startswith("0 ok, 5 skipped, 1 failed"), lines
+
+
+def test_a_run_with_every_output_there_says_there_is_nothing_to_do(runner, gray_folder, tmp_path):
+    out = tmp_path / "o"
+    assert runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--expert", "general"]).exit_code == 0
+    again = runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--expert", "general"])
+    assert again.exit_code == 0, again.output
+    expected = f"nothing to do: all 5 outputs exist in {out}; --on-exists overwrite to redo them"
+    assert expected in again.output.splitlines(), again.output
+    assert not [line for line in again.output.splitlines() if "photos/s" in line and "5/5 photos" not in line]
+    assert "colorize summary" not in again.output
+
+
+def test_a_signal_after_the_summary_leaves_the_exit_code_of_the_finished_run(
+    runner, gray_folder, tmp_path, monkeypatch
+):
+    import signal
+
+    from colorize.pipelines import cli_auto
+
+    summary = cli_auto._summary
+
+    def then_ctrl_c(*args, **kwargs):
+        summary(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C, a moment too late
+
+    monkeypatch.setattr(cli_auto, "_summary", then_ctrl_c)
+    result = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "general"])
+    assert result.exit_code == 0 and "interrupted" not in result.output, (result.exit_code, result.output)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handler is given back"
+
+
+def test_a_rerun_reports_every_photo_it_skips_with_the_route_its_output_was_made_by(runner, gray_folder, tmp_path):
+    out, first, again = tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "again.jsonl"
+    assert runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--report", str(first)]).exit_code == 0
+    assert runner.invoke(app, ["auto", str(gray_folder), "-o", str(out), "--report", str(again)]).exit_code == 0
+    made = {row["input"]: row for row in _report(first)}
+    skipped = {row["input"]: row for row in _report(again)}
+    assert skipped.keys() == made.keys() and len(made) == 5
+    for name, row in skipped.items():
+        assert (row["status"], row["skip_reason"], row["rank"]) == ("skipped", "output exists", 0), row
+        assert row["output"] == made[name]["output"] and Path(row["output"]).is_file(), row
+        assert (row["expert"], row["reason"]) == (made[name]["expert"], made[name]["reason"]), (row, made[name])
+    assert {row["rank"] for row in made.values()} == {0}

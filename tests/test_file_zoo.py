@@ -377,6 +377,38 @@ def test_an_interrupted_run_leaves_only_whole_files_and_resumes(tmp_path, isolat
     assert {n for n, r in rows.items() if r["status"] == OK} == {f"scan{i:03d}.png" for i in range(count)} - set(files)
 
 
+@pytest.mark.slow
+def test_a_second_signal_right_after_the_first_leaves_the_report_whole(tmp_path, isolated_home):
+    """torchrun passes a terminal's Ctrl-C on to workers that had it already; a scheduler may
+    send SIGTERM twice. The first stops the run; the second must not cut its bookkeeping short."""
+    scans, out, report = tmp_path / "scans", tmp_path / "out", tmp_path / "report.jsonl"
+    scans.mkdir()
+    base = _gray("camera", 32)
+    for i in range(60):
+        Image.fromarray(np.roll(base, i, axis=1)).save(scans / f"scan{i:03d}.png")
+    command = [COLORIZE, "auto", str(scans), "-o", str(out), "--report", str(report), "--batch-size", "1"]
+    process = subprocess.Popen(
+        [*command, "--expert", "general", *FAST], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (report.exists() and len(report.read_text().splitlines()) >= 2):
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        for _ in range(150):  # and SIGTERM after it, again and again, until it has exited
+            time.sleep(0.002)
+            if process.poll() is not None:
+                break
+            process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=120)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, (process.returncode, output[-2000:])
+    assert len(_report(report)) == 60, "every photo is in the report, done or not started"
+
+
 # ------------------------------------------------------------------ where outputs go
 
 
@@ -464,6 +496,58 @@ def test_on_exists_error_overwrite_and_force(runner, tmp_path):
     rows = _report(report)
     assert rows["gray.png"]["status"] == OK and rows["colour.png"]["status"] == OK  # --force: colour too
     assert (out / "gray.png").stat().st_ino != inode, "not rewritten (atomically, as a new file)"
+
+
+def test_one_photo_and_an_output_file_name_write_that_file_in_the_format_it_names(runner, tmp_path):
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(_gray("camera", 40)).save(photo)
+    report = tmp_path / "r.jsonl"
+    result = _invoke(runner, photo, "-o", tmp_path / "photo_colour.jpg", "--report", report, "-q")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "photo_colour.jpg") as written:
+        assert written.format == "JPEG" and written.size == (40, 40)
+    assert _report(report)["photo.jpg"]["output"] == str(tmp_path / "photo_colour.jpg")
+    assert _invoke(runner, photo, "-o", tmp_path / "as.PNG", "-q").exit_code == 0
+    with Image.open(tmp_path / "as.PNG") as written:
+        assert written.format == "PNG" and "colorized by expert" in written.info["colorize"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["as.PNG", "photo.jpg", "photo_colour.jpg", "r.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["scans", "-o", "out.jpg"], "names an image file, but there is more than one photo"),
+        (["scans/a.jpg", "scans/b.png", "-o", "out.png"], "names an image file, but there is more than one photo"),
+        (["scans/a.jpg", "-o", "out.png", "--format", "jpg"], "--format jpg, but -o out.png names a PNG file"),
+        (["scans/a.jpg", "-o", "out.jpg", "--quality", "0"], "'--quality': Input should be greater than or equal"),
+        (["scans", "--format", "gif"], "'gif' is not one of 'jpg', 'png', 'tif', 'webp'"),
+    ],
+)
+def test_output_file_names_and_formats_that_cannot_work_are_one_line_errors(runner, tmp_path, monkeypatch, args, words):
+    _small_tree(tmp_path / "scans")
+    monkeypatch.chdir(tmp_path)
+    result = _invoke(runner, *args)
+    assert result.exit_code == 2 and words in result.output and result.output.count("\n") == 1, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scans"]
+
+
+def test_format_and_quality_choose_the_outputs_encoding(runner, tmp_path):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    _small_tree(scans)
+    result = _invoke(runner, scans, "-r", "-o", out, "--format", "png")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == ["a.png", "b.png", "c.png", "sub/d.png"]
+    assert {Image.open(out / name).format for name in names} == {"PNG"}
+    assert (out / "sub" / "d.png").read_bytes()[24] == 16, "a 16-bit TIFF stays 16-bit as a PNG"
+    sizes = {}
+    for quality in (20, 95):
+        folder = tmp_path / f"q{quality}"
+        result = _invoke(runner, scans / "b.png", "-o", folder, "--format", "webp", "--quality", quality)
+        assert result.exit_code == 0, result.output
+        assert Image.open(folder / "b.webp").format == "WEBP"
+        sizes[quality] = (folder / "b.webp").stat().st_size
+    assert sizes[20] < sizes[95], sizes
 
 
 def test_max_pixels_refuses_big_images_and_tiny_ones_work(runner, tmp_path):

@@ -133,7 +133,8 @@ def test_ab_auc_of_rgb_images_uses_their_lab(pair):
 def test_image_metrics_agree_with_each_metric_alone(pair):
     pred, truth = pair
     row = metrics.image_metrics(pred, truth)
-    assert tuple(row) == metrics.METRIC_NAMES
+    # "recognised" comes from colorize eval's judge, not from a pair of images.
+    assert tuple(row) == tuple(n for n in metrics.METRIC_NAMES if n != "recognised")
     singles = {
         "psnr": metrics.psnr(pred, truth),
         "snr": metrics.snr(pred, truth),

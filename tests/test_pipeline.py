@@ -229,3 +229,18 @@ def test_the_python_api_takes_a_path_and_saves_as_the_command_line_does(pipeline
     assert from_pil.save(tmp_path / "plain.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
     with pytest.raises(ValueError, match="extension"):
         from_pil.save(tmp_path / "no-extension")
+
+
+@pytest.mark.parametrize(
+    "expert, reason",
+    [("people", "classified"), ("general", "low confidence → general"), ("portraits-1920s", "forced")],
+)
+def test_the_route_an_output_records_reads_back_from_its_marker(expert, reason):
+    from colorize.pipelines.inference import provenance_note, route_from_note
+    from colorize.router import Route
+
+    note = provenance_note(Route(expert, 0.9, {"people": 0.9}, reason))
+    for marker in (note, f"colorize: {note}"):  # a PNG text chunk, an EXIF Software tag
+        back = route_from_note(marker)
+        assert (back.expert, back.reason) == (expert, reason), (marker, back)
+    assert route_from_note("GIMP 2.10") is None and route_from_note(None) is None

@@ -1,0 +1,511 @@
+"""``colorize auto``: colorize photos, each routed to the best expert, into an output folder.
+
+One run may be split: ``--shard K/N`` does part K of N (job arrays), and under torchrun every
+process does its share while rank 0 lists the photos, holds the output folder, and writes the
+report and the summary for all (``shards.py`` says how photos are dealt out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Annotated, Callable, Literal, Optional, TypeVar
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from colorize.pipelines.cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    BatchSizeOption,
+    ClassifierWeightsOption,
+    DeviceOption,
+    MaxPixelsOption,
+    SaturationOption,
+    ThresholdOption,
+    WeightsOption,
+    WorkSizeOption,
+    build_pipeline,
+    console,
+    fail,
+    progress_bar,
+    refuse_output_among_inputs,
+    shown,
+)
+from colorize.pipelines.shards import Shard, Workers
+from colorize.pipelines.signals import interrupted_once, interrupts_deferred, interrupts_ignored
+
+DEFAULT_OUTPUT = Path("colorized")
+T = TypeVar("T")
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
+
+
+def auto(
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATH", help="Photos, folders or glob patterns (quote globs).", show_default=False
+    ),
+    output: Path = typer.Option(
+        DEFAULT_OUTPUT,
+        "--output",
+        "-o",
+        help="Output folder (the tree below each given folder is mirrored); for one photo, "
+        "a file name (e.g. photo_colour.jpg: its extension names the format).",
+    ),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
+    threshold: ThresholdOption = None,
+    report: Optional[Path] = typer.Option(
+        None,
+        "--report",
+        help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error).",
+    ),
+    on_exists: Annotated[
+        Literal["skip", "overwrite", "error"],
+        typer.Option("--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."),
+    ] = "skip",
+    suffix: str = typer.Option(
+        "", "--suffix", help="Add to output names (e.g. _color); needed to write inside the input folder."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Also colorize photos that are already in colour (from their luminance)."
+    ),
+    output_format: Annotated[
+        Optional[Literal["jpg", "png", "tif", "webp"]],
+        typer.Option("--format", help="Write every output in this format.  \\[default: each input's own]"),
+    ] = None,
+    quality: int = typer.Option(
+        95, "--quality", min=1, max=100, help="Quality of JPEG and WebP outputs (PNG and TIFF are lossless)."
+    ),
+    strip_metadata: bool = typer.Option(
+        False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."
+    ),
+    max_pixels: MaxPixelsOption = 100.0,
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
+    weights: WeightsOption = [],
+    classifier_weights: ClassifierWeightsOption = None,
+    device: DeviceOption = "auto",
+    work_size: WorkSizeOption = None,
+    saturation: SaturationOption = 1.0,
+    batch_size: BatchSizeOption = 8,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
+    shard: Annotated[
+        Optional[Shard],
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            parser=_shard,
+            help="Do only part K of N of this run, e.g. as task K of a job array: photo i goes to part i mod N, "
+            "so the N parts together do every photo once.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar: only failures and a one-line summary."),
+) -> None:
+    """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted.
+
+    Under torchrun (torchrun --nproc-per-node N -m colorize auto ...) each process colorizes its
+    share of the photos and rank 0 reports them all.
+    """
+    from colorize.pipelines.batch import FAILED, FATAL_ERRORS, RunOptions, run
+
+    options = RunOptions(
+        on_exists=on_exists,
+        force=force,
+        max_pixels=int(max_pixels * 1_000_000),
+        keep_metadata=not strip_metadata,
+        fail_fast=fail_fast,
+        batch_size=batch_size,
+        quality=quality,
+    )
+    extension = f".{output_format}" if output_format else None
+    with Workers.joined() as workers:  # this process alone, or one rank of a torchrun job
+        # Rank 0 lists the photos; a usage error there stops every rank, said once.
+        work = workers.share(
+            _on_main(workers, lambda: _planned(paths, output, recursive, suffix, extension, report, verbose))
+        )
+        part = shard or Shard(1, 1)
+        jobs = part.take(work.jobs)
+        # What failed before any photo was read is reported once: by rank 0 of the first part.
+        refused = work.refused if part.is_first and workers.is_main else []
+        mine = Shard.of_rank(workers.rank, workers.size).take(jobs)
+        if workers.is_main and not quiet:
+            console.print("[dim]loading models…[/]", highlight=False)
+        pipeline = _on_every_rank(
+            workers, lambda: _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+        )
+        with contextlib.ExitStack() as held:
+            # A file named by -o is written atomically; its folder is not held, so that runs of
+            # one photo each (xargs -P, a shell loop with &) can write side by side. Under
+            # torchrun, rank 0 holds the folder for every rank.
+            folder = output if jobs and not work.into_file else None
+            tally = _on_main(workers, lambda: _held_and_reported(held, folder, shard, report))
+            started = time.perf_counter()
+            outcomes = run(pipeline, mine, options)
+            fatal = None
+            with interrupted_once(), progress_bar("photos", disable=quiet or not workers.is_main) as progress:
+                if workers.is_main:
+                    ledger = _Ledger(tally, progress, len(jobs) + len(refused), verbose)
+                    record = ledger.add_with_the_others(workers)
+                else:
+
+                    def record(outcome) -> None:  # to rank 0, which reports it
+                        workers.post(outcome.as_record())
+
+                try:
+                    finished, stopped = _work_through(workers, refused, outcomes, record, fail_fast)
+                except FATAL_ERRORS as error:  # a weights file that passed the checks but fails to load
+                    fatal = error
+                # This rank's work is over: what is left is bookkeeping, which a late signal must
+                # not cut short (nor turn a finished run into an interrupted one).
+                with interrupts_ignored():
+                    outcomes.close()  # stops the decode/encode threads; running writes finish whole
+                    if fatal is not None:
+                        if tally is not None:
+                            tally.close()
+                        fail(str(fatal) if workers.size == 1 else f"rank {workers.rank}: {fatal}")
+                    if stopped:
+                        for job in mine[finished:]:
+                            # A write under way when the run stopped has finished (whole, being atomic).
+                            record(_unfinished(job, f"not started ({stopped})", workers.rank))
+                if not workers.is_main:
+                    workers.finish()  # its photos are rank 0's to report and to count in the exit code
+                    return
+                stopped = _collect(workers, ledger, jobs, stopped)
+            with interrupts_ignored():
+                tally.close()
+                _summary(tally, time.perf_counter() - started, output, work, quiet, stopped)
+                if stopped == "interrupted":
+                    console.print(
+                        "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
+                        highlight=False,
+                    )
+                    raise typer.Exit(EXIT_INTERRUPTED)
+                if tally.counts[FAILED]:
+                    raise typer.Exit(EXIT_FAILED)
+
+
+def _planned(paths, output, recursive, suffix, extension, report, verbose):
+    """The run's jobs, or a one-line usage error; on rank 0 alone under torchrun."""
+    from colorize.pipelines.batch import PlanError, plan
+
+    try:
+        work = plan(
+            paths,
+            output,
+            recursive=recursive,
+            suffix=suffix,
+            own_output_dir=output == DEFAULT_OUTPUT,
+            extension=extension,
+        )
+    except PlanError as error:
+        fail(str(error))
+    refuse_output_among_inputs("--report", report, [], [job.input for job in work.jobs])
+    if verbose:
+        for ignored in work.ignored:
+            console.print(f"[dim]ignored (not an image): {shown(ignored)}[/]", highlight=False, soft_wrap=True)
+        for earlier in work.earlier_outputs:
+            console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
+    return work
+
+
+def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation):
+    """The pipeline, every expert it can route to checked, or a one-line error."""
+    pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+    _check_experts(pipeline, expert)
+    return pipeline
+
+
+def _held_and_reported(held: contextlib.ExitStack, folder: Path | None, shard: Shard | None, report: Path | None):
+    """The output folder held (until ``held`` closes) and the tally that writes the report."""
+    from colorize.pipelines.batch import Tally
+
+    held.enter_context(_held(folder, shard))
+    try:
+        return held.enter_context(contextlib.closing(Tally.writing(report)))
+    except OSError as error:
+        fail(f"cannot write report {report}: {error.strerror}")
+
+
+def _on_main(workers: Workers, step: Callable[[], T]) -> T | None:
+    """``step()`` on rank 0 alone (None elsewhere). When it stops the command with a one-line
+    error, which it has printed, every rank stops with the same exit code."""
+    value, code = None, None
+    if workers.is_main:
+        try:
+            value = step()
+        except typer.Exit as stop:
+            code = stop.exit_code
+    code = workers.share(code)
+    if code is not None:
+        raise typer.Exit(code)
+    return value
+
+
+def _on_every_rank(workers: Workers, step: Callable[[], T]) -> T:
+    """``step()`` on every rank. When it stops the command on any rank, it stops on all, and
+    rank 0 prints each different message once (naming the ranks, unless all said it)."""
+    if workers.size == 1:
+        return step()
+    value, code = None, None
+    with console.capture() as said:
+        try:
+            value = step()
+        except typer.Exit as stop:
+            code = stop.exit_code
+    failed: dict[str, list[int]] = {}
+    for rank, (rank_code, text) in enumerate(workers.gather((code, said.get()))):
+        if rank_code is not None:
+            failed.setdefault(text, []).append(rank)
+            code = rank_code if code is None else code
+    if workers.is_main:
+        for text, ranks in failed.items():
+            who = "" if len(ranks) == workers.size else f"rank {', '.join(map(str, ranks))}: "
+            console.file.write(who + text)
+    if code is not None:
+        raise typer.Exit(code)
+    return value
+
+
+def _unfinished(job, reason: str, rank: int):
+    """A job whose outcome never came: skipped, for ``reason``, or done if its output exists."""
+    from colorize.pipelines.batch import SKIPPED, Outcome, existing_output
+
+    outcome = existing_output(job) if job.output.exists() else Outcome(job.input, job.output, SKIPPED, reason)
+    outcome.rank = rank
+    return outcome
+
+
+def _work_through(workers: Workers, refused, outcomes, record, fail_fast: bool) -> tuple[int, str | None]:
+    """Record the plan-time failures, then each outcome of this rank's share as it comes.
+    Returns how many jobs got an outcome (they come in order: the rest never started) and
+    why the run stopped early (None: it did not)."""
+    from colorize.pipelines.batch import FAILED
+
+    finished, stopped = 0, None
+    try:
+        for outcome in refused:
+            record(outcome)
+        for outcome in outcomes:
+            outcome.rank = workers.rank
+            with interrupts_deferred():  # counted as finished only once recorded (its report row)
+                record(outcome)
+                finished += 1
+            if fail_fast and outcome.status == FAILED:
+                stopped = "stopped by --fail-fast"
+                workers.stop(stopped)
+                break
+            if stopped := workers.stopped():  # by another rank
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    return finished, stopped
+
+
+# After an interrupt, how long rank 0 waits for the other ranks' last rows: each finishes the
+# writes under way first. (torchrun kills its workers 30 s after asking them to stop.)
+_GRACE_S = 10.0
+
+
+def _collect(workers: Workers, ledger: "_Ledger", jobs, stopped: str | None) -> str | None:
+    """On rank 0, its own share done: the other ranks' rows until every rank has finished (or
+    died); then a row for each photo of a rank that stopped without saying what became of it
+    (a rank killed, or slower to stop than ``_GRACE_S``). Returns why the run stopped, if it did."""
+    from colorize.pipelines.batch import OUTPUT_EXISTS, Outcome, path_text
+
+    if workers.size == 1:
+        return stopped
+
+    def take_rows(deadline: float | None) -> None:
+        while True:
+            for row in workers.received(wait=True):
+                ledger.add(Outcome.from_record(row))
+            waiting_for = set(workers.unfinished()) - workers.gone()
+            if not waiting_for or (deadline is not None and time.monotonic() > deadline):
+                return
+            time.sleep(0.2)
+
+    if stopped:
+        workers.stop(stopped)
+    if stopped != "interrupted":
+        try:
+            take_rows(None)
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+    with interrupts_ignored():
+        if stopped == "interrupted":
+            workers.stop(stopped)
+            take_rows(time.monotonic() + _GRACE_S)
+        for rank in workers.unfinished():
+            lost = [
+                _unfinished(job, f"not done (rank {rank} stopped)", rank)
+                for job in Shard.of_rank(rank, workers.size).take(jobs)
+                if path_text(job.input) not in ledger.reported
+            ]
+            for outcome in lost:
+                ledger.add(outcome)
+            not_done = sum(outcome.reason != OUTPUT_EXISTS for outcome in lost)
+            ledger.progress.console.print(
+                f"[yellow]rank {rank} stopped before it finished[/]: {not_done} of its photos not done",
+                highlight=False,
+            )
+    return stopped
+
+
+class _Ledger:
+    """Where outcomes go on rank 0, or in a run of one process: the tally and its report, the
+    terminal and the progress bar."""
+
+    def __init__(self, tally, progress: Progress, total: int, verbose: bool):
+        self.tally, self.progress, self.verbose = tally, progress, verbose
+        self.task = progress.add_task("colorizing", total=total, info="")
+        self.started = time.perf_counter()
+        self.reported: set[str] = set()  # inputs of other ranks' rows
+
+    def add(self, outcome) -> None:
+        from colorize.pipelines.batch import path_text
+
+        self.tally.add(outcome)
+        if outcome.rank:
+            self.reported.add(path_text(outcome.input))
+        _announce(outcome, self.verbose, self.progress)
+        rate = self.tally.done / max(1e-9, time.perf_counter() - self.started)
+        self.progress.update(self.task, advance=1, info=f"{rate:.2f} photos/s")
+
+    def add_with_the_others(self, workers: Workers) -> Callable:
+        """``add``, then whatever rows the other ranks have sent since."""
+        from colorize.pipelines.batch import Outcome
+
+        def add(outcome) -> None:
+            self.add(outcome)
+            for row in workers.received():
+                self.add(Outcome.from_record(row))
+
+        return add
+
+
+@contextlib.contextmanager
+def _held(output: Path | None, shard: Shard | None):
+    """The output folder, held by this run alone, or by the parts of its split together (see
+    ``experts.files.exclusive_folder``)."""
+    from colorize.experts.files import FolderBusyError, exclusive_folder
+
+    if output is None:
+        yield
+        return
+    try:
+        with exclusive_folder(output, None if shard is None else f"{shard.number}-of-{shard.count}"):
+            yield
+    except FolderBusyError as error:  # raised only on entry: the body raises none
+        fail(str(error))
+
+
+def _check_experts(pipeline, forced: str | None) -> None:
+    """Every expert this run can route to is checked before the first photo, so a broken
+    weights file stops the run with one line naming it, not halfway through."""
+    from colorize.experts.modelfile import ModelFileError
+
+    if forced is not None:
+        names = {forced}
+    else:
+        names = {pipeline.policy.expert_for(label) for label in pipeline.classifier.labels} | {pipeline.policy.fallback}
+    named_by_user = {forced, *pipeline.store.files} - {None}
+    try:
+        pipeline.store.check(names | set(pipeline.store.files), load=named_by_user)
+    except ModelFileError as error:
+        fail(str(error))
+
+
+def _announce(outcome, verbose: bool, progress: Progress) -> None:
+    # Paths are escaped: "[1950] beach.jpg" is a file name, not rich markup. soft_wrap keeps
+    # each message on one line, however long the path.
+    name = shown(outcome.input)
+    reason = shown(outcome.reason)
+    if outcome.status == "failed":
+        progress.console.print(f"[red]failed[/] {name}: {reason}", highlight=False, soft_wrap=True)
+    elif outcome.status == "skipped" and verbose:
+        progress.console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False, soft_wrap=True)
+    elif outcome.status == "ok" and verbose:
+        progress.console.print(f"[green]ok[/] {name} → {outcome.route.describe()}", highlight=False, soft_wrap=True)
+
+
+def _summary(tally, elapsed: float, output: Path, work, quiet: bool, stopped: str | None) -> None:
+    from colorize.pipelines.batch import FAILED, OK, OUTPUT_EXISTS, SKIPPED
+
+    counts, experts, skips = tally.counts, tally.experts, tally.skips
+    total = sum(counts.values())
+    ignored = len(work.ignored) + len(work.earlier_outputs)
+    where = f"written to {shown(output)}" if work.into_file else f"outputs in {shown(output)}"
+    if not counts[OK] and not counts[FAILED] and not stopped:
+        console.print(_nothing_to_do(skips, output, work), highlight=False, soft_wrap=True)
+        return
+    if quiet:
+        console.print(
+            f"{counts[OK]} ok, {counts[SKIPPED]} skipped, {counts[FAILED]} failed in {elapsed:.1f} s "
+            f"({total / max(1e-9, elapsed):.2f} photos/s); {where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    table = Table(title="colorize summary", show_header=True)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for status, style in (("ok", "green"), ("skipped", "yellow"), ("failed", "red")):
+        table.add_row(f"[{style}]{status}[/]", str(counts[status]))
+        if status == "ok":
+            for name, count in sorted(experts.items()):
+                table.add_row(f"  expert {shown(name)}", str(count))
+        if status == "skipped":
+            for reason, count in sorted(skips.items()):
+                table.add_row(f"  {shown(reason)}", str(count))
+    if ignored:
+        table.add_row("[dim]ignored (not images, or colorize outputs)[/]", str(ignored))
+    table.add_row("time per image", f"{elapsed / max(1, total):.3f} s")
+    table.add_row("total time", f"{elapsed:.1f} s")
+    console.print(table)
+    if counts[FAILED]:
+        named = ", ".join(shown(path) for path in tally.failed)
+        more = counts[FAILED] - len(tally.failed)
+        tail = f" and {more} more (see each one's reason above)" if more > 0 else ""
+        console.print(f"[red]{counts[FAILED]} failed[/]: {named}{tail}", highlight=False, soft_wrap=True)
+    if counts["ok"]:
+        console.print(where, highlight=False, soft_wrap=True)
+    if existing := skips.get(OUTPUT_EXISTS):
+        # A re-run with other settings into the same folder would otherwise seem to do nothing.
+        console.print(
+            f"[yellow]not redone[/]: {existing} photo(s) whose output already exists in {shown(output)}; "
+            "add --on-exists overwrite to redo them, or -o to write elsewhere",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _nothing_to_do(skips, output: Path, work) -> str:
+    """The summary of a run that colorized nothing and failed nothing: why there was nothing to do."""
+    from colorize.pipelines.batch import OUTPUT_EXISTS
+
+    if not skips:
+        return (
+            f"nothing to do: none of the {len(work.jobs)} photos is this part's"
+            if work.jobs
+            else "nothing to do: no photos found"
+        )
+    if work.into_file and set(skips) == {OUTPUT_EXISTS}:
+        return f"nothing to do: {shown(output)} exists; --on-exists overwrite to redo it"
+    if set(skips) == {OUTPUT_EXISTS}:
+        return (
+            f"nothing to do: all {skips[OUTPUT_EXISTS]} outputs exist in {shown(output)}; "
+            "--on-exists overwrite to redo them"
+        )
+    reasons = ", ".join(f"{count} {shown(reason)}" for reason, count in sorted(skips.items()))
+    return f"nothing to do: every photo was skipped ({reasons})"
