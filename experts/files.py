@@ -159,7 +159,7 @@ def remove_stale_temporaries(folder: Path) -> int:
         return 0
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match is None or _process_alive(int(match.group(1))):
+        if match is None or process_alive(int(match.group(1))):
             continue
         try:
             if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_AFTER_S and entry.is_file(
@@ -172,7 +172,8 @@ def remove_stale_temporaries(folder: Path) -> int:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this number exists (another user's counts)."""
     if pid == os.getpid():
         return True
     try:

@@ -43,7 +43,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from colorize.experts.files import NoSpaceError
+from colorize.experts.files import NoSpaceError, process_alive
 from colorize.experts.modelfile import ModelFileError
 from colorize.pipelines.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -351,20 +351,10 @@ def remove_stale_workspaces() -> int:
             continue
         for entry in entries:
             pid = entry.name.removeprefix(_PREFIX).split("-")[0]
-            if entry.name.startswith(_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            if entry.name.startswith(_PREFIX) and pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process, or no process at all
-        return True
-    return True
 
 
 class _Workspace:

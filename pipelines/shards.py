@@ -27,6 +27,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from colorize.experts.files import process_alive
+
 Item = TypeVar("Item")
 T = TypeVar("T")
 
@@ -206,7 +208,7 @@ class Workers:
         """Other ranks known to have died: those on this machine whose process has ended (one
         killed for memory, say). Of a rank on another machine nothing is known."""
         here = _here()
-        return {r for r, (where, pid) in enumerate(self._processes) if r and where == here and not _alive(pid)}
+        return {r for r, (where, pid) in enumerate(self._processes) if r and where == here and not process_alive(pid)}
 
     # --- any rank: stop them all
 
@@ -238,13 +240,3 @@ def _here() -> str:
         except OSError:
             parts.append("?")
     return "/".join(parts)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process now has that number
-        return True
-    return True
