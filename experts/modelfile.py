@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,22 +22,10 @@ from safetensors.torch import load, safe_open, save
 from torch import nn
 
 from colorize.experts.files import atomic_write
+from colorize.experts.locations import bundled_weights_dir, model_home  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "colorize"
-
-
-def model_home() -> Path:
-    """The user's model folder: ``$COLORIZE_HOME`` or the platform's cache dir."""
-    if env := os.environ.get("COLORIZE_HOME"):
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("colorize", appauthor=False))
-
-
-def bundled_weights_dir(package: str = "colorize.experts") -> Path:
-    return Path(str(resources.files(package).joinpath("weights")))
 
 
 class ModelFileError(Exception):

@@ -15,17 +15,15 @@ from typing import Iterable, Mapping
 import torch
 
 from colorize.experts.architectures import create_architecture, list_architectures
+from colorize.experts.locations import WEIGHTS_SUFFIX, installed_experts, model_folders, model_home
 from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
-    bundled_weights_dir,
     load_model,
-    model_home,
     read_metadata,
 )
 from colorize.experts.normalization import Normalization
 
-WEIGHTS_SUFFIX = ".safetensors"
 CLASSIFIER_FILE = "classifier" + WEIGHTS_SUFFIX
 
 
@@ -53,19 +51,9 @@ class ModelStore:
         self.files = {name: Path(path) for name, path in (files or {}).items()}
         self.classifier_file = Path(classifier_file) if classifier_file is not None else None
 
-    def _folders(self, kind: str) -> list[tuple[str, Path]]:
-        """(source, folder) for ``kind`` ("experts" or "classifier"), lowest precedence first."""
-        package = "colorize.experts" if kind == "experts" else "colorize.classifier"
-        return [("bundled", bundled_weights_dir(package)), ("user", self.home / kind)]
-
     def sources(self) -> dict[str, ModelSource]:
         """Every expert by name, from the source that wins for it."""
-        found: dict[str, ModelSource] = {}
-        for source, folder in self._folders("experts"):
-            if folder.is_dir():
-                for path in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
-                    name = path.name[: -len(WEIGHTS_SUFFIX)]
-                    found[name] = ModelSource(name, source, path)
+        found = {name: ModelSource(name, source, path) for name, (source, path) in installed_experts(self.home).items()}
         for name, path in self.files.items():
             found[name] = ModelSource(name, "file", path)
         return dict(sorted(found.items()))
@@ -74,7 +62,7 @@ class ModelStore:
         """The scene classifier's weights, by the same order; None when there are none."""
         if self.classifier_file is not None:
             return ModelSource("classifier", "file", self.classifier_file)
-        for source, folder in reversed(self._folders("classifier")):
+        for source, folder in reversed(model_folders("classifier", self.home)):
             if (folder / CLASSIFIER_FILE).is_file():  # the user's, else the bundled one
                 return ModelSource("classifier", source, folder / CLASSIFIER_FILE)
         return None

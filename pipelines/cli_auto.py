@@ -30,6 +30,7 @@ from colorize.pipelines.cli_common import (
     build_pipeline,
     console,
     fail,
+    installed_expert_names,
     progress_bar,
     refuse_output_among_inputs,
     shown,
@@ -48,7 +49,7 @@ def _shard(text: str) -> Shard:
         raise typer.BadParameter(str(error)) from None
 
 
-EXPERT_HELP = "Force this expert for every photo (skips the classifier). `colorize experts` lists them."
+EXPERT_HELP = f"Force this expert for every photo (skips the classifier). {installed_expert_names()}"
 
 
 def auto(
@@ -114,8 +115,12 @@ def auto(
 ) -> None:
     """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted.
 
-    Under torchrun (torchrun --nproc-per-node N -m colorize auto ...) each process colorizes its
-    share of the photos and rank 0 reports them all.
+    Under torchrun (torchrun --nproc-per-node N -m colorize auto ...) the photos are shared out; rank 0 reports.
+
+    Examples:  colorize auto old_photos/ ·
+    colorize auto scan.tif -o scan_colour.jpg ·
+    colorize auto "albums/*.jpg" --expert people --report run.jsonl ·
+    colorize auto photos/ -r -o out/ --on-exists overwrite --threshold 0.8
     """
     from colorize.pipelines.batch import FAILED, FATAL_ERRORS, RunOptions, run
 

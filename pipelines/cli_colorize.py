@@ -39,7 +39,12 @@ def classify(
     force: bool = typer.Option(False, "--force", help="Also route photos that are already in colour."),
     device: DeviceOption = "auto",
 ) -> None:
-    """Show which expert each photo would go to, and why, as colorize auto would. Writes nothing."""
+    """Show which expert each photo would go to, and why, as colorize auto would. Writes nothing.
+
+    Examples:  colorize classify old_photos/ ·
+    colorize classify scan.jpg --threshold 0.8 ·
+    colorize classify photos/ -r --json > routes.json
+    """
     from colorize.pipelines.batch import PlanError, path_text, plan
     from colorize.pipelines.imageio import ImageError, decode, is_colour_photo
 
@@ -93,6 +98,11 @@ def list_experts(
     """List installed experts and the classifier: source, file, checksum, architecture, metrics.
 
     Retraining or removing one of your experts keeps the file it replaced; --restore swaps it back.
+
+    Examples:  colorize experts ·
+    colorize experts --json ·
+    colorize experts --restore people ·
+    colorize experts --remove portraits-1920s
     """
     from colorize.experts.modelfile import ModelFileError, read_metadata
     from colorize.experts.store import ModelStore

@@ -22,6 +22,18 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
 
+def installed_expert_names() -> str:
+    """ "Installed: general, landscape, people." for an option's help, read from the model
+    folders when the help is built (no model is loaded)."""
+    from colorize.experts.locations import installed_experts, model_home
+
+    try:
+        names = sorted(installed_experts(model_home()))
+    except OSError:  # an unreadable model folder is reported when a model is needed, not in --help
+        return ""
+    return f"Installed: {', '.join(names)}." if names else ""
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """Usage errors (a value out of range, a choice not offered, an unknown option) as one line,
     like every other error colorize reports: typer would draw a box of several lines."""

@@ -24,6 +24,7 @@ from colorize.pipelines.cli_common import (
     build_pipeline,
     console,
     fail,
+    installed_expert_names,
     interruptible,
     progress_bar,
     refuse_output_among_inputs,
@@ -53,7 +54,10 @@ def evaluate(
         show_default=False,
     ),
     expert: Optional[str] = typer.Option(
-        None, "--expert", "-e", help="Evaluate this expert alone, forced for every photo (default: auto-routing)."
+        None,
+        "--expert",
+        "-e",
+        help="Evaluate this expert alone, forced for every photo (default: auto-routing). " + installed_expert_names(),
     ),
     compare: Optional[str] = typer.Option(
         None,

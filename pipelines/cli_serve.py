@@ -43,6 +43,10 @@ def serve(
     """Serve a page and HTTP API to colorize photos in the browser. Ctrl-C stops it.
 
     Needs the web extra: pip install 'colorize-experts\\[web]'.
+
+    Examples:  colorize serve ·
+    colorize serve --port 8765 ·
+    colorize serve --host 0.0.0.0 (reachable from other computers)
     """
     try:
         import fastapi  # noqa: F401

@@ -331,7 +331,11 @@ def train_classifier_command(
 ) -> None:
     """Train the router's scene classifier; writes only to your model folder.
 
-    Example:  colorize train classifier photos/   (photos/landscape/, photos/people/, photos/general/)
+    The folder holds one sub-folder per class: landscape/, people/, general/.
+
+    Examples:  colorize train classifier photos/ ·
+    colorize train classifier photos/ --epochs 10 --size 160 ·
+    colorize train classifier photos/ --resume
     """
     from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
 

@@ -165,6 +165,36 @@ def test_version_and_help_work_without_models(runner):
         assert option in help_text
 
 
+COMMANDS = (["auto"], ["classify"], ["experts"], ["eval"], ["serve"], ["train", "expert"], ["train", "classifier"])
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_explains_itself_with_examples_and_human_value_names(runner, command):
+    result = runner.invoke(app, [*command, "-h"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.stdout and f"colorize {' '.join(command)} " in result.stdout
+    assert not re.search(r"<\w+(\[\w+\])?>", result.stdout), result.stdout  # typer's <list[str]>, <bool>
+
+
+def test_expert_option_help_lists_the_installed_experts_including_the_users(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    (home / "experts").mkdir(parents=True)
+    (home / "experts" / "portraits-1920s.safetensors").write_bytes(
+        (bundled_weights_dir() / "people.safetensors").read_bytes()
+    )
+    env = {**os.environ, "COLORIZE_HOME": str(home), "COLUMNS": "300"}
+    for command in ("auto", "eval"):
+        # A fresh process: the list is read when the command line is built.
+        help_text = subprocess.run(
+            [sys.executable, "-m", "colorize", command, "--help"], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        assert "Installed: general, landscape, people, portraits-1920s." in help_text, help_text
+
+
 @pytest.mark.parametrize(
     "text, words",
     [
