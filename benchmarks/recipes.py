@@ -1,0 +1,106 @@
+"""The seed systems' training recipes and ours, each given the same CPU budget.
+
+"The same budget" means the same minutes of one CPU core, turned into optimiser steps before
+any run starts: each recipe's training-step time is measured here on one thread (its real
+network, batch and crop size, loss and optimiser, on random pixels: a step costs the same
+whatever the pixels), and the budget is that many steps. Runs then train by step count, so
+a busy machine makes them slower but not different.
+
+    python benchmarks/recipes.py --minutes 30 DATA/landscape DATA/people DATA/general
+
+prints each recipe's measured speed, its step budget, and the ``colorize train expert``
+command that spends it (validation and the final scoring are not counted: they are the
+same for every recipe's photos and are not training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Recipe:
+    report: str
+    arch: str
+    loss: str
+    size: int
+    batch: int
+    lr: float
+    init: str
+    ab_gain: str | None  # a fixed boost after the network; None: the gain is chosen on validation
+
+
+# As each report trained its network, scaled to a CPU where the report gives no size: every
+# crop is 128 px but pix2pix's, whose eight halvings need 256 (smaller sizes are padded to it).
+RECIPES = {
+    "seed-unet": Recipe("category-expert paper (U-Net)", "unet_seed", "mse", 128, 32, 2e-3, "scratch", "1.6,2"),
+    "seed-cunet": Recipe("face report (CU-net)", "unet_dilated", "mse", 128, 32, 2e-3, "scratch", "1,1"),
+    "seed-zhang": Recipe("landscape report (Zhang CNN)", "cnn_zhang", "mse", 128, 32, 2e-3, "scratch", "1,1"),
+    "seed-pix2pix": Recipe("DIP report (pix2pix)", "unet_pix2pix", "l1", 256, 8, 2e-4, "scratch", "1,1"),
+    "ours": Recipe("colorize (unet_lite, ImageNet encoder)", "unet_lite", "l1", 128, 32, 2e-3, "imagenet", None),
+}
+
+
+def seconds_per_step(recipe: Recipe, steps: int) -> float:
+    import torch
+    from torch.nn import functional as F
+
+    from colorize.experts.architectures import create_architecture
+
+    torch.manual_seed(0)
+    model = create_architecture(recipe.arch).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
+    lightness = torch.rand(recipe.batch, 1, recipe.size, recipe.size) * 2 - 1
+    target = torch.rand(recipe.batch, 2, recipe.size, recipe.size) - 0.5
+    times = []
+    for step in range(steps + 1):  # the first step allocates and is not counted
+        started = time.perf_counter()
+        output = F.interpolate(model(lightness), size=target.shape[-2:], mode="bilinear", align_corners=False)
+        error = output - target
+        loss = (error.abs() if recipe.loss == "l1" else error**2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="+", type=Path, help="training folders, as for colorize train expert")
+    parser.add_argument("--minutes", type=float, default=45.0, help="training budget per recipe, one core")
+    parser.add_argument("--photos", type=int, required=True, help="training photos after the validation split")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per recipe")
+    parser.add_argument("--only", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    args = parser.parse_args()
+
+    from colorize.pipelines._cpu import tune_cpu
+
+    tune_cpu(intra_op_threads=1)  # as the training runs: one thread, glibc keeping freed memory
+    print(f"{'recipe':<14} {'img/s':>6} {'steps':>6} {'epochs':>6}  command")
+    for name in args.only:
+        recipe = RECIPES[name]
+        rate = recipe.batch / seconds_per_step(recipe, args.steps)
+        steps = max(1, round(args.minutes * 60 * rate / recipe.batch))
+        steps_per_epoch = math.ceil(args.photos / recipe.batch)
+        epochs = math.ceil(steps / steps_per_epoch)
+        command = [
+            "colorize", "train", "expert", name, *map(str, args.data),
+            "--arch", recipe.arch, "--init", recipe.init, "--loss", recipe.loss,
+            "--size", str(recipe.size), "--batch-size", str(recipe.batch), "--lr", str(recipe.lr),
+            "--epochs", str(epochs), "--max-steps", str(math.ceil(steps / epochs)),
+        ]  # fmt: skip
+        if recipe.ab_gain:
+            command += ["--ab-gain", recipe.ab_gain]
+        print(f"{name:<14} {rate:6.2f} {steps:6d} {epochs:6d}  {shlex.join(command)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
