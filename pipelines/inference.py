@@ -81,8 +81,7 @@ def provenance_note(route: Route) -> str:
     """What an output file records about how it was made (EXIF/TIFF Software, PNG text)."""
     from colorize import __version__
 
-    reason = route.reason.replace("→", "->")  # metadata strings are ASCII (TIFF insists)
-    return f"colorized by expert {route.expert} ({reason}), colorize {__version__}"
+    return f"colorized by expert {route.expert} ({route.ascii_reason}), colorize {__version__}"
 
 
 _NOTE = re.compile(r"colorized by expert (?P<expert>.+) \((?P<reason>.+)\), colorize \S+$")

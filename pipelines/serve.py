@@ -286,8 +286,7 @@ def _flag(fields: dict[str, str], name: str) -> bool:
 def _route_headers(chosen, timings: dict[str, float]) -> dict[str, str]:
     headers = {
         "X-Colorize-Expert": _header_text(chosen.expert),
-        # "low confidence -> general", as provenance_note writes it: plain ASCII for curl -D.
-        "X-Colorize-Reason": _header_text(chosen.reason.replace("→", "->")),
+        "X-Colorize-Reason": _header_text(chosen.ascii_reason),  # plain ASCII for curl -D
         "X-Colorize-Probabilities": json.dumps({k: round(float(v), 4) for k, v in chosen.probabilities.items()}),
         "Server-Timing": ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in timings.items()),
     }

@@ -106,6 +106,11 @@ class Route:
     def fell_back(self) -> bool:
         return self.reason.startswith((LOW_CONFIDENCE, MISSING_EXPERT))
 
+    @property
+    def ascii_reason(self) -> str:
+        """The reason in plain ASCII ("low confidence -> general"), for TIFF tags and HTTP headers."""
+        return self.reason.replace("→", "->")
+
     def explanation(self) -> str:
         """The reason, and for a fallback the class it overruled with that class's probability:
         "low confidence → general (landscape 32%)" (general's own probability says nothing)."""
