@@ -16,17 +16,10 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from colorize.pipelines import cli_options as options
 from colorize.pipelines.cli_common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    BatchSizeOption,
-    ClassifierWeightsOption,
-    DeviceOption,
-    MaxPixelsOption,
-    SaturationOption,
-    ThresholdOption,
-    WeightsOption,
-    WorkSizeOption,
     build_pipeline,
     console,
     fail,
@@ -65,7 +58,7 @@ def auto(
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
-    threshold: ThresholdOption = None,
+    threshold: options.Threshold = None,
     report: Optional[Path] = typer.Option(
         None,
         "--report",
@@ -91,14 +84,14 @@ def auto(
     strip_metadata: bool = typer.Option(
         False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."
     ),
-    max_pixels: MaxPixelsOption = 100.0,
+    max_pixels: options.MaxPixels = 100.0,
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
-    weights: WeightsOption = [],
-    classifier_weights: ClassifierWeightsOption = None,
-    device: DeviceOption = "auto",
-    work_size: WorkSizeOption = None,
-    saturation: SaturationOption = 1.0,
-    batch_size: BatchSizeOption = 8,
+    weights: options.Weights = [],
+    classifier_weights: options.ClassifierWeights = None,
+    device: options.Device = "auto",
+    work_size: options.WorkSize = None,
+    saturation: options.Saturation = 1.0,
+    batch_size: options.BatchSize = 8,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
     shard: Annotated[
         Optional[Shard],

@@ -9,20 +9,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from colorize.pipelines.cli_common import (
-    EXIT_FAILED,
-    ClassifierWeightsOption,
-    DeviceOption,
-    JsonOption,
-    MaxPixelsOption,
-    ThresholdOption,
-    WeightsOption,
-    build_pipeline,
-    console,
-    fail,
-    interruptible,
-    shown,
-)
+from colorize.pipelines import cli_options as options
+from colorize.pipelines.cli_common import EXIT_FAILED, build_pipeline, console, fail, interruptible, shown
 
 
 @interruptible
@@ -31,13 +19,13 @@ def classify(
         ..., metavar="PATH", help="Photos, folders or glob patterns.", show_default=False
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    threshold: ThresholdOption = None,
-    weights: WeightsOption = [],
-    classifier_weights: ClassifierWeightsOption = None,
-    as_json: JsonOption = False,
-    max_pixels: MaxPixelsOption = 100.0,
+    threshold: options.Threshold = None,
+    weights: options.Weights = [],
+    classifier_weights: options.ClassifierWeights = None,
+    as_json: options.Json = False,
+    max_pixels: options.MaxPixels = 100.0,
     force: bool = typer.Option(False, "--force", help="Also route photos that are already in colour."),
-    device: DeviceOption = "auto",
+    device: options.Device = "auto",
 ) -> None:
     """Show which expert each photo would go to, and why, as colorize auto would. Writes nothing.
 
@@ -87,7 +75,7 @@ def classify(
 
 
 def list_experts(
-    as_json: JsonOption = False,
+    as_json: options.Json = False,
     remove: Optional[str] = typer.Option(
         None, "--remove", metavar="NAME", help="Set aside your expert NAME (a bundled one of that name takes over)."
     ),

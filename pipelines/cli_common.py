@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -103,71 +103,6 @@ def refuse_output_among_inputs(option: str, path: Path | None, folders: list[Pat
     for folder in folders:
         if target.is_relative_to(folder.resolve()):
             fail(f"{option} {path} is inside the input folder {folder}; choose a file elsewhere")
-
-
-# Below this the encoder's stride-32 features are a single pixel: no picture left to read.
-MIN_WORK_SIZE = 32
-
-# Options that several commands share, declared once: name, type, range, metavar and help.
-WeightsOption = Annotated[
-    list[str],
-    typer.Option(
-        "--weights",
-        metavar="NAME=FILE",
-        help="Use this weights file for the expert NAME (repeatable); it wins over installed ones.",
-        show_default=False,
-    ),
-]
-ClassifierWeightsOption = Annotated[
-    Optional[Path],
-    typer.Option("--classifier-weights", metavar="FILE", help="Use this scene-classifier weights file."),
-]
-ThresholdOption = Annotated[
-    Optional[float],
-    typer.Option(
-        "--threshold",
-        min=0.0,
-        max=1.0,
-        metavar="FLOAT",
-        help="Below this classifier confidence, use the general expert.  \\[default: 0.5, from configs/routing.toml]",
-        show_default=False,
-    ),
-]
-DeviceOption = Annotated[
-    str,
-    typer.Option(
-        "--device",
-        metavar="DEVICE",
-        help="auto (CUDA if usable, else Apple MPS, else CPU), cpu, cuda, cuda:1 or mps.",
-    ),
-]
-WorkSizeOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--work-size",
-        min=MIN_WORK_SIZE,
-        metavar="PIXELS",
-        help="Side of the square the experts see.  \\[default: each expert's own, 224 for the bundled ones]",
-        show_default=False,
-    ),
-]
-SaturationOption = Annotated[
-    float,
-    typer.Option(
-        "--saturation", min=0.0, metavar="FLOAT", help="Scale the chroma: 1 as shipped (its validated gain), 0 gray."
-    ),
-]
-MaxPixelsOption = Annotated[
-    float,
-    typer.Option(
-        "--max-pixels",
-        min=1e-6,
-        metavar="MEGAPIXELS",
-        help="Refuse images larger than this, checked before decoding (a guard against decompression bombs).",
-    ),
-]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Photos per network batch.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on standard output instead of a table.")]
 
 
 def resolve_device(name: str) -> str:

@@ -11,16 +11,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from colorize.pipelines import cli_options as options
 from colorize.pipelines.cli_common import (
     EXIT_FAILED,
-    BatchSizeOption,
-    ClassifierWeightsOption,
-    DeviceOption,
-    MaxPixelsOption,
-    SaturationOption,
-    ThresholdOption,
-    WeightsOption,
-    WorkSizeOption,
     build_pipeline,
     console,
     fail,
@@ -82,9 +75,9 @@ def evaluate(
     limit: Optional[int] = typer.Option(
         None, "--limit", min=1, metavar="N", help="At most this many photos per category: the first N after sorting."
     ),
-    threshold: ThresholdOption = None,
-    weights: WeightsOption = [],
-    classifier_weights: ClassifierWeightsOption = None,
+    threshold: options.Threshold = None,
+    weights: options.Weights = [],
+    classifier_weights: options.ClassifierWeights = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -108,11 +101,11 @@ def evaluate(
     sheet_count: int = typer.Option(
         6, "--sheet-count", min=1, metavar="N", help="How many best and how many worst photos the sheet shows."
     ),
-    work_size: WorkSizeOption = None,
-    saturation: SaturationOption = 1.0,
-    device: DeviceOption = "auto",
-    batch_size: BatchSizeOption = 8,
-    max_pixels: MaxPixelsOption = 100.0,
+    work_size: options.WorkSize = None,
+    saturation: options.Saturation = 1.0,
+    device: options.Device = "auto",
+    batch_size: options.BatchSize = 8,
+    max_pixels: options.MaxPixels = 100.0,
     recognition: bool = typer.Option(
         True,
         "--recognition/--no-recognition",
@@ -162,15 +155,8 @@ def evaluate(
             highlight=False,
         )
     # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
-    pipeline = build_pipeline(
-        None if AUTO in modes else modes[0] if modes else None,
-        threshold,
-        weights,
-        classifier_weights,
-        device,
-        work_size,
-        saturation,
-    )
+    forced = None if AUTO in modes else modes[0] if modes else None
+    pipeline = build_pipeline(forced, threshold, weights, classifier_weights, device, work_size, saturation)
     try:
         check_modes(modes, pipeline)
     except EvaluationError as error:

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from colorize.pipelines.cli_common import (
-    EXIT_INTERRUPTED,
-    ClassifierWeightsOption,
-    DeviceOption,
-    MaxPixelsOption,
-    ThresholdOption,
-    WeightsOption,
-    WorkSizeOption,
-    build_pipeline,
-    console,
-    fail,
-    shown,
-    sigterm_as_interrupt,
-)
+from colorize.pipelines import cli_options as options
+from colorize.pipelines.cli_common import EXIT_INTERRUPTED, build_pipeline, console, fail, shown, sigterm_as_interrupt
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -30,12 +18,12 @@ def serve(
     max_upload_mb: float = typer.Option(
         50.0, "--max-upload-mb", min=0.001, metavar="MB", help="Refuse uploads larger than this many MB."
     ),
-    max_pixels: MaxPixelsOption = 100.0,
-    threshold: ThresholdOption = None,
-    weights: WeightsOption = [],
-    classifier_weights: ClassifierWeightsOption = None,
-    device: DeviceOption = "auto",
-    work_size: WorkSizeOption = None,
+    max_pixels: options.MaxPixels = 100.0,
+    threshold: options.Threshold = None,
+    weights: options.Weights = [],
+    classifier_weights: options.ClassifierWeights = None,
+    device: options.Device = "auto",
+    work_size: options.WorkSize = None,
     saturation: float = typer.Option(
         1.0, "--saturation", min=0.0, max=4.0, metavar="FLOAT", help="The page's starting saturation (1 as shipped)."
     ),

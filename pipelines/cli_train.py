@@ -10,12 +10,10 @@ import typer
 
 from colorize.configs import load_config
 from colorize.experts.architectures import BUILTIN_ARCHITECTURES
+from colorize.pipelines import cli_options as options
 from colorize.pipelines.cli_common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    BatchSizeOption,
-    DeviceOption,
-    MaxPixelsOption,
     console,
     fail,
     progress_bar,
@@ -125,6 +123,9 @@ EpochsOption = Annotated[
         help="Passes over the training photos; 0 with --init NAME only scores the starting weights.",
     ),
 ]
+SizeOption = Annotated[
+    int, typer.Option("--size", min=16, metavar="PIXELS", help="Side of the square crops the network trains on.")
+]
 LrOption = Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (warm-up, then cosine decay).")]
 ValSplitOption = Annotated[
     float,
@@ -142,6 +143,12 @@ MaxStepsOption = Annotated[
     Optional[int], typer.Option("--max-steps", min=1, metavar="N", help="Cap batches per epoch (quick trials).")
 ]
 WorkersOption = Annotated[int, typer.Option("--workers", min=0, metavar="N", help="Data-loading processes.")]
+
+
+_AB_GAIN_HELP = (
+    "A fixed a,b boost after the network, e.g. 1.6,2 (the original paper's), instead of the chroma gain chosen on "
+    "validation; 1,1 for none."
+)
 
 
 def _path_option(name: str, metavar: str, help: str, default: str):
@@ -175,14 +182,8 @@ def train_expert_command(
         show_default=False,
     ),
     epochs: EpochsOption = _EXPERT_TRAINING["epochs"],
-    size: int = typer.Option(
-        _EXPERT_TRAINING["size"],
-        "--size",
-        min=16,
-        metavar="PIXELS",
-        help="Training crop side.",
-    ),
-    batch_size: BatchSizeOption = _EXPERT_TRAINING["batch_size"],
+    size: SizeOption = _EXPERT_TRAINING["size"],
+    batch_size: options.BatchSize = _EXPERT_TRAINING["batch_size"],
     lr: LrOption = _EXPERT_TRAINING["lr"],
     init: Optional[str] = typer.Option(
         None,
@@ -207,20 +208,14 @@ def train_expert_command(
     ),
     val_split: ValSplitOption = _EXPERT_TRAINING["val_split"],
     seed: SeedOption = _EXPERT_TRAINING["seed"],
-    device: DeviceOption = "auto",
+    device: options.Device = "auto",
     resume: ResumeOption = False,
     out: _path_option("--out", "FILE", "Weights file to write.", "$COLORIZE_HOME/experts/NAME.safetensors") = None,
     run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints and sample sheets.", "$COLORIZE_HOME/runs/NAME") = None,
     max_steps: MaxStepsOption = None,
     workers: WorkersOption = _EXPERT_TRAINING["workers"],
-    ab_gain: Optional[str] = typer.Option(
-        None,
-        "--ab-gain",
-        metavar="A,B",
-        help="A fixed a,b boost after the network, e.g. 1.6,2 (the original paper's), instead of the chroma gain "
-        "chosen on validation; 1,1 for none.",
-    ),
-    max_pixels: MaxPixelsOption = 100.0,
+    ab_gain: Optional[str] = typer.Option(None, "--ab-gain", metavar="A,B", help=_AB_GAIN_HELP),
+    max_pixels: options.MaxPixels = 100.0,
     force: bool = typer.Option(
         False, "--force", help="Install the expert even if it validates worse than leaving photos gray."
     ),
@@ -248,27 +243,11 @@ def train_expert_command(
             gain = ()
         if len(gain) != 2:
             fail(f"--ab-gain expects two numbers like 1.6,2 — got {ab_gain!r}")
-    overrides = dict(
-        architecture=arch,
-        epochs=epochs,
-        size=size,
-        batch_size=batch_size,
-        lr=lr,
-        init=init,
-        loss=loss,
-        feature_loss=feature_loss,
-        val_split=val_split,
-        seed=seed,
-        device=resolve_device(device),
-        resume=resume,
-        out=out,
-        run_dir=run_dir,
-        max_steps_per_epoch=max_steps,
-        workers=workers,
-        ab_gain=gain,
-        max_pixels=int(max_pixels * 1_000_000),
-        force=force,
+    overrides = _shared_overrides(
+        epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
     )
+    overrides.update(architecture=arch, size=size, init=init, loss=loss, feature_loss=feature_loss)
+    overrides.update(ab_gain=gain, force=force)
     if arch is not None:
         overrides["arguments"] = {}  # another architecture starts from its own defaults
     if (arch is not None or encoder is not None) and init is None:
@@ -281,6 +260,16 @@ def train_expert_command(
             fail(f"--encoder is for unet_lite experts, not {arch}")
         overrides["arguments"] = {**_EXPERT["architecture"]["arguments"], "encoder": encoder}
     _run(train_expert, _configured(ExpertTrainConfig.from_defaults, name, data_dirs, **overrides), store=ModelStore())
+
+
+def _shared_overrides(
+    epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
+) -> dict:
+    """The options both training commands take, by their config names; None keeps the config's value."""
+    overrides = dict(locals())  # the parameters are named as the config's fields, but for max_steps
+    overrides["max_steps_per_epoch"] = overrides.pop("max_steps")
+    overrides.update(device=resolve_device(device), max_pixels=int(max_pixels * 1_000_000))
+    return overrides
 
 
 def _configured(from_defaults, *args, **overrides):
@@ -301,14 +290,8 @@ def train_classifier_command(
         _CLASSIFIER["architecture"], "--arch", metavar="TIMM_NAME", help="A timm network colorize builds."
     ),
     epochs: EpochsOption = _CLASSIFIER["epochs"],
-    size: int = typer.Option(
-        _CLASSIFIER["input_size"],
-        "--size",
-        min=16,
-        metavar="PIXELS",
-        help="Input side.",
-    ),
-    batch_size: BatchSizeOption = _CLASSIFIER["batch_size"],
+    size: SizeOption = _CLASSIFIER["input_size"],
+    batch_size: options.BatchSize = _CLASSIFIER["batch_size"],
     lr: LrOption = _CLASSIFIER["lr"],
     init: Annotated[
         Optional[Literal["imagenet", "scratch"]],
@@ -319,7 +302,7 @@ def train_classifier_command(
     ] = _CLASSIFIER["init"],
     val_split: ValSplitOption = _CLASSIFIER["val_split"],
     seed: SeedOption = _CLASSIFIER["seed"],
-    device: DeviceOption = "auto",
+    device: options.Device = "auto",
     resume: ResumeOption = False,
     out: _path_option(
         "--out", "FILE", "Weights file to write.", "$COLORIZE_HOME/classifier/classifier.safetensors"
@@ -327,7 +310,7 @@ def train_classifier_command(
     run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints.", "$COLORIZE_HOME/runs/classifier") = None,
     max_steps: MaxStepsOption = None,
     workers: WorkersOption = _CLASSIFIER["workers"],
-    max_pixels: MaxPixelsOption = 100.0,
+    max_pixels: options.MaxPixels = 100.0,
 ) -> None:
     """Train the router's scene classifier; writes only to your model folder.
 
@@ -339,23 +322,9 @@ def train_classifier_command(
     """
     from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
 
-    config = _configured(
-        ClassifierTrainConfig.from_defaults,
-        data_dir,
-        architecture=arch,
-        epochs=epochs,
-        input_size=size,
-        batch_size=batch_size,
-        lr=lr,
-        init=init,
-        val_split=val_split,
-        seed=seed,
-        device=resolve_device(device),
-        resume=resume,
-        out=out,
-        run_dir=run_dir,
-        max_steps_per_epoch=max_steps,
-        workers=workers,
-        max_pixels=int(max_pixels * 1_000_000),
+    overrides = _shared_overrides(
+        epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
     )
+    overrides.update(architecture=arch, input_size=size, init=init)
+    config = _configured(ClassifierTrainConfig.from_defaults, data_dir, **overrides)
     _run(train_classifier, config)

@@ -128,6 +128,20 @@ def split_for_training(files: list[Path], held_out_fraction: float) -> tuple[lis
     return train, val, test
 
 
+def training_split(files: list[Path], held_out_fraction: float) -> tuple[list[Path], list[Path], dict]:
+    """Training and validation photos, and what a weights file records of them: the counts
+    (the test share is left for ``colorize eval --holdout``) and a fingerprint of the list."""
+    train, val, test = split_for_training(files, held_out_fraction)
+    summary = {
+        "images": len(files),
+        "train_images": len(train),
+        "val_images": len(val),
+        "test_images": len(test),
+        "file_list_sha256": file_list_hash(files),
+    }
+    return train, val, summary
+
+
 def file_list_hash(files: list[Path]) -> str:
     """A short fingerprint of a file list (each file as 'folder/name', in order), machine-independent."""
     digest = hashlib.sha256()

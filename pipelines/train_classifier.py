@@ -23,25 +23,10 @@ from colorize.experts.color import rgb_to_lightness
 from colorize.experts.files import check_writable
 from colorize.experts.modelfile import ModelFile, model_home, read_metadata
 from colorize.experts.store import ModelStore
-from colorize.pipelines.data import (
-    ColorPhotoDataset,
-    CropPolicy,
-    DataError,
-    collate,
-    file_list_hash,
-    list_images,
-    split_for_training,
-)
+from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
-from colorize.pipelines.training import (
-    Callback,
-    FitConfig,
-    TrainingSetupError,
-    fit,
-    install_best,
-    layered_config,
-)
+from colorize.pipelines.training import Callback, FitConfig, TrainingSetupError, fit, install_best, layered_config
 
 
 @dataclass(frozen=True)
@@ -194,16 +179,9 @@ def train_classifier(
         check_writable(folder)  # now, not after the whole run
     labelled = _labelled_files(config)
     label_of = dict(labelled)
-    train_files, val_files, test_files = split_for_training([p for p, _ in labelled], config.val_split)
-    data_summary = {
-        "folder": str(config.data_dir),
-        "images": len(labelled),
-        "per_class": {label: sum(1 for _, i in labelled if i == k) for k, label in enumerate(config.labels)},
-        "train_images": len(train_files),
-        "val_images": len(val_files),
-        "test_images": len(test_files),  # held out, left for colorize eval
-        "file_list_sha256": file_list_hash([p for p, _ in labelled]),
-    }
+    train_files, val_files, data_summary = training_split([p for p, _ in labelled], config.val_split)
+    per_class = {label: sum(1 for _, i in labelled if i == k) for k, label in enumerate(config.labels)}
+    data_summary = {"folder": str(config.data_dir), "per_class": per_class, **data_summary}
     torch.manual_seed(config.fit.seed)
     network = build_network(config.architecture, len(config.labels), config.drop_rate)
     if config.init == "imagenet":

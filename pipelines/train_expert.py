@@ -22,26 +22,11 @@ from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.normalization import Normalization
 from colorize.experts.store import ModelStore
 from colorize.pipelines import metrics
-from colorize.pipelines.data import (
-    ColorPhotoDataset,
-    CropPolicy,
-    DataError,
-    collate,
-    file_list_hash,
-    list_images,
-    split_for_training,
-)
+from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
-from colorize.pipelines.training import (
-    Callback,
-    FitConfig,
-    TrainingSetupError,
-    fit,
-    install_best,
-    layered_config,
-)
+from colorize.pipelines.training import Callback, FitConfig, TrainingSetupError, fit, install_best, layered_config
 
 LOSSES = ("l1", "mse")
 
@@ -366,15 +351,8 @@ def train_expert(
     files: list[Path] = []
     for folder in config.data_dirs:
         files.extend(list_images(folder))
-    train_files, val_files, test_files = split_for_training(files, config.val_split)
-    data_summary = {
-        "folders": [str(d) for d in config.data_dirs],
-        "images": len(files),
-        "train_images": len(train_files),
-        "val_images": len(val_files),
-        "test_images": len(test_files),  # held out, left for colorize eval
-        "file_list_sha256": file_list_hash(files),
-    }
+    train_files, val_files, data_summary = training_split(files, config.val_split)
+    data_summary = {"folders": [str(d) for d in config.data_dirs], **data_summary}
     torch.manual_seed(config.fit.seed)
     config, model, normalization = resolve(config, store)
     task = ExpertTask(config, model, normalization, (train_files, val_files), data_summary)

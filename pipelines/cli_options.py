@@ -1,0 +1,75 @@
+"""Options that several commands share, declared once: name, type, range, metavar and help.
+
+Commands import the module (``from colorize.pipelines import cli_options as options``) and
+annotate a parameter ``threshold: options.Threshold = None``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+# Below this the encoder's stride-32 features are a single pixel: no picture left to read.
+MIN_WORK_SIZE = 32
+
+Weights = Annotated[
+    list[str],
+    typer.Option(
+        "--weights",
+        metavar="NAME=FILE",
+        help="Use this weights file for the expert NAME (repeatable); it wins over installed ones.",
+        show_default=False,
+    ),
+]
+ClassifierWeights = Annotated[
+    Optional[Path],
+    typer.Option("--classifier-weights", metavar="FILE", help="Use this scene-classifier weights file."),
+]
+Threshold = Annotated[
+    Optional[float],
+    typer.Option(
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        metavar="FLOAT",
+        help="Below this classifier confidence, use the general expert.  \\[default: 0.5, from configs/routing.toml]",
+        show_default=False,
+    ),
+]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="DEVICE",
+        help="auto (CUDA if usable, else Apple MPS, else CPU), cpu, cuda, cuda:1 or mps.",
+    ),
+]
+WorkSize = Annotated[
+    Optional[int],
+    typer.Option(
+        "--work-size",
+        min=MIN_WORK_SIZE,
+        metavar="PIXELS",
+        help="Side of the square the experts see.  \\[default: each expert's own, 224 for the bundled ones]",
+        show_default=False,
+    ),
+]
+Saturation = Annotated[
+    float,
+    typer.Option(
+        "--saturation", min=0.0, metavar="FLOAT", help="Scale the chroma: 1 as shipped (its validated gain), 0 gray."
+    ),
+]
+MaxPixels = Annotated[
+    float,
+    typer.Option(
+        "--max-pixels",
+        min=1e-6,
+        metavar="MEGAPIXELS",
+        help="Refuse images larger than this, checked before decoding (a guard against decompression bombs).",
+    ),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Photos per network batch.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON on standard output instead of a table.")]
