@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--workers", type=int, default=None, help="pipeline worker threads (default: every core)")
     parser.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc at its defaults")
+    parser.add_argument("--expert", default=None, help="force this installed expert (default: routed)")
     parser.add_argument("--outdir", type=Path, required=True)
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
-    pipeline, settings = build_pipeline(args.intra_op, args.workers, not args.no_malloc_tuning)
+    pipeline, settings = build_pipeline(args.intra_op, args.workers, not args.no_malloc_tuning, args.expert)
     results = {"settings": settings, "photos": {}}
     for path in args.photos:
         runs = [time_one(pipeline, path, args.outdir) for _ in range(args.reps + 1)][1:]  # first: warm-up
@@ -53,14 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     args.json.write_text(json.dumps(results, indent=1))
 
 
-def build_pipeline(intra_op: int | None, workers: int | None, malloc: bool):
+def build_pipeline(intra_op: int | None, workers: int | None, malloc: bool, expert: str | None = None):
     """The pipeline as the CLI builds it, with the process settings this run asks for."""
     import torch
 
     from colorize.pipelines._cpu import tune_cpu
     from colorize.pipelines.inference import Pipeline
 
-    pipeline = Pipeline.from_config(threads=workers)
+    pipeline = Pipeline.from_config(threads=workers, expert=expert)
     settings = tune_cpu(intra_op_threads=intra_op or 1, keep_freed_memory=malloc)
     settings.update(
         workers=pipeline.threads,
