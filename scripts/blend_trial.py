@@ -1,14 +1,14 @@
-"""Would blending two experts by the classifier's probability route better than choosing one?
+"""Would blending experts by the classifier's probability route better than choosing one?
 
-For each colour photo (made gray, as ``colorize eval`` does), the general and people experts'
-ab are blended, ``w * people + (1 - w) * general``, with w from each rule below, and scored
-by CIEDE2000 against the truth. No rule is built into colorize: this measures first.
+For each colour photo (made gray, as ``colorize eval`` does), the general, people and
+landscape experts' ab are blended and scored by CIEDE2000 against the truth:
+``w * people + (1 - w) * general`` for w on a grid (0, 0.25, 0.5, 0.75, 1), so that any rule
+mapping the classifier's probabilities to w can be scored afterwards from the JSON without
+running a network again; plus the three experts' mean and general+landscape halves. The
+classifier's probabilities and the routed expert are recorded with each photo. Nothing here
+is built into colorize: this measures first.
 
     python scripts/blend_trial.py HELD_OUT_DIR --json blend.json
-
-Rules: ``general`` (w = 0), ``routed`` (w = 1 when the classifier's top class is people at or
-above the routing threshold, as ``colorize auto`` routes), ``soft`` (w = p_people), ``half``
-(w = 0.5 everywhere: the plain two-expert ensemble) and ``soft-sq`` (w = p_people ** 2).
 """
 
 from __future__ import annotations
@@ -20,13 +20,16 @@ from pathlib import Path
 
 import torch
 
-RULES = {
-    "general": lambda p, routed: 0.0,
-    "routed": lambda p, routed: 1.0 if routed else 0.0,
-    "soft": lambda p, routed: p,
-    "soft-sq": lambda p, routed: p**2,
-    "half": lambda p, routed: 0.5,
+PEOPLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+MIXES = {
+    **{f"people {w}": {"people": w, "general": 1 - w} for w in PEOPLE_WEIGHTS},
+    "mean of 3": {"people": 1 / 3, "general": 1 / 3, "landscape": 1 / 3},
+    "landscape 0.5": {"landscape": 0.5, "general": 0.5},
 }
+# Averaging two guesses at a colour mutes it, and muted colour alone lowers ΔE (MODELS.md: every
+# step of colour costs ΔE). So the blends are also scored with their chroma scaled back up, to
+# compare them with the general expert at the same colourfulness, not along its curve.
+GAINS = {"people 0.5": (1.15, 1.3), "mean of 3": (1.15, 1.3), "people 0.0": (0.85,)}
 
 
 def main() -> None:
@@ -43,7 +46,7 @@ def main() -> None:
     from colorize.router import Route
 
     pipeline = Pipeline.from_config(tune=True)
-    forced = {name: [Route(name, None, {}, "trial")] for name in ("general", "people")}
+    forced = {name: [Route(name, None, {}, "trial")] for name in ("general", "people", "landscape")}
     rows = []
     with torch.inference_mode():
         for sample in find_samples(args.data_dir):
@@ -54,22 +57,30 @@ def main() -> None:
             route = pipeline.route([lightness])[0]
             ab = {name: pipeline.predict_ab([lightness], r)[0] for name, r in forced.items()}
             truth = metrics.prepare_truth(pixels)
-            p_people = float(route.probabilities["people"])
-            row = {"path": str(sample.path), "category": sample.category, "p_people": p_people}
-            for rule, weight in RULES.items():
-                w = weight(p_people, route.expert == "people")
-                blended = w * ab["people"] + (1 - w) * ab["general"]
-                rgb = metrics.to_uint8(compose_rgb(lightness, blended))
-                row[rule] = metrics.compare(rgb, truth)["delta_e"]
+            probabilities = {label: float(p) for label, p in route.probabilities.items()}
+            row = {"path": str(sample.path), "category": sample.category, "routed": route.expert, **probabilities}
+            for mix, weights in MIXES.items():
+                blended = sum(w * ab[name] for name, w in weights.items())
+                for gain in (1.0, *GAINS.get(mix, ())):
+                    rgb = metrics.to_uint8(compose_rgb(lightness, blended * gain))
+                    scores = metrics.compare(rgb, truth)
+                    key = mix if gain == 1.0 else f"{mix} x{gain}"
+                    row[key] = scores["delta_e"]
+                    row[f"{key} colour"] = scores["colorfulness"]
+            row["truth colour"] = scores["colorfulness_truth"]
             rows.append(row)
             if len(rows) % 50 == 0:
                 print(len(rows), "photos", flush=True)
     args.json.write_text(json.dumps(rows))
     for category in sorted({r["category"] for r in rows}) + ["(all)"]:
         chosen = [r for r in rows if category in ("(all)", r["category"])]
-        general = statistics.fmean(r["general"] for r in chosen)
-        ratios = "  ".join(f"{rule} {statistics.fmean(r[rule] for r in chosen) / general:.4f}" for rule in RULES)
-        print(f"{category:<10} {len(chosen):5d}  ΔE / general's: {ratios}")
+        general = statistics.fmean(r["people 0.0"] for r in chosen)
+        truth = statistics.fmean(r["truth colour"] for r in chosen)
+        print(f"{category} ({len(chosen)} photos): ΔE / the general expert's, colourfulness / the truth's")
+        for key in [k for k in chosen[0] if f"{k} colour" in chosen[0]]:
+            delta_e = statistics.fmean(r[key] for r in chosen) / general
+            colour = statistics.fmean(r[f"{key} colour"] for r in chosen) / truth
+            print(f"  {key:<20} {delta_e:.4f}  {colour:.3f}")
 
 
 if __name__ == "__main__":
