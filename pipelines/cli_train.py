@@ -248,8 +248,8 @@ def train_expert_command(
     )
     overrides.update(architecture=arch, size=size, init=init, loss=loss, feature_loss=feature_loss)
     overrides.update(ab_gain=gain, force=force)
-    if arch is not None:
-        overrides["arguments"] = {}  # another architecture starts from its own defaults
+    if arch is not None and arch != _EXPERT["architecture"]["name"]:
+        overrides["arguments"] = {}  # another architecture starts from its own defaults; the recipe's keeps its own
     if (arch is not None or encoder is not None) and init is None:
         # A new network: nothing installed has its shape to fine-tune from.
         overrides["init"] = "imagenet" if (arch or "unet_lite") == "unet_lite" else "scratch"

@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from colorize.configs import load_config
 from colorize.experts.modelfile import bundled_weights_dir, read_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines import training
@@ -498,6 +499,17 @@ def test_encoder_option_builds_a_new_expert_on_that_encoder(colour_folder, isola
     ):
         bad = runner.invoke(app, [*args[:4], *TINY, "--arch", "unet_lite", *wrong])
         assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, (wrong, bad.output)
+
+
+@pytest.mark.slow
+def test_naming_the_recipes_own_architecture_builds_the_recipes_network(colour_folder, isolated_home):
+    # --arch unet_lite once dropped the recipe's arguments, and with them the encoder to load ImageNet weights into.
+    args = ["train", "expert", "lite", str(colour_folder), *TINY, "--arch", "unet_lite", "--init", "imagenet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(isolated_home / "experts" / "lite.safetensors").metadata
+    recipe = load_config("experts")["architecture"]
+    assert meta["architecture"] == "unet_lite" and meta["arguments"] == recipe["arguments"]
 
 
 def test_a_disk_that_fills_mid_run_leaves_the_last_checkpoint_to_resume_from(colour_folder, isolated_home, tmp_path):
