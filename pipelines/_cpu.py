@@ -111,7 +111,7 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def tune_cpu(intra_op_threads: int = 1, keep_freed_memory: bool = True) -> dict:
+def tune_cpu(intra_op_threads: int | None = 1, keep_freed_memory: bool = True) -> dict:
     """Process-wide settings for CPU inference; returns what was set. Measured in benchmarks/.
 
     One intra-op thread for PyTorch: the pipeline parallelises coarsely instead (bands of
@@ -120,8 +120,10 @@ def tune_cpu(intra_op_threads: int = 1, keep_freed_memory: bool = True) -> dict:
     is asked to keep freed memory: by default every allocation over 32 MB is a fresh
     mmap, and its first touch page-faults, which costs more than the work done in it.
     """
-    torch.set_num_threads(intra_op_threads)
-    return {"intra_op_threads": intra_op_threads, "keep_freed_memory": keep_freed_memory and _keep_freed_memory()}
+    if intra_op_threads is not None:  # None: torch's own count, as training wants (its batches are large)
+        torch.set_num_threads(intra_op_threads)
+    kept = keep_freed_memory and _keep_freed_memory()
+    return {"intra_op_threads": torch.get_num_threads(), "keep_freed_memory": kept}
 
 
 def _keep_freed_memory() -> bool:
