@@ -57,7 +57,7 @@ def auto(
         "a file name (e.g. photo_colour.jpg: its extension names the format).",
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    expert: Optional[str] = typer.Option(None, "--expert", "-e", help=EXPERT_HELP),
+    expert: Optional[str] = typer.Option(None, "--expert", "-e", metavar="NAME", help=EXPERT_HELP),
     threshold: options.Threshold = None,
     report: Optional[Path] = typer.Option(
         None,
@@ -69,7 +69,10 @@ def auto(
         typer.Option("--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."),
     ] = "skip",
     suffix: str = typer.Option(
-        "", "--suffix", help="Add to output names (e.g. _color); needed to write inside the input folder."
+        "",
+        "--suffix",
+        metavar="TEXT",
+        help="Add to output names (e.g. _color); needed to write inside the input folder.",
     ),
     force: bool = typer.Option(
         False, "--force", help="Also colorize photos that are already in colour (from their luminance)."

@@ -50,11 +50,13 @@ def evaluate(
         None,
         "--expert",
         "-e",
+        metavar="NAME",
         help="Evaluate this expert alone, forced for every photo (default: auto-routing). " + installed_expert_names(),
     ),
     compare: Optional[str] = typer.Option(
         None,
         "--compare",
+        metavar="NAME,NAME,...",
         help="Evaluate several in one run, comma-separated: auto and/or expert names, "
         "e.g. auto,general,landscape,people.",
     ),

@@ -11,7 +11,9 @@ LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 127.0.0.1 keeps it to this computer."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on; 127.0.0.1 keeps it to this computer."
+    ),
     port: int = typer.Option(
         8000, "--port", min=0, max=65535, metavar="PORT", help="Port to listen on (0: any free one)."
     ),
