@@ -79,11 +79,13 @@ def main() -> None:
     parser.add_argument("--photos", type=int, required=True, help="training photos after the validation split")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per recipe")
     parser.add_argument("--only", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc at its defaults")
     args = parser.parse_args()
 
     from colorize.pipelines._cpu import tune_cpu
 
-    tune_cpu(intra_op_threads=1)  # as the training runs: one thread, glibc keeping freed memory
+    # As colorize train runs on the CPU (glibc keeping freed memory), on one thread.
+    tune_cpu(intra_op_threads=1, keep_freed_memory=not args.no_malloc_tuning)
     print(f"{'recipe':<14} {'img/s':>6} {'steps':>6} {'epochs':>6}  command")
     for name in args.only:
         recipe = RECIPES[name]

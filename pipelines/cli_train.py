@@ -252,8 +252,9 @@ def train_expert_command(
     overrides = _shared_overrides(
         epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
     )
-    overrides.update(architecture=arch, size=size, init=init, loss=loss, feature_loss=feature_loss)
-    overrides.update(ab_gain=gain, force=force)
+    overrides.update(
+        architecture=arch, size=size, init=init, loss=loss, feature_loss=feature_loss, ab_gain=gain, force=force
+    )
     if arch is not None and arch != _EXPERT["architecture"]["name"]:
         overrides["arguments"] = {}  # another architecture starts from its own defaults; the recipe's keeps its own
     if (arch is not None or encoder is not None) and init is None:
