@@ -75,7 +75,7 @@ def _run(train, config, **kwargs):
         from colorize.pipelines._cpu import tune_cpu
 
         # Large training batches allocate and free big tensors every step; glibc keeping the
-        # freed memory made one-thread training steps about 1.5x faster (benchmarks/recipes.py).
+        # freed memory made one-thread steps of unet_seed 1.5x faster, unet_lite about 1.07x (benchmarks/recipes.py).
         tune_cpu(intra_op_threads=None)
     started = time.perf_counter()
     try:
