@@ -22,7 +22,6 @@ from safetensors.torch import load, safe_open, save
 from torch import nn
 
 from colorize.experts.files import atomic_write
-from colorize.experts.locations import bundled_weights_dir, model_home  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "colorize"

@@ -138,7 +138,3 @@ class Expert:
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution."""
         return self.normalization.chroma(self.network(self.normalization.network_input(lightness)))
-
-
-def _build(metadata: dict) -> torch.nn.Module:
-    return create_architecture(metadata["architecture"], **metadata["arguments"])

@@ -64,7 +64,8 @@ class _TrainingDisplay:
 
 def _run(train, config, **kwargs):
     from colorize.experts.files import NoSpaceError, NotWritableError
-    from colorize.experts.modelfile import ModelFileError, bundled_weights_dir
+    from colorize.experts.locations import bundled_weights_dir
+    from colorize.experts.modelfile import ModelFileError
     from colorize.experts.store import NoSuchExpertError
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable

@@ -21,7 +21,8 @@ from colorize.configs import load_config
 from colorize.experts.architectures import TIMM_MODELS
 from colorize.experts.color import rgb_to_lightness
 from colorize.experts.files import check_writable
-from colorize.experts.modelfile import ModelFile, model_home, read_metadata
+from colorize.experts.locations import model_home
+from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from colorize.experts.architectures import create_architecture
-from colorize.experts.modelfile import ModelFileError, bundled_weights_dir, read_metadata, replace_metadata, save_model
+from colorize.experts.locations import bundled_weights_dir
+from colorize.experts.modelfile import ModelFileError, read_metadata, replace_metadata, save_model
 from colorize.experts.store import Expert, ModelStore
 
 SEED_META = {

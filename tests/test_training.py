@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from colorize.configs import load_config
-from colorize.experts.modelfile import bundled_weights_dir, read_metadata
+from colorize.experts.locations import bundled_weights_dir
+from colorize.experts.modelfile import read_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines import training
 from colorize.pipelines.cli import app
