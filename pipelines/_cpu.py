@@ -112,7 +112,7 @@ def available_cores() -> int:
 
 
 def tune_cpu(intra_op_threads: int | None = 1, keep_freed_memory: bool = True) -> dict:
-    """Process-wide settings for CPU inference; returns what was set. Measured in benchmarks/.
+    """Process-wide settings for CPU work; returns what was set. Measured in benchmarks/.
 
     One intra-op thread for PyTorch: the pipeline parallelises coarsely instead (bands of
     rows over worker threads, decoding and encoding beside the networks), because OpenMP's

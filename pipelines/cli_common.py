@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
 
+@functools.cache  # two commands' help reads it when the command line is built: one folder scan
 def installed_expert_names() -> str:
     """ "Installed: general, landscape, people." for an option's help, read from the model
     folders when the help is built (no model is loaded)."""
