@@ -1,6 +1,6 @@
 """Real black-and-white prints through colorize: a contact sheet and how much colour each got.
 
-    python scripts/bw_sheet.py ../shared/data/bw_samples .data/bw_sheet.png [--weights NAME=FILE ...]
+    python scripts/bw_sheet.py PRINTS_FOLDER .data/bw_sheet.png [--weights NAME=FILE ...]
 
 Every photo in the folder is colorized as ``colorize auto`` would (routed, its own L kept)
 and drawn as print | colorized, captioned with its route. The table printed beside it gives

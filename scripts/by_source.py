@@ -1,6 +1,6 @@
 """Break a `colorize eval --json` result down by photo source.
 
-A category's mean hides what it is made of: in `../shared/data`, a *general* photo can be a
+A category's mean hides what it is made of: in the training data, a *general* photo can be a
 scene, a pet or a garment on a plain background, and how much colour luminance gives away
 differs a lot between them. This reads the manifest (columns `category`, `file`,
 `source_repo_or_package`) and prints, for every category and source, each mode's PSNR over

@@ -6,7 +6,7 @@ This script reads the manifest (columns `category`, `file`, `source_repo_or_pack
 builds two folders of symbolic links, `OUT/train/{category}/` and `OUT/heldout/{category}/`,
 the second holding every photo of the named sources.
 
-    python scripts/split_by_source.py ../shared/data .data/by_source \
+    python scripts/split_by_source.py DATA .data/by_source \
         --hold nhantd/CMU16720-Scene-Classification \
         --hold logicdeveloperTR/Manually-Created-Face-Recognition-Model
 """
