@@ -47,6 +47,17 @@ def isolated_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """SIGINT at Python's own handler (KeyboardInterrupt) for the test, as at a terminal.
+
+    A test runner started as a shell's background job inherits SIGINT ignored; a Ctrl-C
+    sent in-process would then vanish and a test of what it does would fail for nothing."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def interrupt_when(command: list[str], ready: Callable[[], bool], sig: int, settle: float = 0.0) -> tuple[int, str]:
     """Run ``command``, send ``sig`` once ``ready()`` holds (and ``settle`` seconds more);
     returns the exit code and the combined output. The process never outlives the call."""

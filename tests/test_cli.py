@@ -324,7 +324,7 @@ def test_a_run_with_every_output_there_says_there_is_nothing_to_do(runner, gray_
 
 
 def test_a_signal_after_the_summary_leaves_the_exit_code_of_the_finished_run(
-    runner, gray_folder, tmp_path, monkeypatch
+    runner, gray_folder, tmp_path, monkeypatch, ctrl_c_reaches_python
 ):
     import signal
 

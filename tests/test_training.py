@@ -563,7 +563,7 @@ def test_a_model_folder_that_cannot_be_written_is_refused_before_training(colour
 
 
 def test_ctrl_c_during_an_optimiser_step_resumes_exactly_as_an_uninterrupted_run(
-    colour_folder, isolated_home, tmp_path, monkeypatch
+    colour_folder, isolated_home, tmp_path, monkeypatch, ctrl_c_reaches_python
 ):
     import os
 
