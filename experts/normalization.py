@@ -27,11 +27,22 @@ class Normalization:
     # cancel), and a gain chosen on validation photos buys colour within a ΔE budget. The
     # original paper used a x1.6, b x2.
     ab_gain: tuple[float, float] = (1.0, 1.0)
+    # A constant added to a and b after the gain, in LAB units: a calibration chosen on photos
+    # of sources the network never trained on, whose colours sit elsewhere on average than the
+    # training photos' (MODELS.md: a red cast on new sources). 0 in files that predate it.
+    ab_shift: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
-        numbers = (self.l_center, self.l_scale, self.ab_scale, *self.ab_gain)
-        if len(self.ab_gain) != 2 or not all(math.isfinite(float(x)) for x in numbers) or self.l_scale == 0:
-            raise ValueError(f"normalization out of range (NaN, infinite, 0 scale, or not two gains): {self}")
+        numbers = (self.l_center, self.l_scale, self.ab_scale, *self.ab_gain, *self.ab_shift)
+        if (
+            len(self.ab_gain) != 2
+            or len(self.ab_shift) != 2
+            or not all(math.isfinite(float(x)) for x in numbers)
+            or self.l_scale == 0
+        ):
+            raise ValueError(
+                f"normalization out of range (NaN, infinite, 0 scale, or not two gains and two shifts): {self}"
+            )
 
     @classmethod
     def from_metadata(cls, values: Mapping[str, Any]) -> "Normalization":
@@ -40,18 +51,25 @@ class Normalization:
         if float(values.get("chroma_exponent", 0.0)) != 0.0:
             raise ValueError("a chroma curve (chroma_exponent above 0) is no longer applied; retrain or re-score")
         gain = values.get("ab_gain", (1.0, 1.0))
+        shift = values.get("ab_shift", (0.0, 0.0))
         return cls(
             l_center=float(values.get("l_center", 50.0)),
             l_scale=float(values.get("l_scale", 50.0)),
             ab_scale=float(values.get("ab_scale", AB_SCALE)),
             ab_gain=tuple(float(g) for g in gain),
+            ab_shift=tuple(float(s) for s in shift),
         )
 
     def to_metadata(self) -> dict[str, Any]:
-        return {**asdict(self), "ab_gain": list(self.ab_gain)}
+        return {**asdict(self), "ab_gain": list(self.ab_gain), "ab_shift": list(self.ab_shift)}
 
     def with_gain(self, gain: float) -> "Normalization":
         return replace(self, ab_gain=(float(gain), float(gain)))
+
+    def uncalibrated(self) -> "Normalization":
+        """The network's own decoding, gain 1 and no shift: what training fits, and what a
+        fine-tune starts from (a calibration belongs to the weights it was chosen for)."""
+        return replace(self, ab_gain=(1.0, 1.0), ab_shift=(0.0, 0.0))
 
     def network_input(self, lightness: torch.Tensor) -> torch.Tensor:
         """L in [0, 100] -> what the network reads."""
@@ -60,4 +78,7 @@ class Normalization:
     def chroma(self, output: torch.Tensor) -> torch.Tensor:
         """The network's output -> ab in LAB units, at the network's resolution."""
         gain = torch.tensor(self.ab_gain, dtype=output.dtype, device=output.device).view(1, 2, 1, 1)
-        return output * (self.ab_scale * gain)
+        if self.ab_shift == (0.0, 0.0):
+            return output * (self.ab_scale * gain)
+        shift = torch.tensor(self.ab_shift, dtype=output.dtype, device=output.device).view(1, 2, 1, 1)
+        return output * (self.ab_scale * gain) + shift

@@ -114,6 +114,7 @@ def list_experts(
                 architecture=meta["architecture"],
                 arguments=meta["arguments"],
                 normalization=meta.get("normalization"),
+                calibration=meta.get("calibration"),
                 work_size=meta.get("work_size"),
                 metrics=meta.get("metrics", {}),
                 training_images=data.get("images"),
@@ -220,10 +221,14 @@ def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
 
 
 def _describe(row: dict) -> str:
-    """Architecture, and the chroma gain after it (per channel when a fixed a/b boost)."""
+    """Architecture, and the chroma gain after it (per channel when a fixed a/b boost) and
+    the calibration shift, when there is one."""
     normalization = row.get("normalization") or {}
     a_gain, b_gain = normalization.get("ab_gain", (1.0, 1.0))
-    if (a_gain, b_gain) == (1.0, 1.0):
-        return row["architecture"]
-    gain = f"{a_gain:g}" if a_gain == b_gain else f"a {a_gain:g}, b {b_gain:g}"
-    return f"{row['architecture']} (chroma x{gain})"
+    a_shift, b_shift = normalization.get("ab_shift", (0.0, 0.0))
+    decoding = []
+    if (a_gain, b_gain) != (1.0, 1.0):
+        decoding.append("chroma x" + (f"{a_gain:g}" if a_gain == b_gain else f"a {a_gain:g}, b {b_gain:g}"))
+    if (a_shift, b_shift) != (0.0, 0.0):
+        decoding.append(f"shift a {a_shift:+g}, b {b_shift:+g}")
+    return f"{row['architecture']} ({'; '.join(decoding)})" if decoding else row["architecture"]

@@ -120,22 +120,25 @@ def prepare_truth(truth: np.ndarray) -> Truth:
     return Truth(rgb, _lab(rgb), colorfulness(rgb))
 
 
-def compare(pred: np.ndarray, truth: Truth) -> dict[str, float]:
-    """Every metric for ``pred`` against a prepared truth, keyed as in ``METRIC_NAMES``."""
+def compare(pred: np.ndarray, truth: Truth, names: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Every metric for ``pred`` against a prepared truth, keyed as in ``METRIC_NAMES``; only
+    ``names`` when given (SSIM and ΔE dominate the cost, and a trial scoring many variants of
+    one output may need neither)."""
     pred = to_uint8(pred)
     if pred.shape != truth.rgb.shape:
         raise ValueError(f"prediction {pred.shape} and truth {truth.rgb.shape} differ in shape")
-    lab_pred = _lab(pred)
-    return {
-        "psnr": psnr(pred, truth.rgb),
-        "snr": snr(pred, truth.rgb),
-        "ssim": ssim(pred, truth.rgb),
-        "rmse": rmse(pred, truth.rgb),
-        "delta_e": _delta_e_lab(lab_pred, truth.lab),
-        "ab_auc": ab_auc_from_lab(lab_pred, truth.lab),
-        "colorfulness": colorfulness(pred),
-        "colorfulness_truth": truth.colorfulness,
+    lab_pred = _lab(pred) if names is None or {"delta_e", "ab_auc"} & set(names) else None
+    scores = {
+        "psnr": lambda: psnr(pred, truth.rgb),
+        "snr": lambda: snr(pred, truth.rgb),
+        "ssim": lambda: ssim(pred, truth.rgb),
+        "rmse": lambda: rmse(pred, truth.rgb),
+        "delta_e": lambda: _delta_e_lab(lab_pred, truth.lab),
+        "ab_auc": lambda: ab_auc_from_lab(lab_pred, truth.lab),
+        "colorfulness": lambda: colorfulness(pred),
+        "colorfulness_truth": lambda: truth.colorfulness,
     }
+    return {name: score() for name, score in scores.items() if names is None or name in names}
 
 
 def image_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -336,7 +336,7 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
         init_sha256=expert.model_file.sha256(),
         init_training=meta.get("training"),
     )
-    return config, expert.network.train(), expert.normalization.with_gain(1.0)
+    return config, expert.network.train(), expert.normalization.uncalibrated()
 
 
 def train_expert(

@@ -40,8 +40,7 @@ def main() -> None:
 
     from colorize.pipelines import metrics
     from colorize.pipelines._cpu import compose_rgb
-    from colorize.pipelines.evaluate import find_samples
-    from colorize.pipelines.imageio import decode, is_colour_photo, lightness_from_array
+    from colorize.pipelines.evaluate import colour_photos
     from colorize.pipelines.inference import Pipeline
     from colorize.router import Route
 
@@ -49,11 +48,7 @@ def main() -> None:
     forced = {name: [Route(name, None, {}, "trial")] for name in ("general", "people", "landscape")}
     rows = []
     with torch.inference_mode():
-        for sample in find_samples(args.data_dir):
-            pixels = decode(sample.path).pixels
-            if not is_colour_photo(pixels):
-                continue
-            lightness = lightness_from_array(pixels)
+        for sample, pixels, lightness in colour_photos(args.data_dir):
             route = pipeline.route([lightness])[0]
             ab = {name: pipeline.predict_ab([lightness], r)[0] for name, r in forced.items()}
             truth = metrics.prepare_truth(pixels)

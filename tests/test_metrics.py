@@ -154,6 +154,14 @@ def test_a_prepared_truth_scores_like_the_raw_truth(pair):
     assert metrics.compare(pred, prepared) == metrics.image_metrics(pred, truth)
 
 
+def test_compare_scores_only_the_metrics_asked_for_and_the_same_values(pair):
+    pred, truth = pair
+    prepared = metrics.prepare_truth(truth)
+    some = metrics.compare(pred, prepared, names=("psnr", "colorfulness"))
+    assert some == {"psnr": metrics.psnr(pred, truth), "colorfulness": metrics.colorfulness(pred)}
+    assert metrics.compare(pred, prepared, names=("delta_e",)) == {"delta_e": metrics.delta_e(pred, truth)}
+
+
 def test_compare_refuses_images_of_different_sizes(pair):
     pred, truth = pair
     with pytest.raises(ValueError, match="differ in shape"):

@@ -150,6 +150,31 @@ def test_retired_decodings_are_refused_with_their_reason(tmp_path, change, messa
         Expert.from_file(path)
 
 
+def _shifted_copy(tmp_path: Path, shift) -> Path:
+    path = _tiny_expert_file(tmp_path / "tiny.safetensors")
+    meta = read_metadata(path).metadata
+    shifted = tmp_path / "shifted.safetensors"
+    shifted.write_bytes(path.read_bytes())
+    replace_metadata(shifted, {**meta, "normalization": {"ab_gain": [1.3, 1.3], "ab_shift": shift}})
+    return shifted
+
+
+def test_a_calibration_shift_is_added_to_the_chroma_after_the_gain(tmp_path):
+    shifted = Expert.from_file(_shifted_copy(tmp_path, [-1.5, 2.0]))
+    plain = Expert.from_file(tmp_path / "tiny.safetensors")
+    x = torch.rand(1, 1, 20, 20) * 100
+    difference = shifted.predict_ab(x) - 1.3 * plain.predict_ab(x)
+    assert torch.allclose(difference[:, 0], torch.full((1, 20, 20), -1.5), atol=1e-4)
+    assert torch.allclose(difference[:, 1], torch.full((1, 20, 20), 2.0), atol=1e-4)
+    assert plain.normalization.ab_shift == (0.0, 0.0), "a file without a shift (every earlier one) has none"
+
+
+@pytest.mark.parametrize("shift", [[float("nan"), 0.0], [1.0], "warm"])
+def test_a_shift_that_is_not_two_finite_numbers_is_refused_in_one_line(tmp_path, shift):
+    with pytest.raises(ModelFileError, match="shifted.safetensors: not a usable colorize expert"):
+        Expert.from_file(_shifted_copy(tmp_path, shift))
+
+
 def test_bundled_experts_carry_their_story():
     for name in ("general", "landscape", "people"):
         meta = read_metadata(bundled_weights_dir() / f"{name}.safetensors").metadata

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from colorize.configs import load_config
 from colorize.experts.locations import bundled_weights_dir
-from colorize.experts.modelfile import read_metadata
+from colorize.experts.modelfile import read_metadata, replace_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines import training
 from colorize.pipelines.cli import app
@@ -440,6 +440,30 @@ def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weight
     assert first.metadata["normalization"]["ab_gain"][0] == 1.0, "the first rule wanted no colour"
     listing = CliRunner().invoke(app, ["experts"]).output
     assert "mine: unet_seed," in listing and f"mine-vivid: unet_seed (chroma x{chosen[0]:g})" in listing
+
+
+def test_a_calibration_shift_stays_with_its_weights_and_a_shifted_expert_at_saturation_0_is_gray(
+    colour_folder, gray_folder, isolated_home, tmp_path
+):
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "expert", "mine", str(colour_folder), *TINY]).exit_code == 0
+    mine = isolated_home / "experts" / "mine.safetensors"
+    meta = read_metadata(mine).metadata
+    replace_metadata(mine, {**meta, "normalization": {**meta["normalization"], "ab_shift": [-6.0, 9.0]}})
+
+    out = tmp_path / "gray-out"
+    args = ["auto", str(gray_folder), "-o", str(out), "--expert", "mine", "--saturation", "0", "-q"]
+    assert runner.invoke(app, args).exit_code == 0
+    for made in out.iterdir():
+        rgb = np.asarray(Image.open(made).convert("RGB")).astype(int)
+        assert np.abs(rgb - rgb[..., :1]).max() <= 1, f"{made.name}: saturation 0 must mean no colour at all"
+
+    assert "mine: unet_seed (shift a -6, b +9)" in runner.invoke(app, ["experts"]).output
+
+    rescored = ["train", "expert", "mine-again", str(colour_folder), "--init", "mine", "--epochs", "0", "--force"]
+    assert runner.invoke(app, [*rescored, "--size", "32", "--workers", "0"]).exit_code == 0
+    again = read_metadata(isolated_home / "experts" / "mine-again.safetensors").metadata
+    assert again["normalization"]["ab_shift"] == [0.0, 0.0], "a shift chosen for one file is not inherited"
 
 
 def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_validation(

@@ -1,0 +1,114 @@
+"""Write a copy of an expert whose colour is shifted by a constant chosen on new sources.
+
+An expert can sit a little off in colour on average on photos of sources it never trained on
+(the bundled general expert paints them redder than they are: MODELS.md, "A red cast on new
+sources"). ``scripts/shift_trial.py`` scores a grid of constant a/b shifts on two folders:
+
+* CHOOSING: photos of sources the expert never saw; the shift is chosen here;
+* GUARD: validation photos of the sources it trained on; a shift may cost them at most
+  ``--budget`` of ΔE, so photos like the training ones do not pay for the new sources.
+
+The rule: the shift with the lowest mean ΔE on CHOOSING among those within the budget on
+GUARD, at the expert's own gain. The copy keeps the tensors; its metadata gains
+``normalization.ab_shift`` and a ``calibration`` record (the rule, both folders' sources and
+photo counts, ΔE and PSNR before and after), so the file explains its own colour.
+
+    python scripts/shift_trial.py CHOOSING --expert general --json choosing.json
+    python scripts/shift_trial.py GUARD --expert general --json guard.json
+    python scripts/calibrate_shift.py choosing.json guard.json general-calibrated.safetensors \\
+        --manifest DATA/manifest.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+BASE = "a+0 b+0 x1"
+
+
+def shifts_at_own_gain(rows: list[dict]) -> dict[str, tuple[float, float]]:
+    """The trial's variant keys at scale 1 (the file's gain), with their (a, b) shift."""
+    keys = {}
+    for key in rows[0]:
+        parts = key.split()
+        if len(parts) == 3 and parts[0][0] == "a" and parts[1][0] == "b" and parts[2] == "x1":
+            keys[key] = (float(parts[0][1:]), float(parts[1][1:]))
+    return keys
+
+
+def mean(rows: list[dict], key: str) -> float:
+    return statistics.fmean(row[key] for row in rows)
+
+
+def choose_shift(choosing: list[dict], guard: list[dict], budget: float) -> str:
+    """The variant key the rule picks (the no-shift key when none beats it within the budget)."""
+    allowed = mean(guard, BASE) * (1 + budget)
+    candidates = [key for key in shifts_at_own_gain(choosing) if mean(guard, key) <= allowed]
+    return min(candidates, key=lambda key: (mean(choosing, key), key != BASE))
+
+
+def _summary(rows: list[dict], key: str, sources: dict[tuple[str, str], str]) -> dict:
+    named = sorted({sources.get((row["category"], Path(row["path"]).name), "(not in the manifest)") for row in rows})
+    return {
+        "photos": len(rows),
+        "sources": named,
+        "delta_e": round(mean(rows, key), 4),
+        "delta_e_unshifted": round(mean(rows, BASE), 4),
+        "psnr": round(mean(rows, f"{key} psnr"), 4),
+        "psnr_unshifted": round(mean(rows, f"{BASE} psnr"), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("choosing", type=Path, help="shift_trial.py JSON on photos of sources the expert never saw")
+    parser.add_argument("guard", type=Path, help="shift_trial.py JSON on validation photos of its training sources")
+    parser.add_argument("out", type=Path, help="the calibrated copy to write (.safetensors)")
+    parser.add_argument("--budget", type=float, default=0.01, help="ΔE a shift may cost on GUARD (0.01: 1 %%)")
+    parser.add_argument("--manifest", type=Path, help="CSV naming each photo's source, recorded in the file")
+    args = parser.parse_args()
+
+    from colorize.experts.modelfile import file_sha256, read_metadata, replace_metadata
+
+    trials = [json.loads(path.read_text()) for path in (args.choosing, args.guard)]
+    model = Path(trials[0]["path"])
+    for trial, path in zip(trials, (args.choosing, args.guard)):
+        if not model.is_file() or trial["sha256"] != file_sha256(model):
+            sys.exit(f"{path}: scored a weights file that is not {model} as it is now; run the trial again")
+        if trial.get("saturation", 1.0) != 1.0:
+            sys.exit(f"{path}: scored at saturation {trial['saturation']}, not the file's own gain")
+    sources = {}
+    if args.manifest:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from by_source import source_of
+
+        sources = source_of(args.manifest)
+    choosing, guard = trials[0]["rows"], trials[1]["rows"]
+    key = choose_shift(choosing, guard, args.budget)
+    shift = shifts_at_own_gain(choosing)[key]
+
+    metadata = read_metadata(model).metadata
+    metadata["normalization"] = {**metadata.get("normalization", {}), "ab_shift": list(shift)}
+    metadata["calibration"] = {
+        "ab_shift": list(shift),
+        "rule": f"lowest mean ΔE on the choosing photos among shifts costing at most {args.budget:g} "
+        "of ΔE on the guard photos, at the file's own gain",
+        "uncalibrated_sha256": trials[0]["sha256"],
+        "choosing": _summary(choosing, key, sources),
+        "guard": _summary(guard, key, sources),
+        "candidates": [list(s) for s in shifts_at_own_gain(choosing).values()],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model, args.out)
+    replace_metadata(args.out, metadata)
+    before, after = mean(choosing, BASE), mean(choosing, key)
+    print(f"{args.out}: ab shift {shift} (ΔE on the choosing photos {before:.3f} -> {after:.3f})")
+
+
+if __name__ == "__main__":
+    main()

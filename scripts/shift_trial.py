@@ -1,0 +1,87 @@
+"""Is an expert's colour biased (a brown or red wash) on photos from sources it never saw?
+
+For each colour photo (made gray, as ``colorize eval`` does) the expert's ab is predicted
+once, then scored by CIEDE2000, PSNR and colourfulness against the truth for every
+combination of a constant shift of a and b (LAB units, after the shipped gain) and a chroma
+scale, so that a calibration can be chosen from the JSON afterwards without running a network
+again. The photo's and the output's mean a and b are recorded too, and the weights file
+scored (its sha256), so that ``scripts/calibrate_shift.py`` can check it calibrates that file.
+
+    python scripts/shift_trial.py PHOTOS_DIR --expert general --json shift.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import torch
+
+A_SHIFTS = (0.0, -1.0, -2.0, -3.0)
+B_SHIFTS = (1.0, 0.0, -1.0)
+SCALES = (1.0, 1.15)
+
+
+def variant(da: float, db: float, scale: float) -> str:
+    return f"a{da:+g} b{db:+g} x{scale:g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path, help="colour photos, optionally in category sub-folders")
+    parser.add_argument("--expert", default="general")
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+
+    from colorize.pipelines import metrics
+    from colorize.pipelines._cpu import compose_rgb
+    from colorize.pipelines.evaluate import colour_photos
+    from colorize.pipelines.inference import Pipeline
+    from colorize.router import Route
+
+    pipeline = Pipeline.from_config(tune=True)
+    route = [Route(args.expert, None, {}, "trial")]
+    rows = []
+    with torch.inference_mode():
+        for sample, pixels, lightness in colour_photos(args.data_dir):
+            ab = pipeline.predict_ab([lightness], route)[0]
+            truth = metrics.prepare_truth(pixels)
+            mean_ab = ab.mean(dim=(-2, -1))
+            row = {
+                "path": str(sample.path),
+                "category": sample.category,
+                "output_a": float(mean_ab[0]),
+                "output_b": float(mean_ab[1]),
+                "truth_a": float(truth.lab[..., 1].mean()),
+                "truth_b": float(truth.lab[..., 2].mean()),
+                "truth colour": truth.colorfulness,
+            }
+            for da, db, scale in itertools.product(A_SHIFTS, B_SHIFTS, SCALES):
+                shift = torch.tensor([da, db], dtype=ab.dtype).view(2, 1, 1)
+                rgb = metrics.to_uint8(compose_rgb(lightness, ab * scale + shift))
+                scores = metrics.compare(rgb, truth, names=("delta_e", "psnr", "colorfulness"))
+                key = variant(da, db, scale)
+                row[key], row[f"{key} psnr"], row[f"{key} colour"] = (
+                    scores["delta_e"],
+                    scores["psnr"],
+                    scores["colorfulness"],
+                )
+            rows.append(row)
+            if len(rows) % 50 == 0:
+                print(len(rows), "photos", flush=True)
+    expert = pipeline.expert(args.expert)
+    trial = {
+        "expert": args.expert,
+        "path": str(expert.model_file.path),
+        "sha256": expert.model_file.sha256(),
+        "saturation": pipeline.saturation,
+        "rows": rows,
+    }
+    args.json.write_text(json.dumps(trial))
+    print(f"{len(rows)} photos -> {args.json}")
+
+
+if __name__ == "__main__":
+    main()
