@@ -6,12 +6,13 @@ sources"). ``scripts/shift_trial.py`` scores a grid of constant a/b shifts on tw
 
 * CHOOSING: photos of sources the expert never saw; the shift is chosen here;
 * GUARD: validation photos of the sources it trained on; a shift may cost them at most
-  ``--budget`` of ΔE, so photos like the training ones do not pay for the new sources.
+  ``--budget`` of ΔE, so photos like the training ones do not pay for the new sources;
+* TEST (optional): photos of other sources it never saw, scored for the record only.
 
 The rule: the shift with the lowest mean ΔE on CHOOSING among those within the budget on
 GUARD, at the expert's own gain. The copy keeps the tensors; its metadata gains
-``normalization.ab_shift`` and a ``calibration`` record (the rule, both folders' sources and
-photo counts, ΔE and PSNR before and after), so the file explains its own colour.
+``normalization.ab_shift`` and a ``calibration`` record (the rule, each folder's sources and
+photo count, ΔE and PSNR before and after), so the file explains its own colour.
 
     python scripts/shift_trial.py CHOOSING --expert general --json choosing.json
     python scripts/shift_trial.py GUARD --expert general --json guard.json
@@ -69,15 +70,17 @@ def main() -> None:
     parser.add_argument("choosing", type=Path, help="shift_trial.py JSON on photos of sources the expert never saw")
     parser.add_argument("guard", type=Path, help="shift_trial.py JSON on validation photos of its training sources")
     parser.add_argument("out", type=Path, help="the calibrated copy to write (.safetensors)")
+    parser.add_argument("--test", type=Path, help="shift_trial.py JSON on other new sources, recorded, not chosen on")
     parser.add_argument("--budget", type=float, default=0.01, help="ΔE a shift may cost on GUARD (0.01: 1 %%)")
     parser.add_argument("--manifest", type=Path, help="CSV naming each photo's source, recorded in the file")
     args = parser.parse_args()
 
     from colorize.experts.modelfile import file_sha256, read_metadata, replace_metadata
 
-    trials = [json.loads(path.read_text()) for path in (args.choosing, args.guard)]
+    paths = [args.choosing, args.guard, *([args.test] if args.test else [])]
+    trials = [json.loads(path.read_text()) for path in paths]
     model = Path(trials[0]["path"])
-    for trial, path in zip(trials, (args.choosing, args.guard)):
+    for trial, path in zip(trials, paths):
         if not model.is_file() or trial["sha256"] != file_sha256(model):
             sys.exit(f"{path}: scored a weights file that is not {model} as it is now; run the trial again")
         if trial.get("saturation", 1.0) != 1.0:
@@ -101,6 +104,7 @@ def main() -> None:
         "uncalibrated_sha256": trials[0]["sha256"],
         "choosing": _summary(choosing, key, sources),
         "guard": _summary(guard, key, sources),
+        **({"test": _summary(trials[2]["rows"], key, sources)} if args.test else {}),
         "candidates": [list(s) for s in shifts_at_own_gain(choosing).values()],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

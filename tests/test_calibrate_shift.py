@@ -60,7 +60,7 @@ def test_a_calibrated_copy_keeps_the_tensors_and_records_its_shift_and_where_it_
     calibrated = tmp_path / "calibrated.safetensors"
     done = _run(
         SCRIPTS / "calibrate_shift.py", tmp_path / "choosing.json", tmp_path / "guard.json", calibrated,
-        "--budget", "1", home=home,
+        "--budget", "1", "--test", tmp_path / "guard.json", home=home,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     trial = json.loads((tmp_path / "choosing.json").read_text())
@@ -75,6 +75,7 @@ def test_a_calibrated_copy_keeps_the_tensors_and_records_its_shift_and_where_it_
         record["choosing"]["photos"] == 2 and record["choosing"]["delta_e"] <= record["choosing"]["delta_e_unshifted"]
     )
     assert record["uncalibrated_sha256"] == trial["sha256"]
+    assert record["test"]["photos"] == 2 and record["test"]["delta_e"] == record["guard"]["delta_e"]
     a, b = load_file(str(model)), load_file(str(calibrated))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "only the metadata changes"
 
