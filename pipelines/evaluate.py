@@ -147,12 +147,12 @@ class Scored:
 
 
 def colour_photos(
-    data_dir: Path, max_pixels: int = DEFAULT_MAX_PIXELS
+    data_dir: Path, holdout: float | None = None, part: str = "test", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Iterator[tuple[Sample, np.ndarray, torch.Tensor]]:
-    """Each colour photo below ``data_dir`` with its pixels and the lightness the experts are
-    fed, as ``evaluate`` scores them; gray, toned and unreadable files are passed over. For
-    trials that score something of their own on the same photos."""
-    for sample in find_samples(data_dir):
+    """Each colour photo ``find_samples`` gives, with its pixels and the lightness the experts
+    are fed, as ``evaluate`` scores them; gray, toned and unreadable files are passed over.
+    For trials that score something of their own on the same photos."""
+    for sample in find_samples(data_dir, holdout=holdout, part=part):
         pixels, _ = _decode(sample, max_pixels)
         if pixels is not None:
             yield sample, pixels, lightness_from_array(pixels)

@@ -32,6 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="colour photos, optionally in category sub-folders")
     parser.add_argument("--expert", default="general")
+    parser.add_argument("--holdout", type=float, help="only photos training held out at this fraction (as eval's)")
+    parser.add_argument("--part", default="test", help="with --holdout: test, validation or all (as eval's)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
@@ -45,7 +47,7 @@ def main() -> None:
     route = [Route(args.expert, None, {}, "trial")]
     rows = []
     with torch.inference_mode():
-        for sample, pixels, lightness in colour_photos(args.data_dir):
+        for sample, pixels, lightness in colour_photos(args.data_dir, args.holdout, args.part):
             ab = pipeline.predict_ab([lightness], route)[0]
             truth = metrics.prepare_truth(pixels)
             mean_ab = ab.mean(dim=(-2, -1))
