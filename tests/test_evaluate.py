@@ -75,13 +75,16 @@ def truth_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def colourless_expert(tmp_path_factory, home) -> Path:
-    """The bundled general expert with its output layer zeroed: it predicts a = b = 0 everywhere."""
+    """The bundled general expert with its output layer zeroed and no calibration shift: it
+    predicts a = b = 0 everywhere."""
     expert = ModelStore(home=home).load("general")
     with torch.no_grad():
         for parameter in expert.network.head.parameters():
             parameter.zero_()
     path = tmp_path_factory.mktemp("weights") / "colourless.safetensors"
-    return save_model(expert.network, path, dict(expert.model_file.metadata))
+    metadata = dict(expert.model_file.metadata)
+    metadata["normalization"] = {**metadata["normalization"], "ab_shift": [0.0, 0.0]}
+    return save_model(expert.network, path, metadata)
 
 
 @pytest.fixture(scope="module")
