@@ -85,6 +85,8 @@ def main() -> None:
             sys.exit(f"{path}: scored a weights file that is not {model} as it is now; run the trial again")
         if trial.get("saturation", 1.0) != 1.0:
             sys.exit(f"{path}: scored at saturation {trial['saturation']}, not the file's own gain")
+    if args.out.resolve() == model.resolve():
+        sys.exit(f"{args.out}: is the file the trials scored; write the calibrated copy elsewhere")
     sources = {}
     if args.manifest:
         sys.path.insert(0, str(Path(__file__).parent))
