@@ -78,7 +78,5 @@ class Normalization:
     def chroma(self, output: torch.Tensor) -> torch.Tensor:
         """The network's output -> ab in LAB units, at the network's resolution."""
         gain = torch.tensor(self.ab_gain, dtype=output.dtype, device=output.device).view(1, 2, 1, 1)
-        if self.ab_shift == (0.0, 0.0):
-            return output * (self.ab_scale * gain)
         shift = torch.tensor(self.ab_shift, dtype=output.dtype, device=output.device).view(1, 2, 1, 1)
         return output * (self.ab_scale * gain) + shift
