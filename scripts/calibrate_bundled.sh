@@ -3,7 +3,7 @@
 # score a grid of a/b shifts on photos of sources it never trained on (ECSSD and CamVid: chosen
 # on), on the validation half of the photos it trained on (a shift may cost them at most 1 %),
 # and on two more new sources (SUN subset, UTKFace: recorded only), then write the calibrated
-# copy into the package. About 40 minutes on one core.
+# copy into the package. About 20 minutes on one core.
 # Usage: scripts/calibrate_bundled.sh DATA WORK   (DATA holds manifest.csv and train/)
 set -euo pipefail
 data=${1:?usage: scripts/calibrate_bundled.sh DATA WORK}
