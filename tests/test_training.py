@@ -684,6 +684,31 @@ def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colou
 
 
 @pytest.mark.slow
+def _wait_for_a_lasting_fork(process, settle: float, timeout: float = 120.0) -> None:
+    """Until ``process`` has had a child running its own command line for ``settle`` seconds."""
+    import time
+
+    own = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+    first_seen: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        now = time.monotonic()
+        try:
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        except FileNotFoundError:
+            return
+        for pid in children:
+            try:
+                same = Path(f"/proc/{pid}/cmdline").read_bytes() == own
+            except FileNotFoundError:
+                same = False
+            if not same:
+                first_seen.pop(pid, None)
+            elif now - first_seen.setdefault(pid, now) >= settle:
+                return
+        time.sleep(0.02)
+
+
 def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos, tmp_path):
     """Ctrl-C in a terminal (or a kill of the job) reaches the data-loading worker as well as
     the main process; when the worker died first the run ended with exit 1 and no checkpoint
@@ -705,12 +730,11 @@ def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos,
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         try:
-            # Training proper has begun once the data-loading worker exists (a child process);
-            # a signal before that ends setup, with nothing yet to checkpoint.
-            children = Path(f"/proc/{child.pid}/task/{child.pid}/children")
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and child.poll() is None and not children.read_text().split():
-                time.sleep(0.05)
+            # Training proper has begun once the data-loading worker exists: a forked child still
+            # running this program a while later. A signal before that ends setup, with nothing
+            # yet to checkpoint; and imports run short-lived children too (torch's CUDA lookup
+            # runs ldconfig), which must not be taken for the worker.
+            _wait_for_a_lasting_fork(child, settle=0.3)
             time.sleep(delay)
             os.killpg(child.pid, signal.SIGTERM)
             output = child.communicate(timeout=120)[0].decode()
