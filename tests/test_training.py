@@ -683,7 +683,6 @@ def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colou
     assert portraits["init"] == "general"  # a new name starts from the general expert
 
 
-@pytest.mark.slow
 def _wait_for_a_lasting_fork(process, settle: float, timeout: float = 120.0) -> None:
     """Until ``process`` has had a child running its own command line for ``settle`` seconds."""
     import time
@@ -709,6 +708,7 @@ def _wait_for_a_lasting_fork(process, settle: float, timeout: float = 120.0) -> 
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos, tmp_path):
     """Ctrl-C in a terminal (or a kill of the job) reaches the data-loading worker as well as
     the main process; when the worker died first the run ended with exit 1 and no checkpoint
