@@ -29,27 +29,21 @@ import statistics
 import sys
 from pathlib import Path
 
-BASE = "a+0 b+0 x1"
+sys.path.insert(0, str(Path(__file__).parent))
+from shift_trial import variant  # noqa: E402  (the trial's own key for each shift)
 
-
-def shifts_at_own_gain(rows: list[dict]) -> dict[str, tuple[float, float]]:
-    """The trial's variant keys at scale 1 (the file's gain), with their (a, b) shift."""
-    keys = {}
-    for key in rows[0]:
-        parts = key.split()
-        if len(parts) == 3 and parts[0][0] == "a" and parts[1][0] == "b" and parts[2] == "x1":
-            keys[key] = (float(parts[0][1:]), float(parts[1][1:]))
-    return keys
+BASE = variant(0.0, 0.0)
 
 
 def mean(rows: list[dict], key: str) -> float:
     return statistics.fmean(row[key] for row in rows)
 
 
-def choose_shift(choosing: list[dict], guard: list[dict], budget: float) -> str:
-    """The variant key the rule picks (the no-shift key when none beats it within the budget)."""
+def choose_shift(choosing: list[dict], guard: list[dict], shifts: list[tuple[float, float]], budget: float) -> str:
+    """The key of the shift the rule picks, at the file's own gain (the no-shift key when none
+    beats it within the budget)."""
     allowed = mean(guard, BASE) * (1 + budget)
-    candidates = [key for key in shifts_at_own_gain(choosing) if mean(guard, key) <= allowed]
+    candidates = [variant(da, db) for da, db in shifts if mean(guard, variant(da, db)) <= allowed]
     return min(candidates, key=lambda key: (mean(choosing, key), key != BASE))
 
 
@@ -89,13 +83,13 @@ def main() -> None:
         sys.exit(f"{args.out}: is the file the trials scored; write the calibrated copy elsewhere")
     sources = {}
     if args.manifest:
-        sys.path.insert(0, str(Path(__file__).parent))
         from by_source import source_of
 
         sources = source_of(args.manifest)
     choosing, guard = trials[0]["rows"], trials[1]["rows"]
-    key = choose_shift(choosing, guard, args.budget)
-    shift = shifts_at_own_gain(choosing)[key]
+    shifts = [tuple(shift) for shift in trials[0]["shifts"]]
+    key = choose_shift(choosing, guard, shifts, args.budget)
+    shift = next(shift for shift in shifts if variant(*shift) == key)
 
     metadata = read_metadata(model).metadata
     metadata["normalization"] = {**metadata.get("normalization", {}), "ab_shift": list(shift)}
@@ -107,7 +101,7 @@ def main() -> None:
         "choosing": _summary(choosing, key, sources),
         "guard": _summary(guard, key, sources),
         **({"test": _summary(trials[2]["rows"], key, sources)} if args.test else {}),
-        "candidates": [list(s) for s in shifts_at_own_gain(choosing).values()],
+        "candidates": [list(s) for s in shifts],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, args.out)

@@ -24,7 +24,8 @@ B_SHIFTS = (1.0, 0.0, -1.0)
 SCALES = (1.0, 1.15)
 
 
-def variant(da: float, db: float, scale: float) -> str:
+def variant(da: float, db: float, scale: float = 1.0) -> str:
+    """A row's key for the output shifted by (da, db) and scaled by ``scale``."""
     return f"a{da:+g} b{db:+g} x{scale:g}"
 
 
@@ -65,11 +66,8 @@ def main() -> None:
                 rgb = metrics.to_uint8(compose_rgb(lightness, ab * scale + shift))
                 scores = metrics.compare(rgb, truth, names=("delta_e", "psnr", "colorfulness"))
                 key = variant(da, db, scale)
-                row[key], row[f"{key} psnr"], row[f"{key} colour"] = (
-                    scores["delta_e"],
-                    scores["psnr"],
-                    scores["colorfulness"],
-                )
+                row[key] = scores["delta_e"]
+                row[f"{key} psnr"], row[f"{key} colour"] = scores["psnr"], scores["colorfulness"]
             rows.append(row)
             if len(rows) % 50 == 0:
                 print(len(rows), "photos", flush=True)
@@ -79,6 +77,8 @@ def main() -> None:
         "path": str(expert.model_file.path),
         "sha256": expert.model_file.sha256(),
         "saturation": pipeline.saturation,
+        "shifts": [[da, db] for da, db in itertools.product(A_SHIFTS, B_SHIFTS)],
+        "scales": list(SCALES),
         "rows": rows,
     }
     args.json.write_text(json.dumps(trial))

@@ -17,20 +17,23 @@ from colorize.experts.modelfile import read_metadata, save_model
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 from calibrate_shift import BASE, choose_shift  # noqa: E402
+from shift_trial import variant  # noqa: E402
 
 
 def _rows(values: dict[tuple[float, float], float]) -> list[dict]:
-    return [{f"a{a:+g} b{b:+g} x1": v for (a, b), v in values.items()}]
+    return [{variant(a, b): v for (a, b), v in values.items()}]
 
 
 def test_the_rule_takes_the_best_shift_on_new_sources_that_the_training_sources_can_afford():
+    shifts = [(0, 0), (-1, 0), (-2, 0)]
     choosing = _rows({(0, 0): 10.0, (-1, 0): 9.5, (-2, 0): 9.0})
     guard = _rows({(0, 0): 8.0, (-1, 0): 8.07, (-2, 0): 8.5})  # -2 costs the training sources 6 %
-    assert choose_shift(choosing, guard, budget=0.01) == "a-1 b+0 x1"
-    assert choose_shift(choosing, guard, budget=0.10) == "a-2 b+0 x1"
-    assert choose_shift(choosing, guard, budget=0.0) == BASE, "no shift unless the training sources lose nothing"
+    assert choose_shift(choosing, guard, shifts, budget=0.01) == "a-1 b+0 x1"
+    assert choose_shift(choosing, guard, shifts, budget=0.10) == "a-2 b+0 x1"
+    no_budget = choose_shift(choosing, guard, shifts, budget=0.0)
+    assert no_budget == BASE, "no shift unless the training sources lose nothing"
     level = _rows({(0, 0): 9.0, (-1, 0): 9.0})
-    assert choose_shift(level, level, budget=0.01) == BASE, "a tie keeps the file as it was"
+    assert choose_shift(level, level, shifts[:2], budget=0.01) == BASE, "a tie keeps the file as it was"
 
 
 def _photos(folder: Path, photos: dict, names) -> Path:
@@ -68,8 +71,9 @@ def test_a_calibrated_copy_keeps_the_tensors_and_records_its_shift_and_where_it_
     record = written["calibration"]
     shift = written["normalization"]["ab_shift"]
     assert shift == record["ab_shift"] and shift in record["candidates"]
-    key = f"a{shift[0]:+g} b{shift[1]:+g} x1"
-    best = min(sum(row[k] for row in trial["rows"]) for k in (f"a{a:+g} b{b:+g} x1" for a, b in record["candidates"]))
+    assert record["candidates"] == trial["shifts"]
+    key = variant(*shift)
+    best = min(sum(row[variant(a, b)] for row in trial["rows"]) for a, b in record["candidates"])
     assert sum(row[key] for row in trial["rows"]) == pytest.approx(best), "with a loose budget, the best shift"
     assert (
         record["choosing"]["photos"] == 2 and record["choosing"]["delta_e"] <= record["choosing"]["delta_e_unshifted"]
