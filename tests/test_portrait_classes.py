@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "portrait_classes.py"
 
 
@@ -51,23 +53,16 @@ def test_people_from_other_sources_become_general_and_landscapes_stay(tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_a_portrait_source_with_no_people_photos_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "source, message",
+    [("m/mountains", "no photo of the portrait sources"), ("nope/none", "not a source in the manifest: nope/none")],
+)
+def test_a_source_that_gives_no_portraits_is_refused_and_nothing_is_written(tmp_path, source, message):
     photos, manifest = _photos(tmp_path)
     result = subprocess.run(
-        [sys.executable, SCRIPT, photos, manifest, tmp_path / "classes", "--portrait-source", "m/mountains"],
+        [sys.executable, SCRIPT, photos, manifest, tmp_path / "classes", "--portrait-source", source],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2 and "no photo of the portrait sources" in result.stderr
-    assert not (tmp_path / "classes").exists()
-
-
-def test_an_unknown_source_is_refused(tmp_path):
-    photos, manifest = _photos(tmp_path)
-    result = subprocess.run(
-        [sys.executable, SCRIPT, photos, manifest, tmp_path / "classes", "--portrait-source", "nope/none"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2 and "not a source in the manifest: nope/none" in result.stderr
+    assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "classes").exists()
