@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import os
 from pathlib import Path
+
+from by_source import source_of
 
 CATEGORIES = ("landscape", "people", "general")
 
@@ -44,10 +45,8 @@ def main() -> None:
     if args.out.exists():
         parser.error(f"{args.out} already exists; choose a new folder")
     portrait_sources = set(args.portrait_source)
-    with open(args.manifest, newline="") as f:
-        rows = list(csv.DictReader(f))
-    source_of = {(row["category"], Path(row["file"]).name): row["source_repo_or_package"] for row in rows}
-    unknown = portrait_sources - set(source_of.values())
+    sources = source_of(args.manifest)
+    unknown = portrait_sources - set(sources.values())
     if unknown:
         parser.error(f"not a source in the manifest: {', '.join(sorted(unknown))}")
 
@@ -56,7 +55,7 @@ def main() -> None:
     for category in CATEGORIES:
         folder = args.photos / category
         for photo in sorted(folder.iterdir()) if folder.is_dir() else ():
-            source = source_of.get((category, photo.name))
+            source = sources.get((category, photo.name))
             if source is None:
                 parser.error(f"{photo}: not in the manifest")
             link = args.out / portrait_class(category, source, portrait_sources) / photo.name
