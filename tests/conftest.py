@@ -28,12 +28,21 @@ def photos() -> dict[str, np.ndarray]:
     return {name: sample_rgb(name) for name in SAMPLES}
 
 
+def close_up_face_rgb(size: int = 96) -> np.ndarray:
+    """The astronaut's head, cropped close: the bundled classifier's *people* class means a
+    face filling the frame (the whole astronaut photo, a person in a scene, is *general*)."""
+    image = Image.fromarray(data.astronaut()[0:260, 130:330])
+    image.thumbnail((size, size), Image.BILINEAR)
+    return np.asarray(image)
+
+
 @pytest.fixture
 def gray_folder(tmp_path, photos):
-    """A folder of grayscale JPEGs made from real photos, one of odd size."""
+    """A folder of grayscale JPEGs made from real photos, one of odd size. The astronaut is
+    cropped to her face: the one photo here the bundled classifier calls *people*."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name, rgb in photos.items():
+    for name, rgb in {**photos, "astronaut": close_up_face_rgb()}.items():
         Image.fromarray(rgb).convert("L").save(folder / f"{name}.jpg", quality=95)
     Image.fromarray(photos["coffee"][:37, :51]).convert("L").save(folder / "odd.png")
     return folder

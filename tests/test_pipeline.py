@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import close_up_face_rgb
 from PIL import Image
 from skimage.color import rgb2lab
 
@@ -77,10 +78,12 @@ def test_unknown_forced_expert_is_refused():
 
 
 def test_threshold_one_sends_everything_to_general(photos):
+    face = _lightness(_gray(close_up_face_rgb()))
+    assert Pipeline.from_config(home="/nonexistent-colorize-home").route([face])[0].expert == "people"
     strict = Pipeline.from_config(threshold=1.0, home="/nonexistent-colorize-home")
-    routes = strict.route([_lightness(_gray(rgb)) for rgb in photos.values()])
+    routes = strict.route([face] + [_lightness(_gray(rgb)) for rgb in photos.values()])
     assert {r.expert for r in routes} == {"general"}
-    assert any(r.reason == "low confidence → general" for r in routes)
+    assert routes[0].reason == "low confidence → general"
 
 
 def test_class_mapped_to_a_missing_expert_falls_back(tmp_path, photos):
