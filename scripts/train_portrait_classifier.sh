@@ -3,13 +3,13 @@
 # wins on those and loses on people in scenes; MODELS.md, "Only close-up faces to the people
 # expert"), trained on the training side of the source split, so none of the four held-out
 # sources is seen.
-# Usage: scripts/train_portrait_classifier.sh DATA OUT
+# Usage: scripts/train_portrait_classifier.sh DATA OUT [colorize train classifier flags...]
 #   DATA holds manifest.csv and the photos it lists (../shared/data); written under OUT:
 #   split/ and classes/ (links), runs/, and classifier.safetensors. Run the same command again
 #   after an interruption: training resumes from its checkpoint.
 set -euo pipefail
-usage="usage: scripts/train_portrait_classifier.sh DATA OUT"
-data=${1:?$usage}; out=${2:?$usage}
+usage="usage: scripts/train_portrait_classifier.sh DATA OUT [flags]"
+data=${1:?$usage}; out=${2:?$usage}; shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 # Keep glibc from handing memory back to the OS after every batch (about 2x faster on CPU).
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
@@ -24,5 +24,5 @@ if [ ! -d "$out/classes" ]; then
     --portrait-source logicdeveloperTR/Manually-Created-Face-Recognition-Model
 fi
 run=$out/runs/classifier
-args=(colorize train classifier "$out/classes" --epochs 2 --run-dir "$run" --out "$out/classifier.safetensors")
+args=(colorize train classifier "$out/classes" --epochs 2 --run-dir "$run" --out "$out/classifier.safetensors" "$@")
 if [ -f "$run/checkpoint.pt" ]; then "${args[@]}" --resume; else "${args[@]}"; fi
