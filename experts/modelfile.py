@@ -73,9 +73,10 @@ def save_model(model: nn.Module, path: Path, metadata: dict[str, Any], half: boo
     return _write(tensors, Path(path), metadata)
 
 
-def replace_metadata(path: Path, metadata: dict[str, Any]) -> Path:
-    """Rewrite a weights file with the same tensors and new ``metadata`` (whole, as read)."""
-    return _write(load(Path(path).read_bytes()), Path(path), metadata)
+def replace_metadata(path: Path, metadata: dict[str, Any], out: Path | None = None) -> Path:
+    """Rewrite a weights file with the same tensors and new ``metadata`` (whole, as read), in
+    place or, given ``out``, as a copy there (``path`` untouched)."""
+    return _write(load(Path(path).read_bytes()), Path(out or path), metadata)
 
 
 def _write(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any]) -> Path:

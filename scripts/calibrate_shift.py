@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -104,8 +103,7 @@ def main() -> None:
         "candidates": [list(s) for s in shifts],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model, args.out)
-    replace_metadata(args.out, metadata)
+    replace_metadata(model, metadata, out=args.out)
     before, after = mean(choosing, BASE), mean(choosing, key)
     print(f"{args.out}: ab shift {shift} (ΔE on the choosing photos {before:.3f} -> {after:.3f})")
 

@@ -59,8 +59,7 @@ def main() -> None:
         **heldout_record(report, source_of(args.manifest)),
         "scored_file_sha256": file_sha256(args.model),
     }
-    args.out.write_bytes(args.model.read_bytes())
-    replace_metadata(args.out, metadata)
+    replace_metadata(args.model, metadata, out=args.out)
     print(f"{args.out}: held-out record of {len(metadata['heldout']['sources'])} sources")
 
 
