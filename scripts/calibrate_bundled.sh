@@ -26,13 +26,12 @@ done
 # another. Taking the calibration out of the metadata gives back the uncalibrated file byte for byte.
 uncalibrated=$work/general-uncalibrated.safetensors
 python - "$model" "$uncalibrated" <<'PY'
-import shutil, sys
+import sys
 from colorize.experts.modelfile import read_metadata, replace_metadata
 meta = read_metadata(sys.argv[1]).metadata
 meta["normalization"].pop("ab_shift", None)
 meta.pop("calibration", None)
-shutil.copyfile(sys.argv[1], sys.argv[2])
-replace_metadata(sys.argv[2], meta)
+replace_metadata(sys.argv[1], meta, out=sys.argv[2])
 PY
 mkdir -p "$work/home/experts"
 cp "$uncalibrated" "$work/home/experts/general.safetensors"
