@@ -5,6 +5,12 @@ sizes itself from the encoder's stage channels, upsamples each stage to its skip
 size (odd sizes work), and stops at ``output_stride`` (2 by default): chroma is smooth, so
 predicting it at half resolution costs little quality and saves most of the decoder's time.
 
+With ``global_context`` a descriptor of the whole photo (the deepest features, pooled) is
+added to every decoder stage's output, as in Iizuka et al.'s fusion layer: what a local patch
+cannot tell (street or garden, overcast or sunny) can then set the colour of the whole scene.
+Its last layers start at zero, so a network given the branch starts exactly where its
+weights without it stood, and a fine-tune can only learn what the branch adds.
+
 The head regresses ab / AB_SCALE directly (tanh). A distribution head over a grid of ab
 bins was tried against the plain head with an output gain and lost at every level of
 colour (MODELS.md, "A distribution head"); files that name ``ab_bins=0`` still load.
@@ -33,12 +39,27 @@ class _DecoderStage(nn.Module):
         return self.fuse(torch.cat((x, skip), dim=1))
 
 
+class _GlobalContext(nn.Module):
+    def __init__(self, cin: int, stage_channels: list[int], hidden: int = 256):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(inplace=True))
+        self.to_stage = nn.ModuleList(nn.Linear(hidden, c) for c in stage_channels)
+        for layer in self.to_stage:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, deepest: torch.Tensor) -> list[torch.Tensor]:
+        descriptor = self.embed(deepest.mean(dim=(2, 3)))
+        return [layer(descriptor)[:, :, None, None] for layer in self.to_stage]
+
+
 class LiteUNet(nn.Module):
     def __init__(
         self,
         encoder: str,
         decoder_channels: tuple[int, ...],
         output_stride: int,
+        global_context: bool = False,
     ):
         super().__init__()
         self.encoder = create_timm_model(encoder, features_only=True, in_chans=1)
@@ -57,14 +78,16 @@ class LiteUNet(nn.Module):
             stages.append(_DecoderStage(cin, cskip, cout))
             cin = cout
         self.decoder = nn.ModuleList(stages)
+        self.context = _GlobalContext(skips[0], list(decoder_channels)) if global_context else None
         self.head = nn.Conv2d(cin, 2, 3, padding=1)
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         features = self.encoder(lightness)
         features = [features[i] for i in reversed(self.used_stages)]
         x = features[0]
-        for stage, skip in zip(self.decoder, features[1:]):
-            x = stage(x, skip)
+        stage_biases = self.context(x) if self.context is not None else [0.0] * len(self.decoder)
+        for stage, skip, bias in zip(self.decoder, features[1:], stage_biases):
+            x = stage(x, skip) + bias
         return torch.tanh(self.head(x))
 
 
@@ -75,10 +98,11 @@ def unet_lite(
     output_stride: int = 2,
     ab_bins: int = 0,
     rebalance: float = 0.0,
+    global_context: bool = False,
 ) -> nn.Module:
     # colorize 0.1.0 wrote ab_bins (0 for the regression head) and rebalance into every file.
     if ab_bins:
         raise ValueError(
             f"ab_bins={ab_bins}: the ab-bin head is no longer built (it lost to the output gain, see MODELS.md)"
         )
-    return LiteUNet(encoder, tuple(decoder_channels), output_stride)
+    return LiteUNet(encoder, tuple(decoder_channels), output_stride, bool(global_context))

@@ -213,6 +213,12 @@ def train_expert_command(
         help="Weight of a loss through a frozen ImageNet network on the composed colour photo (needs "
         "colorize-experts\\[train]); 0 for none.",
     ),
+    global_context: bool = typer.Option(
+        False,
+        "--global-context",
+        help="Give a unet_lite expert a branch that sees the whole photo; fine-tuning an expert without one keeps "
+        "its weights and starts the branch at zero.",
+    ),
     val_split: ValSplitOption = _EXPERT_TRAINING["val_split"],
     seed: SeedOption = _EXPERT_TRAINING["seed"],
     device: options.Device = "auto",
@@ -254,7 +260,14 @@ def train_expert_command(
         epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
     )
     overrides.update(
-        architecture=arch, size=size, init=init, loss=loss, feature_loss=feature_loss, ab_gain=gain, force=force
+        architecture=arch,
+        size=size,
+        init=init,
+        loss=loss,
+        feature_loss=feature_loss,
+        global_context=global_context,
+        ab_gain=gain,
+        force=force,
     )
     if arch is not None and arch != _EXPERT["architecture"]["name"]:
         overrides["arguments"] = {}  # another architecture starts from its own defaults; the recipe's keeps its own

@@ -56,6 +56,9 @@ class ExpertTrainConfig:
     # Weight of a second term comparing the composed RGB with the truth through a frozen ImageNet
     # network (pipelines/feature_loss.py): colour that makes the photo read as what it is. 0: none.
     feature_loss: float = 0.0
+    # Give a unet_lite expert a branch that sees the whole photo (experts/unet_lite.py); when
+    # fine-tuning an expert without one, its own weights are kept and the branch starts at zero.
+    global_context: bool = False
     val_split: float = 0.1  # share held out: half validates each epoch, half is left for colorize eval
     val_limit: int = 300  # validation photos scored per epoch (an evenly spread subset, for speed)
     # The output gain is chosen on validation every epoch: of the gains whose ΔE is within
@@ -313,7 +316,11 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
         # Fine-tuning from what exists trains a useful expert from a small folder in minutes;
         # ImageNet or random weights need thousands of photos before they beat gray.
         config = replace(config, init=config.name if config.name in store.names() else "general")
+    if config.global_context and config.architecture != "unet_lite" and config.init in NEW_WEIGHTS:
+        raise TrainingSetupError(f"--global-context is for unet_lite experts, not {config.architecture}")
     if config.init in NEW_WEIGHTS:
+        if config.global_context:
+            config = replace(config, arguments={**config.arguments, "global_context": True})
         try:
             model = create_architecture(config.architecture, **config.arguments)
         except (TypeError, ValueError) as error:  # an argument it does not take, or a value it refuses
@@ -336,7 +343,22 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
         init_sha256=expert.model_file.sha256(),
         init_training=meta.get("training"),
     )
-    return config, expert.network.train(), expert.normalization.uncalibrated()
+    network = expert.network
+    if config.global_context and not config.arguments.get("global_context"):
+        config, network = _with_global_context(config, network)
+    return config, network.train(), expert.normalization.uncalibrated()
+
+
+def _with_global_context(config: ExpertTrainConfig, network: torch.nn.Module):
+    """``network`` rebuilt with a global-context branch that starts at zero: the same outputs."""
+    if config.architecture != "unet_lite":
+        raise TrainingSetupError(f"--global-context is for unet_lite experts; {config.init} is {config.architecture}")
+    config = replace(config, arguments={**config.arguments, "global_context": True})
+    widened = create_architecture(config.architecture, **config.arguments)
+    missing, unexpected = widened.load_state_dict(network.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("context.") for key in missing):
+        raise TrainingSetupError(f"{config.init}'s weights do not fit a network with a global-context branch")
+    return config, widened
 
 
 def train_expert(
