@@ -761,3 +761,44 @@ def test_a_feature_loss_run_records_its_weight_and_trains_other_weights(colour_f
         and "'--feature-loss': Input should be greater than" in bad.output
         and "Traceback" not in bad.output
     )
+
+
+def test_a_global_context_branch_added_to_an_expert_starts_where_its_weights_stood(colour_folder, isolated_home):
+    from colorize.pipelines.train_expert import resolve
+
+    store = ModelStore()
+    config = ExpertTrainConfig.from_defaults("general", [colour_folder], init="general", global_context=True)
+    resolved, widened, _ = resolve(config, store)
+    assert resolved.arguments["global_context"] is True
+    plain = store.load("general").network.eval()
+    lightness = torch.linspace(-1, 1, 96 * 80).reshape(1, 1, 96, 80)
+    with torch.no_grad():
+        assert torch.equal(widened.eval()(lightness), plain(lightness))
+        # ...because the branch's last layers start at zero, not because it is not wired in.
+        to_stage = widened.context.to_stage
+        assert all(not layer.weight.any() and not layer.bias.any() for layer in to_stage)
+        to_stage[-1].bias.fill_(0.5)
+        assert not torch.equal(widened(lightness), plain(lightness))
+
+
+def test_a_global_context_fine_tune_trains_the_branch_and_its_file_loads_back(colour_folder, isolated_home, tmp_path):
+    args = ["train", "expert", "scene", str(colour_folder), "--init", "general", "--global-context", "--force"]
+    tiny_run = ["--epochs", "1", "--max-steps", "2", "--size", "64", "--batch-size", "4", "--workers", "0"]
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, [*args, *tiny_run, "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    path = isolated_home / "experts" / "scene.safetensors"
+    assert read_metadata(path).metadata["arguments"]["global_context"] is True
+    ModelStore().load("scene")  # strict: the file rebuilds its own network, branch included
+    # The installed file may be epoch 0 (two steps need not beat the starting weights); the last epoch has trained.
+    trained = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+    to_stage = [k for k in trained if k.startswith("context.to_stage.") and k.endswith(".weight")]
+    assert len(to_stage) == 4 and all(trained[k].abs().sum() > 0 for k in to_stage), "the zero-started layers learn"
+
+    for wrong in (["--arch", "unet_seed", "--init", "scratch"], ["--init", "cu"]):
+        if wrong[-1] == "cu":
+            seed_args = ["train", "expert", "cu", str(colour_folder), *TINY]
+            assert CliRunner().invoke(app, seed_args).exit_code == 0
+        bad = CliRunner().invoke(app, [*args[:4], *TINY, *wrong, "--global-context"])
+        assert bad.exit_code == 2 and "--global-context is for unet_lite" in bad.output, (wrong, bad.output)
+        assert "Traceback" not in bad.output
