@@ -221,8 +221,8 @@ def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
 
 
 def _describe(row: dict) -> str:
-    """Architecture, and the chroma gain after it (per channel when a fixed a/b boost) and
-    the calibration shift, when there is one."""
+    """Architecture (and its global-context branch), then the chroma gain after it (per channel
+    when a fixed a/b boost) and the calibration shift, when there is one."""
     normalization = row.get("normalization") or {}
     a_gain, b_gain = normalization.get("ab_gain", (1.0, 1.0))
     a_shift, b_shift = normalization.get("ab_shift", (0.0, 0.0))
@@ -231,4 +231,5 @@ def _describe(row: dict) -> str:
         decoding.append("chroma x" + (f"{a_gain:g}" if a_gain == b_gain else f"a {a_gain:g}, b {b_gain:g}"))
     if (a_shift, b_shift) != (0.0, 0.0):
         decoding.append(f"shift a {a_shift:+g}, b {b_shift:+g}")
-    return f"{row['architecture']} ({'; '.join(decoding)})" if decoding else row["architecture"]
+    network = row["architecture"] + (" + global context" if row["arguments"].get("global_context") else "")
+    return f"{network} ({'; '.join(decoding)})" if decoding else network

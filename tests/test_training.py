@@ -790,6 +790,8 @@ def test_a_global_context_fine_tune_trains_the_branch_and_its_file_loads_back(co
     path = isolated_home / "experts" / "scene.safetensors"
     assert read_metadata(path).metadata["arguments"]["global_context"] is True
     ModelStore().load("scene")  # strict: the file rebuilds its own network, branch included
+    listed = CliRunner().invoke(app, ["experts"], terminal_width=200)
+    assert any(line.startswith("scene") and "unet_lite + global context" in line for line in listed.output.splitlines())
     # The installed file may be epoch 0 (two steps need not beat the starting weights); the last epoch has trained.
     trained = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
     to_stage = [k for k in trained if k.startswith("context.to_stage.") and k.endswith(".weight")]
