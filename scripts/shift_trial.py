@@ -8,6 +8,7 @@ again. The photo's and the output's mean a and b are recorded too, and the weigh
 scored (its sha256), so that ``scripts/calibrate_shift.py`` can check it calibrates that file.
 
     python scripts/shift_trial.py PHOTOS_DIR --expert general --json shift.json
+    python scripts/shift_trial.py PHOTOS_DIR --json wide.json --b-shifts=-2,-3,-4 --scales 0.85,1,1.3
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def variant(da: float, db: float, scale: float = 1.0) -> str:
     return f"a{da:+g} b{db:+g} x{scale:g}"
 
 
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="colour photos, optionally in category sub-folders")
@@ -36,6 +44,8 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, help="only photos training held out at this fraction (as eval's)")
     parser.add_argument("--part", default="test", help="with --holdout: test, validation or all (as eval's)")
     parser.add_argument("--json", type=Path, required=True)
+    for name, default in (("a-shifts", A_SHIFTS), ("b-shifts", B_SHIFTS), ("scales", SCALES)):
+        parser.add_argument(f"--{name}", type=_numbers, default=default, help=f"comma-separated (default {default})")
     args = parser.parse_args()
 
     from colorize.pipelines import metrics
@@ -61,7 +71,7 @@ def main() -> None:
                 "truth_b": float(truth.lab[..., 2].mean()),
                 "truth colour": truth.colorfulness,
             }
-            for da, db, scale in itertools.product(A_SHIFTS, B_SHIFTS, SCALES):
+            for da, db, scale in itertools.product(args.a_shifts, args.b_shifts, args.scales):
                 shift = torch.tensor([da, db], dtype=ab.dtype).view(2, 1, 1)
                 rgb = metrics.to_uint8(compose_rgb(lightness, ab * scale + shift))
                 scores = metrics.compare(rgb, truth, names=("delta_e", "psnr", "colorfulness"))
@@ -77,8 +87,8 @@ def main() -> None:
         "path": str(expert.model_file.path),
         "sha256": expert.model_file.sha256(),
         "saturation": pipeline.saturation,
-        "shifts": [[da, db] for da, db in itertools.product(A_SHIFTS, B_SHIFTS)],
-        "scales": list(SCALES),
+        "shifts": [[da, db] for da, db in itertools.product(args.a_shifts, args.b_shifts)],
+        "scales": list(args.scales),
         "rows": rows,
     }
     args.json.write_text(json.dumps(trial))

@@ -89,3 +89,55 @@ def test_a_calibrated_copy_keeps_the_tensors_and_records_its_shift_and_where_it_
         home=home,
     )  # fmt: skip
     assert done.returncode != 0 and "run the trial again" in done.stderr and not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_wider_grid_and_the_colour_front_read_each_expert_at_its_own_best_variant(tmp_path, photos):
+    home = tmp_path / "home"
+    torch.manual_seed(0)
+    network = create_architecture("unet_seed", widths=[8, 16, 32])
+    meta = {"kind": "expert", "architecture": "unet_seed", "arguments": {"widths": [8, 16, 32]}, "work_size": 32}
+    save_model(network, home / "experts" / "tiny.safetensors", {**meta, "category": "tiny"}, half=False)
+    folder = _photos(tmp_path / "new", photos, ["astronaut", "coffee"])
+    grid = ["--a-shifts=-4", "--b-shifts=2,-2", "--scales", "0.5,2"]
+    done = _run(SCRIPTS / "shift_trial.py", folder, "--expert", "tiny", "--json", tmp_path / "t.json", *grid, home=home)
+    assert done.returncode == 0, done.stderr
+    trial = json.loads((tmp_path / "t.json").read_text())
+    assert trial["shifts"] == [[-4, 2], [-4, -2]] and trial["scales"] == [0.5, 2]
+    assert {k for k in trial["rows"][0] if f"{k} colour" in trial["rows"][0]} == {
+        "a-4 b+2 x0.5", "a-4 b+2 x2", "a-4 b-2 x0.5", "a-4 b-2 x2"
+    }  # fmt: skip
+
+    # Hand-made trials of the same two photos: each variant's ΔE, PSNR and colour per photo.
+    def trial_of(sha, variants):
+        rows = [{"path": p, "truth colour": 10.0} for p in ("one.png", "two.png")]
+        for key, per_photo in variants.items():
+            for row, (delta_e, colour) in zip(rows, per_photo):
+                row.update({key: delta_e, f"{key} psnr": 30 - delta_e, f"{key} colour": colour})
+        return {"sha256": sha, "rows": rows}
+
+    files = {
+        "plain": trial_of("aaa", {"muted": [(8, 4), (10, 6)], "vivid": [(11, 8), (13, 8)]}),
+        "plain-wider": trial_of("aaa", {"bolder": [(12, 9), (12, 9)]}),  # same weights: one candidate
+        "better": trial_of("bbb", {"muted": [(7, 5), (9, 5)]}),
+    }
+    for name, content in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    trials = [tmp_path / f"{name}.json" for name in files]
+    done = subprocess.run(
+        [sys.executable, SCRIPTS / "colour_front.py", *trials, "--levels", "0.5,0.8,0.9"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = [line for line in done.stdout.splitlines() if line.startswith("| 0.")]
+    # plain: muted ΔE 9 at colour 0.5, vivid 12 at 0.8, bolder 12 at 0.9; better: muted 8 at 0.5, none above.
+    assert table == [
+        "| 0.50 | 9.000 / 21.00 (muted, 0.50) | 8.000 / 22.00 (muted, 0.50) |",
+        "| 0.80 | 12.000 / 18.00 (vivid, 0.80) | — |",
+        "| 0.90 | 12.000 / 18.00 (bolder, 0.90) | — |",
+    ]
+    (tmp_path / "other.json").write_text(json.dumps({"sha256": "ccc", "rows": [{"path": "three.png"}]}))
+    refused = subprocess.run(
+        [sys.executable, SCRIPTS / "colour_front.py", tmp_path / "plain.json", tmp_path / "other.json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "other photos" in refused.stderr
