@@ -48,7 +48,7 @@ class Recognizer:
         batch = torch.stack(
             [
                 F.interpolate(
-                    torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().to(self.device) / 255,
+                    torch.tensor(image).permute(2, 0, 1)[None].float().to(self.device) / 255,
                     size=(self.size, self.size),
                     mode="bilinear",
                     antialias=True,
