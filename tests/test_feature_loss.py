@@ -21,7 +21,7 @@ def _lab(photo_rgb):
 
 
 def test_zero_at_the_truth_and_larger_the_further_the_colour_is(feature_loss, photos):
-    rgb = torch.from_numpy(photos["chelsea"][:96, :96]).permute(2, 0, 1)[None].float() / 255
+    rgb = torch.tensor(photos["chelsea"][:96, :96]).permute(2, 0, 1)[None].float() / 255
     lightness, ab = _lab(rgb)
     assert feature_loss(lightness, ab, ab).item() == pytest.approx(0.0, abs=1e-6)
     # The cat's colour turned to its opposite hue reads as further from the photo than a muted one.
@@ -30,7 +30,7 @@ def test_zero_at_the_truth_and_larger_the_further_the_colour_is(feature_loss, ph
 
 
 def test_its_gradient_reaches_the_predicted_colour_and_not_the_frozen_network(feature_loss, photos):
-    rgb = torch.from_numpy(photos["coffee"][:64, :64]).permute(2, 0, 1)[None].float() / 255
+    rgb = torch.tensor(photos["coffee"][:64, :64]).permute(2, 0, 1)[None].float() / 255
     lightness, ab = _lab(rgb)
     predicted = (ab * 0.3).requires_grad_(True)
     feature_loss.train()  # a caller's train() must not unfreeze BatchNorm statistics
