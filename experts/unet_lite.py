@@ -8,8 +8,8 @@ predicting it at half resolution costs little quality and saves most of the deco
 With ``global_context`` a descriptor of the whole photo (the deepest features, pooled) is
 added to every decoder stage's output, as in Iizuka et al.'s fusion layer: what a local patch
 cannot tell (street or garden, overcast or sunny) can then set the colour of the whole scene.
-Its last layers start at zero, so a network given the branch starts exactly where its
-weights without it stood, and a fine-tune can only learn what the branch adds.
+Its last layers start at zero, so an expert given the branch starts exactly where its weights
+without it stood: a fine-tune is then judged against that expert, not against a new network.
 
 The head regresses ab / AB_SCALE directly (tanh). A distribution head over a grid of ab
 bins was tried against the plain head with an output gain and lost at every level of
