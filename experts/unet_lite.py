@@ -85,9 +85,11 @@ class LiteUNet(nn.Module):
         features = self.encoder(lightness)
         features = [features[i] for i in reversed(self.used_stages)]
         x = features[0]
-        stage_biases = self.context(x) if self.context is not None else [0.0] * len(self.decoder)
-        for stage, skip, bias in zip(self.decoder, features[1:], stage_biases):
-            x = stage(x, skip) + bias
+        stage_biases = self.context(x) if self.context is not None else None
+        for i, (stage, skip) in enumerate(zip(self.decoder, features[1:])):
+            x = stage(x, skip)
+            if stage_biases is not None:
+                x = x + stage_biases[i]
         return torch.tanh(self.head(x))
 
 
