@@ -316,11 +316,9 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
         # Fine-tuning from what exists trains a useful expert from a small folder in minutes;
         # ImageNet or random weights need thousands of photos before they beat gray.
         config = replace(config, init=config.name if config.name in store.names() else "general")
-    if config.global_context and config.architecture != "unet_lite" and config.init in NEW_WEIGHTS:
-        raise TrainingSetupError(f"--global-context is for unet_lite experts, not {config.architecture}")
     if config.init in NEW_WEIGHTS:
         if config.global_context:
-            config = replace(config, arguments={**config.arguments, "global_context": True})
+            config = _with_global_context_argument(config)
         try:
             model = create_architecture(config.architecture, **config.arguments)
         except (TypeError, ValueError) as error:  # an argument it does not take, or a value it refuses
@@ -349,11 +347,15 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
     return config, network.train(), expert.normalization.uncalibrated()
 
 
+def _with_global_context_argument(config: ExpertTrainConfig) -> ExpertTrainConfig:
+    if config.architecture != "unet_lite":
+        raise TrainingSetupError(f"--global-context is for unet_lite experts, not {config.architecture}")
+    return replace(config, arguments={**config.arguments, "global_context": True})
+
+
 def _with_global_context(config: ExpertTrainConfig, network: torch.nn.Module):
     """``network`` rebuilt with a global-context branch that starts at zero: the same outputs."""
-    if config.architecture != "unet_lite":
-        raise TrainingSetupError(f"--global-context is for unet_lite experts; {config.init} is {config.architecture}")
-    config = replace(config, arguments={**config.arguments, "global_context": True})
+    config = _with_global_context_argument(config)
     widened = create_architecture(config.architecture, **config.arguments)
     missing, unexpected = widened.load_state_dict(network.state_dict(), strict=False)
     if unexpected or any(not key.startswith("context.") for key in missing):
