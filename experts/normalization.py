@@ -71,9 +71,14 @@ class Normalization:
         fine-tune starts from (a calibration belongs to the weights it was chosen for)."""
         return replace(self, ab_gain=(1.0, 1.0), ab_shift=(0.0, 0.0))
 
-    def network_input(self, lightness: torch.Tensor) -> torch.Tensor:
-        """L in [0, 100] -> what the network reads."""
-        return (lightness - self.l_center) / self.l_scale
+    def network_input(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """L in [0, 100] (B, 1, h, w) -> what the network reads; with ``hints`` (B, 3, h, w: a and b
+        in LAB units, mask; experts/hints.py) for a hint-aware network, those planes after it."""
+        normalised = (lightness - self.l_center) / self.l_scale
+        if hints is None:
+            return normalised
+        # A hint's ab in the head's own scale: where the mask is 1 it says what the output should be.
+        return torch.cat((normalised, hints[:, :2] / self.ab_scale, hints[:, 2:]), dim=1)
 
     def chroma(self, output: torch.Tensor) -> torch.Tensor:
         """The network's output -> ab in LAB units, at the network's resolution."""

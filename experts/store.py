@@ -15,6 +15,7 @@ from typing import Iterable, Mapping
 import torch
 
 from colorize.experts.architectures import create_architecture, list_architectures
+from colorize.experts.hints import HINT_PLANES
 from colorize.experts.locations import WEIGHTS_SUFFIX, installed_experts, model_folders, model_home
 from colorize.experts.modelfile import (
     ModelFile,
@@ -119,6 +120,8 @@ class Expert:
         meta = model_file.metadata
         self.work_size = int(meta["work_size"])
         self.normalization = Normalization.from_metadata(meta.get("normalization", {}))
+        # Whether the network reads hint planes beside L (experts/hints.py); files from before hints do not.
+        self.takes_hints = bool(meta["arguments"].get("hints", False))
 
     @classmethod
     def from_file(cls, path: Path, name: str | None = None, device: str | torch.device = "cpu") -> "Expert":
@@ -135,6 +138,13 @@ class Expert:
         return expert
 
     @torch.inference_mode()
-    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
-        """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution."""
-        return self.normalization.chroma(self.network(self.normalization.network_input(lightness)))
+    def predict_ab(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution.
+
+        ``hints``: (B, 3, h, w) planes of experts/hints.py, for an expert that takes them; a
+        hint-aware expert given none reads empty planes and colours the photo on its own."""
+        if hints is not None and not self.takes_hints:
+            raise ValueError(f"expert {self.name!r} takes no colour hints")
+        if hints is None and self.takes_hints:
+            hints = lightness.new_zeros(lightness.shape[0], HINT_PLANES, *lightness.shape[2:])
+        return self.normalization.chroma(self.network(self.normalization.network_input(lightness, hints)))

@@ -11,6 +11,10 @@ cannot tell (street or garden, overcast or sunny) can then set the colour of the
 Its last layers start at zero, so an expert given the branch starts exactly where its weights
 without it stood: a fine-tune is then judged against that expert, not against a new network.
 
+With ``hints`` the encoder reads four planes instead of one: L and the hint planes of
+experts/hints.py (a, b, mask). The hint planes reach the network through its first
+convolution only; the U-Net's skips carry them to full resolution, as in Zhang et al. 2017.
+
 The head regresses ab / AB_SCALE directly (tanh). A distribution head over a grid of ab
 bins was tried against the plain head with an output gain and lost at every level of
 colour (MODELS.md, "A distribution head"); files that name ``ab_bins=0`` still load.
@@ -23,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from colorize.experts.architectures import create_timm_model, register_architecture
+from colorize.experts.hints import HINT_PLANES
 
 
 def _conv_bn_act(cin: int, cout: int) -> nn.Sequential:
@@ -60,9 +65,10 @@ class LiteUNet(nn.Module):
         decoder_channels: tuple[int, ...],
         output_stride: int,
         global_context: bool = False,
+        hints: bool = False,
     ):
         super().__init__()
-        self.encoder = create_timm_model(encoder, features_only=True, in_chans=1)
+        self.encoder = create_timm_model(encoder, features_only=True, in_chans=1 + HINT_PLANES * hints)
         reductions = self.encoder.feature_info.reduction()
         channels = self.encoder.feature_info.channels()
         if output_stride not in reductions:
@@ -81,8 +87,8 @@ class LiteUNet(nn.Module):
         self.context = _GlobalContext(skips[0], list(decoder_channels)) if global_context else None
         self.head = nn.Conv2d(cin, 2, 3, padding=1)
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(lightness)
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(inputs)
         features = [features[i] for i in reversed(self.used_stages)]
         x = features[0]
         stage_biases = self.context(x) if self.context is not None else None
@@ -101,10 +107,11 @@ def unet_lite(
     ab_bins: int = 0,
     rebalance: float = 0.0,
     global_context: bool = False,
+    hints: bool = False,
 ) -> nn.Module:
     # colorize 0.1.0 wrote ab_bins (0 for the regression head) and rebalance into every file.
     if ab_bins:
         raise ValueError(
             f"ab_bins={ab_bins}: the ab-bin head is no longer built (it lost to the output gain, see MODELS.md)"
         )
-    return LiteUNet(encoder, tuple(decoder_channels), output_stride, bool(global_context))
+    return LiteUNet(encoder, tuple(decoder_channels), output_stride, bool(global_context), bool(hints))

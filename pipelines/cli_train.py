@@ -219,6 +219,13 @@ def train_expert_command(
         help="Give a unet_lite expert a branch that sees the whole photo; fine-tuning an expert without one keeps "
         "its weights and starts the branch at zero.",
     ),
+    hint_input: bool = typer.Option(
+        False,
+        "--hint-input",
+        help="Teach a unet_lite expert to take colour hints (a few points of known colour) beside the photo: it "
+        "trains with hints drawn from your photos' colours, and with none on half of them; fine-tuning an expert "
+        "without a hint input keeps its weights and starts the new input at zero.",
+    ),
     val_split: ValSplitOption = _EXPERT_TRAINING["val_split"],
     seed: SeedOption = _EXPERT_TRAINING["seed"],
     device: options.Device = "auto",
@@ -266,6 +273,7 @@ def train_expert_command(
         loss=loss,
         feature_loss=feature_loss,
         global_context=global_context,
+        hint_input=hint_input,
         ab_gain=gain,
         force=force,
     )

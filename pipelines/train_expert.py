@@ -18,6 +18,7 @@ from colorize.configs import load_config
 from colorize.experts.architectures import create_architecture, list_architectures
 from colorize.experts.color import join_lab, lab_to_rgb, rgb_to_lab
 from colorize.experts.files import check_writable
+from colorize.experts.hints import hint_count, hint_planes, simulate_hints
 from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.normalization import Normalization
 from colorize.experts.store import ModelStore
@@ -29,6 +30,8 @@ from colorize.pipelines.sheets import contact_sheet
 from colorize.pipelines.training import Callback, FitConfig, TrainingSetupError, fit, install_best, layered_config
 
 LOSSES = ("l1", "mse")
+# Hints per photo in the hint-taking score that validation reports beside the automatic one.
+VALIDATION_HINTS = 5
 
 
 class WorseThanGrayError(Exception):
@@ -59,6 +62,14 @@ class ExpertTrainConfig:
     # Give a unet_lite expert a branch that sees the whole photo (experts/unet_lite.py); when
     # fine-tuning an expert without one, its own weights are kept and the branch starts at zero.
     global_context: bool = False
+    # Give a unet_lite expert hint planes beside L (experts/hints.py: the ab of a few patches and
+    # a mask), trained with hints drawn from the true colours; a fine-tune keeps its weights and
+    # the new input starts at zero, so with no hints it starts exactly where the expert stood.
+    hint_input: bool = False
+    # Share of training photos given no hints: the expert must keep colouring well on its own.
+    hint_zero_share: float = 0.5
+    # Mean number of hints of the others (geometric: few points often, many now and then).
+    hint_mean_count: float = 8.0
     val_split: float = 0.1  # share held out: half validates each epoch, half is left for colorize eval
     val_limit: int = 300  # validation photos scored per epoch (an evenly spread subset, for speed)
     # The output gain is chosen on validation every epoch: of the gains whose ΔE is within
@@ -96,6 +107,11 @@ class ExpertTrainConfig:
             )
         if not self.feature_loss >= 0:
             raise TrainingSetupError(f"feature_loss must be 0 or more, got {self.feature_loss}")
+        if not 0 <= self.hint_zero_share <= 1 or not self.hint_mean_count >= 1:
+            raise TrainingSetupError(
+                f"hint_zero_share must be in [0, 1] and hint_mean_count at least 1, got {self.hint_zero_share} "
+                f"and {self.hint_mean_count}"
+            )
         if not self.chroma_gains or min(self.chroma_gains) <= 0:
             raise TrainingSetupError(f"chroma_gains must be positive numbers, got {self.chroma_gains}")
         if self.ab_gain is not None and (len(self.ab_gain) != 2 or min(self.ab_gain) < 0):
@@ -149,6 +165,7 @@ class ExpertTask:
 
             self.feature_loss = FeatureLoss().to(config.fit.device)
         self.gain_curve: list[dict[str, float]] = []
+        self.takes_hints = bool(config.arguments.get("hints"))
 
     @staticmethod
     def _split(model, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,13 +182,35 @@ class ExpertTask:
             return [replace(self.normalization, ab_gain=self.config.ab_gain)]
         return [self.normalization.with_gain(gain) for gain in self.config.chroma_gains]
 
+    def _hints(self, ab: torch.Tensor, counts: list[int], keys: list[list[int]]) -> torch.Tensor | None:
+        """Hint planes (B, 3, H, W) drawn from the true ``ab``: ``counts[i]`` hints for photo i, placed
+        by a generator seeded with ``keys[i]`` (so an epoch draws the same hints after a resume).
+        None for an expert without a hint input."""
+        if not self.takes_hints:
+            return None
+        truth = ab.detach().cpu().numpy()
+        planes = [
+            hint_planes(simulate_hints(truth[i], counts[i], np.random.default_rng(keys[i])), *truth.shape[2:])
+            for i in range(len(truth))
+        ]
+        return torch.from_numpy(np.stack(planes)).to(ab.device)
+
+    def _training_hints(self, ab: torch.Tensor, indices: list[int]) -> torch.Tensor | None:
+        keys = [[self.config.fit.seed, self.train_set.epoch, index] for index in indices]
+        counts = [
+            hint_count(np.random.default_rng([*key, 1]), self.config.hint_zero_share, self.config.hint_mean_count)
+            for key in keys
+        ]
+        return self._hints(ab, counts, keys)
+
     def loss(self, model, batch) -> torch.Tensor | None:
-        images, _, dropped = batch
+        images, indices, dropped = batch
         self.skipped_files.update(self.train_set.files[i] for i in dropped)
         if len(images) == 0:
             return None
         lightness, ab = self._split(model, images)
-        output = self._upsample(model(self.normalization.network_input(lightness)), lightness)
+        hints = self._training_hints(ab, indices)
+        output = self._upsample(model(self.normalization.network_input(lightness, hints)), lightness)
         error = output - ab / self.normalization.ab_scale
         loss = (error.abs() if self.config.loss == "l1" else error**2).mean()
         if self.feature_loss is not None:
@@ -197,7 +236,8 @@ class ExpertTask:
             collate_fn=collate,
             num_workers=self.config.fit.workers,
         )
-        for images, _, dropped in loader:
+        hinted_rows: list[dict[str, float]] = []
+        for images, indices, dropped in loader:
             self.skipped_files.update(self.val_set.files[i] for i in dropped)
             if len(images) == 0:
                 continue
@@ -209,7 +249,15 @@ class ExpertTask:
                 gray_rows.extend(metrics.compare(g, t) for g, t in zip(gray, truths))
             first_pairs.extend(zip(gray[: 6 - len(first_pairs)], truth_rgb))
             # One forward pass; each candidate's decoding costs almost nothing beside it.
-            output = model(self.normalization.network_input(lightness))
+            output = model(self.normalization.network_input(lightness, self._hints(ab, [0] * len(ab), [[0]] * len(ab))))
+            if self.takes_hints:
+                # The same photos with a few hints, to follow how well hints are taken up (not to choose by).
+                hints = self._hints(ab, [VALIDATION_HINTS] * len(ab), [[index] for index in indices])
+                hinted = self._upsample(
+                    self.normalization.chroma(model(self.normalization.network_input(lightness, hints))), lightness
+                )
+                colour = lab_to_rgb(join_lab(lightness, hinted)).permute(0, 2, 3, 1).cpu().numpy()
+                hinted_rows.extend(metrics.compare(c, t) for c, t in zip(colour, truths))
             for index, candidate in enumerate(candidates):
                 # The gain acts at the network's resolution, then chroma is upsampled: as inference does.
                 prediction = self._upsample(candidate.chroma(output), lightness)
@@ -245,6 +293,11 @@ class ExpertTask:
             **{f"val_{k}": round(float(v), 4) for k, v in summary.items() if k != "images"},
             "val_gray_psnr": round(self._gray_summary["psnr"], 4),
             "val_gray_delta_e": round(self._gray_summary["delta_e"], 4),
+            **(
+                {f"val_delta_e_{VALIDATION_HINTS}_hints": round(float(metrics.summarize(hinted_rows)["delta_e"]), 4)}
+                if hinted_rows
+                else {}
+            ),
         }
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -318,7 +371,7 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
         config = replace(config, init=config.name if config.name in store.names() else "general")
     if config.init in NEW_WEIGHTS:
         if config.global_context:
-            config = _with_global_context_argument(config)
+            config = _with_argument(config, "global_context", "--global-context")
         try:
             model = create_architecture(config.architecture, **config.arguments)
         except (TypeError, ValueError) as error:  # an argument it does not take, or a value it refuses
@@ -330,7 +383,7 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
                     f"--init imagenet needs an architecture with a timm encoder, not {config.architecture!r}"
                 )
             load_imagenet_encoder(encoder, config.arguments["encoder"])
-        return config, model, Normalization()
+        return _with_hint_input(config, model, Normalization())
     expert = store.load(config.init)
     meta = expert.model_file.metadata
     config = replace(
@@ -343,23 +396,42 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
     )
     network = expert.network
     if config.global_context and not config.arguments.get("global_context"):
-        config, network = _with_global_context(config, network)
-    return config, network.train(), expert.normalization.uncalibrated()
+        config, network = _widened(config, network, "global_context", "--global-context", new_prefix="context.")
+    return _with_hint_input(config, network, expert.normalization.uncalibrated())
 
 
-def _with_global_context_argument(config: ExpertTrainConfig) -> ExpertTrainConfig:
+def _with_hint_input(config: ExpertTrainConfig, network: torch.nn.Module, normalization: Normalization):
+    if config.hint_input and not config.arguments.get("hints"):
+        config, network = _widened(config, network, "hints", "--hint-input")
+    return config, network.train(), normalization
+
+
+def _with_argument(config: ExpertTrainConfig, argument: str, flag: str) -> ExpertTrainConfig:
     if config.architecture != "unet_lite":
-        raise TrainingSetupError(f"--global-context is for unet_lite experts, not {config.architecture}")
-    return replace(config, arguments={**config.arguments, "global_context": True})
+        raise TrainingSetupError(f"{flag} is for unet_lite experts, not {config.architecture}")
+    return replace(config, arguments={**config.arguments, argument: True})
 
 
-def _with_global_context(config: ExpertTrainConfig, network: torch.nn.Module):
-    """``network`` rebuilt with a global-context branch that starts at zero: the same outputs."""
-    config = _with_global_context_argument(config)
+def _widened(config: ExpertTrainConfig, network: torch.nn.Module, argument: str, flag: str, new_prefix: str = ""):
+    """``network`` rebuilt with ``argument`` switched on and every weight it had kept; what is new
+    (layers under ``new_prefix``, input channels) starts at zero, so the outputs are the same."""
+    config = _with_argument(config, argument, flag)
     widened = create_architecture(config.architecture, **config.arguments)
-    missing, unexpected = widened.load_state_dict(network.state_dict(), strict=False)
-    if unexpected or any(not key.startswith("context.") for key in missing):
-        raise TrainingSetupError(f"{config.init}'s weights do not fit a network with a global-context branch")
+    wanted = widened.state_dict()
+    state = {}
+    for key, tensor in network.state_dict().items():
+        target = wanted.get(key)
+        if target is not None and target.shape != tensor.shape:
+            if target.shape[:1] + target.shape[2:] != tensor.shape[:1] + tensor.shape[2:]:
+                raise TrainingSetupError(f"{config.init}'s weights do not fit a network with {flag} ({key})")
+            # More input planes: the old ones keep their weights, the new ones start at zero.
+            grown = torch.zeros_like(target)
+            grown[:, : tensor.shape[1]] = tensor
+            tensor = grown
+        state[key] = tensor
+    missing, unexpected = widened.load_state_dict(state, strict=False)
+    if unexpected or any(not (new_prefix and key.startswith(new_prefix)) for key in missing):
+        raise TrainingSetupError(f"{config.init}'s weights do not fit a network with {flag}")
     return config, widened
 
 
