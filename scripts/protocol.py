@@ -6,11 +6,20 @@ once per adopted model and never to choose. Whole sources are held out, since a 
 better on new photos of a source it trained on than on anyone else's; repositories drawn from
 one underlying data set count as one source.
 
-    python scripts/protocol.py split ../shared/data .data/protocol
+    python scripts/protocol.py split ../shared/data .data/protocol --sample 120
+    colorize eval .data/protocol/choosing --compare auto,general,NEW --weights NEW=FILE --json > E.json
+    python scripts/protocol.py score E.json --candidate NEW --incumbent auto
 
-builds ``OUT/train/{category}/`` (every training-side photo, as symbolic links) and
-``OUT/{choosing,test}/{source}/{category}/``: one folder per held-out source, so each source
-is scored on its own and weighed equally in the macro mean.
+``split`` builds ``OUT/train/{category}/`` (every training-side photo, as symbolic links) and
+``OUT/{choosing,test}/{category}/SOURCE--NAME``: the source rides in the link's name, so one
+``colorize eval`` run scores all held-out sources and ``score`` still tells them apart.
+
+``score`` prints, for each mode of the eval run, ΔE as a share of gray's, PSNR over gray and
+colourfulness (output ÷ truth) per category and source, then the **macro mean**: within a
+category every source weighs the same; overall, categories weigh landscape 17 %, people 50 %,
+general 33 % (how the photos people bring us divide). With ``--candidate`` and
+``--incumbent`` it applies the adoption rule: the candidate must win on the overall macro ΔE
+and lose no more than 2 % ΔE on any single source.
 """
 
 from __future__ import annotations
@@ -18,8 +27,13 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import hashlib
+import json
 import os
 from pathlib import Path
+
+from colorize.pipelines.evaluate import GRAY
+from colorize.pipelines.metrics import summarize
 
 # Source name -> the repositories of the data manifest that hold it.
 SOURCES = {
@@ -51,6 +65,14 @@ TEST = ("fog", "clothing-co-parsing", "rooms", "food")
 TRAIN = tuple(name for name in SOURCES if name not in CHOOSING + TEST)
 
 
+CATEGORY_WEIGHTS = {"landscape": 0.17, "people": 0.50, "general": 0.33}
+# A category of a source with fewer photos is left out of the means: three photos are noise.
+MIN_PHOTOS = 20
+# The most ΔE a change may lose on any one source and still be adopted.
+SOURCE_TOLERANCE = 0.02
+SEPARATOR = "--"  # between the source and the file name in a held-out link's name
+
+
 def role_of(source: str) -> str:
     return "choosing" if source in CHOOSING else "test" if source in TEST else "train"
 
@@ -62,23 +84,115 @@ def source_of_repository(repository: str) -> str:
     raise KeyError(f"the manifest names a repository no source holds: {repository}")
 
 
-def split(data: Path, out: Path) -> collections.Counter:
+def split(data: Path, out: Path, sample: int | None) -> collections.Counter:
+    """Link every photo of ``data``'s manifest into ``out`` by its source's role; at most
+    ``sample`` photos of each held-out source and category (a fixed choice by a hash of the
+    name, so scoring takes minutes and a large source cannot outweigh a small one's photos)."""
     if out.exists():
         # Links left by another split would leak into this one.
         raise SystemExit(f"{out} already exists; choose a new folder")
     with open(data / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    counts: collections.Counter = collections.Counter()
+    groups: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
     for row in rows:
-        source = source_of_repository(row["source_repo_or_package"])
+        groups[source_of_repository(row["source_repo_or_package"]), row["category"]].append(row)
+    counts: collections.Counter = collections.Counter()
+    for (source, category), members in sorted(groups.items()):
         role = role_of(source)
-        folder = out / "train" if role == "train" else out / role / source
-        target = (data / row["file"]).resolve()
-        link = folder / row["category"] / target.name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, link)
-        counts[role, source, row["category"]] += 1
+        if role != "train" and sample is not None:
+            members = sorted(members, key=lambda row: hashlib.sha256(Path(row["file"]).name.encode()).hexdigest())
+            members = members[:sample]
+        for row in members:
+            target = (data / row["file"]).resolve()
+            name = target.name if role == "train" else f"{source}{SEPARATOR}{target.name}"
+            link = out / role / category / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, link)
+            counts[role, source, category] += 1
     return counts
+
+
+def _cells(report: dict) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """{(category, source): {gray | mode: summary}} over the photos scored ok."""
+    groups: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
+    for image in report["images"]:
+        if image["status"] == "ok":
+            source = Path(image["path"]).name.partition(SEPARATOR)[0]
+            groups[image["category"], source].append(image)
+    return {
+        key: {mode: summarize([image[mode] for image in images]) for mode in (GRAY, *report["modes"])}
+        for key, images in sorted(groups.items())
+        if len(images) >= MIN_PHOTOS
+    }
+
+
+def _against_gray(summary: dict[str, float], gray: dict[str, float]) -> dict[str, float]:
+    return {
+        "delta_e": summary["delta_e"] / gray["delta_e"],
+        "psnr": summary["psnr"] - gray["psnr"],
+        "colour": summary["colorfulness_ratio"],
+    }
+
+
+def macro(report: dict, mode: str) -> dict[str, dict[str, float]]:
+    """{category | "overall": {delta_e (× gray), psnr (dB over gray), colour (÷ truth)}}."""
+    by_category: dict[str, list[dict[str, float]]] = collections.defaultdict(list)
+    for (category, _), table in _cells(report).items():
+        by_category[category].append(_against_gray(table[mode], table[GRAY]))
+    result = {
+        category: {key: sum(cell[key] for cell in cells) / len(cells) for key in cells[0]}
+        for category, cells in by_category.items()
+    }
+    weights = {category: CATEGORY_WEIGHTS[category] for category in result}
+    total = sum(weights.values())
+    result["overall"] = {
+        key: sum(result[c][key] * w for c, w in weights.items()) / total for key in ("delta_e", "psnr", "colour")
+    }
+    return result
+
+
+def per_source(report: dict, mode: str) -> dict[str, float]:
+    """Each source's ΔE × gray over all its scored photos, whatever their category."""
+    images: dict[str, list[dict]] = collections.defaultdict(list)
+    for image in report["images"]:
+        if image["status"] == "ok":
+            images[Path(image["path"]).name.partition(SEPARATOR)[0]].append(image)
+    return {
+        source: summarize([i[mode] for i in group])["delta_e"] / summarize([i[GRAY] for i in group])["delta_e"]
+        for source, group in sorted(images.items())
+    }
+
+
+def adoption(report: dict, candidate: str, incumbent: str) -> tuple[bool, list[str]]:
+    """Whether ``candidate`` replaces ``incumbent`` under the protocol, and why (one line per test)."""
+    new, old = macro(report, candidate)["overall"]["delta_e"], macro(report, incumbent)["overall"]["delta_e"]
+    reasons = [f"macro ΔE × gray {new:.4f} against {old:.4f}: {'wins' if new < old else 'does not win'}"]
+    adopted = new < old
+    old_sources = per_source(report, incumbent)
+    for source, value in per_source(report, candidate).items():
+        change = value / old_sources[source] - 1
+        if change > SOURCE_TOLERANCE:
+            adopted = False
+            reasons.append(f"{source}: {change:+.1%} ΔE, more than the {SOURCE_TOLERANCE:.0%} a source may lose")
+    return adopted, reasons
+
+
+def print_scores(report: dict) -> None:
+    print("| category | source | photos | " + " | ".join(report["modes"]) + " |")
+    print("|---|---|---|" + "---|" * len(report["modes"]))
+    for (category, source), table in _cells(report).items():
+        values = [_against_gray(table[mode], table[GRAY]) for mode in report["modes"]]
+        print(f"| {category} | {source} | {table[GRAY]['images']} | " + " | ".join(map(_format, values)) + " |")
+    macros = {mode: macro(report, mode) for mode in report["modes"]}
+    for category in (*CATEGORY_WEIGHTS, "overall"):
+        if category in macros[report["modes"][0]]:
+            values = [macros[mode][category] for mode in report["modes"]]
+            print(f"| **{category}** | macro | | " + " | ".join(map(_format, values)) + " |")
+    print("\nΔE × gray / PSNR over gray (dB) / colourfulness ÷ truth")
+
+
+def _format(values: dict[str, float]) -> str:
+    return f"{values['delta_e']:.3f} × / {values['psnr']:+.2f} / {values['colour']:.2f}"
 
 
 def main() -> None:
@@ -87,9 +201,22 @@ def main() -> None:
     split_command = commands.add_parser("split", help="link the photos into train/, choosing/ and test/")
     split_command.add_argument("data", type=Path, help="folder holding manifest.csv and the photos it lists")
     split_command.add_argument("out", type=Path, help="new folder for the links")
+    split_command.add_argument("--sample", type=int, help="at most this many photos per held-out source and category")
+    score_command = commands.add_parser("score", help="per-source and macro scores of a colorize eval --json run")
+    score_command.add_argument("eval_json", type=Path)
+    score_command.add_argument("--candidate", help="a mode of the run to judge by the adoption rule")
+    score_command.add_argument("--incumbent", help="the mode it would replace")
     args = parser.parse_args()
-    for (role, source, category), n in sorted(split(args.data, args.out).items()):
-        print(f"{role:9s} {source:20s} {category:10s} {n:5d}")
+    if args.command == "split":
+        for (role, source, category), n in sorted(split(args.data, args.out, args.sample).items()):
+            print(f"{role:9s} {source:20s} {category:10s} {n:5d}")
+        return
+    report = json.loads(args.eval_json.read_text())
+    print_scores(report)
+    if args.candidate and args.incumbent:
+        adopted, reasons = adoption(report, args.candidate, args.incumbent)
+        print(f"\n{args.candidate} {'ADOPTED' if adopted else 'not adopted'} over {args.incumbent}:")
+        print("\n".join(f"- {reason}" for reason in reasons))
 
 
 if __name__ == "__main__":
