@@ -228,13 +228,18 @@ def lab_planes_to_rgb(
     """L, a, b planes of one shape S, float32 on the CPU -> sRGB in [0, 1], shape (*S, 3).
 
     The fast inference form of ``lab_to_rgb``: channels last (the layout image files
-    want), no full-size temporaries, no gradient; ``out`` (contiguous) is filled if given.
+    want), no full-size temporaries, no gradient; ``out`` is filled if given (a strided view,
+    such as one tile of a wider image, is filled through a contiguous copy of its size).
     A uint8 ``out`` receives ``(rgb * 255 + 0.5)`` truncated, the 8 bits a file stores,
     straight from an 8-bit copy of the gamma table: no float RGB is made at all.
     """
     shape = lightness.shape
     if out is None:
         out = torch.empty(*shape, 3)
+    if not out.is_contiguous():
+        return out.copy_(
+            lab_planes_to_rgb(lightness, a, b, out=torch.empty_like(out, memory_format=torch.contiguous_format))
+        )
     flat_l, flat_a, flat_b = (plane.reshape(-1) for plane in (lightness, a, b))
     rgb = out.view(-1, 3)
     n = min(_CHUNK, flat_l.numel())

@@ -1,10 +1,10 @@
 """Image files in and out: safe decoding by content, and atomic writes that keep metadata.
 
 Decoding accepts JPEG, PNG, TIFF, BMP and WebP in modes L, LA, RGB, RGBA, P, CMYK, I;16
-(and 16-bit TIFF), applies EXIF orientation, and refuses oversized images before their
-pixels are decoded. Every problem with a file is an ``ImageError`` with a one-line reason.
-Outputs carry a marker (EXIF Software, PNG text, TIFF Software) naming the expert, which
-is also how a later run recognises them as ours.
+(and 16-bit TIFF, float TIFF of values 0-1), applies EXIF orientation, and refuses
+oversized images before their pixels are decoded. Every problem with a file is an
+``ImageError`` with a one-line reason. Outputs carry a marker (EXIF Software, PNG text,
+TIFF Software) naming the expert, which is also how a later run recognises them as ours.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from colorize.experts.files import atomic_write
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_JPEG_SCANS = 500
-COLORIZED_TAG = "colorize"  # PNG text key; EXIF/TIFF Software values start with it too
+COLORIZED_TAG = "colorize"  # PNG text key
+# EXIF/TIFF Software of our outputs: "colorize: <note>". Recognised by this whole prefix, as
+# other programs call themselves "colorizer 2.1" or "colorize.cc online".
+_SOFTWARE_PREFIX = f"{COLORIZED_TAG}: "
 
 # PIL warns about odd metadata in the files it reads ("Possibly corrupt EXIF data", ...).
 # Those say nothing the user can act on, and `warnings.catch_warnings` is not thread-safe
@@ -36,6 +39,8 @@ COLORIZED_TAG = "colorize"  # PNG text key; EXIF/TIFF Software values start with
 warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
 _ORIENTATION, _SOFTWARE = 0x0112, 0x0131
+_BITS_PER_SAMPLE, _SAMPLE_FORMAT = 258, 339
+_SIGNED, _FLOAT = 2, 3  # SampleFormat values (1 is unsigned integer, the default)
 _BAND_PIXELS = 1 << 18  # pixels per band where a whole photo is converted in pieces
 # A JPEG APP1 segment holds at most 65,533 bytes of EXIF ("Exif\0\0" included).
 _MAX_EXIF_BYTES = 65533
@@ -130,16 +135,20 @@ def pixels_from_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None
 def _array_from_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
     """A PIL image -> (uint8/uint16 data (H, W) or (H, W, 3), alpha or None, bits)."""
     mode = image.mode
+    if mode == "F":
+        return _float_to_16bit(image), None, 16
     if mode.startswith("I;16") or mode == "I":
         # "I;16B" arrives big-endian, and mode "I" holds 16-bit PNG data in 32-bit ints.
         array = np.asarray(image)
         return np.clip(array, 0, 65535).astype(np.uint16), None, 16
     if mode == "1":
         image = image.convert("L")
+    elif mode in ("L", "RGB") and "transparency" in image.info:
+        image = image.convert(mode + "A")  # a PNG's tRNS: pixels of that one value are transparent
     elif mode in ("P", "PA"):
         image = image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
     elif mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGB")  # CMYK, YCbCr, RGBX, F, ...
+        image = image.convert("RGB")  # CMYK, YCbCr, RGBX, ...
     array = np.asarray(image)
     alpha = None
     if image.mode in ("LA", "RGBA"):
@@ -169,12 +178,22 @@ def _png_bit_depth(path: Path) -> int:
 
 
 def _read_16bit_png(path: Path) -> np.ndarray:
-    """PIL reads 16-bit colour and gray+alpha PNGs only as 8 bits; pypng keeps all 16."""
+    """PIL reads 16-bit colour and gray+alpha PNGs only as 8 bits, and a gray one's tRNS not
+    at all; pypng keeps all 16 bits and makes tRNS an alpha plane."""
     import png
 
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    # With an sBIT chunk (12 significant bits of 16, as scanners write) pypng shifts every
+    # value down to those bits: scaled back to 16, or the photo is near black.
+    scale = 65535 / (2 ** info["bitdepth"] - 1)
+    array = np.vstack([_scaled_row(row, scale) for row in rows])
     return array.reshape(height, width, info["planes"])
+
+
+def _scaled_row(row, scale: float) -> np.ndarray:
+    if scale == 1:
+        return np.asarray(row, dtype=np.uint16)
+    return np.rint(np.asarray(row, dtype=np.float64) * scale).astype(np.uint16)
 
 
 def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -206,6 +225,8 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             width, height = image.size
             if fmt == "JPEG":
                 _check_scan_count(handle)
+            if fmt == "TIFF":
+                _check_tiff_samples(image)
             if width * height > max_pixels:
                 raise ImageError(
                     f"too large: {width}x{height} = {width * height / 1e6:.1f} MP "
@@ -217,9 +238,13 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             orientation = exif.get(_ORIENTATION, 1)
             turned_by_pil = False
             array = None
-            if fmt == "TIFF" and image.mode in ("RGB", "RGBA") and 16 in _bits_per_sample(image):
+            if fmt == "TIFF" and image.mode in ("RGB", "RGBA") and 16 in _tiff_values(image, _BITS_PER_SAMPLE):
                 array = _read_16bit_rgb_tiff(path, planar=image.tag_v2.get(284) == 2)
-            elif fmt == "PNG" and image.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
+            elif (
+                fmt == "PNG"
+                and _png_bit_depth(path) == 16
+                and (image.mode in ("RGB", "RGBA", "LA") or "transparency" in image.info)
+            ):
                 array = _read_16bit_png(path)
             if array is not None:
                 colour = 1 if array.shape[-1] in (1, 2) else 3  # gray(+alpha) or RGB(+alpha)
@@ -317,9 +342,33 @@ def _check_file(path: Path) -> None:
         raise ImageError("empty file (0 bytes)")
 
 
-def _bits_per_sample(image: Image.Image) -> tuple[int, ...]:
-    value = getattr(image, "tag_v2", {}).get(258, ())
+def _tiff_values(image: Image.Image, tag: int) -> tuple[int, ...]:
+    value = getattr(image, "tag_v2", {}).get(tag, ())
     return tuple(value) if isinstance(value, tuple) else (value,)
+
+
+def _check_tiff_samples(image: Image.Image) -> None:
+    """Refuse samples with no one reading as brightness, before PIL clips them into a wrong
+    photo: signed integers (where is black?) and integers over 16 bits (whose white?).
+    Floats are read in ``_array_from_image``, where their values are known."""
+    if _SIGNED in _tiff_values(image, _SAMPLE_FORMAT):
+        raise ImageError("a TIFF of signed integer samples is not supported: save it as unsigned 8 or 16 bits first")
+    bits = max(_tiff_values(image, _BITS_PER_SAMPLE), default=8)
+    if _FLOAT not in _tiff_values(image, _SAMPLE_FORMAT) and bits > 16:
+        raise ImageError(f"a TIFF of {bits}-bit integer samples is not supported: save it as 8 or 16 bits first")
+
+
+def _float_to_16bit(image: Image.Image) -> np.ndarray:
+    """A float image (PIL mode F, from a TIFF) of values in 0-1 -> uint16; there is no
+    saying what other ranges mean (0-255? 0-65535? linear light?), so they are refused."""
+    values = np.asarray(image)
+    low, high = float(values.min()), float(values.max())
+    if not 0 <= low <= high <= 1:  # NaN fails every comparison
+        raise ImageError(
+            f"a floating-point image of values from {low:g} to {high:g} is not supported "
+            "(colorize reads 0 to 1): save it as 8 or 16 bits first"
+        )
+    return _quantize(values, np.uint16)
 
 
 def _orient(array: np.ndarray, orientation) -> np.ndarray:
@@ -350,7 +399,7 @@ def _marker(image: Image.Image, exif: Image.Exif) -> str | None:
     software = exif.get(_SOFTWARE)
     if isinstance(software, bytes):
         software = software.decode("latin-1", "replace")
-    if isinstance(software, str) and software.startswith(COLORIZED_TAG):
+    if isinstance(software, str) and software.startswith(_SOFTWARE_PREFIX):
         return software
     return None
 
@@ -523,7 +572,7 @@ def encode(
     exif = source.exif if keep_metadata else None
     if note:
         note = note.encode("ascii", "replace").decode()  # EXIF and TIFF strings are 7-bit ASCII
-    software = f"{COLORIZED_TAG}: {note}" if note else None
+    software = f"{_SOFTWARE_PREFIX}{note}" if note else None
     fmt = format or source.format
     if output_bits(source, fmt) == 16:
         array = _to_16bit_array(rgb, source.alpha)
