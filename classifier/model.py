@@ -18,6 +18,7 @@ from colorize.experts.architectures import create_timm_model
 from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
+    checked_side,
     load_model,
 )
 
@@ -52,6 +53,7 @@ class SceneClassifier:
         self.network = network
         self.labels: tuple[str, ...] = tuple(meta["labels"])
         self.preprocessing = Preprocessing(**meta["preprocessing"])
+        checked_side(model_file.path, "input size", self.preprocessing.input_size)
 
     @classmethod
     def from_file(cls, path: Path, device: str | torch.device = "cpu") -> "SceneClassifier":

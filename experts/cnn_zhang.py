@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.experts.architectures import register_architecture
+from colorize.experts.architectures import MAX_CHANNELS, Bound, register_architecture
 
 # (channels, convolutions, stride of the last one, dilation) of blocks 1-7.
 _BLOCKS = (
@@ -93,6 +93,7 @@ class ZhangCNN(nn.Module):
         return torch.tanh(x)
 
 
-@register_architecture
+# width scales the paper's widest block, 512 channels.
+@register_architecture(bounds={"width": Bound(0, MAX_CHANNELS / 512)})
 def cnn_zhang(width: float = 0.25) -> nn.Module:
     return ZhangCNN(float(width))

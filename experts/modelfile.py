@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +26,14 @@ from colorize.experts.files import atomic_write
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "colorize"
+# A colorize network has at most a few thousand tensors and tens of millions of parameters
+# (pix2pix, the largest, 54 M); a header listing far more is refused before a network is built
+# to compare it with, or its bytes are read.
+MAX_TENSORS = 10_000
+MAX_PARAMETERS = 1 << 28
+# The side of the square a network is fed: over four times the bundled experts' 224. A side
+# of 30,000 would cost 7.8 GB on any photo.
+MAX_SIDE = 1024
 
 
 class ModelFileError(Exception):
@@ -100,8 +109,8 @@ def read_metadata(path: Path) -> ModelFile:
     if raw is None:
         raise ModelFileError(f"{path}: a .safetensors file without colorize metadata (a foreign model?)")
     try:
-        metadata = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):  # deeply nested JSON exhausts the parser's stack
+        metadata = json.loads(raw, parse_int=_json_int)
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the parser's stack
         raise ModelFileError(f"{path}: colorize metadata is not valid JSON") from None
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path}: colorize metadata is a JSON {type(metadata).__name__}, not an object")
@@ -111,7 +120,33 @@ def read_metadata(path: Path) -> ModelFile:
     for key, kind in (("kind", str), ("architecture", str), ("arguments", dict)):
         if not isinstance(metadata.get(key), kind):
             raise ModelFileError(f"{path}: colorize metadata lacks {key!r} (a {kind.__name__})")
+    if isinstance(metadata.get("metrics"), dict):
+        metadata["metrics"] = {name: value for name, value in metadata["metrics"].items() if not _infinite(value)}
     return ModelFile(path, metadata)
+
+
+def _json_int(text: str) -> int | float:
+    # An integer no float can hold is read as infinity, as the parser already reads 1e400:
+    # formatting or comparing one as a float raises OverflowError wherever it is shown, and
+    # one of over 4300 digits cannot even be parsed.
+    if len(text.lstrip("-")) > 308:
+        return -math.inf if text.startswith("-") else math.inf
+    return int(text)
+
+
+def _infinite(value: Any) -> bool:
+    # No measurement comes out infinite: such a metric is one no float could hold, left out so
+    # that the listing and the comparisons of metrics show and judge only the others.
+    return isinstance(value, float) and math.isinf(value)
+
+
+def checked_side(path: Path, what: str, side: Any) -> int:
+    """``side`` (``what`` in the metadata) in pixels, from 1 to ``MAX_SIDE``; else a one-line refusal."""
+    number = isinstance(side, (int, float)) and not isinstance(side, bool)
+    if not number or not 1 <= side <= MAX_SIDE or side != int(side):
+        shown = side if number else f"a {type(side).__name__}"
+        raise ModelFileError(f"{path}: {what} {shown} in the metadata is not a side from 1 to {MAX_SIDE} pixels")
+    return int(side)
 
 
 def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Module:
@@ -120,12 +155,14 @@ def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Mo
     The network is first built on the ``meta`` device (no memory) and its tensors' names and
     shapes compared with the file's header: metadata asking for a network far larger than
     the tensors in the file (a 244-byte file can ask for 10 GB) is refused before anything
-    is allocated. Metadata that ``build`` cannot use at all is refused in one line too.
+    is allocated. Metadata that ``build`` cannot use at all is refused in one line too. Even
+    on the meta device building takes time for each block, so the header is bounded before
+    (``MAX_TENSORS``, ``MAX_PARAMETERS``) and ``build`` is expected to bound its arguments
+    (``create_architecture`` does).
     """
     path = model_file.path
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+        stored = _stored_shapes(path)
         with torch.device("meta"):
             expected = {name: tuple(t.shape) for name, t in build().state_dict().items()}
     except (SafetensorError, OSError) as error:
@@ -142,6 +179,21 @@ def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Mo
             f"({len(differing)} differ, e.g. {differing[0]})"
         )
     return load_state(model_file, build())
+
+
+def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of each tensor, from the header; bounded here, where counting is cheap."""
+    with safe_open(str(path), framework="pt") as handle:
+        names = handle.keys()
+        if len(names) > MAX_TENSORS:
+            raise ModelFileError(f"{path}: {len(names):,} tensors, more than any colorize model has ({MAX_TENSORS:,})")
+        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
+    parameters = sum(math.prod(shape) for shape in shapes.values())
+    if parameters > MAX_PARAMETERS:
+        raise ModelFileError(
+            f"{path}: {parameters:,} parameters, more than any colorize model has ({MAX_PARAMETERS:,})"
+        )
+    return shapes
 
 
 _A = {"expert": "an", "classifier": "a"}

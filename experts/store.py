@@ -14,12 +14,13 @@ from typing import Iterable, Mapping
 
 import torch
 
-from colorize.experts.architectures import create_architecture, list_architectures
+from colorize.experts.architectures import check_arguments, create_architecture, list_architectures
 from colorize.experts.hints import HINT_PLANES
 from colorize.experts.locations import WEIGHTS_SUFFIX, installed_experts, model_folders, model_home
 from colorize.experts.modelfile import (
     ModelFile,
     ModelFileError,
+    checked_side,
     load_model,
     read_metadata,
 )
@@ -108,6 +109,11 @@ class ModelStore:
                 raise ModelFileError(
                     f"{path}: unknown architecture {meta.get('architecture')!r}; known: {', '.join(known)}"
                 )
+            try:
+                check_arguments(meta["architecture"], meta["arguments"])
+            except ValueError as error:
+                raise ModelFileError(f"{path}: not a usable colorize model ({error})") from None
+            checked_side(path, "work size", meta.get("work_size"))
 
 
 class Expert:
@@ -118,7 +124,7 @@ class Expert:
         self.model_file = model_file
         self.network = network
         meta = model_file.metadata
-        self.work_size = int(meta["work_size"])
+        self.work_size = checked_side(model_file.path, "work size", meta.get("work_size"))
         self.normalization = Normalization.from_metadata(meta.get("normalization", {}))
         # Whether the network reads hint planes beside L (experts/hints.py); files from before hints do not.
         self.takes_hints = bool(meta["arguments"].get("hints", False))
@@ -133,8 +139,6 @@ class Expert:
             expert = cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as error:
             raise ModelFileError(f"{path}: not a usable colorize expert ({type(error).__name__}: {error})") from None
-        if expert.work_size < 1:
-            raise ModelFileError(f"{path}: work size {expert.work_size} in the metadata is out of range")
         return expert
 
     @torch.inference_mode()

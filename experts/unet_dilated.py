@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.experts.architectures import register_architecture
+from colorize.experts.architectures import CHANNELS, Bound, register_architecture
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -68,6 +68,11 @@ class DilatedUNet(nn.Module):
         return torch.tanh(self.head(x))
 
 
-@register_architecture
+# A convolution pads its input by its dilation on every side: 16 times the deepest default
+# still fits a work image, a million would be gigabytes of padding.
+_DILATION = Bound(1, 256)
+
+
+@register_architecture(bounds={"widths": CHANNELS, "dilations": _DILATION})
 def unet_dilated(widths: tuple[int, int, int] = (32, 64, 128), dilations: tuple[int, ...] = (2, 4, 8, 16)) -> nn.Module:
     return DilatedUNet(tuple(widths), tuple(dilations))

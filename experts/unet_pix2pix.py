@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.experts.architectures import register_architecture
+from colorize.experts.architectures import CHANNELS, MAX_CHANNELS, Bound, register_architecture
 
 
 class _Level(nn.Module):
@@ -77,6 +77,15 @@ class Pix2PixUNet(nn.Module):
         return torch.tanh(x[..., :height, :width])
 
 
-@register_architecture
+# The innermost levels are 8 x ngf wide; the input is padded to a multiple of 2 ** num_downs,
+# and 2 ** 10 is already the largest work size a weights file may name.
+@register_architecture(
+    bounds={
+        "in_channels": CHANNELS,
+        "out_channels": CHANNELS,
+        "ngf": Bound(1, MAX_CHANNELS // 8),
+        "num_downs": Bound(5, 10),
+    }
+)
 def unet_pix2pix(in_channels: int = 1, out_channels: int = 2, ngf: int = 64, num_downs: int = 8) -> nn.Module:
     return Pix2PixUNet(in_channels, out_channels, ngf, num_downs)

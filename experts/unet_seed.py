@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.experts.architectures import register_architecture
+from colorize.experts.architectures import CHANNELS, COUNT, register_architecture
 
 
 class ResidualBlock(nn.Module):
@@ -67,6 +67,6 @@ class SeedUNet(nn.Module):
         return torch.tanh(self.head(x))
 
 
-@register_architecture
+@register_architecture(bounds={"widths": CHANNELS, "bottleneck_blocks": COUNT})
 def unet_seed(widths: tuple[int, int, int] = (32, 64, 128), bottleneck_blocks: int = 2) -> nn.Module:
     return SeedUNet(tuple(widths), bottleneck_blocks)

@@ -705,7 +705,7 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
             "arguments": {"widths": [8, 8, 10**7]},
         }
         save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
-        return path, "tensors do not match architecture 'unet_seed'"
+        return path, "argument 'widths' of unet_seed"
     raise ValueError(kind)
 
 
@@ -754,7 +754,7 @@ def test_a_pickle_posing_as_weights_is_never_unpickled(runner, tmp_path, option)
     "architecture, arguments, words",
     [
         ("hf-hub:someone/model", {"num_classes": 3}, "'hf-hub:someone/model' is not one colorize builds"),
-        ("efficientnet_lite0", {"num_classes": 2 * 10**9}, "tensors do not match architecture 'efficientnet_lite0'"),
+        ("efficientnet_lite0", {"num_classes": 2 * 10**9}, "argument 'num_classes' of efficientnet_lite0"),
     ],
 )
 def test_a_classifier_file_cannot_make_colorize_fetch_or_build_what_it_names(
