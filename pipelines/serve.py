@@ -5,6 +5,11 @@ colorized photo in the upload's format, written by the same ``imageio.encode`` a
 ``colorize auto`` (bit depth, alpha, ICC, EXIF kept), the route in ``X-Colorize-*`` headers.
 ``GET /api/experts`` lists what the page's menu offers; ``GET /`` is the one static page.
 
+Only this page may make the server work: a POST whose ``Origin`` or ``Sec-Fetch-Site`` says
+another site sent it is refused (403) unless that origin is allowed. A few uploads at a time
+are taken (more get 503 at once), and one that stalls is dropped, so clients cannot make the
+server hold more than that many uploads' worth of memory.
+
 Nothing of a photo is kept or logged, and on Linux nothing touches the disk. Each request
 gets a private folder (mode 0700) in ``/dev/shm``, which is memory: the upload streams into
 it, ``imageio.decode`` reads it as the command line reads any file, ``imageio.encode``
@@ -19,8 +24,11 @@ the next one starts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import io
+import ipaddress
 import json
 import logging
 import math
@@ -30,10 +38,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 import torch
@@ -42,6 +51,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from colorize.experts.files import NoSpaceError, process_alive
 from colorize.experts.modelfile import ModelFileError
@@ -58,6 +70,13 @@ from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
 from colorize.router import NoFallbackExpertError, route
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 2**20
+# Uploads taken at once, from the first byte until the answer: each holds up to
+# max_upload_bytes in /dev/shm (memory), so this bounds what clients can make the server hold.
+# The page sends one photo at a time, so this is also how many pages can work at once.
+DEFAULT_MAX_UPLOADS = 4
+# Seconds an upload may send nothing before it is dropped: else a client that stalls keeps
+# its share of that memory, and its place among the uploads, until it closes.
+DEFAULT_READ_TIMEOUT = 30.0
 MAX_SATURATION = 4.0
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff", "BMP": "image/bmp", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
@@ -116,6 +135,9 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     default_saturation: float = 1.0,
     allowed_hosts: list[str] | None = None,
+    allowed_origins: Sequence[str] = (),
+    max_uploads: int = DEFAULT_MAX_UPLOADS,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> FastAPI:
     """The FastAPI app serving ``pipeline``.
 
@@ -125,15 +147,30 @@ def create_app(
     chroma the pipeline gives (whose own ``saturation`` applies beneath it).
     ``allowed_hosts``: Host header values served (None: any); a page on another site that a
     DNS record points at 127.0.0.1 then cannot read this server's answers.
+    ``allowed_origins``: origins (``http://localhost:3000``) of other sites whose pages may
+    POST, and read the answers; any other site's POST gets 403. ValueError for a bad one.
+    ``max_uploads``: uploads taken at once; more get 503 before their body is read.
+    ``read_timeout``: seconds an upload may send nothing before it gets 408 and is closed.
     """
     remove_stale_workspaces()
     service = _Service(pipeline, max_pixels, default_saturation)
     page = files("colorize.pipelines").joinpath("web/index.html").read_bytes()
     app = FastAPI(title="colorize", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+    app.state.uploads = uploads = _Slots(max_uploads)
+    origins = {normalised_origin(origin) for origin in allowed_origins}
+    # The last added runs first: the Host check, then the origin check, then CORS.
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(origins),
+            allow_methods=["GET", "POST"],
+            expose_headers=[*_ROUTE_HEADERS, "Server-Timing"],
+            # Chrome asks before a public site's page may reach a loopback server.
+            allow_private_network=True,
+        )
+    app.add_middleware(_SameOriginPosts, allowed_origins=origins)
     if allowed_hosts is not None:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts, www_redirect=False)
 
     @app.get("/", response_class=HTMLResponse)
@@ -157,9 +194,10 @@ def create_app(
     async def colorize(request: Request) -> Response:
         workspace = None
         try:
-            workspace, fields = await _read_form(request, max_upload_bytes)
-            options = service.options(fields)
-            output = await run_in_threadpool(service.colorize, workspace, options)
+            with uploads.take():
+                workspace, fields = await _read_form(request, max_upload_bytes, read_timeout)
+                options = service.options(fields)
+                output = await run_in_threadpool(service.colorize, workspace, options)
         except Refused as refusal:
             return refusal.response()
         except Exception as error:  # one photo's bug must not take the page down with a bare 500
@@ -176,6 +214,81 @@ def create_app(
         )
 
     return app
+
+
+class _Slots:
+    """At most ``size`` uploads at once. Counted on the event loop, which runs one thing at a
+    time, so a plain counter needs no lock."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.used = 0
+
+    @contextlib.contextmanager
+    def take(self):
+        if self.used >= self.size:
+            raise Refused(503, f"busy with {self.size} uploads; try again in a moment", "busy", body_left=True)
+        self.used += 1
+        try:
+            yield
+        finally:
+            self.used -= 1
+
+
+class _SameOriginPosts:
+    """ASGI middleware: a POST (or any method that is not a read) sent by a page of another site
+    is refused with 403 before its body is read, so no web page can make this server work.
+
+    Browsers say who sends: ``Origin`` on every POST, ``Sec-Fetch-Site`` on newer ones. A tool
+    such as curl sends neither, and is served.
+    """
+
+    def __init__(self, app, allowed_origins: set[str]):
+        self.app = app
+        self.allowed_origins = allowed_origins
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            origin = _foreign_origin(Headers(scope=scope), scope.get("scheme", "http"), self.allowed_origins)
+            if origin is not None:
+                detail = f"refused: a page of another site ({origin}) sent this; allow it with --allow-origin"
+                await Refused(403, detail, "cross_origin", body_left=True).response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _foreign_origin(headers: Headers, scheme: str, allowed: set[str]) -> str | None:
+    """The site that sent a request when it is neither this server nor an allowed one, else None."""
+    origin = headers.get("origin")
+    if origin is not None and origin.lower() in allowed:
+        return None
+    site = headers.get("sec-fetch-site", "same-origin")
+    own = f"{scheme}://{headers.get('host', '')}".lower()
+    if (origin is None or origin.lower() == own) and site in ("same-origin", "none"):
+        return None
+    return origin or site
+
+
+def normalised_origin(text: str) -> str:
+    """``text`` as a browser writes it in ``Origin`` (``http://localhost:3000``); ValueError if it is not one."""
+    parts = urlsplit(text.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == -1
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ValueError(f"{text!r} is not an origin: scheme, host and port only, like http://localhost:3000")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
 
 
 class _Service:
@@ -283,6 +396,9 @@ def _flag(fields: dict[str, str], name: str) -> bool:
     raise Refused(422, f"{name} must be 1 or 0, got {value!r}", "bad_field")
 
 
+_ROUTE_HEADERS = ("X-Colorize-Expert", "X-Colorize-Confidence", "X-Colorize-Reason", "X-Colorize-Probabilities")
+
+
 def _route_headers(chosen, timings: dict[str, float]) -> dict[str, str]:
     headers = {
         "X-Colorize-Expert": _header_text(chosen.expert),
@@ -388,14 +504,14 @@ class _Workspace:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-async def _read_form(request: Request, max_upload_bytes: int) -> tuple[_Workspace, dict[str, str]]:
+async def _read_form(request: Request, max_upload_bytes: int, read_timeout: float) -> tuple[_Workspace, dict[str, str]]:
     """Stream a multipart body: the ``file`` part into a ``_Workspace``, the other fields into a dict.
 
     Starlette's own form parser spools a file over 1 MB to a temporary file on disk, and
     learns the size only by reading it all; this stops at the limit instead.
     """
     try:
-        form = await _parse(request, max_upload_bytes)
+        form = await _parse(request, max_upload_bytes, read_timeout)
     except Refused as refusal:
         refusal.body_left = True
         raise
@@ -404,7 +520,7 @@ async def _read_form(request: Request, max_upload_bytes: int) -> tuple[_Workspac
     return form.workspace, form.fields
 
 
-async def _parse(request: Request, max_upload_bytes: int) -> _Form:
+async def _parse(request: Request, max_upload_bytes: int, read_timeout: float) -> _Form:
     kind, parameters = parse_options_header(request.headers.get("content-type"))
     if kind != b"multipart/form-data" or not parameters.get(b"boundary"):
         raise Refused(415, "send the photo as multipart/form-data, in the field 'file'", "not_multipart")
@@ -416,7 +532,7 @@ async def _parse(request: Request, max_upload_bytes: int) -> _Form:
     try:
         parser = MultipartParser(parameters[b"boundary"], form.callbacks())
         received = 0
-        async for chunk in request.stream():
+        async for chunk in _body(request, read_timeout):
             received += len(chunk)
             if received > limit:
                 raise _too_large(received, max_upload_bytes)
@@ -433,6 +549,20 @@ async def _parse(request: Request, max_upload_bytes: int) -> _Form:
         form.discard()
         raise Refused(400, f"not a valid multipart upload ({type(error).__name__})", "bad_form") from None
     return form
+
+
+async def _body(request: Request, read_timeout: float):
+    """The request body chunk by chunk; 408 when nothing arrives for ``read_timeout`` seconds."""
+    chunks = request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(read_timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise Refused(408, f"the upload stalled: nothing arrived for {read_timeout:g} s", "timeout") from None
+        yield chunk
 
 
 def _too_large(size: int, limit: int) -> Refused:
@@ -540,6 +670,34 @@ def listening_socket(host: str, port: int):
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
     return sock
+
+
+def loopback_host_names(sock, host: str) -> list[str] | None:
+    """The ``Host`` names to serve when ``sock`` listens on a loopback address; None when it
+    listens on the network, where any name may reach it.
+
+    The socket's own address says whether it is loopback, as the system read ``host`` (the
+    address as typed: ``127.1``, ``localhost``); its names are that, ``host``, and localhost.
+    """
+    address = sock.getsockname()[0]
+    if not _is_loopback(address):
+        return None
+    return sorted({"localhost", "127.0.0.1", "[::1]", _host_header_name(address), _host_header_name(host)})
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    # ::ffff:127.0.0.1 is 127.0.0.1 on a dual-stack socket; older Pythons call it not loopback.
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+
+
+def _host_header_name(name: str) -> str:
+    """``name`` as a Host header writes it: lower case, an IPv6 address in brackets."""
+    name = name.strip("[]").lower()
+    return f"[{name}]" if ":" in name else name
 
 
 def url_of(sock) -> str:

