@@ -7,6 +7,7 @@ goes to a planned output path that is neither an input nor another job's output.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import json
@@ -130,13 +131,19 @@ class Outcome:
 @dataclass
 class Tally:
     """What a run did, outcome by outcome: counts by status, photos per expert, skips by reason,
-    the first failed inputs, and a report row (JSON lines) for each when a report file is open."""
+    the first failed inputs, and a report row (JSON lines) for each when a report file is open.
 
-    report: IO[str] | None = None
+    The report holds whole rows only: when one cannot be written (a full disk), the file is cut
+    back to the rows before it, the report stops there, and ``report_error`` says why; the
+    tally itself goes on counting."""
+
+    report: IO[bytes] | None = None
     counts: Counter = field(default_factory=Counter)
     experts: Counter = field(default_factory=Counter)
     skips: Counter = field(default_factory=Counter)
     failed: list[Path] = field(default_factory=list)  # the first FAILED_KEPT failed inputs, to name them
+    report_error: str | None = None  # why the report stopped short of the run (one line)
+    _written: int = 0  # bytes of whole rows in the report
 
     @classmethod
     def writing(cls, report: Path | None) -> "Tally":
@@ -144,8 +151,8 @@ class Tally:
         if report is None:
             return cls()
         report.parent.mkdir(parents=True, exist_ok=True)
-        # A reason can quote a file name that is not UTF-8: escaped, never a crash mid-run.
-        return cls(open(report, "w", encoding="utf-8", errors="backslashreplace"))
+        # Unbuffered: a row leaves in one write of its own, so no buffer can cut it in two.
+        return cls(open(report, "wb", buffering=0))
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
@@ -156,16 +163,51 @@ class Tally:
         elif len(self.failed) < FAILED_KEPT:
             self.failed.append(outcome.input)
         if self.report is not None:
-            self.report.write(json.dumps(outcome.as_record(), ensure_ascii=False) + "\n")
-            self.report.flush()  # an interrupted run still has a report of what it did
+            self._write_row(outcome.as_record())
+
+    def _write_row(self, record: dict) -> None:
+        # A reason can quote a file name that is not UTF-8: escaped, never a crash mid-run.
+        row = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+        try:
+            written = 0
+            while written < len(row):  # a disk filling up first takes part of a write
+                written += self.report.write(row[written:])
+        except OSError as error:
+            with contextlib.suppress(OSError):  # a pipe or a device cannot be cut back
+                os.ftruncate(self.report.fileno(), self._written)
+            self.report_error = f"cannot write report {self.report.name}: {error.strerror or error}"
+            self.close()
+            return
+        self._written += written
 
     def close(self) -> None:
         if self.report is not None:
             self.report.close()
+            self.report = None
 
     @property
     def done(self) -> int:
         return sum(self.counts.values())
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` may become a report: it is not a regular file, or one that is empty or
+    begins with a report row (an earlier run's report). Any other file may be a photo or
+    someone's data, which a report must never replace. Only the first line is read."""
+    if not path.is_file():
+        return True  # missing, or a device or pipe (/dev/stdout): nothing to lose
+    with open(path, "rb") as handle:
+        first = handle.readline(_ROW_LIMIT)
+    if not first:
+        return True
+    try:
+        row = json.loads(first)
+    except ValueError:  # not JSON, or not UTF-8
+        return False
+    return isinstance(row, dict) and {"input", "status"} <= row.keys()
+
+
+_ROW_LIMIT = 1 << 20  # a report row is a few hundred bytes; a line longer is no row of ours
 
 
 @dataclass
@@ -189,6 +231,16 @@ def _within(path: Path, folder: Path) -> bool:
 
 def _output_name(path: Path, suffix: str, extension: str | None) -> str:
     return f"{path.stem}{suffix}{extension or path.suffix}"
+
+
+# The longest file name, in bytes, that ext4, XFS, Btrfs, APFS and NTFS all allow.
+NAME_MAX = 255
+
+
+def _too_long(name: str) -> int | None:
+    """The length in bytes of a file name too long to be made, or None."""
+    size = len(os.fsencode(name))
+    return size if size > NAME_MAX else None
 
 
 def names_a_file(output: Path) -> bool:
@@ -242,8 +294,10 @@ def plan(
     Raises ``PlanError`` when an input does not exist (or a pattern matches nothing), and when
     the outputs would land on or among the inputs: an output folder inside an input folder
     needs a ``suffix`` to keep names distinct, unless it is ``own_output_dir`` (colorize's
-    default folder, which holds only its outputs and is left out of the photos it finds). Both
-    are the user's mistakes, told before any model is loaded.
+    default folder, which holds only its outputs and is left out of the photos it finds); when
+    ``output_dir`` names an image file in a format colorize does not write; and when the
+    ``suffix`` makes every output name too long for a file name. All are the user's mistakes,
+    told before any model is loaded. An output name too long for one photo fails that photo.
 
     ``extension`` (".png", a key of ``OUTPUT_FORMATS``) writes every output in that format,
     named so; by default each keeps its input's. One photo and an ``output_dir`` that
@@ -251,8 +305,13 @@ def plan(
     """
     output_dir = Path(output_dir)
     inputs = list(inputs)
+    if sizes := [size for size in map(_too_long, output_dir.parts) if size]:
+        raise PlanError(
+            f"--output {output_dir}: a name in it is {sizes[0]} bytes long; names may have at most {NAME_MAX}"
+        )
     if names_a_file(output_dir):
         return _plan_one_file(inputs, output_dir, suffix, extension)
+    _refuse_unwritten_format(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise PlanError(f"--output {output_dir} is a file, not a folder")
     if any(c in suffix for c in ("/", "\\", "\0")) or (os.altsep and os.altsep in suffix):
@@ -301,6 +360,7 @@ def plan(
                         result.ignored.append(match)
         else:
             raise PlanError(f"{raw}: no such file or folder")
+    _refuse_long_names(result, suffix)
     for job in result.jobs:
         if job.output.resolve() == job.input.resolve():
             raise PlanError(f"{job.input}: output would overwrite the input; choose another --output or a --suffix")
@@ -327,6 +387,37 @@ def _plan_one_file(inputs: list[str], output: Path, suffix: str, extension: str 
     if job.output.resolve() == job.input.resolve():
         raise PlanError(f"{job.input}: output would overwrite the input; choose another --output")
     return Plan(jobs=[job], into_file=True)
+
+
+def _refuse_unwritten_format(output: Path) -> None:
+    """``-o hem.gif`` names an image file in a format colorize does not write: made into a
+    folder, it would only hide the mistake."""
+    from PIL import Image
+
+    extension = output.suffix.lower()
+    if extension in Image.registered_extensions() and not output.is_dir():
+        raise PlanError(
+            f"--output {output} names a {extension} file, which colorize does not write; name a "
+            f"{' '.join(OUTPUT_FORMATS)} file (one photo) or a folder"
+        )
+
+
+def _refuse_long_names(result: Plan, suffix: str) -> None:
+    """Fail each job whose output name is too long for a file name (a long name and its
+    ``suffix``); when that is every job, the suffix is the mistake: a usage error."""
+    kept = []
+    for job in result.jobs:
+        if size := _too_long(job.output.name):
+            reason = f"output name too long ({size} bytes; a file name may have at most {NAME_MAX})"
+            result.refused.append(Outcome(job.input, job.output, FAILED, reason))
+        else:
+            kept.append(job)
+    if suffix and result.jobs and not kept:
+        raise PlanError(
+            f"--suffix of {len(suffix)} characters makes every output name longer than a file name may be "
+            f"({NAME_MAX} bytes); choose a shorter suffix"
+        )
+    result.jobs = kept
 
 
 def _refuse_escaping_outputs(result: Plan, output_dir: Path, input_folders: list[Path]) -> None:

@@ -192,7 +192,7 @@ def auto(
                         highlight=False,
                     )
                     raise typer.Exit(EXIT_INTERRUPTED)
-                if tally.counts[FAILED]:
+                if tally.counts[FAILED] or tally.report_error:
                     raise typer.Exit(EXIT_FAILED)
 
 
@@ -211,13 +211,35 @@ def _planned(paths, output, recursive, suffix, extension, report, verbose):
         )
     except PlanError as error:
         fail(str(error))
-    refuse_output_among_inputs("--report", report, [], [job.input for job in work.jobs])
+    if report is not None:
+        _refuse_report_over_photos(report, work)
     if verbose:
         for ignored in work.ignored:
             console.print(f"[dim]ignored (not an image): {shown(ignored)}[/]", highlight=False, soft_wrap=True)
         for earlier in work.earlier_outputs:
             console.print(f"[dim]ignored (a colorize output): {shown(earlier)}[/]", highlight=False, soft_wrap=True)
     return work
+
+
+def _refuse_report_over_photos(report: Path, work) -> None:
+    """A report never replaces a photo: not an input, not an output of this run (one it would
+    skip as already there included), and of existing files only an empty one or an earlier
+    report (``batch.is_report``): anything else may be a photo or someone's data."""
+    from colorize.pipelines.batch import is_report
+
+    refuse_output_among_inputs(
+        "--report", report, [], [job.input for job in work.jobs] + [o.input for o in work.refused]
+    )
+    target = report.resolve()
+    outputs = [job.output for job in work.jobs] + [o.output for o in work.refused if o.output is not None]
+    if any(target == output.resolve() for output in outputs):
+        fail(f"--report {report} is an output of this run; choose another file")
+    try:
+        replaceable = is_report(report)
+    except OSError as error:
+        fail(f"--report {report}: cannot read it ({error.strerror})")
+    if not replaceable:
+        fail(f"--report {report} exists and is not a colorize report (JSON lines); choose another file")
 
 
 def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation):
@@ -228,10 +250,19 @@ def _loaded(expert, threshold, weights, classifier_weights, device, work_size, s
 
 
 def _held_and_reported(held: contextlib.ExitStack, folder: Path | None, shard: Shard | None, report: Path | None):
-    """The output folder held (until ``held`` closes) and the tally that writes the report."""
+    """The output folder made and held (until ``held`` closes), and the tally that writes the
+    report; a folder that cannot be made or held, or a report that cannot be created, is a
+    one-line error. (Only entering is guarded: ``held`` closes after the whole run.)"""
+    from colorize.experts.files import FolderBusyError, exclusive_folder
     from colorize.pipelines.batch import Tally
 
-    held.enter_context(_held(folder, shard))
+    if folder is not None:
+        try:
+            held.enter_context(exclusive_folder(folder, None if shard is None else f"{shard.number}-of-{shard.count}"))
+        except FolderBusyError as error:
+            fail(str(error))
+        except OSError as error:  # a read-only place, a name too long, a file in the way
+            fail(f"cannot write into the output folder {folder}: {error.strerror or error}")
     try:
         return held.enter_context(contextlib.closing(Tally.writing(report)))
     except OSError as error:
@@ -376,7 +407,15 @@ class _Ledger:
     def add(self, outcome) -> None:
         from colorize.pipelines.batch import path_text
 
+        had_report = self.tally.report is not None
         self.tally.add(outcome)
+        if had_report and self.tally.report_error:  # said once, when the report stops; the run goes on
+            self.progress.console.print(
+                f"[bold red]error:[/] {shown(self.tally.report_error)}; the report stops before this photo's row "
+                "(each row in it whole) and the run goes on without it",
+                highlight=False,
+                soft_wrap=True,
+            )
         if outcome.rank:
             self.reported.add(path_text(outcome.input))
         _announce(outcome, self.verbose, self.progress)
@@ -393,22 +432,6 @@ class _Ledger:
                 self.add(Outcome.from_record(row))
 
         return add
-
-
-@contextlib.contextmanager
-def _held(output: Path | None, shard: Shard | None):
-    """The output folder, held by this run alone, or by the parts of its split together (see
-    ``experts.files.exclusive_folder``)."""
-    from colorize.experts.files import FolderBusyError, exclusive_folder
-
-    if output is None:
-        yield
-        return
-    try:
-        with exclusive_folder(output, None if shard is None else f"{shard.number}-of-{shard.count}"):
-            yield
-    except FolderBusyError as error:  # raised only on entry: the body raises none
-        fail(str(error))
 
 
 def _check_experts(pipeline, forced: str | None) -> None:
@@ -437,7 +460,9 @@ def _announce(outcome, verbose: bool, progress: Progress) -> None:
     elif outcome.status == "skipped" and verbose:
         progress.console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False, soft_wrap=True)
     elif outcome.status == "ok" and verbose:
-        progress.console.print(f"[green]ok[/] {name} → {outcome.route.describe()}", highlight=False, soft_wrap=True)
+        progress.console.print(
+            f"[green]ok[/] {name} → {shown(outcome.route.describe())}", highlight=False, soft_wrap=True
+        )
 
 
 def _summary(tally, elapsed: float, output: Path, work, quiet: bool, stopped: str | None) -> None:

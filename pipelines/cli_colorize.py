@@ -65,7 +65,9 @@ def classify(
         else:
             probabilities = " ".join(f"{k}={v:.2f}" for k, v in route.probabilities.items())
             confidence = "" if route.fell_back or route.confidence is None else f"{route.confidence:.2f}"
-            table.add_row(shown(job.input), route.expert, confidence, route.explanation(), probabilities)
+            # Expert and class names come from model files and routing tables: escaped like file names.
+            cells = (job.input, route.expert, confidence, route.explanation(), probabilities)
+            table.add_row(*map(shown, cells))
     if not as_json:
         from rich.console import Console
 

@@ -32,7 +32,7 @@ def installed_expert_names() -> str:
         names = sorted(installed_experts(model_home()))
     except OSError:  # an unreadable model folder is reported when a model is needed, not in --help
         return ""
-    return f"Installed: {', '.join(names)}." if names else ""
+    return f"Installed: {', '.join(map(shown, names))}." if names else ""
 
 
 class OneLineErrors(typer.core.TyperGroup):

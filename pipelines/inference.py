@@ -43,8 +43,8 @@ from colorize.pipelines.imageio import (
     pixels_from_image,
     to_8bit,
 )
-from colorize.router import Route, RoutingConfigError, RoutingPolicy, merge_routing, route
-from colorize.router.policy import check_forced
+from colorize.router import Route, RoutingPolicy, merge_routing, route
+from colorize.router.policy import check_forced, read_routing
 
 
 class PipelineError(RuntimeError):
@@ -183,13 +183,7 @@ class Pipeline:
         config = load_config("routing")
         user_routing = store.home / "routing.toml"
         if user_routing.is_file():
-            import tomllib
-
-            try:
-                user_config = tomllib.loads(user_routing.read_text(encoding="utf-8"))
-                config = merge_routing(config, user_config, str(user_routing), experts=store.names())
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-                raise RoutingConfigError(f"{user_routing}: not valid TOML ({error})") from None
+            config = merge_routing(config, read_routing(user_routing), str(user_routing), experts=store.names())
         policy = RoutingPolicy.from_config(config, threshold)
         classifier = None
         if expert is None:

@@ -33,6 +33,11 @@ Item = TypeVar("Item")
 T = TypeVar("T")
 
 
+# More parts than any job array has (Slurm's largest is 4,000,001 tasks): a larger N is a typo,
+# and one of hundreds of digits would not even fit in its part's lock file name ("part-K-of-N").
+MAX_PARTS = 10_000_000
+
+
 @dataclass(frozen=True)
 class Shard:
     """Part ``number`` of ``count``, counted from 1 as job arrays count (``--shard 2/4``)."""
@@ -52,6 +57,8 @@ class Shard:
             raise ValueError(f"{text!r} is not K/N (this run's part K of N, e.g. 2/4)")
         if shard.count < 1 or not 1 <= shard.number <= shard.count:
             raise ValueError(f"{text!r}: K/N needs 1 ≤ K ≤ N (the parts are 1/{max(1, shard.count)} … N/N)")
+        if shard.count > MAX_PARTS:
+            raise ValueError(f"{text!r}: N is at most {MAX_PARTS:,} (the parts of one run)")
         return shard
 
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 FORCED = "forced"
@@ -27,6 +28,21 @@ class RoutingConfigError(ValueError):
 
 
 _ROUTING_KEYS = ("threshold", "fallback", "class_to_expert")
+
+
+def read_routing(path: Path) -> dict[str, Any]:
+    """A user's routing file, parsed (not yet checked: see ``merge_routing``). Whatever keeps
+    it from being read is a ``RoutingConfigError`` naming the file."""
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise RoutingConfigError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise RoutingConfigError(f"{path}: not valid TOML (nested too deeply)") from None
+    except OSError as error:
+        raise RoutingConfigError(f"{path}: cannot read it ({error.strerror or error})") from None
 
 
 def merge_routing(
