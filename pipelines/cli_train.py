@@ -69,8 +69,7 @@ def _run(train, config, **kwargs):
     from colorize.experts.store import NoSuchExpertError
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable
-    from colorize.pipelines.train_expert import WorseThanGrayError
-    from colorize.pipelines.training import TrainingSetupError, backup_path, is_main_process
+    from colorize.pipelines.training import NotInstalledError, TrainingSetupError, backup_path, is_main_process
 
     if config.fit.device == "cpu":
         from colorize.pipelines._cpu import tune_cpu
@@ -86,7 +85,7 @@ def _run(train, config, **kwargs):
             model_file = train(config, callback=display, **kwargs)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED)
-    except WorseThanGrayError as error:  # trained, and judged: not a usage error
+    except NotInstalledError as error:  # trained, and judged: not a usage error
         fail(str(error), EXIT_FAILED)
     except (DataError, PretrainedUnavailable, TrainingSetupError, NoSuchExpertError, ModelFileError) as error:
         fail(str(error))

@@ -27,15 +27,19 @@ from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, co
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
-from colorize.pipelines.training import Callback, FitConfig, TrainingSetupError, fit, install_best, layered_config
+from colorize.pipelines.training import (
+    Callback,
+    FitConfig,
+    NotInstalledError,
+    TrainingSetupError,
+    fit,
+    install_best,
+    layered_config,
+)
 
 LOSSES = ("l1", "mse")
 # Hints per photo in the hint-taking score that validation reports beside the automatic one.
 VALIDATION_HINTS = 5
-
-
-class WorseThanGrayError(Exception):
-    """A trained expert scores worse on validation than leaving the photos gray (one line)."""
 
 
 @dataclass(frozen=True)
@@ -290,7 +294,7 @@ class ExpertTask:
             # trades ΔE for colour, and an epoch must not win by choosing less colour.
             "score": min(s["delta_e"] for s in summaries),
             **({"val_chroma_gain": self.chosen.ab_gain[0]} if self.config.ab_gain is None else {}),
-            **{f"val_{k}": round(float(v), 4) for k, v in summary.items() if k != "images"},
+            **{f"val_{k}": round(float(v), 4) for k, v in summary.items()},
             "val_gray_psnr": round(self._gray_summary["psnr"], 4),
             "val_gray_delta_e": round(self._gray_summary["delta_e"], 4),
             **(
@@ -456,9 +460,10 @@ def train_expert(
     fit(task, replace(config.fit, score_start=config.init not in NEW_WEIGHTS), run_dir, callback)
     best = read_metadata(run_dir / "best.safetensors").metadata["metrics"]
     if best["val_delta_e"] >= best["val_gray_delta_e"] and not config.force:
-        raise WorseThanGrayError(
-            f"not installed: the best epoch validates worse than no colour at all (ΔE {best['val_delta_e']:.2f}, "
-            f"gray {best['val_gray_delta_e']:.2f}); {out} is unchanged. More photos or epochs may help; the weights "
-            f"are in {run_dir / 'best.safetensors'}, and --force installs them anyway"
+        raise NotInstalledError(
+            f"the best epoch validates worse than no colour at all (ΔE {best['val_delta_e']:.2f}, gray "
+            f"{best['val_gray_delta_e']:.2f}, on {best.get('val_images', '?')} photos)",
+            out,
+            run_dir,
         )
     return read_metadata(install_best(run_dir, out))

@@ -43,6 +43,17 @@ class TrainingSetupError(ValueError):
     range, an architecture that does not take its arguments, nothing to train on."""
 
 
+class NotInstalledError(Exception):
+    """A run that trained and was judged not worth installing (one line: why, and what to do)."""
+
+    def __init__(self, judgement: str, out: Path, run_dir: Path):
+        kept = f"{out} is unchanged" if out.exists() else f"nothing was installed at {out}"
+        super().__init__(
+            f"not installed: {judgement}; {kept}. The weights are in {run_dir / 'best.safetensors'}: the same "
+            f"command with --resume --force installs them without training again"
+        )
+
+
 class TrainingTask(Protocol):
     """What a model family provides to ``fit``."""
 

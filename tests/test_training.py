@@ -645,6 +645,21 @@ def test_an_expert_worse_than_gray_is_not_installed_and_the_previous_file_stays(
     assert installed.read_bytes() != before
 
 
+def test_a_refused_new_expert_says_nothing_was_installed_and_resume_force_installs_it(colour_folder, isolated_home):
+    runner = CliRunner()
+    loud = [a for a in TINY if a != "--force"] + ["--ab-gain", "6,6"]
+    result = runner.invoke(app, ["train", "expert", "fresh", str(colour_folder), *loud])
+    assert result.exit_code == 1, result.output
+    error = " ".join(result.output.split())
+    assert "nothing was installed at" in error and "unchanged" not in error, error
+    assert "--resume --force" in error, error
+    installed = isolated_home / "experts" / "fresh.safetensors"
+    assert not installed.exists()
+    again = runner.invoke(app, ["train", "expert", "fresh", str(colour_folder), *loud, "--resume", "--force"])
+    assert again.exit_code == 0 and installed.exists(), again.output
+    assert "epoch 1:" not in again.output, "installed from the finished run, not trained again"
+
+
 def test_retraining_keeps_the_replaced_file_for_restore_and_remove_returns_to_the_bundled(colour_folder, isolated_home):
     from colorize.experts.store import ModelStore
 
