@@ -339,6 +339,11 @@ def train_classifier_command(
     max_steps: MaxStepsOption = None,
     workers: WorkersOption = _CLASSIFIER["workers"],
     max_pixels: options.MaxPixels = 100.0,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Install the classifier even if it validates no better than guessing, or below the one it replaces.",
+    ),
 ) -> None:
     """Train the router's scene classifier; writes only to your model folder.
 
@@ -353,6 +358,6 @@ def train_classifier_command(
     overrides = _shared_overrides(
         epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
     )
-    overrides.update(architecture=arch, input_size=size, init=init)
+    overrides.update(architecture=arch, input_size=size, init=init, force=force)
     config = _configured(ClassifierTrainConfig.from_defaults, data_dir, **overrides)
     _run(train_classifier, config)

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from colorize.classifier.model import (
     LABELS,
     Preprocessing,
+    SceneClassifier,
     build_network,
     classifier_metadata,
     default_preprocessing,
@@ -27,7 +28,15 @@ from colorize.experts.store import ModelStore
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
 from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
-from colorize.pipelines.training import Callback, FitConfig, TrainingSetupError, fit, install_best, layered_config
+from colorize.pipelines.training import (
+    Callback,
+    FitConfig,
+    NotInstalledError,
+    TrainingSetupError,
+    fit,
+    install_best,
+    layered_config,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class ClassifierTrainConfig:
     out: Path | None = None  # default: the user's model folder
     run_dir: Path | None = None  # checkpoints; default: the user's runs folder
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
+    force: bool = False  # install even a classifier that validates below the one it replaces
 
     def __post_init__(self):
         if self.architecture not in TIMM_MODELS:
@@ -133,14 +143,33 @@ class ClassifierTask:
             "score": 1.0 - accuracy,
             "val_loss": float(np.mean(losses)),
             "val_accuracy": round(accuracy, 4),
+            "val_images": int(confusion.sum()),
             "val_confusion": confusion.tolist(),
         }
+
+    @torch.inference_mode()
+    def accuracy_of(self, classifier: SceneClassifier) -> float | None:
+        """Another classifier's accuracy on these validation photos, through its own preprocessing;
+        None when it does not know this task's labels (nothing to compare)."""
+        if set(classifier.labels) != set(self.config.labels):
+            return None
+        classifier.network.eval()
+        loader = torch.utils.data.DataLoader(self.val_set, batch_size=64, collate_fn=collate, num_workers=0)
+        right = total = 0
+        for images, kept, _ in loader:
+            if len(images) == 0:
+                continue
+            guesses = classifier.predict_proba(rgb_to_lightness(images)).argmax(-1).tolist()
+            for index, guess in zip(kept, guesses):
+                right += self.config.labels.index(classifier.labels[guess]) == self.val_labels[index]
+                total += 1
+        return right / total if total else None
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         recipe = {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in asdict(self.config).items()
-            if k not in {"out", "run_dir"}
+            if k not in {"out", "run_dir", "force"}
         }
         best = min(history, key=lambda r: r["score"])
         return {
@@ -178,6 +207,9 @@ def train_classifier(
     out = Path(config.out or ModelStore(home).user_classifier_path())
     for folder in {run_dir, out.parent}:
         check_writable(folder)  # now, not after the whole run
+    # Judged against after training: the classifier colorize would use without this one.
+    source = ModelStore(home).classifier_source()
+    replaced = None if source is None else source.path
     labelled = _labelled_files(config)
     label_of = dict(labelled)
     train_files, val_files, data_summary = training_split([p for p, _ in labelled], config.val_split)
@@ -198,4 +230,30 @@ def train_classifier(
     )
     callback("data", **data_summary)
     fit(task, config.fit, run_dir, callback)
+    if not config.force:
+        _judge(task, read_metadata(run_dir / "best.safetensors").metadata["metrics"], replaced, out, run_dir)
     return read_metadata(install_best(run_dir, out))
+
+
+def _judge(task: ClassifierTask, best: dict, replaced: Path | None, out: Path, run_dir: Path) -> None:
+    """Refuse a classifier no better than guessing, or below the one it replaces on the same
+    validation photos: a bad classifier sends every photo to the wrong expert, silently."""
+    accuracy, photos = best["val_accuracy"], best.get("val_images", "?")
+    chance = 1 / len(task.config.labels)
+    if accuracy <= chance:
+        raise NotInstalledError(
+            f"the classifier is right on {accuracy:.0%} of {photos} validation photos, no better than guessing "
+            f"({chance:.0%})",
+            out,
+            run_dir,
+        )
+    if replaced is None:
+        return
+    baseline = task.accuracy_of(SceneClassifier.from_file(replaced))
+    if baseline is not None and accuracy < baseline:
+        raise NotInstalledError(
+            f"the classifier is right on {accuracy:.0%} of {photos} validation photos, the one it replaces "
+            f"({replaced}) on {baseline:.0%}",
+            out,
+            run_dir,
+        )

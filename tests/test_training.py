@@ -150,29 +150,21 @@ def test_classifier_needs_one_folder_per_class(tmp_path, isolated_home, photos):
     assert result.exit_code == 2 and "people: missing class folder" in result.output
 
 
-def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos):
-    root = tmp_path / "classes"
+def _class_folders(root, photos):
     for label, source in (("landscape", "rocket"), ("people", "astronaut"), ("general", "coffee")):
         (root / label).mkdir(parents=True)
         for i, crop in enumerate(_crops(photos[source], 6)):
             Image.fromarray(crop).save(root / label / f"{source}_{i}.jpg")
-    args = [
-        "train",
-        "classifier",
-        str(root),
-        "--init",
-        "scratch",
-        "--epochs",
-        "1",
-        "--size",
-        "32",
-        "--batch-size",
-        "4",
-        "--workers",
-        "0",
-        "--val-split",
-        "0.3",
-    ]
+    return root
+
+
+# One epoch from scratch on 32-pixel crops: the mechanics, not a classifier worth having.
+TINY_CLASSIFIER = ["--init", "scratch", "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "0"]
+
+
+def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos):
+    root = _class_folders(tmp_path / "classes", photos)
+    args = ["train", "classifier", str(root), *TINY_CLASSIFIER, "--val-split", "0.3", "--force"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = read_metadata(isolated_home / "classifier" / "classifier.safetensors").metadata
@@ -180,6 +172,30 @@ def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos)
     assert meta["preprocessing"]["input_size"] == 32
     assert meta["training"]["data"]["per_class"] == {"landscape": 6, "people": 6, "general": 6}
     assert "val_accuracy" in meta["metrics"]
+
+
+def test_the_classifier_judge_refuses_guessing_and_anything_below_the_classifier_it_replaces(tmp_path, isolated_home):
+    from conftest import close_up_face_rgb
+
+    from colorize.classifier.model import SceneClassifier
+    from colorize.pipelines.train_classifier import ClassifierTask, ClassifierTrainConfig, _judge
+    from colorize.pipelines.training import NotInstalledError
+
+    faces = []
+    for i, size in enumerate((96, 112, 128, 144)):
+        faces.append(tmp_path / f"face_{i}.jpg")
+        Image.fromarray(close_up_face_rgb(size)).save(faces[-1], quality=95)
+    config = ClassifierTrainConfig.from_defaults(tmp_path, init="scratch")
+    labelled = [(path, config.labels.index("people")) for path in faces]
+    task = ClassifierTask(config, None, None, labelled, labelled, {})
+    bundled = ModelStore().classifier_source().path
+    assert task.accuracy_of(SceneClassifier.from_file(bundled)) == 1.0, "the bundled classifier knows a close-up face"
+    out, run_dir = tmp_path / "classifier.safetensors", tmp_path / "run"
+    with pytest.raises(NotInstalledError, match=r"right on 33% of 4 validation photos, no better than guessing"):
+        _judge(task, {"val_accuracy": 1 / 3, "val_images": 4}, None, out, run_dir)
+    with pytest.raises(NotInstalledError, match=r"right on 75% of 4 .* the one it replaces .* on 100%"):
+        _judge(task, {"val_accuracy": 0.75, "val_images": 4}, bundled, out, run_dir)
+    _judge(task, {"val_accuracy": 1.0, "val_images": 4}, bundled, out, run_dir)  # as good: installed
 
 
 def _config(folder, run_dir, **extra):
