@@ -3,16 +3,20 @@
 Every file colorize writes (photos, weights, checkpoints, reports of numbers) goes through
 ``atomic_write``: the bytes go to a hidden temporary in the same folder, which is renamed over
 the target only once complete. A crash or Ctrl-C leaves at most that temporary behind; its
-name says who wrote it (``.colorize.PID.XXXXXXXX.tmp``), so a later run can tell a stale one
-from one another process is writing right now, and remove it.
+name says who wrote it (``.colorize.PID.PLACE-XXXXXXXX.tmp``: the process, and a tag of the
+machine whose process numbers those are), so a later run can tell a stale one from one another
+process is writing right now, and remove it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import hashlib
 import os
 import re
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -20,10 +24,11 @@ from typing import BinaryIO, Callable
 
 TEMPORARY_PREFIX = ".colorize."
 TEMPORARY_SUFFIX = ".tmp"
-_TEMPORARY = re.compile(r"^\.colorize\.(\d+)\.[^.]+\.tmp$")
-# A temporary untouched this long whose process is gone is left over from a crash; the age
-# also spares a file being written from another machine on a shared folder (its PID means
-# nothing here), which is touched every few seconds while it is written.
+# PLACE is missing from the names earlier releases gave (".colorize.PID.XXXXXXXX.tmp").
+_TEMPORARY = re.compile(r"^\.colorize\.(\d+)\.(?:([0-9a-f]{8})-)?[^.]+\.tmp$")
+# A temporary untouched this long is left over, whoever wrote it: a writer touches its
+# temporary every few seconds. Only this age tells of one written from another machine on a
+# shared folder (its PID means nothing here), or by a process whose number is now another's.
 _STALE_AFTER_S = 15 * 60
 
 
@@ -68,7 +73,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+    prefix = f"{TEMPORARY_PREFIX}{os.getpid()}.{_place()}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -159,17 +165,44 @@ def remove_stale_temporaries(folder: Path) -> int:
         return 0
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match is None or process_alive(int(match.group(1))):
+        if match is None:
             continue
         try:
-            if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_AFTER_S and entry.is_file(
-                follow_symlinks=False
-            ):
+            if entry.is_file(follow_symlinks=False) and _is_stale(int(match[1]), match[2], entry):
                 os.unlink(entry.path)
                 removed += 1
         except OSError:
             continue
     return removed
+
+
+def _is_stale(pid: int, place: str | None, entry: os.DirEntry) -> bool:
+    """Whether nobody can be writing this temporary: its process, of this machine, is gone, or
+    it has not been touched for ``_STALE_AFTER_S``."""
+    if place == _place() and not process_alive(pid):
+        return True
+    return time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_AFTER_S
+
+
+@functools.cache
+def _place() -> str:
+    """``process_place()`` in 8 hex digits, short enough for a temporary's name."""
+    return hashlib.sha256(process_place().encode()).hexdigest()[:8]
+
+
+def process_place() -> str:
+    """Which process ids this process can see: its machine (host name and boot) and process id
+    namespace (a container). Two processes with the same see the same numbers."""
+    parts = [socket.gethostname()]
+    for source in (
+        lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+        lambda: str(os.stat("/proc/self/ns/pid").st_ino),
+    ):
+        try:
+            parts.append(source())
+        except OSError:
+            parts.append("?")
+    return "/".join(parts)
 
 
 def process_alive(pid: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import glob
+import hashlib
 import json
 import os
 import time
@@ -18,13 +19,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import numpy as np
 
 from colorize.experts.files import remove_stale_temporaries
 from colorize.experts.modelfile import ModelFileError
-from colorize.pipelines.data import is_image_candidate, walk_files
+from colorize.pipelines.data import IMAGE_SUFFIXES, is_image_candidate, walk_files
 from colorize.pipelines.imageio import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -35,7 +36,14 @@ from colorize.pipelines.imageio import (
     output_bits,
     read_marker,
 )
-from colorize.pipelines.inference import Pipeline, Prediction, provenance_note, route_from_note
+from colorize.pipelines.inference import (
+    MadeFrom,
+    Pipeline,
+    Prediction,
+    made_from_note,
+    provenance_note,
+    route_from_note,
+)
 from colorize.router import Route
 from colorize.router.policy import NoFallbackExpertError
 
@@ -43,7 +51,7 @@ OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 ON_EXISTS = ("skip", "overwrite", "error")
 OUTPUT_EXISTS, ALREADY_COLOUR, EARLIER_OUTPUT = (
     "output exists",
-    "already colour",
+    "already colour (--force to colorize it)",
     "a colorize output (from an earlier run)",
 )
 FAILED_KEPT = 10  # failed inputs a tally keeps by name (a summary names them; the report has all)
@@ -219,6 +227,10 @@ class Plan:
     ignored: list[Path] = field(default_factory=list)  # non-image files in given folders and globs
     earlier_outputs: list[Path] = field(default_factory=list)  # our own outputs met as inputs; never re-ingested
     into_file: bool = False  # the output is one file that the command line named, not a folder
+    # Photos (by name) in sub-folders of given folders, passed over without -r; and whether a
+    # huge tree was counted only in part (see _photos_in_subfolders).
+    in_subfolders: int = 0
+    in_subfolders_partial: bool = False
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -341,6 +353,10 @@ def plan(
                     f"output folder {output_dir} is inside input folder {path}: outputs would sit among "
                     "the originals; choose another --output or add --suffix (e.g. --suffix _color)"
                 )
+            if not recursive:
+                count, whole = _photos_in_subfolders(path, output_dir)
+                result.in_subfolders += count
+                result.in_subfolders_partial |= not whole
             for child in _walk(path, recursive, result.refused):
                 if is_image_candidate(child):
                     add(child, child.relative_to(path), path)
@@ -367,6 +383,26 @@ def plan(
     _refuse_escaping_outputs(result, output_dir, [Path(raw) for raw in inputs if Path(raw).is_dir()])
     _settle_names(result)
     return result
+
+
+# Names a count of the photos passed over without -r looks at, at most: a whole disk given as
+# a folder would otherwise be walked to the end for a hint.
+_LOOKED_AT_MOST = 100_000
+
+
+def _photos_in_subfolders(folder: Path, output_dir: Path) -> tuple[int, bool]:
+    """How many photos (by name) the sub-folders of ``folder`` hold, the output tree and hidden
+    folders left out as -r leaves them; and whether that is all of them (see _LOOKED_AT_MOST)."""
+    outputs = output_dir.resolve()
+    found = looked = 0
+    for root, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".") and Path(root, name).resolve() != outputs]
+        if root != os.fspath(folder):  # the folder's own photos are the run's
+            found += sum(not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES for name in names)
+        looked += len(names)
+        if looked > _LOOKED_AT_MOST:
+            return found, False
+    return found, True
 
 
 def _plan_one_file(inputs: list[str], output: Path, suffix: str, extension: str | None) -> Plan:
@@ -509,19 +545,69 @@ class RunOptions:
     io_threads: int = 2
 
 
+def kept_output(job: Job, options: RunOptions) -> bool:
+    """Whether the job's output exists and is to stay as it is: the job is settled (skipped, or
+    failed) without any model."""
+    return options.on_exists != "overwrite" and job.output.exists()
+
+
 def existing_output(job: Job) -> Outcome:
     """A job skipped because its output exists, with the route that output was made by (read
-    from the marker in its header: cheap, no pixels are decoded; a BMP has none)."""
-    return Outcome(job.input, job.output, SKIPPED, OUTPUT_EXISTS, route_from_note(read_marker(job.output)))
+    from the marker in its header: no pixels are decoded; a BMP has none); or failed, when the
+    marker names another input than this one (hashed to tell): the output is another photo's
+    (one of the same name from another folder, or this one before it changed), which a skip
+    would pass off as this one's."""
+    note = read_marker(job.output)
+    other = _made_from_another(job, note)
+    if other is None:
+        return Outcome(job.input, job.output, SKIPPED, OUTPUT_EXISTS, route_from_note(note))
+    if other.path == path_text(job.input):
+        whose = f"this photo before it changed (sha256 {other.digest})"
+    else:
+        whose = f"another photo, {other.path} (sha256 {other.digest})"
+    reason = (
+        f"output {job.output} exists and was made from {whose}; write this one elsewhere (-o, --suffix), "
+        "or --on-exists overwrite to replace it"
+    )
+    return Outcome(job.input, job.output, FAILED, reason)
 
 
-def _decode_job(job: Job, options: RunOptions) -> tuple[DecodedImage | None, Outcome | None, float]:
+def _made_from_another(job: Job, note: str | None) -> MadeFrom | None:
+    """The input an existing output's marker names, when it is not this job's (another digest)."""
+    made_from = made_from_note(note)
+    if made_from is None:  # an earlier release's output, or not ours: skipped as it always was
+        return None
+    try:
+        digest = input_digest(job.input)
+    except OSError:  # an input that cannot be read cannot be told apart: its output stays
+        return None
+    return None if digest == made_from.digest else made_from
+
+
+def input_digest(path: Path) -> str:
+    """What an output's marker records of its input's content: the first 16 hex digits of its sha256."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+
+
+class _Read(NamedTuple):
+    """A job's input read: decoded for the networks, or the outcome that ends the job already."""
+
+    decoded: DecodedImage | None
+    outcome: Outcome | None
+    seconds: float
+    made_from: MadeFrom | None = None  # what the output's marker records of the input
+
+
+def _decode_job(job: Job, options: RunOptions) -> _Read:
     started = time.perf_counter()
-    if job.output.exists() and options.on_exists != "overwrite":
-        # Checked before decoding, so resuming a long run re-reads nothing it finished.
+    if kept_output(job, options):
+        # Checked before decoding, so resuming a long run decodes nothing it finished (each
+        # input is read once more, to hash it: see existing_output).
         if options.on_exists == "skip":
-            return None, existing_output(job), 0.0
-        return None, Outcome(job.input, job.output, FAILED, f"output exists: {job.output} (--on-exists error)"), 0.0
+            return _Read(None, existing_output(job), 0.0)
+        refused = Outcome(job.input, job.output, FAILED, f"output exists: {job.output} (--on-exists error)")
+        return _Read(None, refused, 0.0)
     try:
         decoded = decode(job.input, options.max_pixels)
         if decoded.marker is not None:
@@ -529,16 +615,15 @@ def _decode_job(job: Job, options: RunOptions) -> tuple[DecodedImage | None, Out
         elif not options.force and is_colour_photo(decoded.data):
             reason = ALREADY_COLOUR
         else:
-            return decoded, None, time.perf_counter() - started
+            # Hashed after decoding, from the page cache: one more pass over bytes just read.
+            made_from = MadeFrom(path_text(job.input), input_digest(job.input))
+            return _Read(decoded, None, time.perf_counter() - started, made_from)
     except ImageError as error:
-        return None, Outcome(job.input, job.output, FAILED, str(error)), time.perf_counter() - started
+        return _Read(None, Outcome(job.input, job.output, FAILED, str(error)), time.perf_counter() - started)
     except Exception as error:  # a bug met on one file must not end a run of thousands
-        return (
-            None,
-            Outcome(job.input, job.output, FAILED, f"cannot read ({_one_line(error)})"),
-            time.perf_counter() - started,
-        )
-    return None, Outcome(job.input, job.output, SKIPPED, reason), time.perf_counter() - started
+        failed = Outcome(job.input, job.output, FAILED, f"cannot read ({_one_line(error)})")
+        return _Read(None, failed, time.perf_counter() - started)
+    return _Read(None, Outcome(job.input, job.output, SKIPPED, reason), time.perf_counter() - started)
 
 
 def _one_line(error: BaseException) -> str:
@@ -550,14 +635,15 @@ class _ComposeError(Exception):
     """Joining chroma with L failed (as opposed to writing the file)."""
 
 
-def _encode_job(prediction: Prediction, decoded: DecodedImage, job: Job, options: RunOptions) -> None:
+def _encode_job(prediction: Prediction, read: _Read, job: Job, options: RunOptions) -> None:
     # Composing here, in an I/O thread, keeps the second core busy while the networks run,
     # and a waiting job holds L and a small ab rather than a full-size float RGB image.
+    decoded = read.decoded
     try:
         rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded, job.format) == 8 else np.float32)
     except Exception as error:
         raise _ComposeError(_one_line(error)) from error
-    note = provenance_note(prediction.route)
+    note = provenance_note(prediction.route, read.made_from)
     encode(rgb, decoded, job.output, options.keep_metadata, note, options.quality, job.format)
 
 
@@ -570,8 +656,9 @@ class _Slot:
     pixels: int = 0  # of the image its write holds
 
 
-def run(pipeline: Pipeline, jobs: list[Job], options: RunOptions) -> Iterator[Outcome]:
-    """Colorize ``jobs``; yields one Outcome per job, in order.
+def run(pipeline: Pipeline | None, jobs: list[Job], options: RunOptions) -> Iterator[Outcome]:
+    """Colorize ``jobs``; yields one Outcome per job, in order. ``pipeline`` may be None when
+    no job needs it (each ``kept_output``): then no model need be loaded.
 
     Decoding of the next images and encoding of finished ones run in threads while the
     networks work on the current batch (PIL and torch release the GIL). With
@@ -591,7 +678,9 @@ def run(pipeline: Pipeline, jobs: list[Job], options: RunOptions) -> Iterator[Ou
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run(pool: ThreadPoolExecutor, pipeline: Pipeline, jobs: list[Job], options: RunOptions) -> Iterator[Outcome]:
+def _run(
+    pool: ThreadPoolExecutor, pipeline: Pipeline | None, jobs: list[Job], options: RunOptions
+) -> Iterator[Outcome]:
     lookahead = options.batch_size + 2  # decoded images waiting: bounds memory on big photos
     pending: deque[tuple[Job, Future]] = deque()
     order: deque[_Slot] = deque()
@@ -621,22 +710,22 @@ def _run(pool: ThreadPoolExecutor, pipeline: Pipeline, jobs: list[Job], options:
 
     refill()
     while pending and not (failed and options.fail_fast):
-        batch: list[tuple[Job, DecodedImage, float, _Slot]] = []
+        batch: list[tuple[Job, _Read, _Slot]] = []
         pixels = 0
         while pending and len(batch) < options.batch_size and pixels < options.batch_pixels:
             job, future = pending.popleft()
-            decoded, early, seconds = future.result()
-            slot = _Slot(early)
+            read = future.result()
+            slot = _Slot(read.outcome)
             order.append(slot)
-            if early is not None:
-                if early.status == FAILED and options.fail_fast:
+            if read.outcome is not None:
+                if read.outcome.status == FAILED and options.fail_fast:
                     failed = True
                     break
                 refill()
                 continue
             refill()
-            batch.append((job, decoded, seconds, slot))
-            pixels += decoded.data.shape[0] * decoded.data.shape[1]
+            batch.append((job, read, slot))
+            pixels += read.decoded.data.shape[0] * read.decoded.data.shape[1]
         if batch:
             _colorize_batch(pool, pipeline, batch, options)
         # Block when writes fall behind: each queued write holds a full-size image.
@@ -645,31 +734,40 @@ def _run(pool: ThreadPoolExecutor, pipeline: Pipeline, jobs: list[Job], options:
     yield from flush(block=True)
 
 
-def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline, batch, options: RunOptions) -> None:
+def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline | None, batch, options: RunOptions) -> None:
     """Run the networks on ``batch`` and queue the writes; fills each job's slot."""
     started = time.perf_counter()
+    results = _predictions(pipeline, [read.decoded for _, read, _ in batch])
+    share = (time.perf_counter() - started) / len(batch)
+    for (job, read, slot), result in zip(batch, results):
+        seconds = read.seconds + share
+        if isinstance(result, Exception):
+            reason = f"cannot colorize ({_one_line(result)})"
+            slot.outcome = Outcome(job.input, job.output, FAILED, reason, None, seconds)
+            continue
+        slot.outcome = Outcome(job.input, job.output, OK, None, result.route, seconds)
+        slot.write = pool.submit(_encode_job, result, read, job, options)
+        slot.pixels = read.decoded.data.shape[0] * read.decoded.data.shape[1]
+
+
+def _predictions(pipeline: Pipeline | None, images: list[DecodedImage]) -> list[Prediction | Exception]:
+    """Each image's prediction, or the error that kept it from being made."""
+    if pipeline is None:  # every output existed as the run began; this one has been removed since
+        gone = RuntimeError("no model was loaded, its output having existed as the run began; run again")
+        return [gone] * len(images)
     try:
-        results = pipeline.predict([decoded.lightness() for _, decoded, _, _ in batch])
+        return pipeline.predict([image.lightness() for image in images])
     except FATAL_ERRORS:
         raise
     except Exception:
         # One bad image (or one batch too big for memory) must not fail its neighbours:
         # try each alone, and fail only those that fail alone.
-        results = []
-        for _, decoded, _, _ in batch:
+        results: list[Prediction | Exception] = []
+        for image in images:
             try:
-                results.extend(pipeline.predict([decoded.lightness()]))
+                results.extend(pipeline.predict([image.lightness()]))
             except FATAL_ERRORS:
                 raise
             except Exception as error:
                 results.append(error)
-    share = (time.perf_counter() - started) / len(batch)
-    for (job, decoded, seconds, slot), result in zip(batch, results):
-        if isinstance(result, Exception):
-            slot.outcome = Outcome(
-                job.input, job.output, FAILED, f"cannot colorize ({_one_line(result)})", None, seconds + share
-            )
-            continue
-        slot.outcome = Outcome(job.input, job.output, OK, None, result.route, seconds + share)
-        slot.write = pool.submit(_encode_job, result, decoded, job, options)
-        slot.pixels = decoded.data.shape[0] * decoded.data.shape[1]
+        return results

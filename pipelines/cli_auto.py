@@ -24,9 +24,12 @@ from colorize.pipelines.cli_common import (
     console,
     fail,
     installed_expert_names,
+    parse_weights,
     progress_bar,
     refuse_output_among_inputs,
+    resolve_device,
     shown,
+    subfolder_hint,
 )
 from colorize.pipelines.shards import Shard, Workers
 from colorize.pipelines.signals import interrupted_once, interrupts_deferred, interrupts_ignored
@@ -118,8 +121,9 @@ def auto(
     colorize auto "albums/*.jpg" --expert people --report run.jsonl ·
     colorize auto photos/ -r -o out/ --on-exists overwrite --threshold 0.8
     """
-    from colorize.pipelines.batch import FAILED, FATAL_ERRORS, RunOptions, run
+    from colorize.pipelines.batch import FAILED, FATAL_ERRORS, RunOptions, kept_output, run
 
+    began = time.perf_counter()
     options = RunOptions(
         on_exists=on_exists,
         force=force,
@@ -135,16 +139,20 @@ def auto(
         work = workers.share(
             _on_main(workers, lambda: _planned(paths, output, recursive, suffix, extension, report, verbose))
         )
+        _on_main(workers, lambda: _check_choices(expert, weights, device))
         part = shard or Shard(1, 1)
         jobs = part.take(work.jobs)
         # What failed before any photo was read is reported once: by rank 0 of the first part.
         refused = work.refused if part.is_first and workers.is_main else []
         mine = Shard.of_rank(workers.rank, workers.size).take(jobs)
-        if workers.is_main and not quiet:
-            console.print("[dim]loading models…[/]", highlight=False)
-        pipeline = _on_every_rank(
-            workers, lambda: _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation)
-        )
+        # The models take seconds to load: a run whose every output is there answers without them.
+        pipeline = None
+        if workers.share(_on_main(workers, lambda: not all(kept_output(job, options) for job in jobs))):
+            if workers.is_main and not quiet:
+                console.print("[dim]loading models…[/]", highlight=False)
+            pipeline = _on_every_rank(
+                workers, lambda: _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+            )
         with contextlib.ExitStack() as held:
             # A file named by -o is written atomically; its folder is not held, so that runs of
             # one photo each (xargs -P, a shell loop with &) can write side by side. Under
@@ -154,7 +162,11 @@ def auto(
             started = time.perf_counter()
             outcomes = run(pipeline, mine, options)
             fatal = None
-            with interrupted_once(), progress_bar("photos", disable=quiet or not workers.is_main) as progress:
+            nothing_to_count = not jobs and not refused
+            with (
+                interrupted_once(),
+                progress_bar("photos", disable=quiet or not workers.is_main or nothing_to_count) as progress,
+            ):
                 if workers.is_main:
                     ledger = _Ledger(tally, progress, len(jobs) + len(refused), verbose)
                     record = ledger.add_with_the_others(workers)
@@ -185,7 +197,10 @@ def auto(
                 stopped = _collect(workers, ledger, jobs, stopped)
             with interrupts_ignored():
                 tally.close()
-                _summary(tally, time.perf_counter() - started, output, work, quiet, stopped)
+                startup = None if pipeline is None else started - began
+                _summary(tally, time.perf_counter() - started, startup, output, work, quiet, stopped)
+                if not quiet and (hint := subfolder_hint(work)):
+                    console.print(hint, highlight=False)
                 if stopped == "interrupted":
                     console.print(
                         "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
@@ -240,6 +255,22 @@ def _refuse_report_over_photos(report: Path, work) -> None:
         fail(f"--report {report}: cannot read it ({error.strerror})")
     if not replaceable:
         fail(f"--report {report} exists and is not a colorize report (JSON lines); choose another file")
+
+
+def _check_choices(expert: str | None, weights: list[str], device: str) -> None:
+    """What the options name that can be checked without loading a model, checked now (a
+    one-line error): the forced expert among the installed ones, --weights files, the device."""
+    from colorize.experts.store import ModelStore
+    from colorize.router import UnknownExpertError
+    from colorize.router.policy import check_forced
+
+    resolve_device(device)
+    files = parse_weights(weights)
+    if expert is not None:
+        try:
+            check_forced(expert, ModelStore(files=files).names())
+        except UnknownExpertError as error:
+            fail(str(error))
 
 
 def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation):
@@ -310,7 +341,8 @@ def _on_every_rank(workers: Workers, step: Callable[[], T]) -> T:
 
 
 def _unfinished(job, reason: str, rank: int):
-    """A job whose outcome never came: skipped, for ``reason``, or done if its output exists."""
+    """A job whose outcome never came: skipped, for ``reason``, or as its output says if it
+    exists (done, or another photo's: ``existing_output``)."""
     from colorize.pipelines.batch import SKIPPED, Outcome, existing_output
 
     outcome = existing_output(job) if job.output.exists() else Outcome(job.input, job.output, SKIPPED, reason)
@@ -465,7 +497,11 @@ def _announce(outcome, verbose: bool, progress: Progress) -> None:
         )
 
 
-def _summary(tally, elapsed: float, output: Path, work, quiet: bool, stopped: str | None) -> None:
+def _summary(
+    tally, elapsed: float, startup: float | None, output: Path, work, quiet: bool, stopped: str | None
+) -> None:
+    """``elapsed``: the photos' time; ``startup``: the time before the first photo, when it
+    loaded the models (None: it loaded none)."""
     from colorize.pipelines.batch import FAILED, OK, OUTPUT_EXISTS, SKIPPED
 
     counts, experts, skips = tally.counts, tally.experts, tally.skips
@@ -497,7 +533,10 @@ def _summary(tally, elapsed: float, output: Path, work, quiet: bool, stopped: st
     if ignored:
         table.add_row("[dim]ignored (not images, or colorize outputs)[/]", str(ignored))
     table.add_row("time per image", f"{elapsed / max(1, total):.3f} s")
-    table.add_row("total time", f"{elapsed:.1f} s")
+    table.add_row("photos' time", f"{elapsed:.1f} s")
+    if startup is not None:  # seconds the photos did not cause: told apart, so the rate means something
+        table.add_row("start-up (model loading)", f"{startup:.1f} s")
+        table.add_row("total time", f"{startup + elapsed:.1f} s")
     console.print(table)
     if counts[FAILED]:
         named = ", ".join(shown(path) for path in tally.failed)

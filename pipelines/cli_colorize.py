@@ -10,7 +10,15 @@ import typer
 from rich.table import Table
 
 from colorize.pipelines import cli_options as options
-from colorize.pipelines.cli_common import EXIT_FAILED, build_pipeline, console, fail, interruptible, shown
+from colorize.pipelines.cli_common import (
+    EXIT_FAILED,
+    build_pipeline,
+    console,
+    fail,
+    interruptible,
+    shown,
+    subfolder_hint,
+)
 
 
 @interruptible
@@ -42,7 +50,9 @@ def classify(
         fail(str(error))
     pipeline = build_pipeline(None, threshold, weights, classifier_weights, device)
     table = Table(title="routes")
-    for column in ("photo", "expert", "confidence", "reason", "probabilities"):
+    # A name folds onto more lines rather than lose its end (scans differ by their last digits).
+    table.add_column("photo", overflow="fold")
+    for column in ("class", "expert", "reason", "probabilities"):
         table.add_column(column)
     failed = len(work.refused)
     for outcome in work.refused:
@@ -64,14 +74,18 @@ def classify(
             typer.echo(json.dumps({"input": path_text(job.input), **route.as_dict()}))
         else:
             probabilities = " ".join(f"{k}={v:.2f}" for k, v in route.probabilities.items())
-            confidence = "" if route.fell_back or route.confidence is None else f"{route.confidence:.2f}"
+            # The class the classifier picked, with its probability: the expert may be named
+            # otherwise (the routing table sends landscapes to the general expert), or a fallback.
+            picked = f"{route.top_class} {route.probabilities[route.top_class]:.2f}"
             # Expert and class names come from model files and routing tables: escaped like file names.
-            cells = (job.input, route.expert, confidence, route.explanation(), probabilities)
+            cells = (job.input, picked, route.expert, route.explanation(), probabilities)
             table.add_row(*map(shown, cells))
     if not as_json:
         from rich.console import Console
 
         Console().print(table)
+    if hint := subfolder_hint(work):
+        console.print(hint, highlight=False)
     if failed:
         raise typer.Exit(EXIT_FAILED)
 

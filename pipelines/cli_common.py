@@ -106,6 +106,15 @@ def refuse_output_among_inputs(option: str, path: Path | None, folders: list[Pat
             fail(f"{option} {path} is inside the input folder {folder}; choose a file elsewhere")
 
 
+def subfolder_hint(work) -> str | None:
+    """One line for the photos of sub-folders that a run without -r passed over (``batch.Plan``)."""
+    count = work.in_subfolders
+    if not count:
+        return None
+    many = f"{'at least ' if work.in_subfolders_partial else ''}{count} photo{'s' if count > 1 else ''}"
+    return f"{many} in sub-folders {'were' if count > 1 else 'was'} not looked at; add -r to descend into them"
+
+
 def resolve_device(name: str) -> str:
     """``--device`` as torch will use it: auto picks CUDA, then MPS, then the CPU; a device this
     machine cannot use is a one-line usage error now, not a traceback at the first photo.

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -77,14 +78,31 @@ class Result:
         return atomic_save(self.to_image(), path, Image.registered_extensions()[extension])
 
 
-def provenance_note(route: Route) -> str:
-    """What an output file records about how it was made (EXIF/TIFF Software, PNG text)."""
+class MadeFrom(NamedTuple):
+    """The input an output was made from, as its marker records it: the path as given (for
+    people) and the first 16 hex digits of the file's sha256 (what tells two photos apart)."""
+
+    path: str
+    digest: str
+
+
+def provenance_note(route: Route, made_from: MadeFrom | None = None) -> str:
+    """What an output file records about how it was made (EXIF/TIFF Software, PNG text): the
+    route, colorize's version and, from a file, the input (which a later run into the same
+    folder compares with its own photo of that name)."""
     from colorize import __version__
 
-    return f"colorized by expert {route.expert} ({route.ascii_reason}), colorize {__version__}"
+    note = f"colorized by expert {route.expert} ({route.ascii_reason}), colorize {__version__}"
+    return note if made_from is None else f"{note}; from sha256:{made_from.digest} {made_from.path}"
 
 
-_NOTE = re.compile(r"colorized by expert (?P<expert>.+) \((?P<reason>.+)\), colorize \S+$")
+# An expert's name and the input's path are free text: the fixed parts around them are
+# matched from the ends (the reason holds no parentheses, the version no space).
+_NOTE = re.compile(
+    r"colorized by expert (?P<expert>.+?) \((?P<reason>[^()]+)\), colorize \S+?"
+    r"(?:; from sha256:(?P<digest>[0-9a-f]{16}) (?P<path>.*))?$",
+    re.DOTALL,
+)
 
 
 def route_from_note(note: str | None) -> Route | None:
@@ -94,6 +112,14 @@ def route_from_note(note: str | None) -> Route | None:
     if found is None:
         return None
     return Route(found["expert"], None, {}, found["reason"].replace("->", "→"))
+
+
+def made_from_note(note: str | None) -> MadeFrom | None:
+    """The input that ``provenance_note`` recorded, or None (an earlier release recorded none)."""
+    found = _NOTE.search(note or "")
+    if found is None or found["digest"] is None:
+        return None
+    return MadeFrom(found["path"], found["digest"])
 
 
 @dataclass

@@ -55,15 +55,17 @@ def test_only_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     files = {
         f".colorize.{dead}.abcd1234.tmp": old,  # killed long ago: removed
         f".colorize.{dead}.efgh5678.tmp": time.time(),  # just touched (another machine?): kept
-        f".colorize.{alive}.ijkl9012.tmp": old,  # a running process's: kept
+        f".colorize.{alive}.ijkl9012.tmp": time.time(),  # a running process's: kept
+        f".colorize.{alive}.mnop3456.tmp": old,  # untouched for an hour (its number reused?): removed
         ".photo.jpg.x1y2z3.tmp": old,  # not of our naming: kept
         "photo.jpg": old,
     }
     for name, mtime in files.items():
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (mtime, mtime))
-    assert remove_stale_temporaries(tmp_path) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(files) - {f".colorize.{dead}.abcd1234.tmp"})
+    removed = {f".colorize.{dead}.abcd1234.tmp", f".colorize.{alive}.mnop3456.tmp"}
+    assert remove_stale_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(files) - removed)
 
 
 def test_a_model_folder_that_is_a_file_is_found_before_any_work(tmp_path):
