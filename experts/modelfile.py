@@ -108,6 +108,11 @@ def read_metadata(path: Path) -> ModelFile:
         raise ModelFileError(f"{path}: not a readable .safetensors weights file ({_one_line(error)})") from None
     if raw is None:
         raise ModelFileError(f"{path}: a .safetensors file without colorize metadata (a foreign model?)")
+    return ModelFile(path, parse_metadata(path, raw))
+
+
+def parse_metadata(path: Path, raw: str) -> dict[str, Any]:
+    """A model file's colorize metadata (JSON text), checked: the one reading for every file type."""
     try:
         metadata = json.loads(raw, parse_int=_json_int)
     except (ValueError, RecursionError):  # deeply nested JSON exhausts the parser's stack
@@ -122,7 +127,7 @@ def read_metadata(path: Path) -> ModelFile:
             raise ModelFileError(f"{path}: colorize metadata lacks {key!r} (a {kind.__name__})")
     if isinstance(metadata.get("metrics"), dict):
         metadata["metrics"] = {name: value for name, value in metadata["metrics"].items() if not _infinite(value)}
-    return ModelFile(path, metadata)
+    return metadata
 
 
 def _json_int(text: str) -> int | float:

@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 
 from colorize import __version__
-from colorize.pipelines import cli_auto, cli_colorize, cli_eval, cli_serve, cli_train
+from colorize.pipelines import cli_auto, cli_colorize, cli_eval, cli_export, cli_serve, cli_train
 from colorize.pipelines.cli_common import EXIT_FAILED, OneLineErrors, console, shown
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.command("classify")(cli_colorize.classify)
 app.command("experts")(cli_colorize.list_experts)
 app.command("eval")(cli_eval.evaluate)
 app.command("serve")(cli_serve.serve)
+app.command("export")(cli_export.export_command)
 train_app.command("expert")(cli_train.train_expert_command)
 train_app.command("classifier")(cli_train.train_classifier_command)
 _debug = False

@@ -165,7 +165,16 @@ def test_version_and_help_work_without_models(runner):
         assert option in help_text
 
 
-COMMANDS = (["auto"], ["classify"], ["experts"], ["eval"], ["serve"], ["train", "expert"], ["train", "classifier"])
+COMMANDS = (
+    ["auto"],
+    ["classify"],
+    ["experts"],
+    ["eval"],
+    ["serve"],
+    ["export"],
+    ["train", "expert"],
+    ["train", "classifier"],
+)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -1,0 +1,182 @@
+"""ONNX model files: the graphs inference runs with onnxruntime, and their export from torch.
+
+A colorize ONNX file holds one graph with one input ``input`` (N, C, H, W) float32 and one
+output ``output``, its weights stored as float16 (half the bytes; each is cast to float32 once,
+when onnxruntime folds the constants at session start) and, in the model's ``metadata_props``
+under ``colorize``, the same JSON a safetensors file carries: architecture, arguments, work
+size, normalisation, labels, training record. Nothing else is needed to use it.
+
+A file from a user's folder is checked before onnxruntime sees it: every operator on a short
+list of the ones our networks export to (no operator can read a file, allocate what a
+constant asks, or loop), no weights outside the file, one input and one output of the
+expected names and ranks, bounded counts. ``onnx`` parses the file for that check; the
+export itself needs torch (colorize-experts[train]).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colorize.experts.files import atomic_write
+from colorize.experts.modelfile import MAX_PARAMETERS, ModelFileError, parse_metadata
+
+METADATA_KEY = "colorize"
+INPUT, OUTPUT = "input", "output"
+OPSET = 17
+# What our networks (unet_lite on a timm encoder, the seed reports' U-Nets, the classifier)
+# export to with OPSET. Shape-producing operators (ConstantOfShape, Expand, Tile, Range) are
+# left out on purpose: with them a tiny file could ask for any amount of memory.
+ALLOWED_OPERATORS = frozenset(
+    {
+        "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv",
+        "ConvTranspose", "Div", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid",
+        "HardSwish", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "ReduceMean", "Relu", "Reshape",
+        "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Sub", "Tanh", "Transpose", "Unsqueeze",
+    }
+)  # fmt: skip
+MAX_FILE_BYTES = 1 << 30
+MAX_NODES = 20_000
+
+
+def export_onnx(network, channels: int, metadata: dict[str, Any], path: Path, square: int | None = None) -> Path:
+    """Write ``network`` (torch, in eval mode) as a colorize ONNX file at ``path``.
+
+    ``channels``: the input planes (1 for L; 4 with hint planes). Height and width stay free
+    (any photo shape at the work size), unless ``square`` fixes them (the classifier's input).
+    """
+    import io
+
+    import onnx
+    import torch
+
+    size = square or 64
+    example = torch.zeros(1, channels, size, size)
+    free = {0: "batch"} if square else {0: "batch", 2: "height", 3: "width"}
+    buffer = io.BytesIO()
+    network = network.eval().float()
+    # The TorchScript exporter: deprecated, but it needs nothing beyond torch and onnx (the
+    # dynamo exporter also needs the onnxscript package).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            network,
+            (example,),
+            buffer,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            opset_version=OPSET,
+            dynamic_axes={INPUT: free, OUTPUT: {0: "batch"}},
+            dynamo=False,
+            # Weights as trained, not folded with batch norm: float16 holds them exactly (onnxruntime folds at start).
+            do_constant_folding=False,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    _store_weights_as_half(model)
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    return atomic_write(Path(path), lambda handle: handle.write(data))
+
+
+def _store_weights_as_half(model) -> None:
+    """Float32 weights stored as float16 behind a Cast. Exact for weights that were float16
+    already (every bundled file), and onnxruntime folds the casts once at session start."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    casts = []
+    for index, initializer in enumerate(graph.initializer):
+        if initializer.data_type != TensorProto.FLOAT:
+            continue
+        half = numpy_helper.from_array(
+            numpy_helper.to_array(initializer).astype(np.float16), f"{initializer.name}.half"
+        )
+        casts.append(helper.make_node("Cast", [half.name], [initializer.name], to=TensorProto.FLOAT))
+        graph.initializer[index].CopyFrom(half)
+    for position, cast in enumerate(casts):
+        graph.node.insert(position, cast)
+
+
+def read_onnx(path: Path, channels: tuple[int, ...] = (1, 4)) -> tuple[bytes, dict[str, Any]]:
+    """The file's bytes, checked (see the module's docstring), and its colorize metadata.
+    Raises ``ModelFileError`` naming the file and what is wrong."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ModelFileError(f"{path}: {path.stat().st_size} bytes, larger than any colorize model")
+        data = path.read_bytes()
+        model = onnx.load_from_string(data)
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot read it ({error.strerror or error})") from None
+    except (DecodeError, ValueError, RuntimeError) as error:  # onnx's parser names no more than this
+        raise ModelFileError(f"{path}: not an ONNX model ({type(error).__name__})") from None
+    _check_graph(model, path, channels)
+    raw = {entry.key: entry.value for entry in model.metadata_props}.get(METADATA_KEY)
+    if raw is None:
+        raise ModelFileError(f"{path}: an ONNX model without colorize metadata (a foreign model?)")
+    return data, parse_metadata(path, raw)
+
+
+def _check_graph(model, path: Path, channels: tuple[int, ...]) -> None:
+    graph = model.graph
+    if model.functions or any(op.domain not in ("", "ai.onnx") for op in model.opset_import):
+        raise ModelFileError(f"{path}: the graph defines functions or uses operators outside ONNX's own")
+    if len(graph.node) > MAX_NODES:
+        raise ModelFileError(f"{path}: {len(graph.node)} operators, more than any colorize model has")
+    unknown = sorted({node.op_type for node in graph.node} - ALLOWED_OPERATORS)
+    if unknown or any(node.domain not in ("", "ai.onnx") for node in graph.node):
+        raise ModelFileError(f"{path}: operators colorize does not run: {', '.join(unknown) or 'other domains'}")
+    if any(node.op_type == "Constant" and node.attribute and node.attribute[0].type == 5 for node in graph.node):
+        # a Constant holding a tensor is how weights hide from the initializer count
+        count = sum(_elements(node.attribute[0].t.dims) for node in graph.node if node.op_type == "Constant")
+        if count > MAX_PARAMETERS:
+            raise ModelFileError(f"{path}: constants of {count} values, more than any colorize model holds")
+    if any(initializer.data_location == 1 or initializer.external_data for initializer in graph.initializer):
+        raise ModelFileError(f"{path}: weights stored outside the file; colorize reads only what the file holds")
+    parameters = sum(_elements(initializer.dims) for initializer in graph.initializer)
+    if parameters > MAX_PARAMETERS:
+        raise ModelFileError(f"{path}: {parameters} weights, more than any colorize model holds")
+    names = [i.name for i in graph.input if i.name not in {init.name for init in graph.initializer}]
+    if names != [INPUT] or [o.name for o in graph.output] != [OUTPUT]:
+        raise ModelFileError(f"{path}: expected one input '{INPUT}' and one output '{OUTPUT}', found {names}")
+    dims = graph.input[0].type.tensor_type.shape.dim
+    planes = dims[1].dim_value if len(dims) == 4 else None
+    if planes not in channels:
+        raise ModelFileError(f"{path}: its input is not (N, C, H, W) with C one of {channels}")
+
+
+def _elements(dims) -> int:
+    return math.prod(int(d) for d in dims) if dims else 1
+
+
+class OnnxNetwork:
+    """One network run by onnxruntime: numpy float32 (N, C, H, W) in, its output out."""
+
+    def __init__(self, path: Path, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+        import onnxruntime
+
+        data, self.metadata = read_onnx(path)
+        self.path = Path(path)
+        options = onnxruntime.SessionOptions()
+        # The caller decides how many photos run side by side; each network stays on its threads.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(data, options, providers=list(providers))
+        except Exception as error:  # onnxruntime raises its own types for a graph it cannot run
+            raise ModelFileError(f"{path}: onnxruntime cannot run it ({type(error).__name__}: {error})") from None
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
