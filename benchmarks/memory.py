@@ -6,8 +6,9 @@
 Each photo runs alone in a fresh process (one `colorize auto` per photo, 1 torch thread),
 and the process's peak resident memory is read from the kernel. The fixed part (Python,
 torch, the models: the 64-pixel photo's peak) is subtracted, and the rest divided by the
-photo's megapixels gives the cost of a megapixel of that kind. Strips one pixel high are
-included because they once needed hundreds of times more than their pixels.
+photo's megapixels gives the cost of a megapixel of that kind. Strips one pixel high or
+wide are included because they once needed hundreds of times more than their pixels (a
+16-bit one 8 GB).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +64,38 @@ def _photos(folder: Path) -> dict[str, tuple[Path, float]]:
     made["strip 10,000,000 x 1 PNG"] = (folder / "wide.png", 10.0)
     Image.fromarray(np.ascontiguousarray(strip[:4_000_000].reshape(-1, 1))).save(folder / "tall.png")
     made["strip 1 x 4,000,000 PNG"] = (folder / "tall.png", 4.0)
+    gray16 = strip.astype(np.uint16) * 257
+    rgb, gray_alpha = np.stack([gray16] * 3, axis=-1), np.stack([gray16, 65535 - gray16], axis=-1)
+    for kind, samples, width, height in (
+        ("RGB", rgb, 10_000_000, 1),
+        ("RGB", rgb, 1, 10_000_000),
+        ("LA", gray_alpha, 10_000_000, 1),
+    ):
+        path = folder / f"{kind}16_{width}x{height}.png"
+        _write_png16(path, samples.reshape(height, width, -1))
+        made[f"16-bit {kind} strip {width:,} x {height:,} PNG"] = (path, 10.0)
     return made
+
+
+def _write_png16(path: Path, samples: np.ndarray) -> None:
+    """(H, W, 3) RGB or (H, W, 2) gray+alpha uint16 as a PNG, every row behind filter type 0.
+    PIL writes no 16-bit colour PNG, and pypng's writer would hold every sample as a Python
+    int: over 1.5 GB in this process, which each child's peak would then count (a child's peak
+    RSS starts from its parent's)."""
+    height, width, planes = samples.shape
+    rows = samples.astype(">u2").view(np.uint8).reshape(height, -1)
+    chunks = {
+        b"IHDR": struct.pack(">IIBBBBB", width, height, 16, {3: 2, 2: 4}[planes], 0, 0, 0),
+        b"IDAT": zlib.compress(np.hstack([np.zeros((height, 1), np.uint8), rows]).tobytes()),
+        b"IEND": b"",
+    }
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + b"".join(
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+            for kind, data in chunks.items()
+        )
+    )
 
 
 def main() -> int:

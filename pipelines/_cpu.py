@@ -53,11 +53,10 @@ def compose_upsampled(
         return (rgb * 255 + 0.5).astype(np.uint8) if eight_bit else rgb
     # Bilinear interpolation is separable: for each tile, widen the two source rows each
     # output row lies between, then blend them. The source positions are computed as
-    # F.interpolate computes them (align_corners=False), in float32. Tiles hold about
-    # _BAND_PIXELS pixels and span at most _TILE_COLUMNS columns unless the photo is only a
-    # few rows high, so a 10,000,000 x 1 strip never has a full-width copy of anything.
-    upper, lower, row_weight = _source_positions(height, small_ab.shape[-2])
-    left, right, column_weight = _source_positions(width, small_ab.shape[-1])
+    # F.interpolate computes them (align_corners=False), in float32, for the tile alone.
+    # Tiles hold about _BAND_PIXELS pixels and span at most _TILE_COLUMNS columns unless
+    # the photo is only a few rows high, so a 10,000,000 x 1 strip (or 1 x 10,000,000)
+    # never has a full-length copy of anything but L and the output.
     rgb = torch.empty(height, width, 3, dtype=torch.uint8 if eight_bit else torch.float32)
     columns = min(width, max(_TILE_COLUMNS, _BAND_PIXELS // height))
     band = max(1, _BAND_PIXELS // columns)
@@ -69,15 +68,20 @@ def compose_upsampled(
         with torch.inference_mode():
             _compose_tile(*tile)
 
-    def widen(source_rows: torch.Tensor, across: slice) -> torch.Tensor:
-        return source_rows.index_select(2, left[across]).lerp_(
-            source_rows.index_select(2, right[across]), column_weight[across]
-        )
-
     def _compose_tile(top: int, first: int) -> None:
-        down, across = slice(top, top + band), slice(first, first + columns)
-        ab = widen(small_ab.index_select(1, upper[down]), across)
-        ab.lerp_(widen(small_ab.index_select(1, lower[down]), across), row_weight[down].view(1, -1, 1))
+        down, across = slice(top, min(top + band, height)), slice(first, min(first + columns, width))
+        upper, lower, row_weight = _source_positions(height, small_ab.shape[-2], down)
+        left, right, column_weight = _source_positions(width, small_ab.shape[-1], across)
+        # Only the part of ab under the tile: selecting whole rows of it first would copy all
+        # its columns for each of a tall strip's 131,072-row tiles, one column wide.
+        window = small_ab[:, upper[0] : lower[-1] + 1, left[0] : right[-1] + 1]
+        upper, lower, left, right = upper - upper[0], lower - upper[0], left - left[0], right - left[0]
+
+        def widen(source_rows: torch.Tensor) -> torch.Tensor:
+            return source_rows.index_select(2, left).lerp_(source_rows.index_select(2, right), column_weight)
+
+        ab = widen(window.index_select(1, upper))
+        ab.lerp_(widen(window.index_select(1, lower)), row_weight.view(1, -1, 1))
         lab_planes_to_rgb(lightness[0, down, across], ab[0], ab[1], out=rgb[down, across])
 
     for _ in map_bands(compose_tile, tiles):
@@ -85,11 +89,11 @@ def compose_upsampled(
     return rgb.numpy()
 
 
-def _source_positions(size: int, source_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each of ``size`` outputs, the two source indices and the weight of the second,
+def _source_positions(size: int, source_size: int, part: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For outputs ``part`` of ``size``, the two source indices and the weight of the second,
     as bilinear interpolation with align_corners=False places them."""
     scale = torch.tensor(source_size / size, dtype=torch.float32)
-    source = ((torch.arange(size, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
+    source = ((torch.arange(part.start, part.stop, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
     first = source.long()
     second = (first + 1).clamp_(max=source_size - 1)
     return first, second, source - first

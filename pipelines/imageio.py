@@ -42,6 +42,9 @@ _ORIENTATION, _SOFTWARE = 0x0112, 0x0131
 _BITS_PER_SAMPLE, _SAMPLE_FORMAT = 258, 339
 _SIGNED, _FLOAT = 2, 3  # SampleFormat values (1 is unsigned integer, the default)
 _BAND_PIXELS = 1 << 18  # pixels per band where a whole photo is converted in pieces
+_PNG_BLOCK_BYTES = 1 << 22  # decompressed bytes of PNG rows read and unfiltered at a time
+# Adam7's seven passes: first column and row, then the step between columns and rows.
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 # A JPEG APP1 segment holds at most 65,533 bytes of EXIF ("Exif\0\0" included).
 _MAX_EXIF_BYTES = 65533
 # Descriptive TIFF tags carried from a TIFF input to its TIFF output (the rest of a TIFF
@@ -114,15 +117,19 @@ def lightness_from_array(pixels: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {tuple(pixels.shape)}")
     scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
     lightness = torch.empty((1, *pixels.shape[:2]), dtype=torch.float32)
-    # By bands of rows: a 100 MP 16-bit photo as float RGB alone would be 1.2 GB, and its
-    # conversion makes several temporaries of that size.
-    band = max(1, _BAND_PIXELS // max(1, pixels.shape[1]))
+    # By tiles: a 100 MP 16-bit photo as float RGB alone would be 1.2 GB, and its conversion
+    # makes several temporaries of that size. Tiles of whole rows, unless one row is already
+    # more: a 10,000,000 x 1 strip is a single row.
+    columns = max(1, min(pixels.shape[1], _BAND_PIXELS))
+    band = max(1, _BAND_PIXELS // columns)
     for top in range(0, pixels.shape[0], band):
-        values = torch.from_numpy(np.multiply(pixels[top : top + band], np.float32(1 / scale), dtype=np.float32))
-        if values.dim() == 2:
-            lightness[:, top : top + band] = gray_to_lightness(values[None])
-        else:
-            lightness[:, top : top + band] = rgb_to_lightness(values.permute(2, 0, 1))
+        for left in range(0, pixels.shape[1], columns):
+            down, across = slice(top, top + band), slice(left, left + columns)
+            values = torch.from_numpy(np.multiply(pixels[down, across], np.float32(1 / scale), dtype=np.float32))
+            if values.dim() == 2:
+                lightness[:, down, across] = gray_to_lightness(values[None])
+            else:
+                lightness[:, down, across] = rgb_to_lightness(values.permute(2, 0, 1))
     return lightness
 
 
@@ -179,21 +186,132 @@ def _png_bit_depth(path: Path) -> int:
 
 def _read_16bit_png(path: Path) -> np.ndarray:
     """PIL reads 16-bit colour and gray+alpha PNGs only as 8 bits, and a gray one's tRNS not
-    at all; pypng keeps all 16 bits and makes tRNS an alpha plane."""
+    at all. Here pypng parses the chunks (checking every CRC) and the pixels go straight into
+    one (H, W, planes) uint16 array; a tRNS colour becomes an alpha plane, and samples of
+    fewer significant bits (sBIT) are stretched to the full 16."""
     import png
 
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-    # With an sBIT chunk (12 significant bits of 16, as scanners write) pypng shifts every
-    # value down to those bits: scaled back to 16, or the photo is near black.
-    scale = 65535 / (2 ** info["bitdepth"] - 1)
-    array = np.vstack([_scaled_row(row, scale) for row in rows])
-    return array.reshape(height, width, info["planes"])
+    with open(path, "rb") as handle:
+        reader = png.Reader(file=handle)
+        reader.preamble()
+        samples = _png_samples(reader)
+    if reader.trns:
+        samples = _with_key_alpha(samples, reader.transparent)
+    _stretch_significant_bits(samples, _significant_bits(reader.sbit))
+    return samples
 
 
-def _scaled_row(row, scale: float) -> np.ndarray:
-    if scale == 1:
-        return np.asarray(row, dtype=np.uint16)
-    return np.rint(np.asarray(row, dtype=np.float64) * scale).astype(np.uint16)
+def _png_samples(reader) -> np.ndarray:
+    """The pixels of a 16-bit PNG whose header ``reader`` has read: (H, W, planes) uint16."""
+    height, width, planes = reader.height, reader.width, reader.planes
+    samples = np.empty((height, width, planes), ">u2")
+    stream = _InflatedPixels(_idat_chunks(reader))
+    passes = _ADAM7 if reader.interlace else ((0, 0, 1, 1),)
+    for left, top, across, down in passes:
+        target = samples[top::down, left::across]
+        if target.size == 0:
+            continue  # a pass with no pixels has no rows in the file either
+        rows = target if not reader.interlace else np.empty(target.shape, ">u2")
+        _read_rows(stream, rows.view(np.uint8).reshape(len(rows), -1), 2 * planes)
+        if rows is not target:
+            target[...] = rows
+    # Swapped to native order in place: a converted copy would be another whole photo.
+    return samples if samples.dtype.isnative else samples.byteswap(inplace=True).view(np.uint16)
+
+
+def _idat_chunks(reader):
+    while (chunk := reader.chunk())[0] != b"IEND":
+        if chunk[0] == b"IDAT":
+            yield chunk[1]
+
+
+class _InflatedPixels:
+    """A PNG's decompressed pixel stream, read in exact amounts: inflated only as far as it is
+    read, a block at a time, so neither a huge photo nor a hostile stream is ever whole in memory."""
+
+    def __init__(self, chunks):
+        self._chunks, self._inflate = chunks, zlib.decompressobj()
+
+    def read(self, size: int) -> np.ndarray:
+        out, filled = np.empty(size, np.uint8), 0
+        while filled < size:
+            data = self._inflate.unconsumed_tail or next(self._chunks, None)
+            if data is None:
+                raise ValueError("the PNG's pixel data ends early (a truncated file?)")
+            inflated = self._inflate.decompress(data, min(size - filled, _PNG_BLOCK_BYTES))
+            out[filled : filled + len(inflated)] = np.frombuffer(inflated, np.uint8)
+            filled += len(inflated)
+        return out
+
+
+def _read_rows(stream: _InflatedPixels, rows: np.ndarray, bpp: int) -> None:
+    """Fill ``rows`` (H, row bytes) with the stream's next H scanlines, unfiltered, a block of
+    rows at a time (one row at a time if a row alone is over the block size)."""
+    height, row_bytes = rows.shape
+    block = max(1, _PNG_BLOCK_BYTES // (row_bytes + 1))
+    above = None  # the first row's: all zeros, as the PNG filters define it
+    for top in range(0, height, block):
+        count = min(block, height - top)
+        _unfilter(stream.read(count * (row_bytes + 1)).reshape(count, -1), above, bpp, rows[top : top + count])
+        above = rows[top + count - 1]
+
+
+def _unfilter(scanlines: np.ndarray, above: np.ndarray | None, bpp: int, out: np.ndarray) -> None:
+    """PNG scanlines (filter type, then the filtered bytes) -> their bytes, into ``out``.
+
+    Every PNG filter predicts a byte from the ones ``bpp`` bytes to its left and above it,
+    so byte k of every pixel forms an 8-bit gray image filtered exactly as the whole is.
+    Each such lane is unfiltered by Pillow's C PNG decoder, with the row above the block
+    put first (filter type 0: taken as it is); Pillow cannot hold the 16-bit samples, but
+    it need not. pypng's pure-Python unfiltering took about 2 s a megapixel (Paeth).
+    """
+    count, width = len(scanlines), (scanlines.shape[1] - 1) // bpp
+    if scanlines[:, 0].max() > 4:
+        raise ValueError(f"unknown PNG filter type {scanlines[:, 0].max()}")
+    filtered = scanlines[:, 1:].reshape(count, width, bpp)
+    unfiltered = out.reshape(count, width, bpp)
+    lane = np.zeros((count + 1, 1 + width), np.uint8)  # per row: filter type, then the bytes
+    lane[1:, 0] = scanlines[:, 0]
+    for byte in range(bpp):
+        if above is not None:
+            lane[0, 1:] = above[byte::bpp]
+        lane[1:, 1:] = filtered[..., byte]
+        image = Image.frombytes("L", (width, count + 1), zlib.compress(lane, 0), "zip", "L")
+        unfiltered[..., byte] = np.asarray(image)[1:]
+
+
+def _significant_bits(sbit: bytes | None) -> int:
+    """The bits per sample that a PNG's sBIT chunk says are significant (16 without one)."""
+    if not sbit:
+        return 16
+    if max(sbit) > 16 or min(sbit) == 0:
+        raise ValueError(f"invalid sBIT chunk {tuple(sbit)} for 16-bit samples")
+    return max(sbit)
+
+
+def _stretch_significant_bits(samples: np.ndarray, bits: int) -> None:
+    """In place, by bands: samples whose top ``bits`` bits alone are significant (12 of 16,
+    as scanners write) -> round(top bits * 65535 / (2**bits - 1)). A 12-bit white (4095) may
+    be stored as 65520 (low bits zero) or 65535 (bits repeated): either way it reads 65535.
+    In integers, exactly: with an odd divisor no value lies halfway between two."""
+    if bits == 16:
+        return
+    top, flat = 2**bits - 1, samples.reshape(-1)
+    for start in range(0, flat.size, _BAND_PIXELS):
+        band = flat[start : start + _BAND_PIXELS]
+        band[...] = ((band >> (16 - bits)).astype(np.uint64) * (2 * 65535) + top) // (2 * top)
+
+
+def _with_key_alpha(samples: np.ndarray, key: tuple[int, ...]) -> np.ndarray:
+    """A tRNS colour made an alpha plane: transparent exactly where a pixel is that colour."""
+    height, width, planes = samples.shape
+    out = np.empty((height, width, planes + 1), np.uint16)
+    flat, flat_out, key = samples.reshape(-1, planes), out.reshape(-1, planes + 1), np.array(key, np.uint16)
+    for start in range(0, len(flat), _BAND_PIXELS):
+        band = flat[start : start + _BAND_PIXELS]
+        flat_out[start : start + len(band), :planes] = band
+        flat_out[start : start + len(band), planes] = np.where((band != key).any(axis=1), 65535, 0)
+    return out
 
 
 def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
