@@ -26,7 +26,9 @@ from colorize.experts.modelfile import (
 )
 from colorize.experts.normalization import Normalization
 
-CLASSIFIER_FILE = "classifier" + WEIGHTS_SUFFIX
+# The scene classifier's name where it stands beside experts (its file, colorize experts --remove).
+CLASSIFIER = "classifier"
+CLASSIFIER_FILE = CLASSIFIER + WEIGHTS_SUFFIX
 
 
 class NoSuchExpertError(KeyError):

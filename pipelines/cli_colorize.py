@@ -93,10 +93,16 @@ def classify(
 def list_experts(
     as_json: options.Json = False,
     remove: Optional[str] = typer.Option(
-        None, "--remove", metavar="NAME", help="Set aside your expert NAME (a bundled one of that name takes over)."
+        None,
+        "--remove",
+        metavar="NAME",
+        help="Set aside your expert NAME, or your classifier with NAME classifier (the bundled one takes over).",
     ),
     restore: Optional[str] = typer.Option(
-        None, "--restore", metavar="NAME", help="Swap your expert NAME with the file it last replaced."
+        None,
+        "--restore",
+        metavar="NAME",
+        help="Swap your expert NAME (or classifier) with the file it last replaced.",
     ),
 ) -> None:
     """List installed experts and the classifier: source, file, checksum, architecture, metrics.
@@ -106,7 +112,8 @@ def list_experts(
     Examples:  colorize experts ·
     colorize experts --json ·
     colorize experts --restore people ·
-    colorize experts --remove portraits-1920s
+    colorize experts --remove portraits-1920s ·
+    colorize experts --remove classifier
     """
     from colorize.experts.modelfile import ModelFileError, read_metadata
     from colorize.experts.store import ModelStore
@@ -184,16 +191,19 @@ def _set_aside_or_restore(store, remove: str | None, restore: str | None) -> Non
     your file and its backup. Bundled files are never touched."""
     import os
 
+    from colorize.experts.store import CLASSIFIER
     from colorize.pipelines.training import backup_path
 
     if remove is not None and restore is not None:
         fail("give --remove NAME or --restore NAME, not both")
     name = remove if remove is not None else restore
-    current = store.user_path(name)
+    # "classifier" names the scene classifier: expert names cannot take it (colorize train expert).
+    current = store.user_classifier_path() if name == CLASSIFIER else store.user_path(name)
+    what = "classifier" if name == CLASSIFIER else f"expert named {name!r}"
     backup = backup_path(current)
     if remove is not None:
         if not current.is_file():
-            fail(f"you have no expert named {name!r} in {current.parent} (bundled experts cannot be removed)")
+            fail(f"you have no {what} in {current.parent} (bundled models cannot be removed)")
         backup.parent.mkdir(parents=True, exist_ok=True)
         os.replace(current, backup)
         console.print(
@@ -201,7 +211,7 @@ def _set_aside_or_restore(store, remove: str | None, restore: str | None) -> Non
         )
         return
     if not backup.is_file():
-        fail(f"no earlier file of the expert {name!r} is kept ({backup} does not exist)")
+        fail(f"no earlier file of your {what} is kept ({backup} does not exist)")
     if current.is_file():
         swap = backup.with_name(f".{backup.name}.swap")
         os.replace(current, swap)

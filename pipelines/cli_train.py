@@ -252,6 +252,8 @@ def train_expert_command(
 
     if not name or set(name) - _NAME_CHARS:
         fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
+    if name == "classifier":  # experts.store.CLASSIFIER, named without importing torch for a usage error
+        fail("'classifier' names the scene classifier (colorize train classifier); choose another expert name")
     if epochs == 0 and init in NEW_WEIGHTS:
         fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
     gain = None

@@ -173,6 +173,15 @@ def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos)
     assert meta["training"]["data"]["per_class"] == {"landscape": 6, "people": 6, "general": 6}
     assert "val_accuracy" in meta["metrics"]
 
+    # Your classifier is set aside and brought back like your experts.
+    installed = isolated_home / "classifier" / "classifier.safetensors"
+    removed = CliRunner().invoke(app, ["experts", "--remove", "classifier"])
+    assert removed.exit_code == 0 and not installed.exists(), removed.output
+    assert ModelStore().classifier_source().source == "bundled"
+    assert CliRunner().invoke(app, ["experts", "--restore", "classifier"]).exit_code == 0 and installed.exists()
+    named = CliRunner().invoke(app, ["train", "expert", "classifier", str(root)])
+    assert named.exit_code == 2 and "names the scene classifier" in named.output, named.output
+
 
 def test_the_classifier_judge_refuses_guessing_and_anything_below_the_classifier_it_replaces(tmp_path, isolated_home):
     from conftest import close_up_face_rgb
@@ -696,7 +705,7 @@ def test_retraining_keeps_the_replaced_file_for_restore_and_remove_returns_to_th
     assert runner.invoke(app, ["experts", "--remove", "people"]).exit_code == 0
     assert not mine.exists() and ModelStore().sources()["people"].source == "bundled"
     nothing = runner.invoke(app, ["experts", "--remove", "landscape"])
-    assert nothing.exit_code == 2 and "bundled experts cannot be removed" in nothing.output
+    assert nothing.exit_code == 2 and "bundled models cannot be removed" in nothing.output
 
 
 def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colour_folder, isolated_home):
