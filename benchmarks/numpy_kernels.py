@@ -1,0 +1,105 @@
+"""The numpy kernels of core.color against the torch ones they replace, at 12 MP, one thread.
+
+    python benchmarks/numpy_kernels.py [--reps 9] [--blas-threads 1]
+
+Times ``compose_upsampled`` (L 4000 x 3000 + ab 224 x 224 -> RGB, uint8 and float32) and
+``resize_square`` (L 4000 x 3000 -> 224 x 224), numpy (colorize.core.color) beside torch
+(colorize.pipelines._cpu), on a real photo, and checks that the two agree. Each number is
+the median of ``--reps`` calls after one warm-up call. numpy's BLAS (the resize's matrix
+products) runs on ``--blas-threads`` threads, torch on one: the pipeline parallelises
+coarsely (tiles over worker threads), not inside each kernel. The load average printed
+first says how busy the machine was; other programs' load inflates both columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--blas-threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    # OpenBLAS reads its thread count once, when numpy is first imported.
+    if "numpy" in sys.modules:
+        raise SystemExit("run this as a script: numpy must not be imported before the BLAS thread count is set")
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.blas_threads)
+
+    import numpy as np
+    import torch
+
+    from colorize.core import color
+    from colorize.pipelines import _cpu
+
+    torch.set_num_threads(1)
+    lightness, small_ab = _photo()
+    torch_lightness, torch_ab = torch.from_numpy(lightness), torch.from_numpy(small_ab)
+
+    def torch_compose(dtype):
+        with torch.inference_mode():
+            return _cpu.compose_upsampled(torch_lightness, torch_ab, dtype=dtype)
+
+    rows = [
+        (
+            "compose 12 MP -> uint8",
+            lambda: color.compose_upsampled(lightness, small_ab, dtype=np.uint8),
+            lambda: torch_compose(np.uint8),
+            "levels",
+        ),
+        (
+            "compose 12 MP -> float32",
+            lambda: color.compose_upsampled(lightness, small_ab, dtype=np.float32),
+            lambda: torch_compose(np.float32),
+            "",
+        ),
+        (
+            "resize_square 12 MP -> 224",
+            lambda: color.resize_square(lightness, 224),
+            lambda: _cpu.resize_square(torch_lightness, 224).numpy(),
+            "L",
+        ),
+    ]
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(f"numpy {np.__version__}, BLAS threads {args.blas_threads}; torch {torch.__version__}, 1 thread")
+    print(f"median of {args.reps} calls, ms\n")
+    print(f"{'kernel':28} {'numpy':>8} {'torch':>8} {'torch/numpy':>12}  max |numpy - torch|")
+    for name, ours, theirs, unit in rows:
+        difference = np.abs(ours().astype(np.float64) - theirs()).max()
+        ours_ms, theirs_ms = _median_ms(ours, args.reps), _median_ms(theirs, args.reps)
+        print(f"{name:28} {ours_ms:8.1f} {theirs_ms:8.1f} {theirs_ms / ours_ms:11.2f}x  {difference:.3g} {unit}")
+
+
+def _photo():
+    """L of scikit-image's astronaut at 4000 x 3000 (Lanczos), and its own ab at 224 x 224."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    from colorize.core import color
+
+    photo = Image.fromarray(data.astronaut()).crop((0, 64, 512, 448))  # 4:3
+    gray = np.asarray(photo.convert("L").resize((4000, 3000), Image.LANCZOS))
+    lightness = color.lightness_from_array(gray)
+    small = np.asarray(photo.resize((224, 224), Image.BILINEAR))
+    small_ab = np.ascontiguousarray(color.rgb_to_lab(small)[..., 1:].transpose(2, 0, 1))
+    return lightness, small_ab
+
+
+def _median_ms(function, reps: int) -> float:
+    function()  # warm-up: tables, first touch of memory
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+if __name__ == "__main__":
+    main()
