@@ -725,9 +725,12 @@ def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colou
 
 def _wait_for_a_lasting_fork(process, settle: float, timeout: float = 120.0) -> None:
     """Until ``process`` has had a child running its own command line for ``settle`` seconds."""
+    import os
     import time
 
-    own = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+    # From the command, not /proc: read just after Popen, /proc may still show the parent's
+    # command line (the child has not exec'd yet), and then no worker ever matches.
+    own = b"".join(os.fsencode(part) + b"\0" for part in process.args)
     first_seen: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
