@@ -123,15 +123,27 @@ def split_for_training(files: list[Path], held_out_fraction: float) -> tuple[lis
     train, held_out = split_files(files, held_out_fraction, seed=0)
     val = [path for path in held_out if held_out_part(path) == "validation"]
     test = [path for path in held_out if held_out_part(path) == "test"]
-    if not train or not val:
-        raise DataError(f"need photos for both training and validation; found {len(train)} and {len(val)}")
     return train, val, test
+
+
+# Fewer validation photos than this choose an epoch and judge the result by noise: four photos
+# of a 60-photo folder once refused an expert that its own starting weights also lost on.
+MIN_VALIDATION = 20
 
 
 def training_split(files: list[Path], held_out_fraction: float) -> tuple[list[Path], list[Path], dict]:
     """Training and validation photos, and what a weights file records of them: the counts
-    (the test share is left for ``colorize eval --holdout``) and a fingerprint of the list."""
+    (the test share is left for ``colorize eval --holdout``) and a fingerprint of the list.
+
+    A folder too small to give ``MIN_VALIDATION`` validation photos at ``held_out_fraction``
+    keeps no test share: up to a third of it is held out, and all of that validates (by the
+    same stable hash of the names, so a resumed or repeated run splits it the same way)."""
     train, val, test = split_for_training(files, held_out_fraction)
+    if len(val) < MIN_VALIDATION:
+        fraction = max(held_out_fraction, min(1 / 3, MIN_VALIDATION / max(1, len(files))))
+        (train, val), test = split_files(files, fraction, seed=0), []
+    if not train or not val:
+        raise DataError(f"need photos for both training and validation; found {len(train)} and {len(val)}")
     summary = {
         "images": len(files),
         "train_images": len(train),

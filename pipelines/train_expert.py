@@ -458,12 +458,29 @@ def train_expert(
     task = ExpertTask(config, model, normalization, (train_files, val_files), data_summary)
     callback("data", **data_summary)
     fit(task, replace(config.fit, score_start=config.init not in NEW_WEIGHTS), run_dir, callback)
-    best = read_metadata(run_dir / "best.safetensors").metadata["metrics"]
-    if best["val_delta_e"] >= best["val_gray_delta_e"] and not config.force:
+    if not config.force:
+        _judge(config, read_metadata(run_dir / "best.safetensors").metadata, out, run_dir)
+    return read_metadata(install_best(run_dir, out))
+
+
+def _judge(config: ExpertTrainConfig, best: dict[str, Any], out: Path, run_dir: Path) -> None:
+    """Refuse weights not worth installing. New weights must beat leaving the photos gray; a
+    fine-tune must beat the expert it started from (its epoch 0), which is what these photos
+    would get without it, even where both lose to gray (a hard folder: old, faded photos)."""
+    metrics = best["metrics"]
+    photos = f"{metrics.get('val_images', '?')} validation photos"
+    if config.init in NEW_WEIGHTS:
+        if metrics["val_delta_e"] >= metrics["val_gray_delta_e"]:
+            raise NotInstalledError(
+                f"the best epoch validates worse than no colour at all (ΔE {metrics['val_delta_e']:.2f}, gray "
+                f"{metrics['val_gray_delta_e']:.2f}, on {photos})",
+                out,
+                run_dir,
+            )
+    elif config.fit.epochs > 0 and metrics.get("epoch") == 0:
         raise NotInstalledError(
-            f"the best epoch validates worse than no colour at all (ΔE {best['val_delta_e']:.2f}, gray "
-            f"{best['val_gray_delta_e']:.2f}, on {best.get('val_images', '?')} photos)",
+            f"no epoch validates better than {config.init}, the expert it started from (ΔE "
+            f"{metrics['val_delta_e']:.2f}; gray {metrics['val_gray_delta_e']:.2f}; on {photos})",
             out,
             run_dir,
         )
-    return read_metadata(install_best(run_dir, out))

@@ -670,6 +670,30 @@ def test_an_expert_worse_than_gray_is_not_installed_and_the_previous_file_stays(
     assert installed.read_bytes() != before
 
 
+def test_a_fine_tune_that_never_beats_the_expert_it_started_from_is_not_installed(colour_folder, isolated_home):
+    # A learning rate that wrecks the network in two steps: epoch 0 (the general expert) stays the best.
+    wrecking = ["--init", "general", "--lr", "50", "--epochs", "1", "--max-steps", "2", "--size", "32"]
+    args = ["train", "expert", "mine", str(colour_folder), *wrecking, "--batch-size", "4", "--workers", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    error = " ".join(result.output.split())
+    assert "no epoch validates better than general, the expert it started from" in error, error
+    assert not (isolated_home / "experts" / "mine.safetensors").exists()
+
+
+def test_a_small_folder_validates_on_enough_photos_and_a_large_one_keeps_its_test_share():
+    from colorize.pipelines.data import MIN_VALIDATION, training_split
+
+    small = [Path(f"album/photo_{i:03d}.jpg") for i in range(60)]
+    train, val, summary = training_split(small, 0.1)
+    assert len(val) >= MIN_VALIDATION * 0.7 and summary["test_images"] == 0, summary
+    assert sorted(train + val) == sorted(small)
+    assert training_split(small, 0.1)[1] == val, "the same photos every time"
+    large = [Path(f"album/photo_{i:04d}.jpg") for i in range(2000)]
+    _, val, summary = training_split(large, 0.1)
+    assert 70 < len(val) < 130 and 70 < summary["test_images"] < 130, summary
+
+
 def test_a_refused_new_expert_says_nothing_was_installed_and_resume_force_installs_it(colour_folder, isolated_home):
     runner = CliRunner()
     loud = [a for a in TINY if a != "--force"] + ["--ab-gain", "6,6"]
