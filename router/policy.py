@@ -165,9 +165,8 @@ def route(
     """Choose an expert. ``available``: names of experts with weights."""
     if forced is not None:
         check_forced(forced, available)
-        label = next((lab for lab in probabilities if policy.expert_for(lab) == forced), None)
         top = max(probabilities, key=probabilities.__getitem__) if probabilities else None
-        return Route(forced, probabilities.get(label) if label else None, probabilities, FORCED, top)
+        return Route(forced, _probability_of(forced, probabilities, policy), probabilities, FORCED, top)
     if not probabilities:
         raise ValueError("route() needs class probabilities when no expert is forced")
     label = max(probabilities, key=probabilities.__getitem__)
@@ -184,6 +183,13 @@ def route(
             f"no weights for the fallback expert {policy.fallback!r} (needed for: {reason}); "
             f"installed: {', '.join(sorted(available)) or 'none'}"
         )
-    fallback_label = next((lab for lab in probabilities if policy.expert_for(lab) == policy.fallback), None)
-    confidence = probabilities.get(fallback_label) if fallback_label else None
+    confidence = _probability_of(policy.fallback, probabilities, policy)
     return Route(policy.fallback, confidence, probabilities, f"{reason} → {policy.fallback}", label)
+
+
+def _probability_of(expert: str, probabilities: Mapping[str, float], policy: RoutingPolicy) -> float | None:
+    """The classifier's probability that ``expert`` is the one for the photo: the summed
+    probabilities of every class the table sends to it (the shipped table sends two classes to
+    the general expert); None when no class leads to it."""
+    labels = [label for label in probabilities if policy.expert_for(label) == expert]
+    return sum(probabilities[label] for label in labels) if labels else None

@@ -293,7 +293,7 @@ def test_the_confidence_header_is_what_docs_web_md_says_it_is():
     unsure = route({"landscape": 0.1, "people": 0.45, "general": 0.45}, experts, policy)
     assert (unsure.reason, _route_headers(unsure, {})["X-Colorize-Confidence"]) == (
         "low confidence → general",
-        "0.1000",
+        "0.5500",  # landscape's 0.1 and general's 0.45: both classes go to the general expert
     )
     forced = route({}, experts, policy, "people")
     assert "X-Colorize-Confidence" not in _route_headers(forced, {})

@@ -19,6 +19,16 @@ def test_unsure_photo_falls_back_to_general():
     assert r.confidence == 0.2  # the classifier's probability for the chosen expert
 
 
+def test_a_fallback_reports_the_probability_of_every_class_its_expert_serves():
+    # As shipped: landscapes go to the general expert, so its probability is landscape's plus general's.
+    policy = RoutingPolicy(threshold=0.6, class_to_expert={"landscape": "general"})
+    r = route({"landscape": 0.10, "people": 0.45, "general": 0.45}, ALL, policy)
+    assert (r.expert, r.reason) == ("general", "low confidence → general")
+    assert r.confidence == pytest.approx(0.55), r.confidence
+    forced = route({"landscape": 0.10, "people": 0.45, "general": 0.45}, ALL, policy, forced="general")
+    assert forced.confidence == pytest.approx(0.55), forced.confidence
+
+
 def test_threshold_is_inclusive():
     r = route({"landscape": 0.6, "people": 0.3, "general": 0.1}, ALL, POLICY)
     assert r.reason == "classified"
