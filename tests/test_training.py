@@ -220,7 +220,9 @@ def _config(folder, run_dir, **extra):
         run_dir=run_dir,
         out=run_dir / "out.safetensors",
         force=True,
-        min_steps_per_epoch=1,
+        # 24 photos leave 16 to train on (a small folder validates on a third): 8 steps an epoch
+        # give the resume tests batches to crash and interrupt in.
+        min_steps_per_epoch=8,
     )
     return ExpertTrainConfig.from_defaults("people", [folder], **{**settings, **extra})
 
