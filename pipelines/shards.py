@@ -19,15 +19,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TypeVar
 
-from colorize.experts.files import process_alive
+from colorize.experts.files import process_alive, process_place
 
 Item = TypeVar("Item")
 T = TypeVar("T")
@@ -107,7 +105,7 @@ class Workers:
         self._finished: set[int] = set()
         self._last_post = self._last_look = self._last_asked = 0.0
         self._stop: str | None = None
-        self._processes: list[tuple[str, int]] = []  # (where, process id) by rank: see _here
+        self._processes: list[tuple[str, int]] = []  # (where, process id) by rank: see process_place
 
     @classmethod
     @contextlib.contextmanager
@@ -132,7 +130,7 @@ class Workers:
             ours.add(f"sent/{rank}", 0)
             ours.add(f"finished/{rank}", 0)
             workers = cls(rank, size, ours)
-            workers._processes = workers.gather((_here(), os.getpid()))
+            workers._processes = workers.gather((process_place(), os.getpid()))
             yield workers
         finally:
             dist.destroy_process_group()
@@ -214,7 +212,7 @@ class Workers:
     def gone(self) -> set[int]:
         """Other ranks known to have died: those on this machine whose process has ended (one
         killed for memory, say). Of a rank on another machine nothing is known."""
-        here = _here()
+        here = process_place()
         return {r for r, (where, pid) in enumerate(self._processes) if r and where == here and not process_alive(pid)}
 
     # --- any rank: stop them all
@@ -232,18 +230,3 @@ class Workers:
             if self._store.check(["stop"]):
                 self._stop = self._store.get("stop").decode()
         return self._stop
-
-
-def _here() -> str:
-    """Which process ids this process can see: its machine (host name and boot) and process id
-    namespace (containers). Two ranks with the same are on the same machine, in the same one."""
-    parts = [socket.gethostname()]
-    for source in (
-        lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
-        lambda: str(os.stat("/proc/self/ns/pid").st_ino),
-    ):
-        try:
-            parts.append(source())
-        except OSError:
-            parts.append("?")
-    return "/".join(parts)
