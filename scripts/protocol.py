@@ -178,6 +178,18 @@ def adoption(report: dict, candidate: str, incumbent: str) -> tuple[bool, list[s
     return adopted, reasons
 
 
+def add_mode(report: dict, label: str, other: dict, mode: str) -> None:
+    """``other``'s ``mode`` as ``label`` in ``report``, photo by photo; a photo the other run did
+    not score ok is left out of both, so every mode is scored on the same photos."""
+    theirs = {image["path"]: image for image in other["images"] if image["status"] == "ok"}
+    for image in report["images"]:
+        if image["status"] == "ok" and image["path"] in theirs:
+            image[label] = theirs[image["path"]][mode]
+        else:
+            image["status"] = "not in both runs"
+    report["modes"] = [*report["modes"], label]
+
+
 def print_scores(report: dict) -> None:
     print("| category | source | photos | " + " | ".join(report["modes"]) + " |")
     print("|---|---|---|" + "---|" * len(report["modes"]))
@@ -205,6 +217,13 @@ def main() -> None:
     split_command.add_argument("--sample", type=int, help="at most this many photos per held-out source and category")
     score_command = commands.add_parser("score", help="per-source and macro scores of a colorize eval --json run")
     score_command.add_argument("eval_json", type=Path)
+    score_command.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        metavar="LABEL=FILE:MODE",
+        help="a mode of another eval run of the same photos, scored here as LABEL (e.g. a candidate's own run)",
+    )
     score_command.add_argument("--candidate", help="a mode of the run to judge by the adoption rule")
     score_command.add_argument("--incumbent", help="the mode it would replace")
     args = parser.parse_args()
@@ -213,6 +232,10 @@ def main() -> None:
             print(f"{role:9s} {source:20s} {category:10s} {n:5d}")
         return
     report = json.loads(args.eval_json.read_text())
+    for added in args.add:
+        label, _, source = added.partition("=")
+        path, _, mode = source.rpartition(":")
+        add_mode(report, label, json.loads(Path(path).read_text()), mode)
     print_scores(report)
     if args.candidate and args.incumbent:
         adopted, reasons = adoption(report, args.candidate, args.incumbent)
