@@ -137,14 +137,14 @@ def _check_graph(model, path: Path, channels: tuple[int, ...]) -> None:
     unknown = sorted({node.op_type for node in graph.node} - ALLOWED_OPERATORS)
     if unknown or any(node.domain not in ("", "ai.onnx") for node in graph.node):
         raise ModelFileError(f"{path}: operators colorize does not run: {', '.join(unknown) or 'other domains'}")
-    if any(node.op_type == "Constant" and node.attribute and node.attribute[0].type == 5 for node in graph.node):
-        # a Constant holding a tensor is how weights hide from the initializer count
-        count = sum(_elements(node.attribute[0].t.dims) for node in graph.node if node.op_type == "Constant")
-        if count > MAX_PARAMETERS:
-            raise ModelFileError(f"{path}: constants of {count} values, more than any colorize model holds")
-    if any(initializer.data_location == 1 or initializer.external_data for initializer in graph.initializer):
+    # Weights are the initializers and the tensors Constant nodes hold: a graph could hide them in either.
+    tensors = [
+        *graph.initializer,
+        *(a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.t.dims),
+    ]
+    if any(tensor.data_location == 1 or tensor.external_data for tensor in tensors):
         raise ModelFileError(f"{path}: weights stored outside the file; colorize reads only what the file holds")
-    parameters = sum(_elements(initializer.dims) for initializer in graph.initializer)
+    parameters = sum(_elements(tensor.dims) for tensor in tensors)
     if parameters > MAX_PARAMETERS:
         raise ModelFileError(f"{path}: {parameters} weights, more than any colorize model holds")
     names = [i.name for i in graph.input if i.name not in {init.name for init in graph.initializer}]
