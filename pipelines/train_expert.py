@@ -18,7 +18,7 @@ from colorize.configs import load_config
 from colorize.experts.architectures import create_architecture, list_architectures
 from colorize.experts.color import join_lab, lab_to_rgb, rgb_to_lab
 from colorize.experts.files import check_writable
-from colorize.experts.hints import hint_count, hint_planes, simulate_hints
+from colorize.experts.hints import HINT_PLANES, hint_count, hint_planes, simulate_hints
 from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.normalization import Normalization
 from colorize.experts.store import ModelStore
@@ -253,7 +253,10 @@ class ExpertTask:
                 gray_rows.extend(metrics.compare(g, t) for g, t in zip(gray, truths))
             first_pairs.extend(zip(gray[: 6 - len(first_pairs)], truth_rgb))
             # One forward pass; each candidate's decoding costs almost nothing beside it.
-            output = model(self.normalization.network_input(lightness, self._hints(ab, [0] * len(ab), [[0]] * len(ab))))
+            no_hints = (
+                lightness.new_zeros(len(lightness), HINT_PLANES, *lightness.shape[2:]) if self.takes_hints else None
+            )
+            output = model(self.normalization.network_input(lightness, no_hints))
             if self.takes_hints:
                 # The same photos with a few hints, to follow how well hints are taken up (not to choose by).
                 hints = self._hints(ab, [VALIDATION_HINTS] * len(ab), [[index] for index in indices])
