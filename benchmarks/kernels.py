@@ -142,7 +142,7 @@ def _rows(photo: Path, cores: int):
 
 
 def _to_8bit_banded(rgb: np.ndarray) -> np.ndarray:
-    from colorize.pipelines.imageio import to_8bit  # what imageio writes with now
+    from colorize.core.images import to_8bit  # what imageio writes with now
 
     return to_8bit(rgb)
 

@@ -75,8 +75,8 @@ def time_one(pipeline, path: Path, outdir: Path) -> dict[str, float]:
     import torch
     from PIL import Image
 
+    from colorize.core.images import decode, encode, output_bits
     from colorize.pipelines._cpu import compose_upsampled
-    from colorize.pipelines.imageio import decode, encode, output_bits
 
     times: dict[str, float] = {}
     cpu_start = time.process_time()

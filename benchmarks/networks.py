@@ -83,8 +83,8 @@ def try_options(expert, photos: list[Path], batch: int, reps: int, bf16: bool, c
     """Forward time of the real default expert per option, and ΔE of its photos vs plain float32."""
     import torch
 
+    from colorize.core.images import decode
     from colorize.pipelines._cpu import compose_upsampled
-    from colorize.pipelines.imageio import decode
 
     size = expert.work_size
     lights = [decode(p).lightness() for p in photos]

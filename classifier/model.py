@@ -14,13 +14,9 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from colorize.core.modelfile import ModelFile, ModelFileError, checked_side
 from colorize.experts.architectures import create_timm_model
-from colorize.experts.modelfile import (
-    ModelFile,
-    ModelFileError,
-    checked_side,
-    load_model,
-)
+from colorize.experts.networks import load_model
 
 LABELS = ("landscape", "people", "general")
 

@@ -14,16 +14,11 @@ from typing import Iterable, Mapping
 
 import torch
 
+from colorize.core.locations import WEIGHTS_SUFFIX, installed_experts, model_folders, model_home
+from colorize.core.modelfile import ModelFile, ModelFileError, checked_side, read_metadata
 from colorize.experts.architectures import check_arguments, create_architecture, list_architectures
 from colorize.experts.hints import HINT_PLANES
-from colorize.experts.locations import WEIGHTS_SUFFIX, installed_experts, model_folders, model_home
-from colorize.experts.modelfile import (
-    ModelFile,
-    ModelFileError,
-    checked_side,
-    load_model,
-    read_metadata,
-)
+from colorize.experts.networks import load_model
 from colorize.experts.normalization import Normalization
 
 # The scene classifier's name where it stands beside experts (its file, colorize experts --remove).

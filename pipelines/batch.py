@@ -23,10 +23,8 @@ from typing import IO, NamedTuple
 
 import numpy as np
 
-from colorize.experts.files import remove_stale_temporaries
-from colorize.experts.modelfile import ModelFileError
-from colorize.pipelines.data import IMAGE_SUFFIXES, is_image_candidate, walk_files
-from colorize.pipelines.imageio import (
+from colorize.core.files import remove_stale_temporaries
+from colorize.core.images import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
     ImageError,
@@ -36,6 +34,8 @@ from colorize.pipelines.imageio import (
     output_bits,
     read_marker,
 )
+from colorize.core.modelfile import ModelFileError
+from colorize.pipelines.data import IMAGE_SUFFIXES, is_image_candidate, walk_files
 from colorize.pipelines.inference import (
     MadeFrom,
     Pipeline,

@@ -284,7 +284,7 @@ def _held_and_reported(held: contextlib.ExitStack, folder: Path | None, shard: S
     """The output folder made and held (until ``held`` closes), and the tally that writes the
     report; a folder that cannot be made or held, or a report that cannot be created, is a
     one-line error. (Only entering is guarded: ``held`` closes after the whole run.)"""
-    from colorize.experts.files import FolderBusyError, exclusive_folder
+    from colorize.core.files import FolderBusyError, exclusive_folder
     from colorize.pipelines.batch import Tally
 
     if folder is not None:
@@ -469,7 +469,7 @@ class _Ledger:
 def _check_experts(pipeline, forced: str | None) -> None:
     """Every expert this run can route to is checked before the first photo, so a broken
     weights file stops the run with one line naming it, not halfway through."""
-    from colorize.experts.modelfile import ModelFileError
+    from colorize.core.modelfile import ModelFileError
 
     if forced is not None:
         names = {forced}

@@ -41,8 +41,8 @@ def classify(
     colorize classify scan.jpg --threshold 0.8 ·
     colorize classify photos/ -r --json > routes.json
     """
+    from colorize.core.images import ImageError, decode, is_colour_photo
     from colorize.pipelines.batch import PlanError, path_text, plan
-    from colorize.pipelines.imageio import ImageError, decode, is_colour_photo
 
     try:
         work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
@@ -115,7 +115,7 @@ def list_experts(
     colorize experts --remove portraits-1920s ·
     colorize experts --remove classifier
     """
-    from colorize.experts.modelfile import ModelFileError, read_metadata
+    from colorize.core.modelfile import ModelFileError, read_metadata
     from colorize.experts.store import ModelStore
 
     store = ModelStore()

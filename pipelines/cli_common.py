@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
 def installed_expert_names() -> str:
     """ "Installed: general, landscape, people." for an option's help, read from the model
     folders when the help is built (no model is loaded)."""
-    from colorize.experts.locations import installed_experts, model_home
+    from colorize.core.locations import installed_experts, model_home
 
     try:
         names = sorted(installed_experts(model_home()))
@@ -163,7 +163,7 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
 
 def build_pipeline(expert, threshold, weights, classifier_weights, device, work_size=None, saturation=1.0):
     """A Pipeline from command-line options, or a one-line error (exit 2)."""
-    from colorize.experts.modelfile import ModelFileError
+    from colorize.core.modelfile import ModelFileError
     from colorize.pipelines.inference import Pipeline, PipelineError
     from colorize.router import NoFallbackExpertError, RoutingConfigError, UnknownExpertError
 

@@ -25,10 +25,10 @@ def export_command(
     colorize export classifier.safetensors -o classifier.onnx
     """
     from colorize.classifier.model import SceneClassifier
-    from colorize.experts.files import NotWritableError
+    from colorize.core.files import NotWritableError
+    from colorize.core.modelfile import ModelFileError, read_metadata
     from colorize.experts.hints import HINT_PLANES
-    from colorize.experts.modelfile import ModelFileError, read_metadata
-    from colorize.experts.onnx_model import export_onnx
+    from colorize.experts.onnx_export import export_onnx
     from colorize.experts.store import Expert
 
     target = out or file.with_suffix(".onnx")

@@ -85,7 +85,7 @@ def _serve(
     saturation,
     allow_origin,
 ):
-    from colorize.experts.modelfile import ModelFileError
+    from colorize.core.modelfile import ModelFileError
     from colorize.pipelines.serve import (
         ServeError,
         create_app,

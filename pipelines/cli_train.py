@@ -63,9 +63,9 @@ class _TrainingDisplay:
 
 
 def _run(train, config, **kwargs):
-    from colorize.experts.files import NoSpaceError, NotWritableError
-    from colorize.experts.locations import bundled_weights_dir
-    from colorize.experts.modelfile import ModelFileError
+    from colorize.core.files import NoSpaceError, NotWritableError
+    from colorize.core.locations import bundled_weights_dir
+    from colorize.core.modelfile import ModelFileError
     from colorize.experts.store import NoSuchExpertError
     from colorize.pipelines.data import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable

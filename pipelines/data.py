@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS, decode, is_colour_photo
+from colorize.core.images import DEFAULT_MAX_PIXELS, decode, is_colour_photo
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 
@@ -163,7 +163,7 @@ def file_list_hash(files: list[Path]) -> str:
 
 
 def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode a photo as 8-bit RGB by the rules every input follows (``imageio.decode``:
+    """Decode a photo as 8-bit RGB by the rules every input follows (``images.decode``:
     upright, size refused before decoding, any supported mode and depth)."""
     data = decode(path, max_pixels).data
     if data.dtype == np.uint16:

@@ -25,16 +25,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorize.pipelines import metrics
-from colorize.pipelines._cpu import compose_rgb
-from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_held_out, list_images
-from colorize.pipelines.imageio import (
+from colorize.core.images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
     decode,
     is_colour_photo,
     lightness_from_array,
 )
+from colorize.pipelines import metrics
+from colorize.pipelines._cpu import compose_rgb
+from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_held_out, list_images
 from colorize.pipelines.inference import Pipeline
 from colorize.pipelines.recognition import Recognizer
 from colorize.pipelines.sheets import contact_sheet
@@ -427,7 +427,7 @@ def _caption(label: str, scored: Scored, modes: Sequence[str]) -> str:
 
 def model_provenance(pipeline: Pipeline, modes: Sequence[str]) -> dict[str, dict[str, str]]:
     """Which weights files produced the numbers: {name: {source, path, sha256}} for every model the modes can use."""
-    from colorize.experts.modelfile import file_sha256
+    from colorize.core.modelfile import file_sha256
 
     sources = pipeline.store.sources()
     names = sources if AUTO in modes else [m for m in modes if m in sources]

@@ -24,8 +24,17 @@ from PIL import Image
 
 from colorize.classifier.model import SceneClassifier
 from colorize.configs import load_config
+from colorize.core.images import (
+    DecodedImage,
+    atomic_save,
+    decode,
+    encode,
+    lightness_from_array,
+    pixels_from_image,
+    to_8bit,
+)
+from colorize.core.modelfile import ModelFileError, read_metadata
 from colorize.experts.color import gray_to_lightness
-from colorize.experts.modelfile import ModelFileError, read_metadata
 from colorize.experts.store import Expert, ModelStore
 from colorize.pipelines._cpu import (
     available_cores,
@@ -34,15 +43,6 @@ from colorize.pipelines._cpu import (
     resize_square,
     tune_cpu,
     upsample,
-)
-from colorize.pipelines.imageio import (
-    DecodedImage,
-    atomic_save,
-    decode,
-    encode,
-    lightness_from_array,
-    pixels_from_image,
-    to_8bit,
 )
 from colorize.router import Route, RoutingPolicy, merge_routing, route
 from colorize.router.policy import check_forced, read_routing

@@ -14,7 +14,7 @@ import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorize.pipelines.imageio import to_8bit
+from colorize.core.images import to_8bit
 
 AB_MAX_ERROR = 150.0  # Zhang et al. 2016: AuC of the per-pixel ab-error CDF over thresholds 0..150
 SNR_CAP_DB = 100.0  # snr of identical images: a finite stand-in for infinity, so means and JSON stay numbers
@@ -23,7 +23,7 @@ METRIC_NAMES = ("psnr", "snr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulnes
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """The 8 bits a file stores: the same conversion imageio writes with."""
+    """The 8 bits a file stores: the same conversion core/images.py writes with."""
     return to_8bit(rgb)
 
 

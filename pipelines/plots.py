@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from colorize.experts.files import atomic_write
+from colorize.core.files import atomic_write
 
 # (row key, panel title). ASCII only: PIL's default font may lack "Δ".
 PANELS = (

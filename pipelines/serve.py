@@ -1,7 +1,7 @@
 """The local web page and HTTP API behind ``colorize serve`` (FastAPI; the ``web`` extra).
 
 ``POST /api/colorize`` takes one photo (multipart field ``file``) and answers with the
-colorized photo in the upload's format, written by the same ``imageio.encode`` as
+colorized photo in the upload's format, written by the same ``images.encode`` as
 ``colorize auto`` (bit depth, alpha, ICC, EXIF kept), the route in ``X-Colorize-*`` headers.
 ``GET /api/experts`` lists what the page's menu offers; ``GET /`` is the one static page.
 
@@ -12,7 +12,7 @@ server hold more than that many uploads' worth of memory.
 
 Nothing of a photo is kept or logged, and on Linux nothing touches the disk. Each request
 gets a private folder (mode 0700) in ``/dev/shm``, which is memory: the upload streams into
-it, ``imageio.decode`` reads it as the command line reads any file, ``imageio.encode``
+it, ``images.decode`` reads it as the command line reads any file, ``images.encode``
 writes the result beside it, and the folder is removed before the response is sent (on
 errors too). A file rather than a buffer, because ``decode`` and ``encode`` take paths (and
 tifffile, which reads 16-bit RGB TIFFs, resolves its path, so an anonymous memfd will not
@@ -55,9 +55,8 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from colorize.experts.files import NoSpaceError, process_alive
-from colorize.experts.modelfile import ModelFileError
-from colorize.pipelines.imageio import (
+from colorize.core.files import NoSpaceError, process_alive
+from colorize.core.images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
     decode,
@@ -66,6 +65,7 @@ from colorize.pipelines.imageio import (
     output_bits,
     to_8bit,
 )
+from colorize.core.modelfile import ModelFileError
 from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
 from colorize.router import NoFallbackExpertError, route
 

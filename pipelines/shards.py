@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from colorize.experts.files import process_alive, process_place
+from colorize.core.files import process_alive, process_place
 
 Item = TypeVar("Item")
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from colorize.pipelines.imageio import atomic_save
+from colorize.core.images import atomic_save
 
 
 def contact_sheet(

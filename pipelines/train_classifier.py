@@ -19,14 +19,14 @@ from colorize.classifier.model import (
     default_preprocessing,
 )
 from colorize.configs import load_config
+from colorize.core.files import check_writable
+from colorize.core.images import DEFAULT_MAX_PIXELS
+from colorize.core.locations import model_home
+from colorize.core.modelfile import ModelFile, read_metadata
 from colorize.experts.architectures import TIMM_MODELS
 from colorize.experts.color import rgb_to_lightness
-from colorize.experts.files import check_writable
-from colorize.experts.locations import model_home
-from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.training import (
     Callback,

@@ -15,16 +15,16 @@ import torch
 from torch.nn import functional as F
 
 from colorize.configs import load_config
+from colorize.core.files import check_writable
+from colorize.core.images import DEFAULT_MAX_PIXELS
+from colorize.core.modelfile import ModelFile, read_metadata
 from colorize.experts.architectures import create_architecture, list_architectures
 from colorize.experts.color import join_lab, lab_to_rgb, rgb_to_lab
-from colorize.experts.files import check_writable
 from colorize.experts.hints import HINT_PLANES, hint_count, hint_planes, simulate_hints
-from colorize.experts.modelfile import ModelFile, read_metadata
 from colorize.experts.normalization import Normalization
 from colorize.experts.store import ModelStore
 from colorize.pipelines import metrics
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
-from colorize.pipelines.imageio import DEFAULT_MAX_PIXELS
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
 from colorize.pipelines.training import (

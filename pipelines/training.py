@@ -26,8 +26,9 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
-from colorize.experts.files import atomic_write
-from colorize.experts.modelfile import read_metadata, replace_metadata, save_model
+from colorize.core.files import atomic_write
+from colorize.core.modelfile import read_metadata
+from colorize.experts.networks import replace_metadata, save_model
 from colorize.pipelines.signals import interrupts_deferred
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from colorize.core.images import ImageError, decode, to_8bit
 from colorize.pipelines import metrics
 from colorize.pipelines.data import list_images
-from colorize.pipelines.imageio import ImageError, decode, to_8bit
 from colorize.pipelines.inference import Pipeline
 from colorize.pipelines.sheets import contact_sheet
 

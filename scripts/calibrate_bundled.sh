@@ -27,7 +27,8 @@ done
 uncalibrated=$work/general-uncalibrated.safetensors
 python - "$model" "$uncalibrated" <<'PY'
 import sys
-from colorize.experts.modelfile import read_metadata, replace_metadata
+from colorize.core.modelfile import read_metadata
+from colorize.experts.networks import replace_metadata
 meta = read_metadata(sys.argv[1]).metadata
 meta["normalization"].pop("ab_shift", None)
 meta.pop("calibration", None)

@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, help="CSV naming each photo's source, recorded in the file")
     args = parser.parse_args()
 
-    from colorize.experts.modelfile import file_sha256, read_metadata, replace_metadata
+    from colorize.core.modelfile import file_sha256, read_metadata
+    from colorize.experts.networks import replace_metadata
 
     paths = [args.choosing, args.guard, *([args.test] if args.test else [])]
     trials = [json.loads(path.read_text()) for path in paths]

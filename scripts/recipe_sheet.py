@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from colorize.core.images import decode, lightness_from_array
 from colorize.pipelines import metrics
 from colorize.pipelines._cpu import compose_rgb
 from colorize.pipelines.data import list_images
-from colorize.pipelines.imageio import decode, lightness_from_array
 from colorize.pipelines.inference import Pipeline
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route

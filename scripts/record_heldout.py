@@ -19,7 +19,8 @@ from pathlib import Path
 
 from by_source import by_source, source_of
 
-from colorize.experts.modelfile import file_sha256, read_metadata, replace_metadata
+from colorize.core.modelfile import file_sha256, read_metadata
+from colorize.experts.networks import replace_metadata
 from colorize.pipelines.evaluate import GRAY
 
 SCORES = ("delta_e", "psnr", "colorfulness_ratio")

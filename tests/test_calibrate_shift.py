@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from colorize.core.modelfile import read_metadata
 from colorize.experts.architectures import create_architecture
-from colorize.experts.modelfile import read_metadata, save_model
+from colorize.experts.networks import save_model
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))

@@ -10,7 +10,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
-from colorize.experts.locations import bundled_weights_dir
+from colorize.core.locations import bundled_weights_dir
 from colorize.pipelines.cli import app
 
 REPORT_KEYS = {"input", "output", "status", "expert", "confidence", "reason", "probabilities", "error"}

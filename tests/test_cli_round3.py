@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize.experts.locations import bundled_weights_dir
+from colorize.core.locations import bundled_weights_dir
 from colorize.pipelines.cli import app
 
 

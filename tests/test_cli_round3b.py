@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorize.experts.files import atomic_write, remove_stale_temporaries
+from colorize.core.files import atomic_write, remove_stale_temporaries
+from colorize.core.images import read_marker
 from colorize.pipelines.cli import app
-from colorize.pipelines.imageio import read_marker
 
 LOADING = "loading models"
 
@@ -37,7 +37,7 @@ def _rows(report: Path) -> list[dict]:
 _KILLED_MID_WRITE = """
 import sys, time
 from pathlib import Path
-from colorize.experts.files import atomic_write
+from colorize.core.files import atomic_write
 
 def write(handle):
     handle.write(b"half a photo")
@@ -161,7 +161,7 @@ def test_an_existing_output_of_the_same_photo_is_skipped_whatever_its_path(runne
 
 
 def test_an_output_of_an_earlier_release_is_skipped_as_before(runner, same_names, tmp_path):
-    from colorize.pipelines.imageio import decode, encode
+    from colorize.core.images import decode, encode
 
     out, report = tmp_path / "out", tmp_path / "r.jsonl"
     source = decode(same_names["old"])

@@ -19,8 +19,9 @@ from skimage import color as skcolor
 from torch.nn import functional as F
 
 from colorize.core import color
+from colorize.core import images as imageio
 from colorize.experts import color as torch_color
-from colorize.pipelines import _cpu, imageio
+from colorize.pipelines import _cpu
 
 TOLERANCE = 1e-4
 

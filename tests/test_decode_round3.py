@@ -11,9 +11,9 @@ import tifffile
 import torch
 from PIL import Image
 
+from colorize.core.images import ImageError, decode, encode, read_marker
 from colorize.experts.color import lab_planes_to_rgb
 from colorize.pipelines._cpu import compose_rgb, compose_upsampled, upsample
-from colorize.pipelines.imageio import ImageError, decode, encode, read_marker
 
 # ---------------------------------------------------------------- 16-bit PNG with sBIT
 

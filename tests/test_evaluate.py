@@ -17,7 +17,7 @@ from skimage import data
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
-from colorize.experts.modelfile import save_model
+from colorize.experts.networks import save_model
 from colorize.experts.store import ModelStore
 from colorize.pipelines.cli import app
 from colorize.pipelines.data import list_images, split_files, split_for_training

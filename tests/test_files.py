@@ -1,4 +1,4 @@
-"""Atomic writes (experts/files.py) on a real full disk, and the removal of temporaries
+"""Atomic writes (core/files.py) on a real full disk, and the removal of temporaries
 that killed runs left behind."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from colorize.experts.files import NoSpaceError, atomic_write, check_writable, remove_stale_temporaries
+from colorize.core.files import NoSpaceError, atomic_write, check_writable, remove_stale_temporaries
 
 
 @contextlib.contextmanager

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from colorize.core.modelfile import read_metadata
 from colorize.experts.hints import PlacedHint, hint_count, hint_planes, simulate_hints
-from colorize.experts.modelfile import read_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines.cli import app
 from colorize.pipelines.train_expert import ExpertTrainConfig, resolve

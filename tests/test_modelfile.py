@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from colorize.core.locations import bundled_weights_dir
+from colorize.core.modelfile import ModelFileError, read_metadata
 from colorize.experts.architectures import create_architecture
-from colorize.experts.locations import bundled_weights_dir
-from colorize.experts.modelfile import ModelFileError, read_metadata, replace_metadata, save_model
+from colorize.experts.networks import replace_metadata, save_model
 from colorize.experts.store import Expert, ModelStore
 
 SEED_META = {

@@ -14,10 +14,11 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from colorize.classifier.model import SceneClassifier
-from colorize.experts import cnn_zhang, modelfile, unet_dilated, unet_lite, unet_pix2pix, unet_seed
+from colorize.core.locations import bundled_weights_dir
+from colorize.core.modelfile import ModelFileError, read_metadata
+from colorize.experts import cnn_zhang, networks, unet_dilated, unet_lite, unet_pix2pix, unet_seed
 from colorize.experts.architectures import create_architecture
-from colorize.experts.locations import bundled_weights_dir
-from colorize.experts.modelfile import ModelFileError, load_network, read_metadata, replace_metadata, save_model
+from colorize.experts.networks import load_network, replace_metadata, save_model
 from colorize.experts.store import Expert, ModelStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -109,7 +110,7 @@ def test_a_header_listing_more_than_any_model_holds_is_refused_before_building(
     tmp_path, monkeypatch, limit, tensors, message
 ):
     # The real limits are far above any colorize model; lowered here so the file stays tiny.
-    monkeypatch.setattr(modelfile, limit, 10, raising=False)
+    monkeypatch.setattr(networks, limit, 10, raising=False)
     path = _header_only_file(tmp_path / "many.safetensors", tensors)
     refused = _refusal(path, lambda p: load_network(read_metadata(p), _never_built))
     assert message in refused

@@ -53,7 +53,7 @@ def test_batch_of_mixed_sizes_matches_single_images(pipeline, photos):
 
 
 def _lightness(gray: np.ndarray) -> torch.Tensor:
-    from colorize.pipelines.imageio import lightness_from_array
+    from colorize.core.images import lightness_from_array
 
     return lightness_from_array(gray.astype(np.float32) / 255)
 
@@ -154,7 +154,7 @@ import resource, sys
 import numpy as np
 from PIL import Image
 from colorize.pipelines.inference import Pipeline
-from colorize.pipelines.imageio import lightness_from_array
+from colorize.core.images import lightness_from_array
 
 pipeline = Pipeline.from_config()
 strip = (np.arange(4_000_000) % 251).astype(np.uint8).reshape(sys.argv[1] == "tall" and (-1, 1) or (1, -1))
@@ -215,7 +215,7 @@ def test_the_python_api_leaves_the_callers_torch_settings_as_they_were(tmp_path,
 
 
 def test_the_python_api_takes_a_path_and_saves_as_the_command_line_does(pipeline, tmp_path, photos):
-    from colorize.pipelines.imageio import decode, read_marker
+    from colorize.core.images import decode, read_marker
 
     gray16 = (_gray(photos["astronaut"]).astype(np.uint16) * 257)[:40, :56]
     exif = Image.Exif()

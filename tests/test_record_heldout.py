@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.numpy import load_file
 from skimage import data
 
-from colorize.experts.modelfile import read_metadata
+from colorize.core.modelfile import read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "record_heldout.py"

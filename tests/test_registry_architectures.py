@@ -9,8 +9,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from colorize.core.modelfile import read_metadata
 from colorize.experts.architectures import create_architecture, list_architectures
-from colorize.experts.modelfile import load_network, read_metadata, save_model
+from colorize.experts.networks import load_network, save_model
 
 # Keyword arguments that build each architecture small enough for a CPU test. Lists rather
 # than tuples: that is what the model file's JSON gives back.

@@ -100,7 +100,7 @@ def test_a_bad_shard_is_a_one_line_usage_error_before_any_model_loads(runner, sc
 
 
 def test_parts_of_one_split_share_the_output_folder_and_nothing_else_does(runner, scans, tmp_path):
-    from colorize.experts.files import exclusive_folder
+    from colorize.core.files import exclusive_folder
 
     out = tmp_path / "out"
     args = ["auto", str(scans / "p0.jpg"), str(scans / "p1.png"), "-o", str(out), *FAST]

@@ -15,8 +15,8 @@ import zlib
 import numpy as np
 import pytest
 
+from colorize.core.images import decode
 from colorize.pipelines import imageio
-from colorize.pipelines.imageio import decode
 
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # planes -> PNG colour type: L, LA, RGB, RGBA
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))

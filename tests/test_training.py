@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from colorize.configs import load_config
-from colorize.experts.locations import bundled_weights_dir
-from colorize.experts.modelfile import read_metadata, replace_metadata
+from colorize.core.locations import bundled_weights_dir
+from colorize.core.modelfile import read_metadata
+from colorize.experts.networks import replace_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines import training
 from colorize.pipelines.cli import app
@@ -735,7 +736,7 @@ def test_retraining_keeps_the_replaced_file_for_restore_and_remove_returns_to_th
 
 
 def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colour_folder, isolated_home):
-    from colorize.experts.modelfile import file_sha256
+    from colorize.core.modelfile import file_sha256
 
     quick = ["--epochs", "1", "--max-steps", "2", "--size", "32", "--batch-size", "4", "--workers", "0", "--force"]
     runner = CliRunner()

@@ -1,4 +1,4 @@
-"""Image files in and out (pipelines/imageio.py): every format and mode, orientation,
+"""Image files in and out (core/images.py): every format and mode, orientation,
 bit depth, metadata, atomic writes and the colour-photo test, on real tiny images."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageCms, PngImagePlugin
 from skimage import data
 
-from colorize.pipelines.imageio import (
+from colorize.core.images import (
     COLORIZED_TAG,
     ImageError,
     atomic_save,
@@ -531,7 +531,7 @@ def test_scan_resolution_is_kept_and_follows_orientation(tmp_path, fmt, sixteen)
 
 
 def test_banded_8bit_conversion_matches_the_plain_formula():
-    from colorize.pipelines.imageio import to_8bit
+    from colorize.core.images import to_8bit
 
     rgb = (
         np.random.default_rng(4).uniform(-0.2, 1.2, (130, 7, 3)).astype(np.float32)
@@ -541,7 +541,7 @@ def test_banded_8bit_conversion_matches_the_plain_formula():
 
 def test_lightness_of_a_mirrored_gray_view():
     # Turning a photo upright yields numpy views with negative strides; torch refuses those.
-    from colorize.pipelines.imageio import lightness_from_array
+    from colorize.core.images import lightness_from_array
 
     gray = np.array(_gray(16))  # writable, as a decoded photo's pixels are
     mirrored = gray[:, ::-1]

@@ -8,10 +8,11 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from colorize.classifier.model import SceneClassifier
+from colorize.core.locations import bundled_weights_dir
+from colorize.core.modelfile import ModelFileError
+from colorize.core.onnx import OnnxNetwork, read_onnx
 from colorize.experts.hints import HINT_PLANES
-from colorize.experts.locations import bundled_weights_dir
-from colorize.experts.modelfile import ModelFileError
-from colorize.experts.onnx_model import OnnxNetwork, export_onnx, read_onnx
+from colorize.experts.onnx_export import export_onnx
 from colorize.experts.store import Expert, ModelStore
 from colorize.pipelines.inference import lightness_of
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from colorize.core.files import atomic_write
 from colorize.experts.color import gray_to_lightness, rgb_to_lab, rgb_to_lightness
-from colorize.experts.files import atomic_write
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 100_000_000
