@@ -1,9 +1,8 @@
-"""Building, preprocessing and loading the scene classifier.
+"""The scene classifier at inference: its ONNX graph, its preprocessing in numpy, its labels.
 
-The network is any timm model created with ``in_chans=1`` (it sees only luminance) and
-one output per label. Its preprocessing — input size and one-channel mean/std — is
-derived from timm's own config for the architecture and stored in the weights file,
-so inference never repeats those numbers as constants.
+The network and its training live in classifier/network.py and pipelines/train_classifier.py;
+the model file carries the preprocessing (input size, one-channel mean and std) and the
+labels, so nothing here repeats them as constants.
 """
 
 from __future__ import annotations
@@ -11,12 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-from torch.nn import functional as F
+import numpy as np
 
+from colorize.core.color import resize_square
 from colorize.core.modelfile import ModelFile, ModelFileError, checked_side
-from colorize.experts.architectures import create_timm_model
-from colorize.experts.networks import load_model
 
 LABELS = ("landscape", "people", "general")
 
@@ -30,21 +27,14 @@ class Preprocessing:
     std: float
 
 
-def build_network(architecture: str, num_classes: int, drop_rate: float = 0.0) -> torch.nn.Module:
-    return create_timm_model(architecture, in_chans=1, num_classes=num_classes, drop_rate=drop_rate)
-
-
-def default_preprocessing(network: torch.nn.Module, input_size: int) -> Preprocessing:
-    """One-channel mean/std from the architecture's own RGB config (their averages)."""
-    config = getattr(network, "pretrained_cfg", {}) or {}
-    mean = config.get("mean", (0.5, 0.5, 0.5))
-    std = config.get("std", (0.5, 0.5, 0.5))
-    return Preprocessing(input_size, float(sum(mean) / len(mean)), float(sum(std) / len(std)))
-
-
 class SceneClassifier:
-    def __init__(self, model_file: ModelFile, network: torch.nn.Module):
+    """``network``: an ``OnnxNetwork`` (or any callable from the normalised input (B, 1, s, s)
+    to logits (B, len(labels)) as numpy)."""
+
+    def __init__(self, model_file: ModelFile, network):
         meta = model_file.metadata
+        if meta.get("kind") != "classifier":
+            raise ModelFileError(f"{model_file.path}: holds a {meta.get('kind')!r} model, expected a classifier")
         self.model_file = model_file
         self.network = network
         self.labels: tuple[str, ...] = tuple(meta["labels"])
@@ -52,30 +42,31 @@ class SceneClassifier:
         checked_side(model_file.path, "input size", self.preprocessing.input_size)
 
     @classmethod
-    def from_file(cls, path: Path, device: str | torch.device = "cpu") -> "SceneClassifier":
-        model_file, network = load_model(
-            path, "classifier", lambda m: build_network(m["architecture"], **m["arguments"])
-        )
+    def from_file(cls, path: Path, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+        """The classifier in ``path`` (ONNX, or safetensors exported where torch is installed)."""
+        from colorize.core.onnx import OnnxNetwork
+        from colorize.experts.store import ModelSource, onnx_model
+
+        data, metadata = onnx_model(ModelSource("classifier", "file", Path(path)), channels=(1,))
+        model_file = ModelFile(Path(path), metadata)
         try:
-            return cls(model_file, network.to(device))
+            return cls(model_file, OnnxNetwork(data, path, threads, providers))
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(
                 f"{path}: not a usable colorize classifier ({type(error).__name__}: {error})"
             ) from None
 
-    def prepare(self, lightness: torch.Tensor) -> torch.Tensor:
-        """L in [0, 100], (B, 1, H, W), any size -> the network's normalised input."""
-        size = self.preprocessing.input_size
-        gray = F.interpolate(lightness / 100.0, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return (gray - self.preprocessing.mean) / self.preprocessing.std
+    def prepare(self, lightness: np.ndarray) -> np.ndarray:
+        """L in [0, 100], (1, H, W), any size -> the network's normalised input (1, 1, s, s)."""
+        gray = resize_square(lightness, self.preprocessing.input_size) / np.float32(100)
+        return (gray - np.float32(self.preprocessing.mean)) / np.float32(self.preprocessing.std)
 
-    @torch.inference_mode()
-    def predict_proba(self, lightness: torch.Tensor) -> torch.Tensor:
-        """L in [0, 100], (B, 1, H, W) -> class probabilities (B, len(labels))."""
-        return self.network(self.prepare(lightness)).softmax(dim=-1)
-
-    def probabilities(self, lightness: torch.Tensor) -> list[dict[str, float]]:
-        return [dict(zip(self.labels, row.tolist())) for row in self.predict_proba(lightness)]
+    def probabilities(self, lightness: list[np.ndarray]) -> list[dict[str, float]]:
+        """Class probabilities for each L (1, H, W)."""
+        logits = self.network(np.concatenate([self.prepare(light) for light in lightness]))
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        rows = exp / exp.sum(axis=1, keepdims=True)
+        return [dict(zip(self.labels, map(float, row))) for row in rows]
 
 
 def classifier_metadata(

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from colorize.core.color import lightness_from_array
+from colorize.core.errors import ColorizeError
 from colorize.core.files import atomic_write
-from colorize.experts.color import gray_to_lightness, rgb_to_lab, rgb_to_lightness
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -53,7 +53,7 @@ _XMP_TAG = 700
 _TIFF_KEPT_TAGS = (270, 271, 272, 306, 315, 33432, _XMP_TAG)  # description, make, model, date, artist, copyright, XMP
 
 
-class ImageError(Exception):
+class ImageError(ColorizeError):
     """A file cannot be used as an input image; the message is one line."""
 
 
@@ -93,8 +93,8 @@ class DecodedImage:
     def is_gray(self) -> bool:
         return self.data.ndim == 2
 
-    def lightness(self) -> torch.Tensor:
-        """L in [0, 100], shape (1, H, W)."""
+    def lightness(self) -> np.ndarray:
+        """L in [0, 100], float32 (1, H, W)."""
         return lightness_from_array(self.data)
 
 
@@ -105,32 +105,6 @@ def to_float(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
     return np.asarray(array, dtype=np.float32)
-
-
-def lightness_from_array(pixels: np.ndarray) -> torch.Tensor:
-    """(H, W) gray or (H, W, 3) RGB, float in [0, 1] or uint8/uint16 -> L in [0, 100], (1, H, W)."""
-    if pixels.ndim == 2 and pixels.dtype in (np.uint8, np.uint16):
-        # Gray integers: L straight from a table (torch wants a writable, contiguous array;
-        # PIL gives read-only ones, and turning a photo upright leaves negative strides).
-        return gray_to_lightness(torch.from_numpy(np.require(pixels, requirements=("W", "C")))[None])
-    if not (pixels.ndim == 2 or pixels.ndim == 3 and pixels.shape[-1] == 3):
-        raise ValueError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {tuple(pixels.shape)}")
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
-    lightness = torch.empty((1, *pixels.shape[:2]), dtype=torch.float32)
-    # By tiles: a 100 MP 16-bit photo as float RGB alone would be 1.2 GB, and its conversion
-    # makes several temporaries of that size. Tiles of whole rows, unless one row is already
-    # more: a 10,000,000 x 1 strip is a single row.
-    columns = max(1, min(pixels.shape[1], _BAND_PIXELS))
-    band = max(1, _BAND_PIXELS // columns)
-    for top in range(0, pixels.shape[0], band):
-        for left in range(0, pixels.shape[1], columns):
-            down, across = slice(top, top + band), slice(left, left + columns)
-            values = torch.from_numpy(np.multiply(pixels[down, across], np.float32(1 / scale), dtype=np.float32))
-            if values.dim() == 2:
-                lightness[:, down, across] = gray_to_lightness(values[None])
-            else:
-                lightness[:, down, across] = rgb_to_lightness(values.permute(2, 0, 1))
-    return lightness
 
 
 def pixels_from_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -505,7 +479,7 @@ def _orient(array: np.ndarray, orientation) -> np.ndarray:
         8: lambda a: np.rot90(a, 1),
     }.get(orientation if isinstance(orientation, int) else 1)
     # A copy, not ascontiguousarray: a flipped 1-pixel side counts as contiguous to numpy but
-    # keeps its negative stride, which torch refuses.
+    # keeps its negative stride, which a later reader (torch, a buffer protocol) may refuse.
     return array if turned is None else np.array(turned(array), order="C", copy=True)
 
 
@@ -552,58 +526,6 @@ def read_marker(path: Path) -> str | None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
-
-
-def is_colour_photo(pixels: np.ndarray, chroma_threshold: float = 6.0, min_fraction: float = 0.03) -> bool:
-    """True for a real colour photo; False for gray and toned (sepia, cyanotype) prints.
-
-    The one rule for what is a black-and-white photo: ``auto`` skips colour photos, and
-    training and ``eval`` use only colour ones as ground truth. ``pixels``: (H, W) or
-    (H, W, 3), float in [0, 1] or uint8/uint16.
-
-    In a toned print the colour follows brightness (dark brown shadows, cream highlights),
-    and where it does not, it is more or less of the same hue (a faded or stained print).
-    So a pixel is evidence of colour when its ab lies further than ``chroma_threshold`` LAB
-    units from the mean ab of pixels of the same L *and* not along that mean's own hue
-    (within ``_SAME_HUE_DEGREES``); a photo is colour when more than ``min_fraction`` of its
-    pixels are. A plain single-hue test would call warm-toned colour photos (a ginger cat, a
-    cup of coffee) black-and-white: they differ in hue at equal brightness.
-    """
-    if pixels.ndim == 2:
-        return False
-    # Box-average by at least 4: JPEG stores chroma at half resolution, blurred across sharp
-    # edges while L stays sharp, which would look like colour beside every edge of a toned
-    # print. Averaging blocks lines chroma up with L again; ~64 px also keeps this instant.
-    factor = max(4, max(pixels.shape[:2]) // 64)
-    small = torch.from_numpy(_box_reduce(to_float(pixels), factor)).permute(2, 0, 1)
-    lab = rgb_to_lab(small).reshape(3, -1)
-    lightness, ab = lab[0], lab[1:]
-    bins = 16
-    index = (lightness * (bins / 100)).long().clamp(0, bins - 1)
-    totals = torch.zeros(2, bins).index_add_(1, index, ab)
-    counts = torch.zeros(bins).index_add_(0, index, torch.ones_like(lightness)).clamp(min=1)
-    mean = (totals / counts)[:, index]
-    offset = ab - mean
-    strength = mean.norm(dim=0)
-    direction = mean / strength.clamp(min=1e-6)
-    along = (offset * direction).sum(dim=0)
-    across = offset[0] * -direction[1] + offset[1] * direction[0]
-    # Same hue: the pixel's ab lies within the angle around the mean's direction.
-    same_hue = (strength > chroma_threshold) & (across.abs() < _SAME_HUE_SLOPE * (strength + along).clamp(min=0))
-    evidence = (offset.norm(dim=0) > chroma_threshold) & ~same_hue
-    return bool(evidence.float().mean() > min_fraction)
-
-
-_SAME_HUE_DEGREES = 10.0
-_SAME_HUE_SLOPE = float(np.tan(np.radians(_SAME_HUE_DEGREES)))
-
-
-def _box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over blocks of about factor x factor pixels (at least one block each way)."""
-    rows, cols = max(1, pixels.shape[0] // factor), max(1, pixels.shape[1] // factor)
-    block_h, block_w = pixels.shape[0] // rows, pixels.shape[1] // cols
-    cropped = np.ascontiguousarray(pixels[: rows * block_h, : cols * block_w], dtype=np.float32)
-    return cropped.reshape(rows, block_h, cols, block_w, -1).mean(axis=(1, 3))
 
 
 def atomic_save(image: Image.Image, path: Path, format: str, **params) -> Path:

@@ -1,5 +1,10 @@
-"""Where model files live, without importing torch: the command line lists installed
-experts in ``--help`` from here, and the model store looks models up through the same folders."""
+"""Where model files live: the command line lists installed experts in ``--help`` from here,
+and the model store looks models up through the same folders.
+
+A model in a folder is ``NAME.onnx`` (what inference runs), ``NAME.safetensors`` (what
+training writes; an earlier release wrote only this), or both. When both are there the ONNX
+file stands for the model unless the safetensors is newer (retrained by a release that wrote
+no ONNX): then the safetensors does, and is exported again on use."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-WEIGHTS_SUFFIX = ".safetensors"
+ONNX_SUFFIX, SAFETENSORS_SUFFIX = ".onnx", ".safetensors"
+MODEL_SUFFIXES = (ONNX_SUFFIX, SAFETENSORS_SUFFIX)
 
 
 def model_home() -> Path:
@@ -23,6 +29,13 @@ def bundled_weights_dir(package: str = "colorize.experts") -> Path:
     return Path(str(resources.files(package).joinpath("weights")))
 
 
+def is_bundled(path: Path) -> bool:
+    """Whether ``path`` is one of the model files shipped inside the package."""
+    folders = (bundled_weights_dir("colorize.experts"), bundled_weights_dir("colorize.classifier"))
+    resolved = Path(path).resolve()
+    return any(resolved.is_relative_to(folder.resolve()) for folder in folders)
+
+
 def model_folders(kind: str, home: Path) -> list[tuple[str, Path]]:
     """(source, folder) for ``kind`` ("experts" or "classifier"), lowest precedence first."""
     package = "colorize.experts" if kind == "experts" else "colorize.classifier"
@@ -34,6 +47,19 @@ def installed_experts(home: Path) -> dict[str, tuple[str, Path]]:
     found: dict[str, tuple[str, Path]] = {}
     for source, folder in model_folders("experts", home):
         if folder.is_dir():
-            for path in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
-                found[path.name[: -len(WEIGHTS_SUFFIX)]] = (source, path)
+            names = sorted({path.stem for suffix in MODEL_SUFFIXES for path in folder.glob(f"*{suffix}")})
+            for name in names:
+                path = model_file(folder, name)
+                if path is not None:
+                    found[name] = (source, path)
     return found
+
+
+def model_file(folder: Path, name: str) -> Path | None:
+    """The file that stands for model ``name`` in ``folder`` (see the module's docstring), or None."""
+    onnx, weights = folder / f"{name}{ONNX_SUFFIX}", folder / f"{name}{SAFETENSORS_SUFFIX}"
+    if not onnx.is_file():
+        return weights if weights.is_file() else None
+    if weights.is_file() and weights.stat().st_mtime > onnx.stat().st_mtime:
+        return weights
+    return onnx

@@ -22,9 +22,9 @@ from typing import Any
 from safetensors import SafetensorError, safe_open
 
 from colorize.core.errors import ColorizeError
+from colorize.core.locations import ONNX_SUFFIX
 
 FORMAT_VERSION = 1
-ONNX_SUFFIX, SAFETENSORS_SUFFIX = ".onnx", ".safetensors"
 METADATA_KEY = "colorize"
 # A colorize network has at most a few thousand tensors and tens of millions of parameters
 # (pix2pix, the largest, 54 M); a header listing far more is refused before a network is built
@@ -38,6 +38,8 @@ MAX_SIDE = 1024
 
 class ModelFileError(ColorizeError):
     """A weights file is missing, corrupt, foreign or does not match its own metadata."""
+
+    exit_code = 2  # a usage error: the command line, a file named on it or the set-up
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from colorize.core.locations import is_bundled
 from colorize.core.modelfile import MAX_PARAMETERS, METADATA_KEY, ModelFileError, parse_metadata
 
 INPUT, OUTPUT = "input", "output"
+HALF_SUFFIX = ".half"  # an initializer stored as float16, cast to float32 under its name without it
 OPSET = 17
 # What our networks (unet_lite on a timm encoder, the seed reports' U-Nets, the classifier)
 # export to with OPSET. Shape-producing operators (ConstantOfShape, Expand, Tile, Range) are
@@ -43,24 +45,39 @@ MAX_NODES = 20_000
 def read_onnx(path: Path, channels: tuple[int, ...] = (1, 4)) -> tuple[bytes, dict[str, Any]]:
     """The file's bytes, checked (see the module's docstring), and its colorize metadata.
     Raises ``ModelFileError`` naming the file and what is wrong."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
     path = Path(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ModelFileError(f"{path}: {path.stat().st_size} bytes, larger than any colorize model")
         data = path.read_bytes()
-        model = onnx.load_from_string(data)
     except OSError as error:
         raise ModelFileError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if is_bundled(path):
+        # Shipped inside the package and checked by its tests (tests/test_onnx.py): only the
+        # metadata is read here, without the onnx package, whose import is half a cold start.
+        raw = _metadata_props(data).get(METADATA_KEY)
+        if raw is not None:
+            return data, parse_metadata(path, raw)
+    return data, parse_onnx(data, path, channels)
+
+
+def parse_onnx(data: bytes, path: Path, channels: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
+    """The colorize metadata of an ONNX model held in ``data`` (from ``path``, or made from
+    it), after the checks of its graph."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: {len(data)} bytes, larger than any colorize model")
+    try:
+        model = onnx.load_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as error:  # onnx's parser names no more than this
         raise ModelFileError(f"{path}: not an ONNX model ({type(error).__name__})") from None
     _check_graph(model, path, channels)
     raw = {entry.key: entry.value for entry in model.metadata_props}.get(METADATA_KEY)
     if raw is None:
         raise ModelFileError(f"{path}: an ONNX model without colorize metadata (a foreign model?)")
-    return data, parse_metadata(path, raw)
+    return parse_metadata(path, raw)
 
 
 def _check_graph(model, path: Path, channels: tuple[int, ...]) -> None:
@@ -91,27 +108,84 @@ def _check_graph(model, path: Path, channels: tuple[int, ...]) -> None:
         raise ModelFileError(f"{path}: its input is not (N, C, H, W) with C one of {channels}")
 
 
+def _metadata_props(data: bytes) -> dict[str, str]:
+    """The ``metadata_props`` of a serialised ONNX ModelProto (field 14: entries of key = 1,
+    value = 2), read straight from the protobuf wire format; every other field is stepped over."""
+    props: dict[str, str] = {}
+    for number, value in _fields(data):
+        if number == 14 and isinstance(value, bytes):
+            entry = {n: v for n, v in _fields(value) if isinstance(v, bytes)}
+            props[entry.get(1, b"").decode("utf-8", "replace")] = entry.get(2, b"").decode("utf-8", "replace")
+    return props
+
+
+def _fields(data: bytes):
+    """(field number, value) of each field of one protobuf message: an int or the bytes of a
+    length-delimited field. Malformed input ends the walk (the caller finds no metadata)."""
+    position, end = 0, len(data)
+    while position < end:
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, position = _varint(data, position)
+        elif wire == 2:
+            length, position = _varint(data, position)
+            value, position = data[position : position + length], position + length
+        elif wire in (1, 5):
+            value, position = None, position + (8 if wire == 1 else 4)
+        else:
+            return
+        if position > end:
+            return
+        yield number, value
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while position < len(data) and shift < 64:
+        byte = data[position]
+        value |= (byte & 0x7F) << shift
+        position += 1
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+    return value, len(data) + 1  # cut short: past the end, which ends the walk
+
+
 def _elements(dims) -> int:
     return math.prod(int(d) for d in dims) if dims else 1
 
 
 class OnnxNetwork:
-    """One network run by onnxruntime: numpy float32 (N, C, H, W) in, its output out."""
+    """One network run by onnxruntime: numpy float32 (N, C, H, W) in, its output out.
 
-    def __init__(self, path: Path, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+    ``data``: the ONNX model, already checked (``read_onnx``, ``parse_onnx``); ``path`` names
+    it in messages. ``threads``: onnxruntime's own threads for this network; the caller decides
+    how many photos run side by side."""
+
+    def __init__(
+        self, data: bytes, path: Path, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    ):
         import onnxruntime
 
-        data, self.metadata = read_onnx(path)
         self.path = Path(path)
         options = onnxruntime.SessionOptions()
-        # The caller decides how many photos run side by side; each network stays on its threads.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Threads that spin between calls steal the cores the decoding and composing threads
+        # run on: 2 MP took 81 ms instead of 294 with spinning off (benchmarks/README.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime.InferenceSession(data, options, providers=list(providers))
         except Exception as error:  # onnxruntime raises its own types for a graph it cannot run
             raise ModelFileError(f"{path}: onnxruntime cannot run it ({type(error).__name__}: {error})") from None
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
+        try:
+            return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
+        except Exception as error:  # a graph of fixed input size given another (--work-size), and the like
+            if type(error).__module__.startswith("onnxruntime"):
+                first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                raise ModelFileError(f"{self.path}: onnxruntime cannot run it on this input ({first})") from None
+            raise

@@ -15,8 +15,6 @@ at the default 0.25 (16 ... 128) about 2.0 M parameters, at ``width=1`` about 32
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -87,8 +85,10 @@ class ZhangCNN(nn.Module):
         # Three rounded-up halvings and one doubling overshoot a quarter on sides that are not a
         # multiple of 8 (and exceed the input on sides under 4); resizing to ceil(side / 4) keeps
         # the output a quarter of the input whatever its size.
-        size = (math.ceil(height / 4), math.ceil(width / 4))
-        if x.shape[-2:] != size:
+        # In integers, so that an exported graph computes it from its input's size; and there the
+        # resize is always in it (a trace keeps the branch it took; to its own size it changes nothing).
+        size = ((height + 3) // 4, (width + 3) // 4)
+        if torch.onnx.is_in_onnx_export() or x.shape[-2:] != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         return torch.tanh(x)
 

@@ -32,7 +32,6 @@ _EPSILON = 0.008856  # (6/29)^3, where the cube root is replaced by a line
 _KAPPA = 7.787
 
 L_RANGE = (0.0, 100.0)
-AB_SCALE = 110.0  # |a|, |b| of sRGB colours stay below this; networks predict ab / AB_SCALE
 
 
 def _check(image: torch.Tensor, name: str) -> None:

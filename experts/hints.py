@@ -12,9 +12,16 @@ inference exactly the kind of input it learned from.
 
 from __future__ import annotations
 
+import functools
+import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from colorize.core.color import rgb_to_lab
+from colorize.core.errors import ColorizeError
 
 HINT_PLANES = 3  # a, b, mask
 # Patch sides drawn in training, in work-size pixels (odd, so a patch has a centre pixel).
@@ -72,3 +79,169 @@ def simulate_hints(ab: np.ndarray, count: int, rng: np.random.Generator) -> list
         mean = patch.reshape(2, -1).mean(axis=1)
         hints.append(PlacedHint(row, col, (float(mean[0]), float(mean[1])), half))
     return hints
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A colour a person knows at one place of a photo.
+
+    ``x``, ``y``: the place, in the photo's pixels (column, row from the top left of the
+    upright photo) or, with ``relative``, as fractions of its width and height (0 to 1).
+    ``color``: any CSS colour ("red", "#b22222", "rgb(178, 34, 34)"); only its chroma (LAB
+    a and b) is used, the photo keeps its own lightness. ``radius``: the size of the patch
+    of that colour around the place, in the photo's pixels.
+    """
+
+    x: float
+    y: float
+    color: str
+    radius: float = 0.0
+    relative: bool = False
+
+    def __post_init__(self):
+        numbers = (self.x, self.y, self.radius)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+            raise HintError(f"hint at {self.x}, {self.y}: the place and radius must be finite numbers")
+        if self.radius < 0:
+            raise HintError(f"hint at {self.x}, {self.y}: radius {self.radius} is negative")
+        if self.relative and not (0 <= self.x <= 1 and 0 <= self.y <= 1):
+            raise HintError(f"hint at {self.x}, {self.y}: fractions of the photo's sides lie from 0 to 1")
+        self.ab  # a colour that cannot be read is refused when the hint is made
+
+    @property
+    def ab(self) -> tuple[float, float]:
+        """The colour's LAB a and b."""
+        return colour_ab(self.color)
+
+    def place(self, height: int, width: int, size: int) -> PlacedHint:
+        """This hint on the expert's square input of ``size``, for a photo of ``height`` x ``width``."""
+        x, y = (self.x * width, self.y * height) if self.relative else (self.x + 0.5, self.y + 0.5)
+        if not self.relative and not (0 <= self.x < width and 0 <= self.y < height):
+            raise HintError(f"hint at {self.x:g}, {self.y:g} lies outside the {width} x {height} photo")
+        row = min(int(y * size / height), size - 1)
+        col = min(int(x * size / width), size - 1)
+        half = min(round(self.radius * size / max(height, width)), max(PATCH_SIDES) // 2)
+        return PlacedHint(row, col, self.ab, half)
+
+
+class HintError(ColorizeError):
+    """A hint that cannot be used (its colour, place or size); the message names it."""
+
+    exit_code = 2
+
+
+_CSS_LAB = re.compile(r"lab\(\s*[-+0-9.e]+%?\s+([-+0-9.e]+)\s+([-+0-9.e]+)\s*\)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def colour_ab(colour: str) -> tuple[float, float]:
+    """A CSS colour's LAB a and b; ``HintError`` naming it when it is none. CSS's own
+    ``lab(L a b)`` gives a and b exactly (simulated hints are written so)."""
+    from PIL import ImageColor
+
+    found = _CSS_LAB.fullmatch(str(colour).strip())
+    if found:
+        try:
+            a, b = float(found[1]), float(found[2])
+        except ValueError:
+            raise HintError(f"{colour!r} is not a colour (a CSS name such as 'red', or '#b22222')") from None
+        if math.isfinite(a) and math.isfinite(b):
+            return a, b
+    try:
+        red, green, blue = ImageColor.getrgb(str(colour).strip())[:3]
+    except ValueError:
+        raise HintError(f"{colour!r} is not a colour (a CSS name such as 'red', or '#b22222')") from None
+    lab = rgb_to_lab(np.array([[[red, green, blue]]], np.float32) / 255)[0, 0]
+    return float(lab[1]), float(lab[2])
+
+
+def placed_planes(hints: Sequence[Hint], height: int, width: int, size: int) -> np.ndarray:
+    """The hint planes (3, size, size) of a photo of ``height`` x ``width`` on a square input of ``size``."""
+    return hint_planes([hint.place(height, width, size) for hint in hints], size, size)
+
+
+def parse_hint(text: str) -> Hint:
+    """A hint as the command line writes it: ``X,Y=COLOR`` or ``X,Y,RADIUS=COLOR``.
+
+    X and Y are pixels of the photo (``120,80``) or, written with a decimal point and at most 1,
+    fractions of its width and height (``0.4,0.7``); RADIUS is in pixels."""
+    place, separator, color = str(text).partition("=")
+    parts = [part.strip() for part in place.split(",")]
+    if not separator or not color.strip() or len(parts) not in (2, 3):
+        raise HintError(f"hint {text!r}: write X,Y=COLOR or X,Y,RADIUS=COLOR (e.g. 120,80=#b22222 or 0.4,0.7=red)")
+    try:
+        numbers = [float(part) for part in parts]
+    except ValueError:
+        raise HintError(f"hint {text!r}: {place!r} is not two or three numbers") from None
+    fractions = [("." in part or "e" in part.lower()) and 0 <= number <= 1 for part, number in zip(parts, numbers)]
+    if fractions[0] != fractions[1]:
+        raise HintError(f"hint {text!r}: give both places in pixels (120,80) or both as fractions (0.4,0.7)")
+    return Hint(numbers[0], numbers[1], color.strip(), numbers[2] if len(numbers) == 3 else 0.0, fractions[0])
+
+
+def hints_from_json(value, source: str) -> list[Hint] | dict[str, list[Hint]]:
+    """Hints from a JSON document (parsed): a list of points for one photo, or an object
+    mapping photo file names to such lists. A point is ``{"x": 120, "y": 80, "color": "red"}``
+    with optional ``"radius"`` (pixels) and ``"relative": true`` (x and y as fractions).
+    ``source`` names the document in messages."""
+    if isinstance(value, list):
+        return [_point(point, f"{source}, point {index + 1}") for index, point in enumerate(value)]
+    if isinstance(value, dict):
+        by_name = {}
+        for name, points in value.items():
+            if not isinstance(points, list):
+                raise HintError(f"{source}, {name!r}: expected a list of points")
+            by_name[str(name)] = [_point(point, f"{source}, {name!r}, point {n + 1}") for n, point in enumerate(points)]
+        return by_name
+    raise HintError(f"{source}: expected a list of points or an object of file names to lists of points")
+
+
+_POINT_KEYS = {"x", "y", "color", "radius", "relative"}
+
+
+def _point(point, where: str) -> Hint:
+    if not isinstance(point, dict) or not {"x", "y", "color"} <= point.keys():
+        raise HintError(f'{where}: a point needs x, y and color, e.g. {{"x": 120, "y": 80, "color": "red"}}')
+    if unknown := sorted(set(point) - _POINT_KEYS):
+        raise HintError(f"{where}: unknown key {unknown[0]!r} (a point has {', '.join(sorted(_POINT_KEYS))})")
+    relative = point.get("relative", False)
+    if not isinstance(relative, bool) or not isinstance(point["color"], str):
+        raise HintError(f"{where}: relative is true or false, and color a string")
+    try:
+        return Hint(point["x"], point["y"], point["color"], point.get("radius", 0.0), relative)
+    except HintError as error:
+        raise HintError(f"{where}: {error}") from None
+
+
+def hints_to_json(hints: Sequence[Hint]) -> list[dict]:
+    """The JSON points of ``hints`` (what ``hints_from_json`` reads back)."""
+    return [
+        {
+            "x": h.x,
+            "y": h.y,
+            "color": h.color,
+            **({"radius": h.radius} if h.radius else {}),
+            **({"relative": True} if h.relative else {}),
+        }
+        for h in hints
+    ]
+
+
+def hints_from_truth(ab: np.ndarray, count: int, rng: np.random.Generator, size: int = 224) -> list[Hint]:
+    """``count`` hints a person who knew the true colours (ab (2, H, W) of the photo) might give,
+    drawn as training draws them (``simulate_hints``) on a ``size`` x ``size`` copy, and put
+    back in the photo's terms: places as fractions, patch sizes in its pixels, colours exact."""
+    from colorize.core.color import resize_bilinear
+
+    height, width = ab.shape[-2:]
+    small = resize_bilinear(np.ascontiguousarray(ab, dtype=np.float32), (size, size))
+    return [
+        Hint(
+            (hint.col + 0.5) / size,
+            (hint.row + 0.5) / size,
+            f"lab(50% {hint.ab[0]:.4f} {hint.ab[1]:.4f})",
+            hint.half * max(height, width) / size,
+            relative=True,
+        )
+        for hint in simulate_hints(small, count, rng)
+    ]

@@ -20,6 +20,7 @@ from safetensors.torch import load, safe_open, save
 from torch import nn
 
 from colorize.core.files import atomic_write
+from colorize.core.locations import ONNX_SUFFIX
 from colorize.core.modelfile import (
     FORMAT_VERSION,
     MAX_PARAMETERS,
@@ -30,6 +31,7 @@ from colorize.core.modelfile import (
     _one_line,
     read_metadata,
 )
+from colorize.core.onnx import HALF_SUFFIX, read_onnx
 
 
 def save_model(model: nn.Module, path: Path, metadata: dict[str, Any], half: bool = True) -> Path:
@@ -81,6 +83,8 @@ def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Mo
         stored = _stored_shapes(path)
         with torch.device("meta"):
             expected = {name: tuple(t.shape) for name, t in build().state_dict().items()}
+        if _is_onnx(path):  # a count kept for training alone: no graph holds it
+            expected = {name: shape for name, shape in expected.items() if not name.endswith(_BATCH_COUNT)}
     except (SafetensorError, OSError) as error:
         raise ModelFileError(f"{path}: cannot read tensors ({_one_line(error)})") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
@@ -99,11 +103,16 @@ def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Mo
 
 def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The name and shape of each tensor, from the header; bounded here, where counting is cheap."""
-    with safe_open(str(path), framework="pt") as handle:
-        names = handle.keys()
-        if len(names) > MAX_TENSORS:
-            raise ModelFileError(f"{path}: {len(names):,} tensors, more than any colorize model has ({MAX_TENSORS:,})")
-        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
+    if _is_onnx(path):
+        shapes = {name: tuple(tensor.shape) for name, tensor in _onnx_tensors(path).items()}
+    else:
+        with safe_open(str(path), framework="pt") as handle:
+            names = handle.keys()
+            if len(names) > MAX_TENSORS:
+                raise ModelFileError(
+                    f"{path}: {len(names):,} tensors, more than any colorize model has ({MAX_TENSORS:,})"
+                )
+            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
     parameters = sum(math.prod(shape) for shape in shapes.values())
     if parameters > MAX_PARAMETERS:
         raise ModelFileError(
@@ -129,7 +138,8 @@ def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
     try:
         # Read whole, not memory-mapped: a file cut short while mapped kills the process
         # with SIGBUS; read, it is an error like any other.
-        tensors = load(model_file.path.read_bytes())
+        path = model_file.path
+        tensors = _onnx_tensors(path) if _is_onnx(path) else load(path.read_bytes())
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{model_file.path}: cannot read tensors ({_one_line(error)})") from None
     reference = model.state_dict()
@@ -145,6 +155,8 @@ def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
     tensors = {
         name: tensor.to(reference[name].dtype) if name in reference else tensor for name, tensor in tensors.items()
     }
+    if _is_onnx(model_file.path):  # a count kept for training alone, not part of the graph
+        tensors.update({name: reference[name] for name in reference if name.endswith(_BATCH_COUNT)})
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
@@ -153,3 +165,37 @@ def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
             f"{model_file.metadata['architecture']!r} ({_one_line(error)})"
         ) from None
     return model.eval()
+
+
+_BATCH_COUNT = ".num_batches_tracked"
+
+
+def _is_onnx(path: Path) -> bool:
+    return Path(path).suffix.lower() == ONNX_SUFFIX
+
+
+def _onnx_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The weights of a colorize ONNX file under their torch names (experts/onnx_export.py
+    stores each as ``NAME.half``, cast to float32 in the graph), the graph checked first."""
+    from onnx import load_from_string, numpy_helper
+
+    data, _ = read_onnx(path)
+    tensors = {}
+    for initializer in load_from_string(data).graph.initializer:
+        if "::" in initializer.name:  # a constant the exporter made (a resize's scales), not a weight
+            continue
+        array = numpy_helper.to_array(initializer)
+        tensors[initializer.name.removesuffix(HALF_SUFFIX)] = torch.from_numpy(array.copy())
+    return tensors
+
+
+def load_model_file(path: Path) -> tuple[ModelFile, nn.Module]:
+    """The torch network of any colorize model file, expert or classifier, in eval mode."""
+    model_file = read_metadata(path)
+    if model_file.kind == "classifier":
+        from colorize.classifier.network import build_network
+
+        return load_model(path, "classifier", lambda m: build_network(m["architecture"], **m["arguments"]))
+    from colorize.experts.architectures import create_architecture
+
+    return load_model(path, "expert", lambda m: create_architecture(m["architecture"], **m["arguments"]))

@@ -2,7 +2,8 @@
 
 Training scores each candidate output gain on validation photos with this same object, and
 writes the chosen one into the weights file; inference reads it back from there. Neither
-re-implements the other's arithmetic, so what validation chose is what ships.
+re-implements the other's arithmetic, so what validation chose is what ships. The arithmetic
+takes numpy arrays (inference, onnxruntime) and torch tensors (training) alike.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
-import torch
+import numpy as np
 
-from colorize.experts.color import AB_SCALE
+AB_SCALE = 110.0  # |a|, |b| of sRGB colours stay below this; networks predict ab / AB_SCALE
 
 
 @dataclass(frozen=True)
@@ -71,17 +72,27 @@ class Normalization:
         fine-tune starts from (a calibration belongs to the weights it was chosen for)."""
         return replace(self, ab_gain=(1.0, 1.0), ab_shift=(0.0, 0.0))
 
-    def network_input(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+    def network_input(self, lightness, hints=None):
         """L in [0, 100] (B, 1, h, w) -> what the network reads; with ``hints`` (B, 3, h, w: a and b
         in LAB units, mask; experts/hints.py) for a hint-aware network, those planes after it."""
         normalised = (lightness - self.l_center) / self.l_scale
         if hints is None:
             return normalised
         # A hint's ab in the head's own scale: where the mask is 1 it says what the output should be.
-        return torch.cat((normalised, hints[:, :2] / self.ab_scale, hints[:, 2:]), dim=1)
+        return _planes(normalised, hints[:, :2] / self.ab_scale, hints[:, 2:])
 
-    def chroma(self, output: torch.Tensor) -> torch.Tensor:
-        """The network's output -> ab in LAB units, at the network's resolution."""
-        gain = torch.tensor(self.ab_gain, dtype=output.dtype, device=output.device).view(1, 2, 1, 1)
-        shift = torch.tensor(self.ab_shift, dtype=output.dtype, device=output.device).view(1, 2, 1, 1)
-        return output * (self.ab_scale * gain) + shift
+    def chroma(self, output):
+        """The network's output (B, 2, h, w) -> ab in LAB units, at the network's resolution."""
+        (gain_a, gain_b), (shift_a, shift_b) = self.ab_gain, self.ab_shift
+        return _planes(
+            output[:, :1] * (self.ab_scale * gain_a) + shift_a, output[:, 1:2] * (self.ab_scale * gain_b) + shift_b
+        )
+
+
+def _planes(*planes):
+    """Planes (B, C, h, w) joined along C, numpy arrays or torch tensors as given."""
+    if isinstance(planes[0], np.ndarray):
+        return np.concatenate(planes, axis=1)
+    import torch
+
+    return torch.cat(planes, dim=1)

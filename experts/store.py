@@ -1,33 +1,43 @@
-"""The model store: where each model's weights come from, and the loaded ``Expert``.
+"""The model store: where each model's file comes from, and the loaded ``Expert``.
 
 One lookup order for every model, experts and the scene classifier alike: an explicit
 file (``--weights NAME=FILE``, ``--classifier-weights FILE``), then the user's model folder
-(``$COLORIZE_HOME/experts/NAME.safetensors`` and ``$COLORIZE_HOME/classifier/``; default
-the platform cache dir, e.g. ``~/.cache/colorize``), then the weights bundled with the package.
+(``$COLORIZE_HOME/experts/NAME.onnx`` and ``$COLORIZE_HOME/classifier/``; default the
+platform cache dir, e.g. ``~/.cache/colorize``), then the models bundled with the package.
+
+Inference runs ONNX graphs with onnxruntime and never imports torch. A model that exists only
+as ``.safetensors`` (written by an earlier release, or named with ``--weights``) is exported
+to ONNX on first use where torch is installed: beside itself in the user's folder, in memory
+otherwise. Without torch it is refused in one line that says how to export it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-import torch
+import numpy as np
 
-from colorize.core.locations import WEIGHTS_SUFFIX, installed_experts, model_folders, model_home
+from colorize.core.color import resize_bilinear
+from colorize.core.errors import ColorizeError
+from colorize.core.locations import ONNX_SUFFIX, installed_experts, model_file, model_folders, model_home
 from colorize.core.modelfile import ModelFile, ModelFileError, checked_side, read_metadata
-from colorize.experts.architectures import check_arguments, create_architecture, list_architectures
-from colorize.experts.hints import HINT_PLANES
-from colorize.experts.networks import load_model
+from colorize.core.onnx import OnnxNetwork, parse_onnx, read_onnx
+from colorize.experts.hints import HINT_PLANES, HintError
 from colorize.experts.normalization import Normalization
 
 # The scene classifier's name where it stands beside experts (its file, colorize experts --remove).
 CLASSIFIER = "classifier"
-CLASSIFIER_FILE = CLASSIFIER + WEIGHTS_SUFFIX
+# Hint refiners stand in this sub-folder of an experts folder, one per expert name.
+HINTS_FOLDER = "hints"
+REFINER_PLANES = 1 + HINT_PLANES + 2  # L, the hint planes, the expert's ab
 
 
-class NoSuchExpertError(KeyError):
+class NoSuchExpertError(ColorizeError, KeyError):
     """No expert of that name is installed (the message lists the ones that are)."""
+
+    exit_code = 2  # a usage error: the command line, a file named on it or the set-up
 
     def __str__(self) -> str:  # KeyError's own str() would quote the message
         return str(self.args[0])
@@ -37,7 +47,7 @@ class NoSuchExpertError(KeyError):
 class ModelSource:
     name: str
     source: str  # "file", "user" or "bundled"
-    path: Path
+    path: Path  # .onnx, or .safetensors where no current ONNX file stands beside it
 
 
 class ModelStore:
@@ -62,27 +72,46 @@ class ModelStore:
         if self.classifier_file is not None:
             return ModelSource("classifier", "file", self.classifier_file)
         for source, folder in reversed(model_folders("classifier", self.home)):
-            if (folder / CLASSIFIER_FILE).is_file():  # the user's, else the bundled one
-                return ModelSource("classifier", source, folder / CLASSIFIER_FILE)
+            path = model_file(folder, CLASSIFIER)
+            if path is not None:  # the user's, else the bundled one
+                return ModelSource("classifier", source, path)
+        return None
+
+    def refiner_source(self, name: str) -> ModelSource | None:
+        """The hint refiner for expert ``name`` (``experts/hints/NAME.onnx``: the user's, else the
+        bundled one), or None: then the expert takes hints only if its own network reads them."""
+        for source, folder in reversed(model_folders("experts", self.home)):
+            path = model_file(folder / HINTS_FOLDER, name)
+            if path is not None:
+                return ModelSource(name, source, path)
         return None
 
     def names(self) -> list[str]:
         return list(self.sources())
 
     def user_path(self, name: str) -> Path:
-        """Where training installs the expert ``name``."""
-        return self.home / "experts" / f"{name}{WEIGHTS_SUFFIX}"
+        """Where training installs the expert ``name`` (its ONNX file goes beside it)."""
+        return self.home / "experts" / f"{name}.safetensors"
 
     def user_classifier_path(self) -> Path:
-        """Where training installs the scene classifier."""
-        return self.home / "classifier" / CLASSIFIER_FILE
+        """Where training installs the scene classifier (its ONNX file goes beside it)."""
+        return self.home / "classifier" / f"{CLASSIFIER}.safetensors"
 
-    def load(self, name: str, device: str | torch.device = "cpu") -> "Expert":
+    def source(self, name: str) -> ModelSource:
         try:
-            source = self.sources()[name]
+            return self.sources()[name]
         except KeyError:
             raise NoSuchExpertError(f"no expert named {name!r}; available: {', '.join(self.names())}") from None
-        return Expert.from_file(source.path, name=name, device=device)
+
+    def load(self, name: str, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> "Expert":
+        source = self.source(name)
+        data, metadata = onnx_model(source, channels=(1, 1 + HINT_PLANES))
+        network = OnnxNetwork(data, source.path, threads, providers)
+        expert = Expert.from_parts(name, ModelFile(source.path, metadata), network)
+        refiner = self.refiner_source(name)
+        if refiner is not None and not expert.takes_hints:
+            expert.refiner = HintRefiner.from_source(refiner, threads, providers)
+        return expert
 
     def check(self, names: Iterable[str], load: Iterable[str] = ()) -> None:
         """Refuse a run before its first photo when an expert it may route to is unusable.
@@ -98,54 +127,150 @@ class ModelStore:
             if name in load:
                 self.load(name)
                 continue
-            meta = read_metadata(path).metadata
+            meta = read_metadata(path).metadata  # an ONNX file's graph is checked here too
             if meta.get("kind") != "expert":
                 raise ModelFileError(f"{path}: holds a {meta.get('kind')!r} model, expected an expert")
-            known = list_architectures()
-            if meta.get("architecture") not in known:
-                raise ModelFileError(
-                    f"{path}: unknown architecture {meta.get('architecture')!r}; known: {', '.join(known)}"
-                )
-            try:
-                check_arguments(meta["architecture"], meta["arguments"])
-            except ValueError as error:
-                raise ModelFileError(f"{path}: not a usable colorize model ({error})") from None
+            if path.suffix.lower() != ONNX_SUFFIX:  # to be built with torch and exported: its arguments bounded first
+                _check_architecture(path, meta)
             checked_side(path, "work size", meta.get("work_size"))
+
+
+def _check_architecture(path: Path, meta: dict[str, Any]) -> None:
+    from colorize.experts.architectures import check_arguments, list_architectures
+
+    known = list_architectures()
+    if meta.get("architecture") not in known:
+        raise ModelFileError(f"{path}: unknown architecture {meta.get('architecture')!r}; known: {', '.join(known)}")
+    try:
+        check_arguments(meta["architecture"], meta["arguments"])
+    except ValueError as error:
+        raise ModelFileError(f"{path}: not a usable colorize model ({error})") from None
+
+
+def onnx_model(source: ModelSource, channels: tuple[int, ...]) -> tuple[bytes, dict[str, Any]]:
+    """The checked ONNX bytes and metadata of a model: its ONNX file, or its safetensors file
+    exported (see the module's docstring)."""
+    path = source.path
+    if path.suffix.lower() == ONNX_SUFFIX:
+        return read_onnx(path, channels)
+    read_metadata(path)  # a corrupt or foreign file says so in any install, before torch is needed
+    try:
+        from colorize.experts.onnx_export import export_onnx_bytes
+
+        data = export_onnx_bytes(path)
+    except ImportError:  # no torch: the base install runs ONNX files only
+        raise ModelFileError(
+            f"{path}: a .safetensors model, which this install cannot run; export it with "
+            f"`colorize export {path}` where colorize-experts[train] is installed"
+        ) from None
+    if source.source == "user":  # our own folder: export once, not on every run
+        from colorize.core.files import atomic_write
+
+        try:
+            atomic_write(path.with_suffix(ONNX_SUFFIX), lambda handle: handle.write(data))
+        except OSError:
+            pass  # a read-only model folder: exported again next time
+    return data, parse_onnx(data, path, channels)
 
 
 class Expert:
     """A colorization network with the metadata that says how to feed it."""
 
-    def __init__(self, name: str, model_file: ModelFile, network: torch.nn.Module):
+    def __init__(self, name: str, model_file: ModelFile, network):
         self.name = name
         self.model_file = model_file
         self.network = network
         meta = model_file.metadata
+        if meta.get("kind") != "expert":
+            raise ModelFileError(f"{model_file.path}: holds a {meta.get('kind')!r} model, expected an expert")
+        if meta["arguments"].get("global_context"):  # an ONNX export of it would still run: refused alike
+            raise ModelFileError(
+                f"{model_file.path}: the global-context branch it was trained with was retired (it did not beat "
+                "the expert without it, see MODELS.md); colorize no longer runs it"
+            )
         self.work_size = checked_side(model_file.path, "work size", meta.get("work_size"))
         self.normalization = Normalization.from_metadata(meta.get("normalization", {}))
         # Whether the network reads hint planes beside L (experts/hints.py); files from before hints do not.
-        self.takes_hints = bool(meta["arguments"].get("hints", False))
+        self.reads_hints = bool(meta["arguments"].get("hints", False))
+        self.refiner: HintRefiner | None = None
+
+    @property
+    def takes_hints(self) -> bool:
+        """Whether colour hints can steer this expert: its own network reads them, or a hint refiner follows it."""
+        return self.reads_hints or self.refiner is not None
 
     @classmethod
-    def from_file(cls, path: Path, name: str | None = None, device: str | torch.device = "cpu") -> "Expert":
-        model_file, network = load_model(
-            path, "expert", lambda m: create_architecture(m["architecture"], **m["arguments"])
-        )
-        meta = model_file.metadata
+    def from_parts(cls, name: str, model_file: ModelFile, network) -> "Expert":
+        """``network``: an ``OnnxNetwork`` (inference) or a torch module (training, evaluation)."""
         try:
-            expert = cls(name or meta.get("category") or Path(path).stem, model_file, network.to(device))
-        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as error:
+            return cls(name, model_file, network)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+            path = model_file.path
             raise ModelFileError(f"{path}: not a usable colorize expert ({type(error).__name__}: {error})") from None
-        return expert
 
-    @torch.inference_mode()
-    def predict_ab(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
-        """L in [0, 100], (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution.
+    @classmethod
+    def from_file(cls, path: Path, name: str | None = None, threads: int = 1) -> "Expert":
+        """The expert in one file (ONNX, or safetensors exported), named by its metadata's category."""
+        source = ModelSource(name or Path(path).stem, "file", Path(path))
+        data, metadata = onnx_model(source, channels=(1, 1 + HINT_PLANES))
+        name = name or metadata.get("category") or Path(path).stem
+        return cls.from_parts(str(name), ModelFile(source.path, metadata), OnnxNetwork(data, path, threads))
 
-        ``hints``: (B, 3, h, w) planes of experts/hints.py, for an expert that takes them; a
-        hint-aware expert given none reads empty planes and colours the photo on its own."""
+    def predict_ab(self, lightness: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """L in [0, 100], float32 (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution.
+
+        ``hints``: (B, 3, h, w) planes of experts/hints.py, for an expert that takes them. Without
+        hints the expert colours the photo on its own: a network that reads hint planes gets
+        empty ones, and a hint refiner is not run at all, so the result is the expert's alone."""
         if hints is not None and not self.takes_hints:
-            raise ValueError(f"expert {self.name!r} takes no colour hints")
-        if hints is None and self.takes_hints:
-            hints = lightness.new_zeros(lightness.shape[0], HINT_PLANES, *lightness.shape[2:])
-        return self.normalization.chroma(self.network(self.normalization.network_input(lightness, hints)))
+            raise HintError(f"expert {self.name!r} takes no colour hints")
+        if self.reads_hints:
+            if hints is None:
+                hints = np.zeros((lightness.shape[0], HINT_PLANES, *lightness.shape[2:]), np.float32)
+            return self.normalization.chroma(self.network(self.normalization.network_input(lightness, hints)))
+        output = self.network(self.normalization.network_input(lightness))
+        ab = self.normalization.chroma(output)
+        if hints is None or self.refiner is None:
+            return ab
+        hinted = hints[:, 2].reshape(len(hints), -1).any(axis=1)
+        if hinted.any():
+            # With hints the refiner decides the colours, from the network's own output: the gain
+            # and shift chosen for the automatic result are not its to undo.
+            own = self.normalization.uncalibrated().chroma(output[hinted])
+            ab[hinted] = own + self.refiner(lightness[hinted], hints[hinted], own)
+        return ab
+
+
+class HintRefiner:
+    """A small network that moves an expert's ab toward colour hints (experts/hints.py).
+
+    It reads six planes at the expert's work size: L, the hint planes (a, b, mask) and the
+    expert's own ab (its network's output, before any output gain or shift), upsampled; it gives
+    a correction of that ab at the expert's output resolution. It runs only for photos that
+    have hints."""
+
+    def __init__(self, model_file: ModelFile, network):
+        meta = model_file.metadata
+        if meta.get("kind") != "hint_refiner":
+            raise ModelFileError(f"{model_file.path}: holds a {meta.get('kind')!r} model, expected a hint refiner")
+        self.model_file = model_file
+        self.network = network
+        self.normalization = Normalization.from_metadata(meta.get("normalization", {}))
+
+    @classmethod
+    def from_source(cls, source: ModelSource, threads: int = 1, providers=("CPUExecutionProvider",)) -> "HintRefiner":
+        data, metadata = onnx_model(source, channels=(REFINER_PLANES,))
+        model_file = ModelFile(source.path, metadata)
+        try:
+            return cls(model_file, OnnxNetwork(data, source.path, threads, providers))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(
+                f"{source.path}: not a usable hint refiner ({type(error).__name__}: {error})"
+            ) from None
+
+    def __call__(self, lightness: np.ndarray, hints: np.ndarray, ab: np.ndarray) -> np.ndarray:
+        """L (B, 1, h, w), hint planes (B, 3, h, w), the expert's ab (B, 2, h', w') -> the correction of ab."""
+        norm = self.normalization
+        expert_ab = resize_bilinear(ab, lightness.shape[-2:], antialias=False) / np.float32(norm.ab_scale)
+        planes = np.concatenate((norm.network_input(lightness, hints), expert_ab), axis=1)
+        return self.network(planes) * np.float32(norm.ab_scale)

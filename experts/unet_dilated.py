@@ -39,7 +39,9 @@ class _Up(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
-        if x.shape[-2:] != skip.shape[-2:]:  # an odd side halves to a rounded-up size
+        # An odd side halves to a rounded-up size. An exported graph keeps the branch its trace
+        # took, so there the resize is always in it (to the skip's own size it changes nothing).
+        if torch.onnx.is_in_onnx_export() or x.shape[-2:] != skip.shape[-2:]:
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.fuse(torch.cat((x, skip), dim=1))
 

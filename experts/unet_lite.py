@@ -5,19 +5,16 @@ sizes itself from the encoder's stage channels, upsamples each stage to its skip
 size (odd sizes work), and stops at ``output_stride`` (2 by default): chroma is smooth, so
 predicting it at half resolution costs little quality and saves most of the decoder's time.
 
-With ``global_context`` a descriptor of the whole photo (the deepest features, pooled) is
-added to every decoder stage's output, as in Iizuka et al.'s fusion layer: what a local patch
-cannot tell (street or garden, overcast or sunny) can then set the colour of the whole scene.
-Its last layers start at zero, so an expert given the branch starts exactly where its weights
-without it stood: a fine-tune is then judged against that expert, not against a new network.
-
 With ``hints`` the encoder reads four planes instead of one: L and the hint planes of
 experts/hints.py (a, b, mask). The hint planes reach the network through its first
 convolution only; the U-Net's skips carry them to full resolution, as in Zhang et al. 2017.
 
 The head regresses ab / AB_SCALE directly (tanh). A distribution head over a grid of ab
 bins was tried against the plain head with an output gain and lost at every level of
-colour (MODELS.md, "A distribution head"); files that name ``ab_bins=0`` still load.
+colour (MODELS.md, "A distribution head"); files that name ``ab_bins=0`` still load. A branch
+that saw the whole photo (``global_context``, Iizuka et al.'s fusion layer) did not move the
+general expert either (MODELS.md, "A global-context branch"): it is no longer built, and a file
+that asks for it is refused in one line that says so.
 """
 
 from __future__ import annotations
@@ -44,27 +41,12 @@ class _DecoderStage(nn.Module):
         return self.fuse(torch.cat((x, skip), dim=1))
 
 
-class _GlobalContext(nn.Module):
-    def __init__(self, cin: int, stage_channels: list[int], hidden: int = 256):
-        super().__init__()
-        self.embed = nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(inplace=True))
-        self.to_stage = nn.ModuleList(nn.Linear(hidden, c) for c in stage_channels)
-        for layer in self.to_stage:
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, deepest: torch.Tensor) -> list[torch.Tensor]:
-        descriptor = self.embed(deepest.mean(dim=(2, 3)))
-        return [layer(descriptor)[:, :, None, None] for layer in self.to_stage]
-
-
 class LiteUNet(nn.Module):
     def __init__(
         self,
         encoder: str,
         decoder_channels: tuple[int, ...],
         output_stride: int,
-        global_context: bool = False,
         hints: bool = False,
     ):
         super().__init__()
@@ -84,18 +66,14 @@ class LiteUNet(nn.Module):
             stages.append(_DecoderStage(cin, cskip, cout))
             cin = cout
         self.decoder = nn.ModuleList(stages)
-        self.context = _GlobalContext(skips[0], list(decoder_channels)) if global_context else None
         self.head = nn.Conv2d(cin, 2, 3, padding=1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         features = self.encoder(inputs)
         features = [features[i] for i in reversed(self.used_stages)]
         x = features[0]
-        stage_biases = self.context(x) if self.context is not None else None
-        for i, (stage, skip) in enumerate(zip(self.decoder, features[1:])):
+        for stage, skip in zip(self.decoder, features[1:]):
             x = stage(x, skip)
-            if stage_biases is not None:
-                x = x + stage_biases[i]
         return torch.tanh(self.head(x))
 
 
@@ -109,9 +87,15 @@ def unet_lite(
     global_context: bool = False,
     hints: bool = False,
 ) -> nn.Module:
-    # colorize 0.1.0 wrote ab_bins (0 for the regression head) and rebalance into every file.
+    # colorize 0.1.0 wrote ab_bins (0 for the regression head) and rebalance into its files; later
+    # releases wrote global_context into the files trained with the retired branch.
     if ab_bins:
         raise ValueError(
             f"ab_bins={ab_bins}: the ab-bin head is no longer built (it lost to the output gain, see MODELS.md)"
         )
-    return LiteUNet(encoder, tuple(decoder_channels), output_stride, bool(global_context), bool(hints))
+    if global_context:
+        raise ValueError(
+            "global_context: the global-context branch was retired (it did not beat the expert without it, see "
+            "MODELS.md); colorize no longer builds or runs it"
+        )
+    return LiteUNet(encoder, tuple(decoder_channels), output_stride, bool(hints))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from colorize.experts.architectures import CHANNELS, MAX_CHANNELS, Bound, register_architecture
 
@@ -66,15 +65,32 @@ class Pix2PixUNet(nn.Module):
         )
         self.multiple = 2**num_downs
 
+    # Its padding depends on the input's size in ways an ONNX graph of the operators colorize
+    # runs cannot compute (core/onnx.py), so its graph is exported for one input size, the work
+    # size (experts/onnx_export.py).
+    exports_at_one_size = True
+
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        height, width = lightness.shape[-2:]
+        height, width = (int(side) for side in lightness.shape[-2:])
         pad_h, pad_w = -height % self.multiple, -width % self.multiple
         if pad_h or pad_w:
             # Reflection needs the pad to be smaller than the side; tiny inputs are replicated.
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            lightness = F.pad(lightness, (0, pad_w, 0, pad_h), mode=mode)
+            reflect = pad_h < height and pad_w < width
+            lightness = _padded(lightness, pad_h, pad_w, reflect)
         x = self.up(self.levels(self.down(lightness)))
         return torch.tanh(x[..., :height, :width])
+
+
+def _padded(image: torch.Tensor, pad_h: int, pad_w: int, reflect: bool) -> torch.Tensor:
+    """``image`` padded at the bottom and the right as ``F.pad`` pads it by reflection (or by
+    replication), made by gathering rows and columns: the same values, and an ONNX graph of them
+    needs no operator colorize leaves out (``F.pad``'s builds its pad widths with ConstantOfShape)."""
+    for axis, pad in ((-2, pad_h), (-1, pad_w)):
+        side = image.shape[axis]
+        beyond = range(side, side + pad)
+        index = [*range(side), *((2 * (side - 1) - i) if reflect else side - 1 for i in beyond)]
+        image = image.index_select(axis, torch.tensor(index, device=image.device))
+    return image
 
 
 # The innermost levels are 8 x ngf wide; the input is padded to a multiple of 2 ** num_downs,

@@ -53,8 +53,10 @@ class SeedUNet(nn.Module):
 
     @staticmethod
     def _match(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        # Odd input sizes leave the upsampled map one pixel short; resize to the skip's size.
-        if x.shape[-2:] != skip.shape[-2:]:
+        # Odd input sizes leave the upsampled map one pixel short; resize to the skip's size. An
+        # exported graph keeps the branch its trace took, so there the resize is always in it (to
+        # the skip's own size it changes nothing) and the graph takes any input size.
+        if torch.onnx.is_in_onnx_export() or x.shape[-2:] != skip.shape[-2:]:
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return x
 

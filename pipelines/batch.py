@@ -23,19 +23,12 @@ from typing import IO, NamedTuple
 
 import numpy as np
 
+from colorize.core.color import is_colour_photo
+from colorize.core.errors import ColorizeError
 from colorize.core.files import remove_stale_temporaries
-from colorize.core.images import (
-    DEFAULT_MAX_PIXELS,
-    DecodedImage,
-    ImageError,
-    decode,
-    encode,
-    is_colour_photo,
-    output_bits,
-    read_marker,
-)
+from colorize.core.images import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode, encode, output_bits, read_marker
 from colorize.core.modelfile import ModelFileError
-from colorize.pipelines.data import IMAGE_SUFFIXES, is_image_candidate, walk_files
+from colorize.experts.hints import Hint
 from colorize.pipelines.inference import (
     MadeFrom,
     Pipeline,
@@ -44,6 +37,7 @@ from colorize.pipelines.inference import (
     provenance_note,
     route_from_note,
 )
+from colorize.pipelines.photo_folders import IMAGE_SUFFIXES, is_image_candidate, walk_files
 from colorize.router import Route
 from colorize.router.policy import NoFallbackExpertError
 
@@ -59,8 +53,10 @@ FAILED_KEPT = 10  # failed inputs a tally keeps by name (a summary names them; t
 FATAL_ERRORS = (ModelFileError, NoFallbackExpertError)
 
 
-class PlanError(ValueError):
+class PlanError(ColorizeError, ValueError):
     """The command line asks for something unsafe or impossible (one-line message)."""
+
+    exit_code = 2  # a usage error: the command line, a file named on it or the set-up
 
 
 # What an output file name's extension says to write: ``-o NAME.EXT`` for one photo, and
@@ -81,6 +77,7 @@ class Job:
     input: Path
     output: Path
     format: str | None = None  # the format to write (a PIL name, e.g. "PNG"); None: the input's own
+    hints: tuple[Hint, ...] = ()  # colours a person gave for places of this photo
 
 
 def path_text(path: Path) -> str:
@@ -262,7 +259,7 @@ def names_a_file(output: Path) -> bool:
 
 
 def _walk(folder: Path, recursive: bool, problems: list[Outcome]) -> Iterator[Path]:
-    """``data.walk_files``, with each unreadable sub-folder as a failed outcome."""
+    """``walk_files``, with each unreadable sub-folder as a failed outcome."""
 
     def unreadable(error: OSError) -> None:
         problems.append(Outcome(Path(error.filename or folder), None, FAILED, f"cannot read folder ({error.strerror})"))
@@ -291,6 +288,80 @@ def _matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
         return any(_matches(names[skip:], parts[1:]) for skip in range(len(names) + 1))
     # Hidden names never get here: walk_files leaves them out.
     return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(names[1:], parts[1:])
+
+
+@dataclass(frozen=True)
+class Found:
+    """A photo an input names: ``relative`` is its place below the folder it was found in
+    (its name alone when it was named, or matched by a glob), which an output tree mirrors."""
+
+    path: Path
+    relative: Path
+
+
+@dataclass
+class Listing:
+    """The photos that files, folders and globs name (``list_photos``)."""
+
+    photos: list[Found] = field(default_factory=list)
+    refused: list[Outcome] = field(default_factory=list)  # unreadable folders
+    ignored: list[Path] = field(default_factory=list)  # non-image files in given folders and globs
+    earlier_outputs: list[Path] = field(default_factory=list)  # files in the output tree, left out
+    in_subfolders: int = 0  # see Plan
+    in_subfolders_partial: bool = False
+
+
+def list_photos(inputs: Iterable[str], recursive: bool = False, outputs: Path | None = None) -> Listing:
+    """Expand files, folders and globs into the photos they name, each once, in order: what
+    every command that reads photos (``colorize auto``, ``classify``) goes through.
+
+    ``outputs``: a run's output folder. Files found in it by walking a given folder are left
+    out (as ``earlier_outputs``), as is its tree from the count of photos in sub-folders.
+    Raises ``PlanError`` when an input does not exist or a pattern matches nothing.
+    """
+    result = Listing()
+    seen: set[Path] = set()
+
+    def add(path: Path, relative: Path, root: Path | None) -> None:
+        key = path.resolve()
+        if key in seen:
+            return
+        # A separate output tree inside a walked folder: anything in it is ours. (When the
+        # folder itself lies in the output folder, this would drop every input; and files
+        # named one by one are the user's choice. The name and marker tests cover those.)
+        if outputs is not None and root is not None and _within(path, outputs) and not _within(root, outputs):
+            result.earlier_outputs.append(path)
+            return
+        seen.add(key)
+        result.photos.append(Found(path, relative))
+
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            if not recursive:
+                count, whole = _photos_in_subfolders(path, outputs)
+                result.in_subfolders += count
+                result.in_subfolders_partial |= not whole
+            for child in _walk(path, recursive, result.refused):
+                if is_image_candidate(child):
+                    add(child, child.relative_to(path), path)
+                else:
+                    result.ignored.append(child)
+        elif os.path.lexists(path):  # a file, or a broken link that decoding will name as such
+            add(path, Path(path.name), None)
+        elif glob.has_magic(raw):
+            matches = expand_glob(raw, recursive)
+            if not matches:
+                raise PlanError(f"{raw}: no file matches this pattern")
+            for match in matches:
+                if match.is_file():
+                    if is_image_candidate(match):
+                        add(match, Path(match.name), None)
+                    else:
+                        result.ignored.append(match)
+        else:
+            raise PlanError(f"{raw}: no such file or folder")
+    return result
 
 
 def plan(
@@ -328,54 +399,28 @@ def plan(
         raise PlanError(f"--output {output_dir} is a file, not a folder")
     if any(c in suffix for c in ("/", "\\", "\0")) or (os.altsep and os.altsep in suffix):
         raise PlanError(f"--suffix {suffix!r} is part of a file name: it cannot hold a path separator")
-    result = Plan()
-    seen: set[Path] = set()
-
-    def add(path: Path, relative: Path, root: Path | None) -> None:
-        key = path.resolve()
-        if key in seen:
-            return
-        # A separate output tree inside a walked folder: anything in it is ours. (When the
-        # folder itself lies in the output folder, this would drop every input; and files
-        # named one by one are the user's choice. The name and marker tests cover those.)
-        if root is not None and _within(path, output_dir) and not _within(root, output_dir):
-            result.earlier_outputs.append(path)
-            return
-        seen.add(key)
-        name = _output_name(path, suffix, extension)
-        result.jobs.append(Job(path, output_dir / relative.parent / name, OUTPUT_FORMATS.get(extension)))
-
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            if _within(output_dir, path) and not suffix and not (own_output_dir and not _within(path, output_dir)):
-                raise PlanError(
-                    f"output folder {output_dir} is inside input folder {path}: outputs would sit among "
-                    "the originals; choose another --output or add --suffix (e.g. --suffix _color)"
-                )
-            if not recursive:
-                count, whole = _photos_in_subfolders(path, output_dir)
-                result.in_subfolders += count
-                result.in_subfolders_partial |= not whole
-            for child in _walk(path, recursive, result.refused):
-                if is_image_candidate(child):
-                    add(child, child.relative_to(path), path)
-                else:
-                    result.ignored.append(child)
-        elif os.path.lexists(path):  # a file, or a broken link that decoding will name as such
-            add(path, Path(path.name), None)
-        elif glob.has_magic(raw):
-            matches = expand_glob(raw, recursive)
-            if not matches:
-                raise PlanError(f"{raw}: no file matches this pattern")
-            for match in matches:
-                if match.is_file():
-                    if is_image_candidate(match):
-                        add(match, Path(match.name), None)
-                    else:
-                        result.ignored.append(match)
-        else:
-            raise PlanError(f"{raw}: no such file or folder")
+    for path in map(Path, inputs):
+        if (
+            path.is_dir()
+            and _within(output_dir, path)
+            and not suffix
+            and not (own_output_dir and not _within(path, output_dir))
+        ):
+            raise PlanError(
+                f"output folder {output_dir} is inside input folder {path}: outputs would sit among "
+                "the originals; choose another --output or add --suffix (e.g. --suffix _color)"
+            )
+    found = list_photos(inputs, recursive, outputs=output_dir)
+    result = Plan(
+        refused=found.refused,
+        ignored=found.ignored,
+        earlier_outputs=found.earlier_outputs,
+        in_subfolders=found.in_subfolders,
+        in_subfolders_partial=found.in_subfolders_partial,
+    )
+    for photo in found.photos:
+        name = _output_name(photo.path, suffix, extension)
+        result.jobs.append(Job(photo.path, output_dir / photo.relative.parent / name, OUTPUT_FORMATS.get(extension)))
     _refuse_long_names(result, suffix)
     for job in result.jobs:
         if job.output.resolve() == job.input.resolve():
@@ -390,10 +435,11 @@ def plan(
 _LOOKED_AT_MOST = 100_000
 
 
-def _photos_in_subfolders(folder: Path, output_dir: Path) -> tuple[int, bool]:
-    """How many photos (by name) the sub-folders of ``folder`` hold, the output tree and hidden
-    folders left out as -r leaves them; and whether that is all of them (see _LOOKED_AT_MOST)."""
-    outputs = output_dir.resolve()
+def _photos_in_subfolders(folder: Path, output_dir: Path | None) -> tuple[int, bool]:
+    """How many photos (by name) the sub-folders of ``folder`` hold, the output tree (if any)
+    and hidden folders left out as -r leaves them; and whether that is all of them (see
+    _LOOKED_AT_MOST)."""
+    outputs = output_dir.resolve() if output_dir is not None else None
     found = looked = 0
     for root, folders, names in os.walk(folder):
         folders[:] = [name for name in folders if not name.startswith(".") and Path(root, name).resolve() != outputs]
@@ -661,7 +707,7 @@ def run(pipeline: Pipeline | None, jobs: list[Job], options: RunOptions) -> Iter
     no job needs it (each ``kept_output``): then no model need be loaded.
 
     Decoding of the next images and encoding of finished ones run in threads while the
-    networks work on the current batch (PIL and torch release the GIL). With
+    networks work on the current batch (PIL, numpy and onnxruntime release the GIL). With
     ``fail_fast`` the run stops after the first failure; what was already written is still
     reported. Raises only for problems of the setup (``FATAL_ERRORS``), never for one file.
     """
@@ -737,7 +783,7 @@ def _run(
 def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline | None, batch, options: RunOptions) -> None:
     """Run the networks on ``batch`` and queue the writes; fills each job's slot."""
     started = time.perf_counter()
-    results = _predictions(pipeline, [read.decoded for _, read, _ in batch])
+    results = _predictions(pipeline, [read.decoded for _, read, _ in batch], [job.hints for job, _, _ in batch])
     share = (time.perf_counter() - started) / len(batch)
     for (job, read, slot), result in zip(batch, results):
         seconds = read.seconds + share
@@ -750,22 +796,24 @@ def _colorize_batch(pool: ThreadPoolExecutor, pipeline: Pipeline | None, batch, 
         slot.pixels = read.decoded.data.shape[0] * read.decoded.data.shape[1]
 
 
-def _predictions(pipeline: Pipeline | None, images: list[DecodedImage]) -> list[Prediction | Exception]:
-    """Each image's prediction, or the error that kept it from being made."""
+def _predictions(
+    pipeline: Pipeline | None, images: list[DecodedImage], hints: list[tuple[Hint, ...]]
+) -> list[Prediction | Exception]:
+    """Each image's prediction (with its hints), or the error that kept it from being made."""
     if pipeline is None:  # every output existed as the run began; this one has been removed since
         gone = RuntimeError("no model was loaded, its output having existed as the run began; run again")
         return [gone] * len(images)
     try:
-        return pipeline.predict([image.lightness() for image in images])
+        return pipeline.predict([image.lightness() for image in images], hints)
     except FATAL_ERRORS:
         raise
     except Exception:
         # One bad image (or one batch too big for memory) must not fail its neighbours:
         # try each alone, and fail only those that fail alone.
         results: list[Prediction | Exception] = []
-        for image in images:
+        for image, given in zip(images, hints):
             try:
-                results.extend(pipeline.predict([image.lightness()]))
+                results.extend(pipeline.predict([image.lightness()], [given]))
             except FATAL_ERRORS:
                 raise
             except Exception as error:

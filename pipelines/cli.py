@@ -11,6 +11,14 @@ option, unknown expert, unusable weights file, unsafe output folder); 130 interr
 
 from __future__ import annotations
 
+import os
+
+# Before numpy loads: the only BLAS work is the resizes around the networks, which run beside
+# the decoding, composing and network threads; a BLAS pool of its own per core only contends
+# with them (2 MP: 98 ms a photo with one BLAS thread, 294 ms with one per core;
+# benchmarks/README.md). A caller's own setting is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import signal
 import sys
 from typing import Optional
@@ -18,6 +26,7 @@ from typing import Optional
 import typer
 
 from colorize import __version__
+from colorize.core.errors import ColorizeError
 from colorize.pipelines import cli_auto, cli_colorize, cli_eval, cli_export, cli_serve, cli_train
 from colorize.pipelines.cli_common import EXIT_FAILED, OneLineErrors, console, shown
 
@@ -70,10 +79,15 @@ def main() -> None:
         app()
     except SystemExit:
         # The exit code is decided: a Ctrl-C or SIGTERM while the interpreter shuts down
-        # (torch takes a moment) would only replace it with "interrupted".
+        # (thread pools and onnxruntime take a moment) would only replace it with "interrupted".
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         raise
+    except ColorizeError as error:  # the person's to fix: its message alone, with its exit code
+        if _debug or "--debug" in sys.argv:
+            raise
+        console.print(f"[bold red]error:[/] {shown(error)}", highlight=False)
+        sys.exit(error.exit_code)
     except Exception as error:  # the last line of defence: one line unless --debug
         if _debug or "--debug" in sys.argv:
             raise

@@ -24,10 +24,10 @@ from colorize.pipelines.cli_common import (
     console,
     fail,
     installed_expert_names,
+    onnx_providers,
     parse_weights,
     progress_bar,
     refuse_output_among_inputs,
-    resolve_device,
     shown,
     subfolder_hint,
 )
@@ -61,6 +61,22 @@ def auto(
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     expert: Optional[str] = typer.Option(None, "--expert", "-e", metavar="NAME", help=EXPERT_HELP),
+    hint: Optional[list[str]] = typer.Option(
+        None,
+        "--hint",
+        metavar="X,Y=COLOR",
+        help="A colour the photo had at a place: pixels (120,80=#b22222) or fractions of its sides "
+        "(0.4,0.7=red); X,Y,RADIUS=COLOR for a patch. Repeat for more. One photo only; the expert must take hints.",
+        show_default=False,
+    ),
+    hints_file: Optional[Path] = typer.Option(
+        None,
+        "--hints",
+        metavar="FILE.json",
+        help='Hints from a JSON file: a list of points [{"x": 120, "y": 80, "color": "red"}, ...] for one photo, '
+        "or an object of file names to such lists for several (the web page downloads this file).",
+        show_default=False,
+    ),
     threshold: options.Threshold = None,
     report: Optional[Path] = typer.Option(
         None,
@@ -94,7 +110,8 @@ def auto(
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
     weights: options.Weights = [],
     classifier_weights: options.ClassifierWeights = None,
-    device: options.Device = "auto",
+    device: options.InferenceDevice = "auto",
+    threads: options.Threads = None,
     work_size: options.WorkSize = None,
     saturation: options.Saturation = 1.0,
     batch_size: options.BatchSize = 8,
@@ -119,7 +136,8 @@ def auto(
     Examples:  colorize auto old_photos/ ·
     colorize auto scan.tif -o scan_colour.jpg ·
     colorize auto "albums/*.jpg" --expert people --report run.jsonl ·
-    colorize auto photos/ -r -o out/ --on-exists overwrite --threshold 0.8
+    colorize auto photos/ -r -o out/ --on-exists overwrite --threshold 0.8 ·
+    colorize auto wedding.jpg --hint 120,80=#b22222 --hint 0.4,0.7=navy
     """
     from colorize.pipelines.batch import FAILED, FATAL_ERRORS, RunOptions, kept_output, run
 
@@ -140,6 +158,8 @@ def auto(
             _on_main(workers, lambda: _planned(paths, output, recursive, suffix, extension, report, verbose))
         )
         _on_main(workers, lambda: _check_choices(expert, weights, device))
+        work = workers.share(_on_main(workers, lambda: _with_hints(work, hint or [], hints_file)))
+        hinted = any(job.hints for job in work.jobs)
         part = shard or Shard(1, 1)
         jobs = part.take(work.jobs)
         # What failed before any photo was read is reported once: by rank 0 of the first part.
@@ -151,7 +171,10 @@ def auto(
             if workers.is_main and not quiet:
                 console.print("[dim]loading models…[/]", highlight=False)
             pipeline = _on_every_rank(
-                workers, lambda: _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation)
+                workers,
+                lambda: _loaded(
+                    expert, threshold, weights, classifier_weights, device, work_size, saturation, threads, hinted
+                ),
             )
         with contextlib.ExitStack() as held:
             # A file named by -o is written atomically; its folder is not held, so that runs of
@@ -236,6 +259,89 @@ def _planned(paths, output, recursive, suffix, extension, report, verbose):
     return work
 
 
+def _with_hints(work, texts: list[str], file: Path | None):
+    """The plan with each photo's hints (``--hint`` or ``--hints``), or a one-line usage error:
+    a hint that cannot be read, a file name that names no photo (or several), a pixel outside
+    its photo. On rank 0 alone under torchrun."""
+    from dataclasses import replace
+
+    from colorize.experts.hints import HintError, hints_from_json, parse_hint
+
+    if not texts and file is None:
+        return work
+    if texts and file is not None:
+        fail("give hints with --hint or with --hints FILE, not both")
+    try:
+        if texts:
+            given = [parse_hint(text) for text in texts]
+        else:
+            given = hints_from_json(_read_json(file), shown(file))
+        if isinstance(given, list):
+            if len(work.jobs) != 1:
+                fail(
+                    f"these hints are for one photo, and this run has {len(work.jobs)}; for several, "
+                    'give --hints FILE.json with an object of file names to points, {"a.jpg": [...], ...}'
+                )
+            by_job = {0: given}
+        else:
+            by_job = _hints_by_photo(work.jobs, given, file)
+        for index, hints in by_job.items():
+            _check_places(work.jobs[index].input, hints)
+    except HintError as error:
+        fail(str(error))
+    return replace(work, jobs=[replace(job, hints=tuple(by_job.get(i, ()))) for i, job in enumerate(work.jobs)])
+
+
+def _read_json(path: Path):
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        fail(f"{shown(path)}: cannot read it ({error.strerror or error})")
+    except (ValueError, RecursionError) as error:
+        fail(f"{shown(path)}: not a JSON file ({_first_words(error)})")
+
+
+def _first_words(error: BaseException) -> str:
+    return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+
+
+def _hints_by_photo(jobs, by_name: dict, file: Path) -> dict[int, list]:
+    """Job index -> hints, for an object of file names (a name, or the end of a path) to points."""
+    found: dict[int, list] = {}
+    for name, hints in by_name.items():
+        matches = [i for i, job in enumerate(jobs) if _names(job.input, name)]
+        if not matches:
+            fail(f"{shown(file)}: '{shown(name)}' names no photo of this run")
+        if len(matches) > 1:
+            fail(f"{shown(file)}: '{shown(name)}' names {len(matches)} photos; write more of its path")
+        found[matches[0]] = hints
+    return found
+
+
+def _names(path: Path, name: str) -> bool:
+    parts, wanted = path.parts, Path(name).parts
+    return bool(wanted) and parts[-len(wanted) :] == wanted
+
+
+def _check_places(path: Path, hints) -> None:
+    """Pixel places of hints inside the photo, upright as it will be colorized (read from the header)."""
+    from PIL import Image
+
+    if all(hint.relative for hint in hints):
+        return
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # turned a quarter: the sides swap
+                width, height = height, width
+    except Exception:  # an unreadable photo fails on its own, with its own message
+        return
+    for hint in hints:
+        hint.place(height, width, 1)
+
+
 def _refuse_report_over_photos(report: Path, work) -> None:
     """A report never replaces a photo: not an input, not an output of this run (one it would
     skip as already there included), and of existing files only an empty one or an earlier
@@ -259,12 +365,13 @@ def _refuse_report_over_photos(report: Path, work) -> None:
 
 def _check_choices(expert: str | None, weights: list[str], device: str) -> None:
     """What the options name that can be checked without loading a model, checked now (a
-    one-line error): the forced expert among the installed ones, --weights files, the device."""
+    one-line error): the forced expert among the installed ones, --weights files, the device
+    (onnxruntime's providers)."""
     from colorize.experts.store import ModelStore
     from colorize.router import UnknownExpertError
     from colorize.router.policy import check_forced
 
-    resolve_device(device)
+    onnx_providers(device)
     files = parse_weights(weights)
     if expert is not None:
         try:
@@ -273,10 +380,18 @@ def _check_choices(expert: str | None, weights: list[str], device: str) -> None:
             fail(str(error))
 
 
-def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation):
-    """The pipeline, every expert it can route to checked, or a one-line error."""
-    pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation)
-    _check_experts(pipeline, expert)
+def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation, threads, hinted=False):
+    """The pipeline, every expert it can route to checked (and, for hints, able to follow them),
+    or a one-line error."""
+    pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation, threads)
+    names = _check_experts(pipeline, expert)
+    if hinted:
+        deaf = sorted(name for name in names if name in pipeline.available and not pipeline.takes_hints(name))
+        if deaf:
+            which = "the forced expert" if expert is not None else "an expert these photos may be routed to"
+            fail(
+                f"hints given, but {which}, {shown(deaf[0])}, takes no colour hints (`colorize experts` lists which do)"
+            )
     return pipeline
 
 
@@ -480,6 +595,7 @@ def _check_experts(pipeline, forced: str | None) -> None:
         pipeline.store.check(names | set(pipeline.store.files), load=named_by_user)
     except ModelFileError as error:
         fail(str(error))
+    return names
 
 
 def _announce(outcome, verbose: bool, progress: Progress) -> None:

@@ -33,7 +33,8 @@ def classify(
     as_json: options.Json = False,
     max_pixels: options.MaxPixels = 100.0,
     force: bool = typer.Option(False, "--force", help="Also route photos that are already in colour."),
-    device: options.Device = "auto",
+    device: options.InferenceDevice = "auto",
+    threads: options.Threads = None,
 ) -> None:
     """Show which expert each photo would go to, and why, as colorize auto would. Writes nothing.
 
@@ -41,50 +42,51 @@ def classify(
     colorize classify scan.jpg --threshold 0.8 ·
     colorize classify photos/ -r --json > routes.json
     """
-    from colorize.core.images import ImageError, decode, is_colour_photo
-    from colorize.pipelines.batch import PlanError, path_text, plan
+    from colorize.core.color import is_colour_photo
+    from colorize.core.images import ImageError, decode
+    from colorize.pipelines.batch import PlanError, list_photos, path_text
 
     try:
-        work = plan(paths, Path("/nonexistent-output"), recursive=recursive)
+        found = list_photos(paths, recursive)
     except PlanError as error:
         fail(str(error))
-    pipeline = build_pipeline(None, threshold, weights, classifier_weights, device)
+    pipeline = build_pipeline(None, threshold, weights, classifier_weights, device, threads=threads)
     table = Table(title="routes")
     # A name folds onto more lines rather than lose its end (scans differ by their last digits).
     table.add_column("photo", overflow="fold")
     for column in ("class", "expert", "reason", "probabilities"):
         table.add_column(column)
-    failed = len(work.refused)
-    for outcome in work.refused:
+    failed = len(found.refused)
+    for outcome in found.refused:
         console.print(f"[red]failed[/] {shown(outcome.input)}: {shown(outcome.reason)}", highlight=False)
-    for job in work.jobs:
+    for photo in found.photos:
         try:
-            decoded = decode(job.input, int(max_pixels * 1e6))
+            decoded = decode(photo.path, int(max_pixels * 1e6))
         except ImageError as error:
             failed += 1
-            console.print(f"[red]failed[/] {shown(job.input)}: {shown(error)}", highlight=False)
+            console.print(f"[red]failed[/] {shown(photo.path)}: {shown(error)}", highlight=False)
             continue
         if not force and is_colour_photo(decoded.data):
             console.print(
-                f"[yellow]skipped[/] {shown(job.input)}: already colour (--force to route it)", highlight=False
+                f"[yellow]skipped[/] {shown(photo.path)}: already colour (--force to route it)", highlight=False
             )
             continue
         route = pipeline.route([decoded.lightness()])[0]
         if as_json:
-            typer.echo(json.dumps({"input": path_text(job.input), **route.as_dict()}))
+            typer.echo(json.dumps({"input": path_text(photo.path), **route.as_dict()}))
         else:
             probabilities = " ".join(f"{k}={v:.2f}" for k, v in route.probabilities.items())
             # The class the classifier picked, with its probability: the expert may be named
             # otherwise (the routing table sends landscapes to the general expert), or a fallback.
             picked = f"{route.top_class} {route.probabilities[route.top_class]:.2f}"
             # Expert and class names come from model files and routing tables: escaped like file names.
-            cells = (job.input, picked, route.expert, route.explanation(), probabilities)
+            cells = (photo.path, picked, route.expert, route.explanation(), probabilities)
             table.add_row(*map(shown, cells))
     if not as_json:
         from rich.console import Console
 
         Console().print(table)
-    if hint := subfolder_hint(work):
+    if hint := subfolder_hint(found):
         console.print(hint, highlight=False)
     if failed:
         raise typer.Exit(EXIT_FAILED)
@@ -144,6 +146,10 @@ def list_experts(
                 training_data=data.get("folders") or data.get("folder"),
                 code_version=meta.get("code_version"),
             )
+            if model_file.kind == "expert":
+                refiner = store.refiner_source(name)
+                reads_hints = bool(meta["arguments"].get("hints", False))
+                row["hints"] = "its own input" if reads_hints else str(refiner.path) if refiner else None
             row["description"] = _describe(row)
             if not isinstance(row["metrics"], dict):
                 raise TypeError(f"metrics is a {type(row['metrics']).__name__}, not a table")
@@ -187,39 +193,74 @@ def list_experts(
 
 
 def _set_aside_or_restore(store, remove: str | None, restore: str | None) -> None:
-    """--remove moves your file to the backup place (so it can come back); --restore swaps
-    your file and its backup. Bundled files are never touched."""
+    """--remove moves your model's files (NAME.onnx and NAME.safetensors, whichever are there)
+    to the backup place, so they can come back; --restore swaps them with the backup's. Bundled
+    files are never touched."""
     import os
 
     from colorize.experts.store import CLASSIFIER
-    from colorize.pipelines.training import backup_path
 
     if remove is not None and restore is not None:
         fail("give --remove NAME or --restore NAME, not both")
     name = remove if remove is not None else restore
     # "classifier" names the scene classifier: expert names cannot take it (colorize train expert).
-    current = store.user_classifier_path() if name == CLASSIFIER else store.user_path(name)
+    installed = store.user_classifier_path() if name == CLASSIFIER else store.user_path(name)
     what = "classifier" if name == CLASSIFIER else f"expert named {name!r}"
-    backup = backup_path(current)
+    current, backup = _model_files(installed), _model_files(_backup_path(installed))
     if remove is not None:
-        if not current.is_file():
-            fail(f"you have no {what} in {current.parent} (bundled models cannot be removed)")
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(current, backup)
+        if not current:
+            fail(f"you have no {what} in {installed.parent} (bundled models cannot be removed)")
+        _move_model([(file, _backup_path(file)) for file in current])
         console.print(
-            f"set aside {shown(current)} (colorize experts --restore {shown(name)} brings it back)", highlight=False
+            f"set aside {_named(current)} (colorize experts --restore {shown(name)} brings it back)", highlight=False
         )
         return
-    if not backup.is_file():
-        fail(f"no earlier file of your {what} is kept ({backup} does not exist)")
-    if current.is_file():
-        swap = backup.with_name(f".{backup.name}.swap")
-        os.replace(current, swap)
-        os.replace(backup, current)
-        os.replace(swap, backup)
-    else:
-        os.replace(backup, current)
-    console.print(f"restored {shown(current)}", highlight=False)
+    if not backup:
+        fail(f"no earlier file of your {what} is kept (none in {_backup_path(installed).parent})")
+    # Yours out of the way first, then the backup's in, then yours to the backup place.
+    swaps = [(file, file.with_name(f".{file.name}.swap")) for file in current]
+    for file, swap in swaps:
+        os.replace(file, swap)
+    restored = _move_model([(file, installed.with_name(file.name)) for file in backup])
+    _move_model([(swap, _backup_path(file)) for file, swap in swaps])
+    console.print(f"restored {_named(restored)}", highlight=False)
+
+
+def _backup_path(installed: Path) -> Path:
+    """Where the files an install replaced are kept (one generation): ``backup/`` beside them,
+    where training keeps the file it replaces (``training.backup_path``, in a module that
+    needs torch)."""
+    return installed.parent / "backup" / installed.name
+
+
+def _model_files(path: Path) -> list[Path]:
+    """The files of the model ``path`` names, whichever of NAME.onnx and NAME.safetensors exist."""
+    from colorize.core.locations import MODEL_SUFFIXES
+
+    return [path.with_suffix(suffix) for suffix in MODEL_SUFFIXES if path.with_suffix(suffix).is_file()]
+
+
+def _move_model(moves: list[tuple[Path, Path]]) -> list[Path]:
+    """Move one model's files (source, target) as one: a file of another model with the same
+    name left at the target (an ONNX file beside the safetensors moved in) would stand for it
+    or be taken for its export, so it goes. Returns the targets."""
+    import os
+
+    from colorize.core.locations import MODEL_SUFFIXES
+
+    targets = [target for _, target in moves]
+    if not targets:
+        return targets
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    for other in {targets[0].with_suffix(suffix) for suffix in MODEL_SUFFIXES} - set(targets):
+        other.unlink(missing_ok=True)
+    for source, target in moves:
+        os.replace(source, target)
+    return targets
+
+
+def _named(files: list[Path]) -> str:
+    return " and ".join(shown(file) for file in files)
 
 
 # (column title, metadata keys): the numbers a user compares models by; a second key is
@@ -247,8 +288,8 @@ def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
 
 
 def _describe(row: dict) -> str:
-    """Architecture (and its global-context branch), then the chroma gain after it (per channel
-    when a fixed a/b boost) and the calibration shift, when there is one."""
+    """Architecture, then the chroma gain after it (per channel
+    when a fixed a/b boost) and the calibration shift, when there is one; whether it takes hints."""
     normalization = row.get("normalization") or {}
     a_gain, b_gain = normalization.get("ab_gain", (1.0, 1.0))
     a_shift, b_shift = normalization.get("ab_shift", (0.0, 0.0))
@@ -257,5 +298,8 @@ def _describe(row: dict) -> str:
         decoding.append("chroma x" + (f"{a_gain:g}" if a_gain == b_gain else f"a {a_gain:g}, b {b_gain:g}"))
     if (a_shift, b_shift) != (0.0, 0.0):
         decoding.append(f"shift a {a_shift:+g}, b {b_shift:+g}")
-    network = row["architecture"] + (" + global context" if row["arguments"].get("global_context") else "")
-    return f"{network} ({'; '.join(decoding)})" if decoding else network
+    network = row["architecture"]
+    described = f"{network} ({'; '.join(decoding)})" if decoding else network
+    if row.get("hints"):
+        described += ", takes colour hints" + ("" if row["hints"] == "its own input" else " (hint refiner beside it)")
+    return described

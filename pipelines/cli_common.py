@@ -86,6 +86,15 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def require_torch(command: str, extra: str = "train") -> None:
+    """A one-line usage error when torch, which ``command`` needs, is not installed (the base
+    install runs models, and does not train or export them)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        fail(f"colorize {command} needs torch: pip install 'colorize-experts[{extra}]'")
+
+
 def shown(value: object) -> str:
     """Text for the terminal, on one line: rich markup escaped, control characters (a newline
     or ESC in a file name) and bytes that are not UTF-8 written as escapes."""
@@ -116,8 +125,9 @@ def subfolder_hint(work) -> str | None:
 
 
 def resolve_device(name: str) -> str:
-    """``--device`` as torch will use it: auto picks CUDA, then MPS, then the CPU; a device this
-    machine cannot use is a one-line usage error now, not a traceback at the first photo.
+    """``--device`` as torch will use it, for training: auto picks CUDA, then MPS, then the CPU;
+    a device this machine cannot use is a one-line usage error now, not a traceback later.
+    (Inference runs onnxruntime: ``onnx_providers``.)
 
     Under torchrun (WORLD_SIZE > 1), auto and a bare ``cuda`` mean this process's own GPU,
     ``cuda:LOCAL_RANK`` (shared round the GPUs when a node runs more processes than it has);
@@ -147,6 +157,45 @@ def resolve_device(name: str) -> str:
     return name
 
 
+CPU_PROVIDER, CUDA_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider"
+INFERENCE_DEVICES = ("auto", "cpu", "cuda")
+
+
+def onnx_providers(name: str) -> tuple:
+    """``--device`` of an inference command as onnxruntime's execution providers, in order of
+    preference: auto takes CUDA when this onnxruntime has it (onnxruntime-gpu), else the CPU;
+    cuda where it has not is a one-line usage error, not a silent run on the CPU.
+
+    Under torchrun (WORLD_SIZE > 1) CUDA means this process's own GPU, ``LOCAL_RANK`` (shared
+    round the GPUs when a node runs more processes than it has)."""
+    if name not in INFERENCE_DEVICES:
+        fail(f"--device {name}: inference runs on {', '.join(INFERENCE_DEVICES)}")
+    if name == "cpu":
+        return (CPU_PROVIDER,)
+    import onnxruntime
+
+    if CUDA_PROVIDER not in onnxruntime.get_available_providers():
+        if name == "cuda":
+            fail(
+                "--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu "
+                "in its place); use auto or cpu"
+            )
+        return (CPU_PROVIDER,)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return ((CUDA_PROVIDER, {"device_id": _local_gpu()}), CPU_PROVIDER)
+    return (CUDA_PROVIDER, CPU_PROVIDER)
+
+
+def _local_gpu() -> int:
+    """This torchrun process's GPU: LOCAL_RANK, modulo the GPUs torch counts. Only torch knows
+    the count, and under torchrun it is loaded already (``shards.Workers``); it is not imported
+    for this."""
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    torch = sys.modules.get("torch")
+    count = torch.cuda.device_count() if torch is not None else 0
+    return rank % count if count else rank
+
+
 def parse_weights(items: list[str]) -> dict[str, Path]:
     weights = {}
     for item in items:
@@ -161,22 +210,27 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
     return weights
 
 
-def build_pipeline(expert, threshold, weights, classifier_weights, device, work_size=None, saturation=1.0):
-    """A Pipeline from command-line options, or a one-line error (exit 2)."""
+def build_pipeline(
+    expert, threshold, weights, classifier_weights, device, work_size=None, saturation=1.0, threads=None
+):
+    """A Pipeline from command-line options, or a one-line error (exit 2). ``device``: auto,
+    cpu or cuda (``onnx_providers``); ``threads``: the networks' and the full-resolution
+    work's threads (None: every available core)."""
     from colorize.core.modelfile import ModelFileError
     from colorize.pipelines.inference import Pipeline, PipelineError
     from colorize.router import NoFallbackExpertError, RoutingConfigError, UnknownExpertError
 
-    device = resolve_device(device)
+    providers = onnx_providers(device)
     try:
         return Pipeline.from_config(
             weights=parse_weights(weights),
             classifier_weights=classifier_weights,
             threshold=threshold,
             expert=expert,
-            device=device,
             work_size=work_size,
             saturation=saturation,
+            threads=threads,
+            providers=providers,
             tune=True,  # the command line owns its process
         )
     except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError, RoutingConfigError) as error:

@@ -21,6 +21,7 @@ from colorize.pipelines.cli_common import (
     interruptible,
     progress_bar,
     refuse_output_among_inputs,
+    shown,
 )
 
 # Fewer held-out photos than this and eval warns that its means are mostly chance.
@@ -105,9 +106,19 @@ def evaluate(
     ),
     work_size: options.WorkSize = None,
     saturation: options.Saturation = 1.0,
-    device: options.Device = "auto",
+    device: options.InferenceDevice = "auto",
+    threads: options.Threads = None,
     batch_size: options.BatchSize = 8,
     max_pixels: options.MaxPixels = 100.0,
+    hints: int = typer.Option(
+        0,
+        "--hints",
+        min=0,
+        max=100,
+        metavar="N",
+        help="Give each expert N colour hints per photo, drawn from its true colours (a seed per file), and "
+        "score how many it honours (hints_honoured in --json: within ΔE 5 at the point). Experts must take hints.",
+    ),
     recognition: bool = typer.Option(
         True,
         "--recognition/--no-recognition",
@@ -122,7 +133,16 @@ def evaluate(
     colorize eval photos/ --compare auto,general,people --sheet sheet.png --plots plots.png ·
     colorize eval photos/ --holdout 0.1 --json > scores.json
     """
-    from colorize.pipelines.data import DataError
+    try:
+        import skimage  # noqa: F401  (the metrics)
+
+        if recognition:
+            import torch  # noqa: F401  (the recognisability judge)
+    except ImportError as error:
+        fail(
+            f"colorize eval needs {error.name or 'its extra'}: pip install 'colorize-experts[eval]'"
+            + (" (or --no-recognition, which needs no torch)" if error.name == "torch" else "")
+        )
     from colorize.pipelines.evaluate import (
         AUTO,
         Evaluation,
@@ -133,6 +153,7 @@ def evaluate(
         model_provenance,
         score,
     )
+    from colorize.pipelines.photo_folders import DataError
 
     if expert is not None and compare is not None:
         fail("give --expert NAME or --compare A,B,..., not both")
@@ -158,23 +179,21 @@ def evaluate(
         )
     # Auto-routing needs the classifier; forced experts alone do not, so none is loaded for them.
     forced = None if AUTO in modes else modes[0] if modes else None
-    pipeline = build_pipeline(forced, threshold, weights, classifier_weights, device, work_size, saturation)
+    pipeline = build_pipeline(forced, threshold, weights, classifier_weights, device, work_size, saturation, threads)
     try:
         check_modes(modes, pipeline)
     except EvaluationError as error:
         fail(str(error))
+    if hints:
+        _check_hints(pipeline, modes)
 
     evaluation = Evaluation(modes, pipeline, sheet_count=sheet_count if sheet else 0)
-    recognizer = None
-    if recognition:
-        from colorize.pipelines.recognition import Recognizer
-
-        recognizer = Recognizer.available(pipeline.device)
-        if recognizer is None:
-            console.print(
-                "[dim]recognisability left out: its judge's weights need pip install 'colorize-experts\\[eval]'[/]",
-                highlight=False,
-            )
+    recognizer = _judge(pipeline) if recognition else None
+    if recognition and recognizer is None:
+        console.print(
+            "[dim]recognisability left out: its judge needs pip install 'colorize-experts\\[eval]'[/]",
+            highlight=False,
+        )
     scoring = score(
         pipeline,
         samples,
@@ -183,6 +202,7 @@ def evaluate(
         int(max_pixels * 1e6),
         keep_images=sheet is not None,
         recognizer=recognizer,
+        hints=hints,
     )
     elapsed = _run(scoring, evaluation, len(samples))
     if not evaluation.ok:
@@ -201,8 +221,10 @@ def evaluate(
             "threshold": pipeline.policy.threshold,
             "work_size": work_size,
             "saturation": saturation,
-            "device": str(pipeline.device),
+            "providers": _provider_names(pipeline),
+            "threads": pipeline.threads,
             "batch_size": batch_size,
+            "hints": hints,
             "seconds": round(elapsed, 3),
             "models": model_provenance(pipeline, modes),
         }
@@ -227,6 +249,28 @@ def evaluate(
         console.print(f"metric plots in [bold]{metric_plots(rows, plots)}[/]", highlight=False)
     if evaluation.failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _judge(pipeline):
+    """The recognisability judge (torch), on the GPU where the networks run on one; None when
+    it or its weights are not installed."""
+    try:
+        import torch
+
+        from colorize.pipelines.recognition import Recognizer
+    except ImportError:
+        return None
+    if "CUDAExecutionProvider" in _provider_names(pipeline) and torch.cuda.is_available():
+        return Recognizer.available("cuda")
+    # One intra-op thread: it judges a few photos at a time, and OpenMP's fork/join stalls
+    # badly whenever another program holds a core (measured: twice the time with two threads).
+    torch.set_num_threads(1)
+    return Recognizer.available("cpu")
+
+
+def _provider_names(pipeline) -> list[str]:
+    """onnxruntime's providers by name (an entry may be a (name, options) pair)."""
+    return [provider if isinstance(provider, str) else provider[0] for provider in pipeline.providers]
 
 
 def _run(scoring, evaluation, total: int) -> float:
@@ -306,3 +350,17 @@ def _routing_table(routing: dict) -> Table:
     for label, row in routing["confusion"].items():
         table.add_row(label, *[f"[bold]{n}[/]" if e == routing["expected"][label] else str(n) for e, n in row.items()])
     return table
+
+
+def _check_hints(pipeline, modes: list[str]) -> None:
+    """Every expert the modes can reach takes hints, or a one-line usage error before any photo."""
+    from colorize.pipelines.evaluate import AUTO
+
+    names = {m for m in modes if m != AUTO}
+    if AUTO in modes:
+        names |= {pipeline.policy.expert_for(label) for label in pipeline.classifier.labels} | {
+            pipeline.policy.fallback
+        }
+    deaf = sorted(name for name in names & set(pipeline.available) if not pipeline.takes_hints(name))
+    if deaf:
+        fail(f"--hints: expert {shown(deaf[0])} takes no colour hints (`colorize experts` lists which do)")

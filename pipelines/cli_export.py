@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from colorize.pipelines.cli_common import console, fail, shown
+from colorize.pipelines.cli_common import console, fail, require_torch, shown
 
 
 def export_command(
@@ -24,31 +24,25 @@ def export_command(
     Examples:  colorize export ~/.cache/colorize/experts/portraits-1920s.safetensors ·
     colorize export classifier.safetensors -o classifier.onnx
     """
-    from colorize.classifier.model import SceneClassifier
-    from colorize.core.files import NotWritableError
+    from colorize.core.files import NotWritableError, atomic_write
     from colorize.core.modelfile import ModelFileError, read_metadata
-    from colorize.experts.hints import HINT_PLANES
-    from colorize.experts.onnx_export import export_onnx
-    from colorize.experts.store import Expert
 
     target = out or file.with_suffix(".onnx")
     if target.resolve() == file.resolve():
         fail(f"--out {target} is the file to export; choose another name")
+    require_torch("export")
+    from colorize.experts.onnx_export import export_onnx_bytes
+
     try:
-        kind = read_metadata(file).metadata["kind"]
-        if kind == "expert":
-            expert = Expert.from_file(file)
-            written = export_onnx(
-                expert.network, 1 + HINT_PLANES * expert.takes_hints, expert.model_file.metadata, target
-            )
-        elif kind == "classifier":
-            classifier = SceneClassifier.from_file(file)
-            side = classifier.preprocessing.input_size
-            written = export_onnx(classifier.network, 1, classifier.model_file.metadata, target, square=side)
-        else:
+        kind = read_metadata(file).kind
+        if kind not in ("expert", "classifier"):
             fail(f"{file}: holds a {kind!r} model; colorize exports experts and classifiers")
+        data = export_onnx_bytes(file)
+        written = atomic_write(target, lambda handle: handle.write(data))
     except ModelFileError as error:
         fail(str(error))
     except NotWritableError as error:
         fail(f"cannot write {target}: {error}")
+    except OSError as error:
+        fail(f"cannot write {target}: {error.strerror or error}")
     console.print(f"wrote {shown(written)} ({written.stat().st_size / 1e6:.1f} MB)", highlight=False)

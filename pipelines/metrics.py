@@ -19,7 +19,19 @@ from colorize.core.images import to_8bit
 AB_MAX_ERROR = 150.0  # Zhang et al. 2016: AuC of the per-pixel ab-error CDF over thresholds 0..150
 SNR_CAP_DB = 100.0  # snr of identical images: a finite stand-in for infinity, so means and JSON stay numbers
 # "recognised" is scored by colorize eval when its judge is installed (pipelines/recognition.py).
-METRIC_NAMES = ("psnr", "snr", "ssim", "rmse", "delta_e", "ab_auc", "colorfulness", "colorfulness_truth", "recognised")
+METRIC_NAMES = (
+    "psnr",
+    "snr",
+    "ssim",
+    "rmse",
+    "delta_e",
+    "ab_auc",
+    "colorfulness",
+    "colorfulness_truth",
+    "recognised",
+    "hints_honoured",
+)
+HONOURED_DELTA_E = 5.0  # a hint is honoured where the output is this close to it (the hints issue's bar)
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -139,6 +151,19 @@ def compare(pred: np.ndarray, truth: Truth, names: tuple[str, ...] | None = None
         "colorfulness_truth": lambda: truth.colorfulness,
     }
     return {name: score() for name, score in scores.items() if names is None or name in names}
+
+
+def hints_honoured(pred: np.ndarray, hints) -> float:
+    """The share of ``hints`` (experts/hints.py, their places as fractions) that the output
+    ``pred`` (uint8 (H, W, 3)) honours: at the hint's centre pixel, CIEDE2000 between the output
+    and the output's own lightness with the hint's a and b at most ``HONOURED_DELTA_E``."""
+    height, width = pred.shape[:2]
+    rows = [min(int(hint.y * height), height - 1) for hint in hints]
+    cols = [min(int(hint.x * width), width - 1) for hint in hints]
+    lab = _lab(to_uint8(pred)[rows, cols][None])[0]
+    wanted = lab.copy()
+    wanted[:, 1:] = [hint.ab for hint in hints]
+    return float(np.mean(deltaE_ciede2000(wanted, lab) <= HONOURED_DELTA_E))
 
 
 def image_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:

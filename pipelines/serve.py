@@ -3,7 +3,10 @@
 ``POST /api/colorize`` takes one photo (multipart field ``file``) and answers with the
 colorized photo in the upload's format, written by the same ``images.encode`` as
 ``colorize auto`` (bit depth, alpha, ICC, EXIF kept), the route in ``X-Colorize-*`` headers.
-``GET /api/experts`` lists what the page's menu offers; ``GET /`` is the one static page.
+An optional ``hints`` field carries colour hints for the photo: the JSON list of points that
+``colorize auto --hints`` reads (experts/hints.py), in the pixels of the photo as decoded
+upright. ``GET /api/experts`` lists what the page's menu offers, and which experts take
+hints; ``GET /`` is the one static page.
 
 Only this page may make the server work: a POST whose ``Origin`` or ``Sec-Fetch-Site`` says
 another site sent it is refused (403) unless that origin is allowed. A few uploads at a time
@@ -39,13 +42,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import numpy as np
-import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
@@ -55,19 +57,14 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from colorize.core.color import is_colour_photo
+from colorize.core.errors import ColorizeError
 from colorize.core.files import NoSpaceError, process_alive
-from colorize.core.images import (
-    DEFAULT_MAX_PIXELS,
-    ImageError,
-    decode,
-    encode,
-    is_colour_photo,
-    output_bits,
-    to_8bit,
-)
+from colorize.core.images import DEFAULT_MAX_PIXELS, ImageError, decode, encode, output_bits, to_8bit
 from colorize.core.modelfile import ModelFileError
+from colorize.experts.hints import Hint, HintError, hints_from_json
 from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
-from colorize.router import NoFallbackExpertError, route
+from colorize.router import NoFallbackExpertError
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 2**20
 # Uploads taken at once, from the first byte until the answer: each holds up to
@@ -80,10 +77,12 @@ DEFAULT_READ_TIMEOUT = 30.0
 MAX_SATURATION = 4.0
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff", "BMP": "image/bmp", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
-FIELDS = ("file", "expert", "saturation", "force", "preview")
+FIELDS = ("file", "expert", "saturation", "force", "preview", "hints")
 # Room for the multipart framing and the small fields around the photo itself.
 _FORM_OVERHEAD = 64 * 1024
 _MAX_FIELD_BYTES = 1024
+# Hints are a list of points, some 50 bytes each: room for hundreds, within _FORM_OVERHEAD.
+_MAX_HINTS_BYTES = 32 * 1024
 # Photos decoded or composed at once: two let one decode while the other is in the model,
 # and bound memory however many browsers post at the same time.
 _PHOTOS_IN_FLIGHT = 2
@@ -120,6 +119,7 @@ class Options:
     saturation: float
     force: bool
     preview: bool
+    hints: list[Hint]  # empty: none
 
 
 @dataclass
@@ -301,12 +301,25 @@ class _Service:
         # A Pipeline is not thread-safe: it loads experts and makes its thread pool lazily.
         self.model_lock = threading.Lock()
         self._in_flight = threading.BoundedSemaphore(_PHOTOS_IN_FLIGHT)
+        # Known before the first request: the listing must answer while a photo holds the model,
+        # and whether an expert takes hints is known only once it is loaded.
+        self.takes_hints = {name: self._takes_hints(name) for name in pipeline.available}
+
+    def _takes_hints(self, name: str) -> bool:
+        try:
+            return self.pipeline.takes_hints(name)
+        except (ModelFileError, KeyError, TypeError, ValueError):
+            return False  # a request for it answers the load error, as for any photo
 
     def describe(self, max_upload_bytes: int) -> dict:
         sources = self.pipeline.store.sources()
         return {
             "experts": [
-                {"name": name, "source": sources[name].source if name in sources else "file"}
+                {
+                    "name": name,
+                    "source": sources[name].source if name in sources else "file",
+                    "hints": self.takes_hints[name],
+                }
                 for name in sorted(self.pipeline.available)
             ],
             "default_saturation": self.default_saturation,
@@ -329,7 +342,16 @@ class _Service:
             saturation = math.nan
         if not 0 <= saturation <= MAX_SATURATION:
             raise Refused(422, f"saturation must be a number from 0 to {MAX_SATURATION:g}, got {text!r}", "bad_field")
-        return Options(expert, saturation, _flag(fields, "force"), _flag(fields, "preview"))
+        hints = _hints(fields.get("hints", ""))
+        if hints and not self.hint_experts():
+            raise Refused(422, "no installed expert takes colour hints", "no_hints")
+        if hints and expert is not None and not self.takes_hints[expert]:
+            detail = f"expert {expert!r} takes no colour hints; these do: {', '.join(self.hint_experts())}"
+            raise Refused(422, detail, "no_hints")
+        return Options(expert, saturation, _flag(fields, "force"), _flag(fields, "preview"), hints)
+
+    def hint_experts(self) -> list[str]:
+        return [name for name, takes in sorted(self.takes_hints.items()) if takes]
 
     def colorize(self, workspace: _Workspace, options: Options) -> Output:
         with self._in_flight:
@@ -348,15 +370,28 @@ class _Service:
             )
         lightness = decoded.lightness()  # outside the lock: full-resolution work another photo need not wait for
         timings["decode"] = time.perf_counter() - started
+        height, width = lightness.shape[-2:]
+        for number, hint in enumerate(options.hints, 1):
+            try:
+                hint.place(height, width, 1)  # refuses a point outside the photo
+            except HintError as error:
+                raise Refused(422, f"hints, point {number}: {error}", "bad_hints") from None
         eight_bit = options.preview or output_bits(decoded) == 8
         started = time.perf_counter()
         try:
             with self.model_lock:
                 timings["queue"] = time.perf_counter() - started
                 started = time.perf_counter()
-                chosen, rgb = self._run_model(lightness, options, np.uint8 if eight_bit else np.float32)
+                prediction = self._predict(lightness, options)
+                # In the lock too: the pipeline makes its thread pool on first use.
+                rgb = prediction.compose(self.pipeline.map_bands, dtype=np.uint8 if eight_bit else np.float32)
+        except HintError as error:
+            # The points were checked above: what is left is the route, to an expert that takes none.
+            detail = f"{error}, and this photo was routed to it; send expert= with one that does"
+            raise Refused(422, f"{detail}: {', '.join(self.hint_experts())}", "no_hints") from None
         except (ModelFileError, NoFallbackExpertError) as error:
             raise Refused(500, str(error), "model") from None
+        chosen = prediction.route
         timings["model"] = time.perf_counter() - started
         started = time.perf_counter()
         if options.preview:
@@ -373,18 +408,36 @@ class _Service:
         timings["encode"] = time.perf_counter() - started
         return Output(body, media_type, _route_headers(chosen, timings))
 
-    def _run_model(self, lightness: torch.Tensor, options: Options, dtype) -> tuple:
-        pipeline = self.pipeline
-        with torch.inference_mode():
-            # Pipeline.predict with two choices made per request instead of once per Pipeline.
-            shrunk = pipeline.shrink([lightness])
-            if options.expert is None:
-                chosen = pipeline.route(shrunk)[0]
-            else:
-                chosen = route({}, pipeline.available, pipeline.policy, options.expert)
-            small_ab = pipeline.predict_small_ab(shrunk, [chosen])[0] * options.saturation
-            prediction = Prediction(chosen, lightness.to(pipeline.device), small_ab)
-            return chosen, prediction.compose(pipeline.map_bands, dtype=dtype)
+    def _predict(self, lightness: np.ndarray, options: Options) -> Prediction:
+        """The pipeline's prediction for one L (1, H, W), with the request's expert, hints and
+        saturation: the page chooses them per photo, the pipeline once for all."""
+        hints = [options.hints] if options.hints else None
+        prediction = self.pipeline.predict([lightness], hints, expert=options.expert)[0]
+        if options.saturation != 1.0:
+            prediction = replace(prediction, small_ab=prediction.small_ab * np.float32(options.saturation))
+        return prediction
+
+
+def _hints(text: str) -> list[Hint]:
+    """The ``hints`` field: a JSON list of points (experts/hints.py); empty for none."""
+    if not text.strip():
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise Refused(422, f"hints: not JSON ({error.msg}, character {error.pos}): {shown!r}", "bad_hints") from None
+    if not isinstance(value, list):
+        shown = json.dumps(value)[:60]
+        raise Refused(
+            422,
+            f'hints: expected a list of points like [{{"x": 120, "y": 80, "color": "red"}}], got {shown}',
+            "bad_hints",
+        )
+    try:
+        return hints_from_json(value, "hints")
+    except HintError as error:
+        raise Refused(422, str(error), "bad_hints") from None
 
 
 def _flag(fields: dict[str, str], name: str) -> bool:
@@ -637,7 +690,7 @@ class _Form:
             self.workspace.write(data)
             return
         self._value += data
-        if len(self._value) > _MAX_FIELD_BYTES:
+        if len(self._value) > (_MAX_HINTS_BYTES if self._name == "hints" else _MAX_FIELD_BYTES):
             raise Refused(422, f"the field {self._name!r} is too long", "bad_field")
 
     def _part_end(self) -> None:
@@ -648,7 +701,7 @@ class _Form:
         self.ended = True
 
 
-class ServeError(RuntimeError):
+class ServeError(ColorizeError, RuntimeError):
     """The server cannot start (the address is taken, not this machine's, ...); one line."""
 
 

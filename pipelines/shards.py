@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+from colorize.core.errors import ColorizeError
 from colorize.core.files import process_alive, process_place
 
 Item = TypeVar("Item")
@@ -86,6 +87,12 @@ _PATIENCE = timedelta(hours=6)
 _EVERY_S = 0.5
 
 
+class NoTorchrunError(ColorizeError):
+    """WORLD_SIZE says torchrun started this process, but torch is not installed."""
+
+    exit_code = 2
+
+
 class Workers:
     """The processes of one run: this one alone, or under torchrun (WORLD_SIZE > 1) this rank
     among WORLD_SIZE. Rank 0 lists the photos and hands the list to the others (a broadcast
@@ -115,7 +122,13 @@ class Workers:
         if size == 1:
             yield cls()
             return
-        import torch.distributed as dist
+        try:  # torchrun's processes meet through torch's store; inference itself never needs torch
+            import torch.distributed as dist
+        except ImportError:
+            raise NoTorchrunError(
+                f"WORLD_SIZE={size}: a run shared out by torchrun needs torch, which this install lacks; "
+                "split the run with --shard K/N instead"
+            ) from None
 
         store, rank, size = next(dist.rendezvous("env://", timeout=_PATIENCE))
         store.set_timeout(_PATIENCE)

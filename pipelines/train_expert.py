@@ -6,7 +6,7 @@ every other expert are never touched.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,17 @@ from torch.nn import functional as F
 from colorize.configs import load_config
 from colorize.core.files import check_writable
 from colorize.core.images import DEFAULT_MAX_PIXELS
+from colorize.core.locations import ONNX_SUFFIX, SAFETENSORS_SUFFIX
 from colorize.core.modelfile import ModelFile, read_metadata
 from colorize.experts.architectures import create_architecture, list_architectures
 from colorize.experts.color import join_lab, lab_to_rgb, rgb_to_lab
 from colorize.experts.hints import HINT_PLANES, hint_count, hint_planes, simulate_hints
+from colorize.experts.networks import load_model_file
 from colorize.experts.normalization import Normalization
-from colorize.experts.store import ModelStore
+from colorize.experts.store import Expert, ModelStore
 from colorize.pipelines import metrics
-from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, DataError, collate, list_images, training_split
+from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, collate
+from colorize.pipelines.photo_folders import DataError, list_images, training_split
 from colorize.pipelines.pretrained import load_imagenet_encoder
 from colorize.pipelines.sheets import contact_sheet
 from colorize.pipelines.training import (
@@ -42,48 +45,44 @@ LOSSES = ("l1", "mse")
 VALIDATION_HINTS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExpertTrainConfig:
-    """Every knob of an expert's training. Layers, later ones winning: these defaults, then
-    configs/experts.toml, then command-line flags; the resolved config goes into the weights file."""
+    """Every knob of an expert's training. The recipe's values come from configs/experts.toml,
+    the one place they are set, and command-line flags override them (``from_defaults``); only
+    the run's own choices have defaults here. The resolved config goes into the weights file."""
 
     name: str  # a category the router knows (people) or a new name (portraits-1920s)
     data_dirs: tuple[Path, ...]  # folders of colour photos, any depth
-    fit: FitConfig = field(default_factory=FitConfig)  # the loop: epochs, batch, learning rate, patience
-    architecture: str = "unet_lite"  # a registered name (experts/architectures.py)
-    arguments: dict[str, Any] = field(default_factory=dict)  # its factory's keywords; empty: its defaults
+    fit: FitConfig  # the loop: epochs, batch, learning rate, patience
+    architecture: str  # a registered name (experts/architectures.py)
+    arguments: dict[str, Any]  # its factory's keywords; empty: its defaults
     # Side of the square the photo's L is resized to before the network, at inference and validation.
-    work_size: int = 224
-    size: int = 128  # training crop side, pixels
-    crop_scale: tuple[float, float] = (0.25, 1.0)  # crop area as a share of the photo
+    work_size: int
+    size: int  # training crop side, pixels
+    crop_scale: tuple[float, float]  # crop area as a share of the photo
     # "nearest": the installed expert of this name, else general (a small folder trains a useful
     # expert in minutes); "imagenet": a new network with an ImageNet encoder; "scratch"; or a name.
-    init: str = "nearest"
-    loss: str = "l1"  # l1: the median colour (less muted than mse's mean); mse as some papers train
-    # Weight of a second term comparing the composed RGB with the truth through a frozen ImageNet
-    # network (pipelines/feature_loss.py): colour that makes the photo read as what it is. 0: none.
-    feature_loss: float = 0.0
-    # Give a unet_lite expert a branch that sees the whole photo (experts/unet_lite.py); when
-    # fine-tuning an expert without one, its own weights are kept and the branch starts at zero.
-    global_context: bool = False
+    init: str
+    loss: str  # l1: the median colour (less muted than mse's mean); mse as some papers train
+    # Share of training photos given no hints (with hint_input): the expert must keep colouring
+    # well on its own.
+    hint_zero_share: float
+    # Mean number of hints of the others (geometric: few points often, many now and then).
+    hint_mean_count: float
+    val_split: float  # share held out: half validates each epoch, half is left for colorize eval
+    val_limit: int  # validation photos scored per epoch (an evenly spread subset, for speed)
+    # The output gain is chosen on validation every epoch: of the gains whose ΔE is within
+    # delta_e_tolerance of the best, the one whose colourfulness (output / truth) comes nearest
+    # colorfulness_target. Colour is bought only where it costs little accuracy.
+    chroma_gains: tuple[float, ...]
+    colorfulness_target: float
+    delta_e_tolerance: float
     # Give a unet_lite expert hint planes beside L (experts/hints.py: the ab of a few patches and
     # a mask), trained with hints drawn from the true colours; a fine-tune keeps its weights and
     # the new input starts at zero, so with no hints it starts exactly where the expert stood.
     hint_input: bool = False
-    # Share of training photos given no hints: the expert must keep colouring well on its own.
-    hint_zero_share: float = 0.5
-    # Mean number of hints of the others (geometric: few points often, many now and then).
-    hint_mean_count: float = 8.0
-    val_split: float = 0.1  # share held out: half validates each epoch, half is left for colorize eval
-    val_limit: int = 300  # validation photos scored per epoch (an evenly spread subset, for speed)
-    # The output gain is chosen on validation every epoch: of the gains whose ΔE is within
-    # delta_e_tolerance of the best, the one whose colourfulness (output / truth) comes nearest
-    # colorfulness_target. Colour is bought only where it costs little accuracy.
-    chroma_gains: tuple[float, ...] = (1.0, 1.15, 1.3, 1.45, 1.6)
-    colorfulness_target: float = 0.85
-    delta_e_tolerance: float = 0.05
     ab_gain: tuple[float, float] | None = None  # a fixed a/b boost instead (the original paper's 1.6, 2)
-    out: Path | None = None  # default: the user's model folder
+    out: Path | None = None  # a .safetensors file (its ONNX file goes beside it); default: the user's model folder
     run_dir: Path | None = None  # checkpoints and sample sheets; default: the user's runs folder
     force: bool = False  # install even weights that validate worse than gray
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger photos are skipped, refused before decoding
@@ -109,8 +108,6 @@ class ExpertTrainConfig:
             raise TrainingSetupError(
                 f"val_split must be in (0, 1) and val_limit at least 1, got {self.val_split}, {self.val_limit}"
             )
-        if not self.feature_loss >= 0:
-            raise TrainingSetupError(f"feature_loss must be 0 or more, got {self.feature_loss}")
         if not 0 <= self.hint_zero_share <= 1 or not self.hint_mean_count >= 1:
             raise TrainingSetupError(
                 f"hint_zero_share must be in [0, 1] and hint_mean_count at least 1, got {self.hint_zero_share} "
@@ -122,10 +119,14 @@ class ExpertTrainConfig:
             raise TrainingSetupError(f"ab_gain must be two numbers of 0 or more, got {self.ab_gain}")
         if self.max_pixels < 1:
             raise TrainingSetupError(f"max_pixels must be at least 1, got {self.max_pixels}")
+        if self.out is not None and Path(self.out).suffix.lower() != SAFETENSORS_SUFFIX:
+            raise TrainingSetupError(
+                f"--out {self.out}: name a {SAFETENSORS_SUFFIX} file (its {ONNX_SUFFIX} file is written beside it)"
+            )
 
     @classmethod
     def from_defaults(cls, name: str, data_dirs: list[Path], **overrides) -> "ExpertTrainConfig":
-        """configs/experts.toml over the defaults, then ``overrides`` (None: not given)."""
+        """configs/experts.toml, then ``overrides`` (None: not given)."""
         config = load_config("experts")
         recipe = {
             "architecture": config["architecture"]["name"],
@@ -163,11 +164,6 @@ class ExpertTask:
         self._samples: list[list[np.ndarray]] = []
         self._gray_summary: dict[str, float] | None = None
         self.chosen = normalization  # the validated decoding of the latest epoch
-        self.feature_loss = None
-        if config.feature_loss:
-            from colorize.pipelines.feature_loss import FeatureLoss
-
-            self.feature_loss = FeatureLoss().to(config.fit.device)
         self.gain_curve: list[dict[str, float]] = []
         self.takes_hints = bool(config.arguments.get("hints"))
 
@@ -216,11 +212,7 @@ class ExpertTask:
         hints = self._training_hints(ab, indices)
         output = self._upsample(model(self.normalization.network_input(lightness, hints)), lightness)
         error = output - ab / self.normalization.ab_scale
-        loss = (error.abs() if self.config.loss == "l1" else error**2).mean()
-        if self.feature_loss is not None:
-            # On the network's own output (gain 1): the gain is chosen after training, on validation.
-            loss = loss + self.config.feature_loss * self.feature_loss(lightness, self.normalization.chroma(output), ab)
-        return loss
+        return (error.abs() if self.config.loss == "l1" else error**2).mean()
 
     @torch.inference_mode()
     def validate(self, model) -> dict[str, float]:
@@ -377,8 +369,6 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
         # ImageNet or random weights need thousands of photos before they beat gray.
         config = replace(config, init=config.name if config.name in store.names() else "general")
     if config.init in NEW_WEIGHTS:
-        if config.global_context:
-            config = _with_argument(config, "global_context", "--global-context")
         try:
             model = create_architecture(config.architecture, **config.arguments)
         except (TypeError, ValueError) as error:  # an argument it does not take, or a value it refuses
@@ -391,38 +381,35 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
                 )
             load_imagenet_encoder(encoder, config.arguments["encoder"])
         return _with_hint_input(config, model, Normalization())
-    expert = store.load(config.init)
-    meta = expert.model_file.metadata
+    # The torch network of the file that stands for the expert: a bundled expert is an ONNX
+    # file alone, and its weights are read back from the graph.
+    model_file, network = load_model_file(store.source(config.init).path)
+    expert = Expert.from_parts(config.init, model_file, network)  # an expert, with a usable work size and decoding
+    meta = model_file.metadata
     config = replace(
         config,
         architecture=meta["architecture"],
         arguments=dict(meta["arguments"]),
         work_size=expert.work_size,
-        init_sha256=expert.model_file.sha256(),
+        init_sha256=model_file.sha256(),
         init_training=meta.get("training"),
     )
-    network = expert.network
-    if config.global_context and not config.arguments.get("global_context"):
-        config, network = _widened(config, network, "global_context", "--global-context", new_prefix="context.")
     return _with_hint_input(config, network, expert.normalization.uncalibrated())
 
 
 def _with_hint_input(config: ExpertTrainConfig, network: torch.nn.Module, normalization: Normalization):
-    if config.hint_input and not config.arguments.get("hints"):
-        config, network = _widened(config, network, "hints", "--hint-input")
+    if config.hint_input:
+        if config.architecture != "unet_lite":
+            raise TrainingSetupError(f"--hint-input is for unet_lite experts, not {config.architecture}")
+        if not config.arguments.get("hints"):
+            config, network = _with_hints(config, network)
     return config, network.train(), normalization
 
 
-def _with_argument(config: ExpertTrainConfig, argument: str, flag: str) -> ExpertTrainConfig:
-    if config.architecture != "unet_lite":
-        raise TrainingSetupError(f"{flag} is for unet_lite experts, not {config.architecture}")
-    return replace(config, arguments={**config.arguments, argument: True})
-
-
-def _widened(config: ExpertTrainConfig, network: torch.nn.Module, argument: str, flag: str, new_prefix: str = ""):
-    """``network`` rebuilt with ``argument`` switched on and every weight it had kept; what is new
-    (layers under ``new_prefix``, input channels) starts at zero, so the outputs are the same."""
-    config = _with_argument(config, argument, flag)
+def _with_hints(config: ExpertTrainConfig, network: torch.nn.Module):
+    """``network`` rebuilt with a hint input and every weight it had kept; the new input
+    channels start at zero, so the outputs are the same."""
+    config = replace(config, arguments={**config.arguments, "hints": True})
     widened = create_architecture(config.architecture, **config.arguments)
     wanted = widened.state_dict()
     state = {}
@@ -430,22 +417,23 @@ def _widened(config: ExpertTrainConfig, network: torch.nn.Module, argument: str,
         target = wanted.get(key)
         if target is not None and target.shape != tensor.shape:
             if target.shape[:1] + target.shape[2:] != tensor.shape[:1] + tensor.shape[2:]:
-                raise TrainingSetupError(f"{config.init}'s weights do not fit a network with {flag} ({key})")
+                raise TrainingSetupError(f"{config.init}'s weights do not fit a network with --hint-input ({key})")
             # More input planes: the old ones keep their weights, the new ones start at zero.
             grown = torch.zeros_like(target)
             grown[:, : tensor.shape[1]] = tensor
             tensor = grown
         state[key] = tensor
     missing, unexpected = widened.load_state_dict(state, strict=False)
-    if unexpected or any(not (new_prefix and key.startswith(new_prefix)) for key in missing):
-        raise TrainingSetupError(f"{config.init}'s weights do not fit a network with {flag}")
+    if unexpected or missing:
+        raise TrainingSetupError(f"{config.init}'s weights do not fit a network with --hint-input")
     return config, widened
 
 
 def train_expert(
     config: ExpertTrainConfig, store: ModelStore | None = None, callback: Callback = lambda *a, **k: None
 ) -> ModelFile:
-    """Train, then install the best epoch at ``config.out`` (default: the user's model folder)."""
+    """Train, then install the best epoch at ``config.out`` (default: the user's model folder),
+    a .safetensors file with its ONNX graph beside it (``install_best``)."""
     store = store or ModelStore()
     run_dir = Path(config.run_dir or store.home / "runs" / config.name)
     out = Path(config.out or store.user_path(config.name))

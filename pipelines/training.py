@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -27,8 +27,10 @@ import torch
 from torch import nn
 
 from colorize.core.files import atomic_write
+from colorize.core.locations import ONNX_SUFFIX
 from colorize.core.modelfile import read_metadata
 from colorize.experts.networks import replace_metadata, save_model
+from colorize.experts.onnx_export import export_onnx_bytes
 from colorize.pipelines.signals import interrupts_deferred
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
@@ -75,24 +77,26 @@ class TrainingTask(Protocol):
         """A hook for sample sheets and the like."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FitConfig:
-    """The loop's knobs, shared by every model family; each family's TOML may override them."""
+    """The loop's knobs, shared by every model family. The recipe's values come from the
+    family's TOML (configs/experts.toml, configs/classifier.toml), the one place they are set;
+    only the run's own choices have defaults here."""
 
-    epochs: int = 6  # passes over the training photos; 0 only scores the starting weights
-    batch_size: int = 32
-    lr: float = 0.002  # peak learning rate: a short linear warm-up, then cosine decay to 2 % of it
-    weight_decay: float = 1e-4
-    seed: int = 0  # photo order, crops and initialisation all follow from it
-    patience: int = 3  # trained epochs without a better validation score before stopping early
-    workers: int = 1  # data-loading processes; 0 decodes in the training process
+    epochs: int  # passes over the training photos; 0 only scores the starting weights
+    batch_size: int
+    lr: float  # peak learning rate: a short linear warm-up, then cosine decay to 2 % of it
+    weight_decay: float
+    seed: int  # photo order, crops and initialisation all follow from it
+    patience: int  # trained epochs without a better validation score before stopping early
+    workers: int  # data-loading processes; 0 decodes in the training process
+    # A folder too small for this many batches is passed over again (new crops, new order) until
+    # an epoch has them: 60 photos at batch 32 made one step an epoch, and an expert worse than gray.
+    min_steps_per_epoch: int
+    warmup_fraction: float  # share of the steps over which the learning rate rises to lr
     device: str = "cpu"
     resume: bool = False  # continue from the run folder's checkpoint
     max_steps_per_epoch: int | None = None  # for quick trials and tests
-    # A folder too small for this many batches is passed over again (new crops, new order) until
-    # an epoch has them: 60 photos at batch 32 made one step an epoch, and an expert worse than gray.
-    min_steps_per_epoch: int = 1
-    warmup_fraction: float = 0.05
     # Validate the starting weights first, as epoch 0, a candidate like any epoch: fine-tuning
     # then never ships weights that score worse on validation than the ones it started from.
     score_start: bool = False
@@ -115,15 +119,27 @@ class FitConfig:
 
 
 def layered_config(cls, layers: list[dict[str, Any]], **required) -> Any:
-    """A family's training config from its layers, later ones winning: the dataclass defaults,
-    then configs/*.toml, then command-line flags (None: not given). A key that names a
-    ``FitConfig`` field goes to the nested ``fit``; an unknown key is an error."""
+    """A family's training config from its layers, later ones winning: configs/*.toml, then
+    command-line flags (None: not given). A key that names a ``FitConfig`` field goes to the
+    nested ``fit``; an unknown key is an error, and so is a recipe field no layer sets."""
     values = {k: v for layer in layers for k, v in layer.items() if v is not None}
     loop = {k: values.pop(k) for k in list(values) if k in FitConfig.__dataclass_fields__}
     unknown = set(values) - set(cls.__dataclass_fields__)
     if unknown:
         raise TrainingSetupError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+    unset = [*_unset(cls, {**values, **required, "fit": None}), *_unset(FitConfig, loop)]
+    if unset:
+        raise TrainingSetupError(f"training setting(s) with no value in configs/*.toml: {', '.join(unset)}")
     return cls(**required, **values, fit=FitConfig(**loop))
+
+
+def _unset(cls, values: dict[str, Any]) -> list[str]:
+    """The fields of dataclass ``cls`` without a default that ``values`` leaves out."""
+    return [
+        name
+        for name, spec in cls.__dataclass_fields__.items()
+        if spec.default is MISSING and spec.default_factory is MISSING and name not in values
+    ]
 
 
 @dataclass
@@ -397,16 +413,38 @@ def backup_path(installed: Path) -> Path:
 
 
 def install_best(run_dir: Path, out: Path) -> Path:
-    """Copy the run's best weights to ``out`` atomically (a reader never sees half a file);
-    the file it replaces is kept at ``backup_path(out)``.
+    """Install the run's best weights at ``out`` (a .safetensors file) and their ONNX graph
+    beside it (what inference runs), each atomically: a reader never sees half a file. The ONNX
+    file is written last, so it is at least as new as the safetensors file and stands for the
+    model (core/locations.py). The files they replace are kept at ``backup_path``.
 
     On ranks other than 0 nothing is copied, and the run's own best file is returned.
     """
+    best = Path(run_dir) / "best.safetensors"
     if not is_main_process():
-        return Path(run_dir) / "best.safetensors"
+        return best
     out = Path(out)
-    if out.is_file():
-        with open(out, "rb") as previous:
-            atomic_write(backup_path(out), lambda handle: shutil.copyfileobj(previous, handle))
-    with open(Path(run_dir) / "best.safetensors", "rb") as best:
-        return atomic_write(out, lambda handle: shutil.copyfileobj(best, handle))
+    graph = out.with_suffix(ONNX_SUFFIX)
+    # Exported before anything is replaced: a network that cannot be exported leaves the
+    # installed model as it was.
+    data = export_onnx_bytes(best)
+    for installed in (out, graph):
+        _back_up(installed)
+    with open(best, "rb") as source:
+        atomic_write(out, lambda handle: shutil.copyfileobj(source, handle))
+    atomic_write(graph, lambda handle: handle.write(data))
+    return out
+
+
+def _back_up(installed: Path) -> None:
+    """Keep ``installed`` at its backup path with its own times, which decide whether its ONNX
+    file or its safetensors file stands for the model; where there is none, no backup of it
+    either (an older one would be brought back beside a file it was not made from)."""
+    backup = backup_path(installed)
+    if not installed.is_file():
+        backup.unlink(missing_ok=True)
+        return
+    with open(installed, "rb") as previous:
+        atomic_write(backup, lambda handle: shutil.copyfileobj(previous, handle))
+    times = installed.stat()
+    os.utime(backup, ns=(times.st_atime_ns, times.st_mtime_ns))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colorize.core.errors import ColorizeError
+
 FORCED = "forced"
 CLASSIFIED = "classified"
 LOW_CONFIDENCE = "low confidence"
@@ -15,16 +17,20 @@ MISSING_EXPERT = "missing expert"
 REASONS = (FORCED, CLASSIFIED, LOW_CONFIDENCE, MISSING_EXPERT)
 
 
-class UnknownExpertError(ValueError):
+class UnknownExpertError(ColorizeError, ValueError):
     """A forced expert name that no weights exist for."""
 
+    exit_code = 2  # a usage error: the command line, a file named on it or the set-up
 
-class NoFallbackExpertError(RuntimeError):
+
+class NoFallbackExpertError(ColorizeError, RuntimeError):
     """Routing needs the fallback expert, and it has no weights."""
 
 
-class RoutingConfigError(ValueError):
+class RoutingConfigError(ColorizeError, ValueError):
     """A routing configuration holds an unknown key or a value out of range (one line)."""
+
+    exit_code = 2  # a usage error: the command line, a file named on it or the set-up
 
 
 _ROUTING_KEYS = ("threshold", "fallback", "class_to_expert")

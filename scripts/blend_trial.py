@@ -18,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-import torch
+import numpy as np
 
 PEOPLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MIXES = {
@@ -38,8 +38,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
+    from colorize.core.color import compose_upsampled
     from colorize.pipelines import metrics
-    from colorize.pipelines._cpu import compose_rgb
     from colorize.pipelines.evaluate import colour_photos
     from colorize.pipelines.inference import Pipeline
     from colorize.router import Route
@@ -47,25 +47,26 @@ def main() -> None:
     pipeline = Pipeline.from_config(tune=True)
     forced = {name: [Route(name, None, {}, "trial")] for name in ("general", "people", "landscape")}
     rows = []
-    with torch.inference_mode():
-        for sample, pixels, lightness in colour_photos(args.data_dir):
-            route = pipeline.route([lightness])[0]
-            ab = {name: pipeline.predict_ab([lightness], r)[0] for name, r in forced.items()}
-            truth = metrics.prepare_truth(pixels)
-            probabilities = {label: float(p) for label, p in route.probabilities.items()}
-            row = {"path": str(sample.path), "category": sample.category, "routed": route.expert, **probabilities}
-            for mix, weights in MIXES.items():
-                blended = sum(w * ab[name] for name, w in weights.items())
-                for gain in (1.0, *GAINS.get(mix, ())):
-                    rgb = metrics.to_uint8(compose_rgb(lightness, blended * gain))
-                    scores = metrics.compare(rgb, truth)
-                    key = mix if gain == 1.0 else f"{mix} x{gain}"
-                    row[key] = scores["delta_e"]
-                    row[f"{key} colour"] = scores["colorfulness"]
-            row["truth colour"] = scores["colorfulness_truth"]
-            rows.append(row)
-            if len(rows) % 50 == 0:
-                print(len(rows), "photos", flush=True)
+    for sample, pixels, lightness in colour_photos(args.data_dir):
+        shrunk = pipeline.shrink([lightness])
+        route = pipeline.route(shrunk)[0]
+        # ab at the network's size: blends and gains commute with upsampling (it is linear).
+        ab = {name: pipeline.predict_small_ab(shrunk, r)[0] for name, r in forced.items()}
+        truth = metrics.prepare_truth(pixels)
+        probabilities = {label: float(p) for label, p in route.probabilities.items()}
+        row = {"path": str(sample.path), "category": sample.category, "routed": route.expert, **probabilities}
+        for mix, weights in MIXES.items():
+            blended = sum(np.float32(w) * ab[name] for name, w in weights.items())
+            for gain in (1.0, *GAINS.get(mix, ())):
+                rgb = compose_upsampled(lightness, blended * np.float32(gain), np.uint8, pipeline.map_bands)
+                scores = metrics.compare(rgb, truth)
+                key = mix if gain == 1.0 else f"{mix} x{gain}"
+                row[key] = scores["delta_e"]
+                row[f"{key} colour"] = scores["colorfulness"]
+        row["truth colour"] = scores["colorfulness_truth"]
+        rows.append(row)
+        if len(rows) % 50 == 0:
+            print(len(rows), "photos", flush=True)
     args.json.write_text(json.dumps(rows))
     for category in sorted({r["category"] for r in rows}) + ["(all)"]:
         chosen = [r for r in rows if category in ("(all)", r["category"])]

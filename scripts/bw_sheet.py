@@ -19,8 +19,8 @@ import numpy as np
 
 from colorize.core.images import ImageError, decode, to_8bit
 from colorize.pipelines import metrics
-from colorize.pipelines.data import list_images
 from colorize.pipelines.inference import Pipeline
+from colorize.pipelines.photo_folders import list_images
 from colorize.pipelines.sheets import contact_sheet
 
 

@@ -9,7 +9,7 @@ set -euo pipefail
 data=${1:?usage: scripts/calibrate_bundled.sh DATA WORK}
 work=${2:?usage: scripts/calibrate_bundled.sh DATA WORK}
 here=$(cd "$(dirname "$0")/.." && pwd)
-model=$here/experts/weights/general.safetensors
+model=$here/experts/weights/general.onnx
 mkdir -p "$work"
 
 python "$here/scripts/split_by_source.py" "$data" "$work/choosing" --sample 120 \
@@ -24,23 +24,23 @@ done
 
 # Trials score the uncalibrated weights: a calibration is chosen for the network, not on top of
 # another. Taking the calibration out of the metadata gives back the uncalibrated file byte for byte.
-uncalibrated=$work/general-uncalibrated.safetensors
-python - "$model" "$uncalibrated" <<'PY'
+uncalibrated=$work/general-uncalibrated.onnx
+PYTHONPATH="$here/scripts${PYTHONPATH:+:$PYTHONPATH}" python - "$model" "$uncalibrated" <<'PY'
 import sys
 from colorize.core.modelfile import read_metadata
-from colorize.experts.networks import replace_metadata
+from model_copy import write_copy
 meta = read_metadata(sys.argv[1]).metadata
 meta["normalization"].pop("ab_shift", None)
 meta.pop("calibration", None)
-replace_metadata(sys.argv[1], meta, out=sys.argv[2])
+write_copy(sys.argv[1], meta, sys.argv[2])
 PY
 mkdir -p "$work/home/experts"
-cp "$uncalibrated" "$work/home/experts/general.safetensors"
+cp "$uncalibrated" "$work/home/experts/general.onnx"
 trial() { COLORIZE_HOME=$work/home python "$here/scripts/shift_trial.py" "$@" --expert general; }
 trial "$work/choosing/heldout" --json "$work/choosing.json"
 trial "$work/trained_on" --holdout 0.1 --part validation --json "$work/guard.json"
 trial "$work/test/heldout" --json "$work/test.json"
-python "$here/scripts/calibrate_shift.py" "$work/choosing.json" "$work/guard.json" "$work/general.safetensors" \
+python "$here/scripts/calibrate_shift.py" "$work/choosing.json" "$work/guard.json" "$work/general.onnx" \
   --test "$work/test.json" --manifest "$data/manifest.csv"
-cp "$work/general.safetensors" "$model"
+cp "$work/general.onnx" "$model"
 colorize experts

@@ -12,11 +12,13 @@ sources"). ``scripts/shift_trial.py`` scores a grid of constant a/b shifts on tw
 The rule: the shift with the lowest mean ΔE on CHOOSING among those within the budget on
 GUARD, at the expert's own gain. The copy keeps the tensors; its metadata gains
 ``normalization.ab_shift`` and a ``calibration`` record (the rule, each folder's sources and
-photo count, ΔE and PSNR before and after), so the file explains its own colour.
+photo count, ΔE and PSNR before and after), so the file explains its own colour. The copy is
+in the scored file's format: ``.onnx`` for the bundled experts and for a user's expert once
+colorize has exported it, ``.safetensors`` for one named with ``--weights``.
 
     python scripts/shift_trial.py CHOOSING --expert general --json choosing.json
     python scripts/shift_trial.py GUARD --expert general --json guard.json
-    python scripts/calibrate_shift.py choosing.json guard.json general-calibrated.safetensors \\
+    python scripts/calibrate_shift.py choosing.json guard.json general-calibrated.onnx \\
         --manifest DATA/manifest.csv
 """
 
@@ -29,6 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from model_copy import write_copy  # noqa: E402
 from shift_trial import variant  # noqa: E402  (the trial's own key for each shift)
 
 BASE = variant(0.0, 0.0)
@@ -62,14 +65,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("choosing", type=Path, help="shift_trial.py JSON on photos of sources the expert never saw")
     parser.add_argument("guard", type=Path, help="shift_trial.py JSON on validation photos of its training sources")
-    parser.add_argument("out", type=Path, help="the calibrated copy to write (.safetensors)")
+    parser.add_argument(
+        "out", type=Path, help="the calibrated copy to write (.onnx or .safetensors, as the scored file)"
+    )
     parser.add_argument("--test", type=Path, help="shift_trial.py JSON on other new sources, recorded, not chosen on")
     parser.add_argument("--budget", type=float, default=0.01, help="ΔE a shift may cost on GUARD (0.01: 1 %%)")
     parser.add_argument("--manifest", type=Path, help="CSV naming each photo's source, recorded in the file")
     args = parser.parse_args()
 
     from colorize.core.modelfile import file_sha256, read_metadata
-    from colorize.experts.networks import replace_metadata
 
     paths = [args.choosing, args.guard, *([args.test] if args.test else [])]
     trials = [json.loads(path.read_text()) for path in paths]
@@ -81,6 +85,8 @@ def main() -> None:
             sys.exit(f"{path}: scored at saturation {trial['saturation']}, not the file's own gain")
     if args.out.resolve() == model.resolve():
         sys.exit(f"{args.out}: is the file the trials scored; write the calibrated copy elsewhere")
+    if args.out.suffix.lower() != model.suffix.lower():
+        sys.exit(f"{args.out}: the trials scored {model}; write the copy in its format ({model.suffix})")
     sources = {}
     if args.manifest:
         from by_source import source_of
@@ -104,7 +110,7 @@ def main() -> None:
         "candidates": [list(s) for s in shifts],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    replace_metadata(model, metadata, out=args.out)
+    write_copy(model, metadata, args.out)
     before, after = mean(choosing, BASE), mean(choosing, key)
     print(f"{args.out}: ab shift {shift} (ΔE on the choosing photos {before:.3f} -> {after:.3f})")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from colorize.pipelines.data import list_images
+from colorize.pipelines.photo_folders import list_images
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".png": "PNG"}
 

@@ -15,15 +15,16 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from colorize.core.images import decode, lightness_from_array
+from colorize.core.color import compose_upsampled, lightness_from_array
+from colorize.core.images import decode
 from colorize.pipelines import metrics
-from colorize.pipelines._cpu import compose_rgb
-from colorize.pipelines.data import list_images
 from colorize.pipelines.inference import Pipeline
+from colorize.pipelines.photo_folders import list_images
 from colorize.pipelines.sheets import contact_sheet
 from colorize.router import Route
+
+NO_COLOUR = np.zeros((2, 1, 1), np.float32)  # a = b = 0 at any size
 
 
 def main() -> None:
@@ -38,15 +39,15 @@ def main() -> None:
     photos = [decode(path).pixels for path in list_images(args.folder)]
     lightness = [lightness_from_array(pixels) for pixels in photos]
     truths = [metrics.prepare_truth(pixels) for pixels in photos]
-    rows = [[metrics.to_uint8(compose_rgb(light, torch.zeros_like(light).repeat(2, 1, 1))) for light in lightness]]
+    rows = [[compose_upsampled(light, NO_COLOUR, np.uint8) for light in lightness]]
     captions = ["gray input"]
-    with torch.inference_mode():
-        for name in args.experts:
-            abs_ = pipeline.predict_ab(lightness, [Route(name, None, {}, "forced")] * len(lightness))
-            outputs = [metrics.to_uint8(compose_rgb(light, ab)) for light, ab in zip(lightness, abs_)]
-            delta_e = statistics.fmean(metrics.compare(out, truth)["delta_e"] for out, truth in zip(outputs, truths))
-            rows.append(outputs)
-            captions.append(f"{name}: mean dE {delta_e:.2f}")
+    shrunk = pipeline.shrink(lightness)
+    for name in args.experts:
+        small = pipeline.predict_small_ab(shrunk, [Route(name, None, {}, "forced")] * len(lightness))
+        outputs = [compose_upsampled(light, ab, np.uint8, pipeline.map_bands) for light, ab in zip(lightness, small)]
+        delta_e = statistics.fmean(metrics.compare(out, truth)["delta_e"] for out, truth in zip(outputs, truths))
+        rows.append(outputs)
+        captions.append(f"{name}: mean dE {delta_e:.2f}")
     rows.append([np.asarray(truth.rgb) for truth in truths])
     captions.append("truth")
     print(contact_sheet(rows, captions, args.sheet))

@@ -7,7 +7,9 @@ metadata key ``heldout``: every (category, source) with its photo count and each
 PSNR and colourfulness ratio (and gray's), the run's routing summary, and the eval settings.
 
     colorize eval SPLIT/heldout --compare auto,general --json > E.json
-    python scripts/record_heldout.py E.json DATA/manifest.csv classifier.safetensors OUT.safetensors
+    python scripts/record_heldout.py E.json DATA/manifest.csv classifier.onnx OUT.onnx
+
+The copy is in the scored file's format (.onnx or .safetensors): only its metadata differs.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import sys
 from pathlib import Path
 
 from by_source import by_source, source_of
+from model_copy import write_copy
 
 from colorize.core.modelfile import file_sha256, read_metadata
-from colorize.experts.networks import replace_metadata
 from colorize.pipelines.evaluate import GRAY
 
 SCORES = ("delta_e", "psnr", "colorfulness_ratio")
@@ -54,13 +56,15 @@ def main() -> None:
             parser.error(f"no such file: {path}")
     if args.out.resolve() == args.model.resolve():
         sys.exit(f"{args.out}: is the file scored; write the copy elsewhere")
+    if args.out.suffix.lower() != args.model.suffix.lower():
+        sys.exit(f"{args.out}: write the copy in the scored file's format ({args.model.suffix})")
     report = json.loads(args.eval_json.read_text())
     metadata = dict(read_metadata(args.model).metadata)
     metadata["heldout"] = {
         **heldout_record(report, source_of(args.manifest)),
         "scored_file_sha256": file_sha256(args.model),
     }
-    replace_metadata(args.model, metadata, out=args.out)
+    write_copy(args.model, metadata, args.out)
     print(f"{args.out}: held-out record of {len(metadata['heldout']['sources'])} sources")
 
 

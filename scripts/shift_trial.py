@@ -18,7 +18,7 @@ import itertools
 import json
 from pathlib import Path
 
-import torch
+import numpy as np
 
 A_SHIFTS = (0.0, -1.0, -2.0, -3.0)
 B_SHIFTS = (1.0, 0.0, -1.0)
@@ -48,8 +48,9 @@ def main() -> None:
         parser.add_argument(f"--{name}", type=_numbers, default=default, help=f"comma-separated (default {default})")
     args = parser.parse_args()
 
+    from colorize.core.color import compose_upsampled, resize_bilinear
+    from colorize.core.modelfile import file_sha256
     from colorize.pipelines import metrics
-    from colorize.pipelines._cpu import compose_rgb
     from colorize.pipelines.evaluate import colour_photos
     from colorize.pipelines.inference import Pipeline
     from colorize.router import Route
@@ -57,35 +58,39 @@ def main() -> None:
     pipeline = Pipeline.from_config(tune=True)
     route = [Route(args.expert, None, {}, "trial")]
     rows = []
-    with torch.inference_mode():
-        for sample, pixels, lightness in colour_photos(args.data_dir, args.holdout, args.part):
-            ab = pipeline.predict_ab([lightness], route)[0]
-            truth = metrics.prepare_truth(pixels)
-            mean_ab = ab.mean(dim=(-2, -1))
-            row = {
-                "path": str(sample.path),
-                "category": sample.category,
-                "output_a": float(mean_ab[0]),
-                "output_b": float(mean_ab[1]),
-                "truth_a": float(truth.lab[..., 1].mean()),
-                "truth_b": float(truth.lab[..., 2].mean()),
-                "truth colour": truth.colorfulness,
-            }
-            for da, db, scale in itertools.product(args.a_shifts, args.b_shifts, args.scales):
-                shift = torch.tensor([da, db], dtype=ab.dtype).view(2, 1, 1)
-                rgb = metrics.to_uint8(compose_rgb(lightness, ab * scale + shift))
-                scores = metrics.compare(rgb, truth, names=("delta_e", "psnr", "colorfulness"))
-                key = variant(da, db, scale)
-                row[key] = scores["delta_e"]
-                row[f"{key} psnr"], row[f"{key} colour"] = scores["psnr"], scores["colorfulness"]
-            rows.append(row)
-            if len(rows) % 50 == 0:
-                print(len(rows), "photos", flush=True)
-    expert = pipeline.expert(args.expert)
+    for sample, pixels, lightness in colour_photos(args.data_dir, args.holdout, args.part):
+        # ab at the network's size: a shift and a scale commute with upsampling (it is linear),
+        # so each variant is composed from it straight to the 8 bits a file stores.
+        small_ab = pipeline.predict_small_ab(pipeline.shrink([lightness]), route)[0]
+        truth = metrics.prepare_truth(pixels)
+        mean_ab = resize_bilinear(small_ab, lightness.shape[-2:], antialias=False).mean(axis=(-2, -1))
+        row = {
+            "path": str(sample.path),
+            "category": sample.category,
+            "output_a": float(mean_ab[0]),
+            "output_b": float(mean_ab[1]),
+            "truth_a": float(truth.lab[..., 1].mean()),
+            "truth_b": float(truth.lab[..., 2].mean()),
+            "truth colour": truth.colorfulness,
+        }
+        for da, db, scale in itertools.product(args.a_shifts, args.b_shifts, args.scales):
+            shift = np.array([da, db], np.float32).reshape(2, 1, 1)
+            rgb = compose_upsampled(lightness, small_ab * np.float32(scale) + shift, np.uint8, pipeline.map_bands)
+            scores = metrics.compare(rgb, truth, names=("delta_e", "psnr", "colorfulness"))
+            key = variant(da, db, scale)
+            row[key] = scores["delta_e"]
+            row[f"{key} psnr"], row[f"{key} colour"] = scores["psnr"], scores["colorfulness"]
+        rows.append(row)
+        if len(rows) % 50 == 0:
+            print(len(rows), "photos", flush=True)
+    pipeline.expert(args.expert)
+    # The file that stands for the expert once loaded: a .safetensors in the user's folder has
+    # its ONNX export beside it by then, so every trial of the same weights names the same file.
+    model = pipeline.store.source(args.expert).path
     trial = {
         "expert": args.expert,
-        "path": str(expert.model_file.path),
-        "sha256": expert.model_file.sha256(),
+        "path": str(model),
+        "sha256": file_sha256(model),
         "saturation": pipeline.saturation,
         "shifts": [[da, db] for da, db in itertools.product(args.a_shifts, args.b_shifts)],
         "scales": list(args.scales),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image
 from skimage import data
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
+EXAMPLES = Path(__file__).parents[1] / "examples"  # the sample photos the README colorizes
 
 
 def sample_rgb(name: str, size: int = 96) -> np.ndarray:
@@ -91,3 +94,92 @@ def interrupt_when(command: list[str], ready: Callable[[], bool], sig: int, sett
             process.kill()
             process.wait()
     return process.returncode, output
+
+
+def bundled_expert(name: str = "people") -> Path:
+    """A bundled expert's ONNX file (the bundled models ship as ONNX only)."""
+    from colorize.core.locations import bundled_weights_dir
+
+    return bundled_weights_dir() / f"{name}.onnx"
+
+
+def tiny_expert(path: Path, category: str = "tiny", seed: int = 0) -> Path:
+    """A tiny trained-by-torch expert (unet_seed, 32 px) written as training writes one: a
+    .safetensors file. A training-side fixture: it needs torch; colorize exports it to ONNX
+    on first use."""
+    import torch
+
+    from colorize.experts.architectures import create_architecture
+    from colorize.experts.networks import save_model
+
+    torch.manual_seed(seed)
+    network = create_architecture("unet_seed", widths=[8, 16, 32])
+    metadata = {
+        "kind": "expert",
+        "architecture": "unet_seed",
+        "arguments": {"widths": [8, 16, 32]},
+        "work_size": 32,
+        "category": category,
+    }
+    return save_model(network, Path(path), metadata, half=False)
+
+
+def old_style_expert(path: Path, like: str = "people") -> Path:
+    """A bundled expert as an earlier release installed it: NAME.safetensors alone, its tensors
+    under their torch names and its metadata as they are in the ONNX file. Made with onnx,
+    numpy and safetensors only (the base install's), so a test without torch can have one."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+    from safetensors.numpy import save_file
+
+    from colorize.core.modelfile import METADATA_KEY, read_metadata
+    from colorize.core.onnx import HALF_SUFFIX
+
+    source = bundled_expert(like)
+    tensors = {
+        initializer.name.removesuffix(HALF_SUFFIX): numpy_helper.to_array(initializer)
+        for initializer in onnx.load(str(source)).graph.initializer
+        if "::" not in initializer.name  # the exporter's own constants, not weights
+    }
+    # Batch norm's step counters are no weights: the ONNX file leaves them out, torch's state has them.
+    for name in [name for name in tensors if name.endswith(".running_mean")]:
+        tensors[name.removesuffix("running_mean") + "num_batches_tracked"] = np.zeros((), np.int64)
+    metadata = json.dumps(read_metadata(source).metadata, sort_keys=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={METADATA_KEY: metadata})
+    return Path(path)
+
+
+# Runs ``colorize ARGS...`` in an interpreter whose first import hook refuses torch, as an
+# install without it would: what the base install (no [train] extra) does, in any test venv.
+_WITHOUT_TORCH = r"""
+import importlib.abc, sys
+
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
+from colorize.pipelines.cli import main
+
+sys.argv = ["colorize", *sys.argv[1:]]
+try:
+    main()
+finally:
+    if any(module.split(".")[0] == "torch" for module in sys.modules):
+        print("torch was loaded", file=sys.stderr)
+"""
+
+
+def colorize_without_torch(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """``colorize ARGS...`` with torch unimportable and ``home`` as the user's model folder."""
+    env = {**os.environ, "COLORIZE_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, *map(str, args)], capture_output=True, text=True, env=env, timeout=600
+    )

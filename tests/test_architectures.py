@@ -80,3 +80,16 @@ def test_each_builtin_module_registers_the_architecture_of_its_own_name():
     for name in architectures.BUILTIN_ARCHITECTURES:
         assert architectures._ARCHITECTURES[name].__module__ == f"colorize.experts.{name}"
     assert set(architectures.BUILTIN_ARCHITECTURES) == set(list_architectures())
+
+
+@pytest.mark.parametrize("height, width", [(37, 51), (224, 224), (3, 2), (5, 256)])
+def test_pix2pix_pads_as_torch_pads_by_reflection_or_replication(height, width):
+    from torch.nn import functional as F
+
+    from colorize.experts.unet_pix2pix import _padded
+
+    image = torch.rand(2, 1, height, width, generator=torch.Generator().manual_seed(0))
+    pad_h, pad_w = -height % 256, -width % 256
+    reflect = pad_h < height and pad_w < width
+    expected = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect" if reflect else "replicate")
+    assert torch.equal(_padded(image, pad_h, pad_w, reflect), expected)

@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from colorize.core.modelfile import read_metadata
 from colorize.experts.architectures import create_architecture
@@ -18,6 +18,7 @@ from colorize.experts.networks import save_model
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 from calibrate_shift import BASE, choose_shift  # noqa: E402
+from model_copy import write_copy  # noqa: E402
 from shift_trial import variant  # noqa: E402
 
 
@@ -49,19 +50,24 @@ def _run(*args, home: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.needs_torch
 def test_a_calibrated_copy_keeps_the_tensors_and_records_its_shift_and_where_it_was_chosen(tmp_path, photos):
     home = tmp_path / "home"
     torch.manual_seed(0)
     network = create_architecture("unet_seed", widths=[8, 16, 32])
     meta = {"kind": "expert", "architecture": "unet_seed", "arguments": {"widths": [8, 16, 32]}, "work_size": 32}
-    model = save_model(network, home / "experts" / "tiny.safetensors", {**meta, "category": "tiny"}, half=False)
+    save_model(network, home / "experts" / "tiny.safetensors", {**meta, "category": "tiny"}, half=False)
     choosing = _photos(tmp_path / "new", photos, ["astronaut", "coffee"])
     guard = _photos(tmp_path / "old", photos, ["chelsea", "rocket"])
     for folder, out in ((choosing, "choosing.json"), (guard, "guard.json")):
         done = _run(SCRIPTS / "shift_trial.py", folder, "--expert", "tiny", "--json", tmp_path / out, home=home)
         assert done.returncode == 0, done.stderr
+    # Training wrote .safetensors; the first run exported the ONNX file beside it, which stands
+    # for the expert from then on: both trials name it, so they scored the same file.
+    model = home / "experts" / "tiny.onnx"
+    assert {json.loads((tmp_path / out).read_text())["path"] for out in ("choosing.json", "guard.json")} == {str(model)}
 
-    calibrated = tmp_path / "calibrated.safetensors"
+    calibrated = tmp_path / "calibrated.onnx"
     done = _run(
         SCRIPTS / "calibrate_shift.py", tmp_path / "choosing.json", tmp_path / "guard.json", calibrated,
         "--budget", "1", "--test", tmp_path / "guard.json", home=home,
@@ -81,17 +87,23 @@ def test_a_calibrated_copy_keeps_the_tensors_and_records_its_shift_and_where_it_
     )
     assert record["uncalibrated_sha256"] == trial["sha256"]
     assert record["test"]["photos"] == 2 and record["test"]["delta_e"] == record["guard"]["delta_e"]
-    a, b = load_file(str(model)), load_file(str(calibrated))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "only the metadata changes"
-
-    save_model(network, model, {**meta, "category": "changed"}, half=False)  # the file the trials scored is gone
-    done = _run(
+    assert onnx.load(model).graph == onnx.load(calibrated).graph, "only the metadata changes"
+    other_format = _run(
         SCRIPTS / "calibrate_shift.py", tmp_path / "choosing.json", tmp_path / "guard.json", tmp_path / "x.safetensors",
         home=home,
     )  # fmt: skip
-    assert done.returncode != 0 and "run the trial again" in done.stderr and not (tmp_path / "x.safetensors").exists()
+    assert other_format.returncode != 0 and "in its format (.onnx)" in other_format.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+
+    write_copy(model, {**read_metadata(model).metadata, "category": "changed"}, model)  # not the file scored
+    done = _run(
+        SCRIPTS / "calibrate_shift.py", tmp_path / "choosing.json", tmp_path / "guard.json", tmp_path / "x.onnx",
+        home=home,
+    )  # fmt: skip
+    assert done.returncode != 0 and "run the trial again" in done.stderr and not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.needs_torch
 def test_a_wider_grid_and_the_colour_front_read_each_expert_at_its_own_best_variant(tmp_path, photos):
     home = tmp_path / "home"
     torch.manual_seed(0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES, colorize_without_torch, old_style_expert, tiny_expert
 from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
@@ -120,8 +121,8 @@ def test_a_user_mapping_to_an_expert_not_installed_is_a_one_line_error_at_start(
     assert f"{routing}: [class_to_expert] people = 'portraits-1920s': no expert of that name" in result.output
     assert not (tmp_path / "o").exists()
     # Once the expert exists (here: named with --weights), the same file routes to it.
-    mine = tmp_path / "mine.safetensors"
-    mine.write_bytes((bundled_weights_dir() / "people.safetensors").read_bytes())
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes((bundled_weights_dir() / "people.onnx").read_bytes())
     report = tmp_path / "r.jsonl"
     arguments = ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--report", str(report)]
     result = runner.invoke(app, [*arguments, "--weights", f"portraits-1920s={mine}"])
@@ -191,10 +192,8 @@ def test_expert_option_help_lists_the_installed_experts_including_the_users(tmp_
     import sys
 
     home = tmp_path / "home"
-    (home / "experts").mkdir(parents=True)
-    (home / "experts" / "portraits-1920s.safetensors").write_bytes(
-        (bundled_weights_dir() / "people.safetensors").read_bytes()
-    )
+    # As an earlier release installed it: a .safetensors file alone (named, not loaded, for --help).
+    old_style_expert(home / "experts" / "portraits-1920s.safetensors")
     env = {**os.environ, "COLORIZE_HOME": str(home), "COLUMNS": "300"}
     for command in ("auto", "eval"):
         # A fresh process: the list is read when the command line is built.
@@ -363,3 +362,113 @@ def test_a_rerun_reports_every_photo_it_skips_with_the_route_its_output_was_made
         assert row["output"] == made[name]["output"] and Path(row["output"]).is_file(), row
         assert (row["expert"], row["reason"]) == (made[name]["expert"], made[name]["reason"]), (row, made[name])
     assert {row["rank"] for row in made.values()} == {0}
+
+
+# ------------------------------------------------------------------ models as files, and torch
+
+
+@pytest.mark.needs_torch
+def test_a_user_expert_that_is_only_a_safetensors_file_is_exported_beside_itself_and_used(
+    runner, gray_folder, tmp_path, isolated_home
+):
+    weights = tiny_expert(isolated_home / "experts" / "tiny.safetensors")
+    exported = weights.with_suffix(".onnx")
+    report = tmp_path / "r.jsonl"
+    arguments = ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--expert", "tiny", "--report", str(report)]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert {row["expert"] for row in _report(report)} == {"tiny"}
+    assert exported.is_file(), "the export is kept beside the file it was made from"
+    made = exported.stat().st_mtime_ns
+    again = runner.invoke(app, [*arguments, "--on-exists", "overwrite"])
+    assert again.exit_code == 0, again.output
+    assert exported.stat().st_mtime_ns == made, "exported again, though its ONNX file stood beside it"
+    listed = {row["name"]: row for row in json.loads(runner.invoke(app, ["experts", "--json"]).stdout)}
+    assert listed["tiny"]["path"] == str(exported) and listed["tiny"]["source"] == "user"
+
+
+def test_without_torch_an_expert_that_is_only_a_safetensors_file_is_one_line_saying_how_to_export_it(
+    gray_folder, tmp_path
+):
+    home = tmp_path / "home"
+    weights = old_style_expert(home / "experts" / "portraits-1920s.safetensors")
+    out = tmp_path / "o"
+    done = colorize_without_torch("auto", gray_folder, "-o", out, "--expert", "portraits-1920s", home=home)
+    errors = [line for line in done.stderr.splitlines() if line != "loading models…"]
+    assert done.returncode == 2 and len(errors) == 1, done.stdout + done.stderr
+    assert errors[0].startswith("error: ") and str(weights) in errors[0], errors
+    assert f"colorize export {weights}" in errors[0], errors
+    assert not out.exists() and not weights.with_suffix(".onnx").exists()
+
+
+def test_without_torch_auto_colorizes_the_examples_with_the_bundled_models(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default output folder, ./colorized, lands here
+    done = colorize_without_torch("auto", EXAMPLES, home=tmp_path / "home")
+    assert done.returncode == 0 and "torch was loaded" not in done.stderr, done.stdout + done.stderr
+    photos = sorted(path.name for path in EXAMPLES.iterdir() if path.suffix == ".jpg")
+    assert photos and sorted(path.name for path in (tmp_path / "colorized").iterdir()) == photos
+
+
+def test_experts_remove_and_restore_move_both_files_of_a_model(runner, isolated_home):
+    folder = isolated_home / "experts"
+    weights = old_style_expert(folder / "portraits-1920s.safetensors")
+    exported = folder / "portraits-1920s.onnx"
+    exported.write_bytes(bundled_weights_dir().joinpath("people.onnx").read_bytes())
+    both = {path.name: path.read_bytes() for path in (weights, exported)}
+    removed = runner.invoke(app, ["experts", "--remove", "portraits-1920s"])
+    assert removed.exit_code == 0, removed.output
+    assert not weights.exists() and not exported.exists(), "a file left behind would still stand for the model"
+    assert {path.name: path.read_bytes() for path in (folder / "backup").iterdir()} == both
+    assert "portraits-1920s" not in {
+        row["name"] for row in json.loads(runner.invoke(app, ["experts", "--json"]).stdout)
+    }
+    # A newer model of that name, ONNX alone, then swapped with the one set aside.
+    exported.write_bytes(bundled_weights_dir().joinpath("landscape.onnx").read_bytes())
+    restored = runner.invoke(app, ["experts", "--restore", "portraits-1920s"])
+    assert restored.exit_code == 0, restored.output
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == both
+    kept = list((folder / "backup").iterdir())
+    assert [path.name for path in kept] == ["portraits-1920s.onnx"], "the set aside model is its own files alone"
+    assert kept[0].read_bytes() == bundled_weights_dir().joinpath("landscape.onnx").read_bytes()
+
+
+def test_experts_remove_and_restore_the_users_classifier_as_one(runner, isolated_home):
+    folder = isolated_home / "classifier"
+    folder.mkdir(parents=True)
+    mine = folder / "classifier.onnx"
+    mine.write_bytes(bundled_weights_dir("colorize.classifier").joinpath("classifier.onnx").read_bytes())
+    assert runner.invoke(app, ["experts", "--remove", "classifier"]).exit_code == 0
+    assert not mine.exists() and (folder / "backup" / "classifier.onnx").is_file()
+    listed = {row["name"]: row for row in json.loads(runner.invoke(app, ["experts", "--json"]).stdout)}
+    assert listed["(classifier)"]["source"] == "bundled"
+    assert runner.invoke(app, ["experts", "--restore", "classifier"]).exit_code == 0 and mine.is_file()
+    nothing = runner.invoke(app, ["experts", "--restore", "classifier"])
+    assert nothing.exit_code == 2 and "no earlier file of your classifier is kept" in nothing.output, nothing.output
+
+
+def test_classify_lists_photos_without_planning_outputs(runner, gray_folder, tmp_path):
+    # Two folders with photos of the same names: outputs of one run would clash; routes do not.
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for photo in gray_folder.iterdir():
+        twin.joinpath(photo.name).write_bytes(photo.read_bytes())
+    result = runner.invoke(
+        app, ["classify", str(gray_folder), str(twin), "--json", "--device", "cpu", "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 10 and "failed" not in result.output, result.output
+
+
+def test_device_cuda_without_onnxruntimes_cuda_provider_is_one_line(runner, gray_folder, tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    for command in (["auto", str(gray_folder), "-o", str(tmp_path / "o")], ["classify", str(gray_folder)]):
+        result = runner.invoke(app, [*command, "--device", "cuda"])
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert "--device cuda" in result.output and "onnxruntime-gpu" in result.output, result.output
+    assert not (tmp_path / "o").exists()
+    auto = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--device", "auto"])
+    assert auto.exit_code == 0, auto.output

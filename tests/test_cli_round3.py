@@ -222,8 +222,8 @@ HOSTILE = "\x1b]0;pwned\x07\x1b[41mred"  # retitles the terminal, paints it red
 
 @pytest.fixture
 def hostile_expert(tmp_path):
-    weights = tmp_path / "mine.safetensors"
-    weights.write_bytes((bundled_weights_dir() / "people.safetensors").read_bytes())
+    weights = tmp_path / "mine.onnx"
+    weights.write_bytes((bundled_weights_dir() / "people.onnx").read_bytes())
     return ["--weights", f"{HOSTILE}={weights}"]
 
 

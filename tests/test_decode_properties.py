@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from colorize.core.images import ImageError, decode, encode, is_colour_photo
+from colorize.core.color import is_colour_photo
+from colorize.core.images import ImageError, decode, encode
 
 # PIL warns about the damaged metadata these tests feed it; the CLI filters those warnings
 # (imageio), but pytest resets filters for each test.

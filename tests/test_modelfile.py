@@ -1,4 +1,4 @@
-"""experts.modelfile and the store: self-describing weights, strict loading, lookup order."""
+"""Model files and the store: self-describing weights, strict loading, lookup order, files of earlier releases."""
 
 import json
 from pathlib import Path
@@ -29,15 +29,22 @@ def _tiny_expert_file(path: Path) -> Path:
     return save_model(net, path, SEED_META, half=False)
 
 
+def _ramp(height: int, width: int, batch: int = 1) -> np.ndarray:
+    """L in [0, 100], float32 (batch, 1, height, width): a diagonal ramp, different in each photo."""
+    y, x = np.meshgrid(np.linspace(0, 100, height), np.linspace(0, 100, width), indexing="ij")
+    return np.stack([(y + x) / 2 * (1 - i / 4) for i in range(batch)])[:, None].astype(np.float32)
+
+
 def test_round_trip_rebuilds_the_same_network_from_metadata_alone(tmp_path):
     path = _tiny_expert_file(tmp_path / "tiny.safetensors")
     torch.manual_seed(0)
-    original = create_architecture("unet_seed", widths=[8, 16, 32]).eval()
+    # The weights as inference runs them: its ONNX graph stores them as float16.
+    original = create_architecture("unet_seed", widths=[8, 16, 32]).eval().half().float()
     loaded = Expert.from_file(path)
-    x = torch.rand(1, 1, 20, 20) * 100
+    x = _ramp(20, 20)
     with torch.inference_mode():
-        expected = original((x - 50) / 50) * 110
-    assert torch.allclose(loaded.predict_ab(x), expected, atol=1e-5)
+        expected = (original(torch.from_numpy((x - 50) / 50)) * 110).numpy()
+    assert np.allclose(loaded.predict_ab(x), expected, atol=1e-4)
     meta = read_metadata(path).metadata
     assert meta["format_version"] == 1 and meta["code_version"] and meta["work_size"] == 32
 
@@ -45,10 +52,13 @@ def test_round_trip_rebuilds_the_same_network_from_metadata_alone(tmp_path):
 def test_half_precision_file_changes_predictions_by_under_a_lab_unit(tmp_path):
     torch.manual_seed(0)
     net = create_architecture("unet_seed", widths=[8, 16, 32]).eval()
-    full = Expert.from_file(save_model(net, tmp_path / "full.safetensors", SEED_META, half=False))
+    save_model(net, tmp_path / "full.safetensors", SEED_META, half=False)
     half = Expert.from_file(save_model(net, tmp_path / "half.safetensors", SEED_META, half=True))
-    x = torch.rand(2, 1, 24, 24) * 100
-    assert (full.predict_ab(x) - half.predict_ab(x)).abs().max() < 1.0
+    x = _ramp(24, 24, batch=2)
+    with torch.inference_mode():
+        full = (net(torch.from_numpy((x - 50) / 50)) * 110).numpy()
+    difference = np.abs(full - half.predict_ab(x)).max()
+    assert 0 < difference < 1.0, difference
     assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (tmp_path / "full.safetensors").stat().st_size
 
 
@@ -109,7 +119,7 @@ def test_the_classifier_is_looked_up_in_the_same_order(tmp_path):
     home = tmp_path / "home"
     bundled = ModelStore(home=home).classifier_source()
     assert bundled.source == "bundled" and bundled.path.parent == bundled_weights_dir("colorize.classifier")
-    user = ModelStore(home=home).user_classifier_path()
+    user = ModelStore(home=home).user_classifier_path().with_suffix(".onnx")  # as training installs it, beside
     user.parent.mkdir(parents=True)
     user.write_bytes(bundled.path.read_bytes())
     assert ModelStore(home=home).classifier_source().path == user
@@ -121,16 +131,27 @@ def test_the_classifier_is_looked_up_in_the_same_order(tmp_path):
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def test_a_file_written_by_colorize_0_1_0_loads_and_predicts_as_it_did():
+def test_a_file_written_by_colorize_0_1_0_loads_and_predicts_as_it_did(tmp_path):
     # Trained and saved by colorize 0.1.0 (a tiny unet_seed); its prediction on a fixed ramp was
     # recorded then. Its metadata has keys later releases no longer write (chroma_exponent).
     path = FIXTURES / "expert-0.1.0.safetensors"
     meta = read_metadata(path).metadata
     assert meta["code_version"] == "0.1.0" and "chroma_exponent" in meta["normalization"]
-    expert = Expert.from_file(path)
-    y, x = torch.meshgrid(torch.linspace(0, 100, 24), torch.linspace(0, 100, 20), indexing="ij")
-    recorded = torch.from_numpy(np.load(FIXTURES / "expert-0.1.0-ab.npy"))
-    assert torch.allclose(expert.predict_ab(((y + x) / 2).view(1, 1, 24, 20)), recorded, atol=1e-4)
+    recorded = np.load(FIXTURES / "expert-0.1.0-ab.npy")
+    ramp = _ramp(24, 20)
+    assert np.allclose(Expert.from_file(path).predict_ab(ramp), recorded, atol=1e-4)
+
+    # In the user's folder, as 0.1.0 installed it: the store exports it to ONNX on first use,
+    # beside it, and runs that file from then on.
+    home = tmp_path / "home"
+    installed = home / "experts" / "old.safetensors"
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(path.read_bytes())
+    assert np.allclose(ModelStore(home=home).load("old").predict_ab(ramp), recorded, atol=1e-4)
+    exported = installed.with_suffix(".onnx")
+    assert exported.is_file() and read_metadata(exported).metadata == meta
+    assert ModelStore(home=home).source("old").path == exported
+    assert np.allclose(ModelStore(home=home).load("old").predict_ab(ramp), recorded, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -138,6 +159,10 @@ def test_a_file_written_by_colorize_0_1_0_loads_and_predicts_as_it_did():
     [
         (lambda meta: meta["normalization"].update(chroma_exponent=0.5), "chroma curve"),
         (lambda meta: meta.update(architecture="unet_lite", arguments={"ab_bins": 16}), "ab-bin head"),
+        (
+            lambda meta: meta.update(architecture="unet_lite", arguments={"global_context": True}),
+            "global-context branch was retired",
+        ),
     ],
 )
 def test_retired_decodings_are_refused_with_their_reason(tmp_path, change, message):
@@ -147,8 +172,9 @@ def test_retired_decodings_are_refused_with_their_reason(tmp_path, change, messa
     path = tmp_path / "retired.safetensors"
     path.write_bytes((FIXTURES / "expert-0.1.0.safetensors").read_bytes())
     replace_metadata(path, meta)
-    with pytest.raises(ModelFileError, match=message):
+    with pytest.raises(ModelFileError, match=message) as refused:
         Expert.from_file(path)
+    assert str(refused.value).startswith(f"{path}: ") and "\n" not in str(refused.value)
 
 
 def _shifted_copy(tmp_path: Path, shift) -> Path:
@@ -163,10 +189,9 @@ def _shifted_copy(tmp_path: Path, shift) -> Path:
 def test_a_calibration_shift_is_added_to_the_chroma_after_the_gain(tmp_path):
     shifted = Expert.from_file(_shifted_copy(tmp_path, [-1.5, 2.0]))
     plain = Expert.from_file(tmp_path / "tiny.safetensors")
-    x = torch.rand(1, 1, 20, 20) * 100
+    x = _ramp(20, 20)
     difference = shifted.predict_ab(x) - 1.3 * plain.predict_ab(x)
-    assert torch.allclose(difference[:, 0], torch.full((1, 20, 20), -1.5), atol=1e-4)
-    assert torch.allclose(difference[:, 1], torch.full((1, 20, 20), 2.0), atol=1e-4)
+    assert np.allclose(difference[:, 0], -1.5, atol=1e-4) and np.allclose(difference[:, 1], 2.0, atol=1e-4)
     assert plain.normalization.ab_shift == (0.0, 0.0), "a file without a shift (every earlier one) has none"
 
 
@@ -178,7 +203,7 @@ def test_a_shift_that_is_not_two_finite_numbers_is_refused_in_one_line(tmp_path,
 
 def test_bundled_experts_carry_their_story():
     for name in ("general", "landscape", "people"):
-        meta = read_metadata(bundled_weights_dir() / f"{name}.safetensors").metadata
+        meta = read_metadata(bundled_weights_dir() / f"{name}.onnx").metadata
         assert meta["kind"] == "expert"
         assert meta["training"]["data"]["images"] > 0
         assert "val_delta_e" in meta["metrics"]

@@ -18,7 +18,7 @@ from colorize.core.locations import bundled_weights_dir
 from colorize.core.modelfile import ModelFileError, read_metadata
 from colorize.experts import cnn_zhang, networks, unet_dilated, unet_lite, unet_pix2pix, unet_seed
 from colorize.experts.architectures import create_architecture
-from colorize.experts.networks import load_network, replace_metadata, save_model
+from colorize.experts.networks import load_model_file, load_network, replace_metadata, save_model
 from colorize.experts.store import Expert, ModelStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -123,18 +123,32 @@ def test_a_work_size_beyond_any_photo_is_refused_in_one_line(tmp_path):
     assert Expert.from_file(_tiny_expert(tmp_path / "largest.safetensors", work_size=1024)).work_size == 1024
 
 
-def test_a_classifier_input_size_beyond_any_photo_is_refused_in_one_line(tmp_path):
-    bundled = bundled_weights_dir("colorize.classifier") / "classifier.safetensors"
-    meta = read_metadata(bundled).metadata
-    path = tmp_path / "classifier.safetensors"
-    replace_metadata(bundled, {**meta, "preprocessing": {**meta["preprocessing"], "input_size": 30_000}}, out=path)
+def test_a_work_size_an_expert_is_exported_at_is_bounded_before_the_export(tmp_path, monkeypatch):
+    from colorize.experts import onnx_export
+
+    # pix2pix's graph is exported for its work size alone (its padding follows no other size).
+    meta = {**SEED_META, "architecture": "unet_pix2pix", "arguments": {"ngf": 4}, "work_size": 30_000}
+    path = save_model(create_architecture("unet_pix2pix", ngf=4), tmp_path / "big.safetensors", meta)
+    monkeypatch.setattr(onnx_export, "onnx_bytes", _never_built)
+    assert "work size 30000" in _refusal(path)
+
+
+def test_a_classifier_input_size_beyond_any_photo_is_refused_in_one_line(tmp_path, monkeypatch):
+    from colorize.experts import onnx_export
+
+    model_file, network = load_model_file(bundled_weights_dir("colorize.classifier") / "classifier.onnx")
+    meta = model_file.metadata
+    path = save_model(network, tmp_path / "classifier.safetensors", meta)
+    replace_metadata(path, {**meta, "preprocessing": {**meta["preprocessing"], "input_size": 30_000}})
+    # Refused before a 30,000-pixel square is traced for the export (gigabytes, minutes).
+    monkeypatch.setattr(onnx_export, "onnx_bytes", _never_built)
     assert "input size 30000" in _refusal(path, SceneClassifier.from_file)
 
 
 def test_the_bundled_models_and_a_file_of_colorize_0_1_0_load_within_the_bounds():
     for name in ("general", "landscape", "people"):
-        assert Expert.from_file(bundled_weights_dir() / f"{name}.safetensors").work_size == 224
-    assert SceneClassifier.from_file(bundled_weights_dir("colorize.classifier") / "classifier.safetensors").labels
+        assert Expert.from_file(bundled_weights_dir() / f"{name}.onnx").work_size == 224
+    assert SceneClassifier.from_file(bundled_weights_dir("colorize.classifier") / "classifier.onnx").labels
     Expert.from_file(FIXTURES / "expert-0.1.0.safetensors")
 
 

@@ -1,10 +1,10 @@
 """pipelines.inference: the Python API on real photos with the bundled models."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
-import torch
 from conftest import close_up_face_rgb
 from PIL import Image
 from skimage.color import rgb2lab
@@ -52,8 +52,8 @@ def test_batch_of_mixed_sizes_matches_single_images(pipeline, photos):
         assert result.route.expert == single.route.expert
 
 
-def _lightness(gray: np.ndarray) -> torch.Tensor:
-    from colorize.core.images import lightness_from_array
+def _lightness(gray: np.ndarray) -> np.ndarray:
+    from colorize.core.color import lightness_from_array
 
     return lightness_from_array(gray.astype(np.float32) / 255)
 
@@ -116,35 +116,34 @@ def test_large_photo_is_downsampled_once_without_changing_the_result(pipeline, p
     direct_ab = pipeline.predict_small_ab([lightness], [direct_route])[0]
     assert shared.route.expert == direct_route.expert
     # The expert sees exactly the same input; the classifier a resampled one.
-    assert torch.allclose(shared.small_ab, direct_ab, atol=1e-4), float((shared.small_ab - direct_ab).abs().max())
+    assert np.allclose(shared.small_ab, direct_ab, atol=1e-4), float(np.abs(shared.small_ab - direct_ab).max())
     for label, p in direct_route.probabilities.items():
         assert abs(shared.route.probabilities[label] - p) < 0.05, (label, p, shared.route.probabilities[label])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])
-def test_compose_on_worker_threads_inside_inference_mode(pipeline, photos, dtype):
+def test_compose_on_worker_threads_equals_one_thread(pipeline, photos, dtype):
     from concurrent.futures import ThreadPoolExecutor
 
-    from colorize.pipelines._cpu import compose_upsampled
-
     lightness = _lightness(_gray(photos["coffee"]))
-    with torch.inference_mode(), ThreadPoolExecutor(2) as pool:
-        prediction = pipeline.predict([lightness])[0]
-        threaded = compose_upsampled(prediction.lightness, prediction.small_ab, pool.map, dtype)
-    single = compose_upsampled(prediction.lightness, prediction.small_ab, map, dtype)
+    prediction = pipeline.predict([lightness])[0]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = prediction.compose(pool.map, dtype)
+    single = prediction.compose(map, dtype)
     assert threaded.dtype == dtype and np.array_equal(threaded, single)
+    assert np.array_equal(pipeline.colorize_lightness([lightness])[0].rgb, prediction.compose())
 
 
 def test_eight_bit_compose_gives_the_bytes_of_the_float_one(pipeline, photos):
     """The 8-bit path reads an 8-bit gamma table; its bytes must be what a file of the
     float result would hold, (rgb * 255 + 0.5) truncated, to the last pixel."""
-    from colorize.pipelines._cpu import compose_upsampled
+    from colorize.core.color import compose_upsampled
 
     lightness = _lightness(_gray(photos["astronaut"]))
     prediction = pipeline.predict([lightness])[0]
     small_ab = prediction.small_ab * 1.6  # saturated enough that some pixels leave the gamut
-    floats = compose_upsampled(prediction.lightness, small_ab, map, np.float32)
-    eight_bits = compose_upsampled(prediction.lightness, small_ab, map, np.uint8)
+    floats = compose_upsampled(prediction.lightness, small_ab, np.float32)
+    eight_bits = compose_upsampled(prediction.lightness, small_ab, np.uint8)
     assert np.array_equal(eight_bits, (floats * 255 + 0.5).astype(np.uint8))
     assert len(np.unique(eight_bits)) > 200
 
@@ -154,7 +153,7 @@ import resource, sys
 import numpy as np
 from PIL import Image
 from colorize.pipelines.inference import Pipeline
-from colorize.core.images import lightness_from_array
+from colorize.core.color import lightness_from_array
 
 pipeline = Pipeline.from_config()
 strip = (np.arange(4_000_000) % 251).astype(np.uint8).reshape(sys.argv[1] == "tall" and (-1, 1) or (1, -1))
@@ -186,30 +185,39 @@ def test_a_photo_one_pixel_high_needs_no_more_memory_than_its_pixels(shape):
     assert int(done.stdout.split()[-1]) < 600, f"peak grew by {done.stdout.split()[-1]} MB for a 4 MP strip"
 
 
-# The README's Python API example, as written there, in a process that chose its own threads.
+# The README's Python API example, as written there, in a process that watches the one
+# process-wide setting colorize makes (glibc's memory policy, core.cpu.keep_freed_memory).
 _README_EXAMPLE = """
 import sys
-import torch
-torch.set_num_threads(2)
+from colorize.core import cpu
+calls = []
+real = cpu.keep_freed_memory
+cpu.keep_freed_memory = lambda: calls.append(1) or real()  # before inference imports it
 from colorize.pipelines.inference import Pipeline
 
-pipeline = Pipeline.from_config()
+pipeline = Pipeline.from_config(**eval(sys.argv[2]))
 result = pipeline.colorize(sys.argv[1])
 result.save(sys.argv[1].replace(".jpg", "_colour.jpg"))
-print(torch.get_num_threads(), result.route.expert, result.rgb.shape)
+print(len(calls), "torch" in sys.modules, result.route.expert, result.rgb.shape)
 """
 
 
-def test_the_python_api_leaves_the_callers_torch_settings_as_they_were(tmp_path, photos):
+def test_the_python_api_leaves_the_process_as_it_was_and_needs_no_torch(tmp_path, photos):
     import subprocess
-    import sys
 
     path = tmp_path / "old.jpg"
     Image.fromarray(_gray(photos["chelsea"])).save(path)
-    done = subprocess.run([sys.executable, "-c", _README_EXAMPLE, str(path)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    threads, expert, shape = done.stdout.split(maxsplit=2)
-    assert threads == "2", "Pipeline.from_config() changed torch's thread count for the whole process"
+    said = {}
+    for arguments in ("{}", "{'tune': True}"):
+        done = subprocess.run(
+            [sys.executable, "-c", _README_EXAMPLE, str(path), arguments], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        said[arguments] = done.stdout.split(maxsplit=3)
+    tuned, torch_loaded, expert, shape = said["{}"]
+    assert tuned == "0", "Pipeline.from_config() changed glibc's memory policy for the whole process"
+    assert said["{'tune': True}"][0] == "1", "tune=True is what asks for it"
+    assert torch_loaded == "False", "the Python API loaded torch"
     assert (tmp_path / "old_colour.jpg").is_file()
     assert expert in {"landscape", "people", "general"} and shape.startswith("(")
 

@@ -7,17 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+import onnx
 import pytest
 from PIL import Image
-from safetensors.numpy import load_file
 from skimage import data
 
 from colorize.core.modelfile import read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "record_heldout.py"
-CLASSIFIER = ROOT / "classifier" / "weights" / "classifier.safetensors"
+CLASSIFIER = ROOT / "classifier" / "weights" / "classifier.onnx"
 # (category, file, source): two sources, one of them in two categories.
 PHOTOS = [
     ("general", "coffee", "a/cups"),
@@ -41,7 +40,15 @@ def scored(tmp_path_factory):
         writer = csv.DictWriter(f, fieldnames=["category", "file", "source_repo_or_package"])
         writer.writeheader()
         writer.writerows(rows)
-    command = [Path(sys.executable).parent / "colorize", "eval", root / "photos", "--compare", "auto,general", "--json"]
+    command = [
+        Path(sys.executable).parent / "colorize",
+        "eval",
+        root / "photos",
+        "--compare",
+        "auto,general",
+        "--json",
+        "--no-recognition",
+    ]
     home = {**os.environ, "COLORIZE_HOME": str(root / "home")}
     result = subprocess.run(command, capture_output=True, text=True, env=home)
     assert result.returncode == 0, result.stderr
@@ -50,7 +57,7 @@ def scored(tmp_path_factory):
 
 
 def test_the_copy_holds_each_source_s_scores_and_the_same_tensors(scored, tmp_path):
-    out = tmp_path / "classifier.safetensors"
+    out = tmp_path / "classifier.onnx"
     command = [sys.executable, SCRIPT, scored / "eval.json", scored / "manifest.csv", CLASSIFIER, out]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -68,15 +75,21 @@ def test_the_copy_holds_each_source_s_scores_and_the_same_tensors(scored, tmp_pa
         for mode in ("gray", "auto", "general"):
             assert row[mode]["delta_e"] == pytest.approx(images[name][mode]["delta_e"], abs=1e-4)
     assert record["routing"]["images"] == 3
-    before, after = load_file(CLASSIFIER), load_file(out)
-    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    assert onnx.load(CLASSIFIER).graph == onnx.load(out).graph, "the same network"
     assert read_metadata(out).metadata["labels"] == read_metadata(CLASSIFIER).metadata["labels"]
 
 
 def test_writing_over_the_scored_file_is_refused(scored, tmp_path):
-    model = tmp_path / "classifier.safetensors"
+    model = tmp_path / "classifier.onnx"
     model.write_bytes(CLASSIFIER.read_bytes())
     command = [sys.executable, SCRIPT, scored / "eval.json", scored / "manifest.csv", model, model]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 1 and "write the copy elsewhere" in result.stderr
     assert model.read_bytes() == CLASSIFIER.read_bytes()
+
+
+def test_the_copy_is_written_in_the_scored_file_s_format(scored, tmp_path):
+    out = tmp_path / "classifier.safetensors"
+    command = [sys.executable, SCRIPT, scored / "eval.json", scored / "manifest.csv", CLASSIFIER, out]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1 and "format (.onnx)" in result.stderr and not out.exists()

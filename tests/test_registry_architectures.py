@@ -1,9 +1,11 @@
-"""Every registered architecture, tiny: any size in, ab out in range, a faithful model file, one training step.
+"""Every registered architecture, tiny: any size in, ab out in range, a faithful model file, an
+ONNX graph colorize runs that predicts as torch does, one training step.
 
 Driven by the registry: a newly registered architecture is covered here by one line in
 ``TINY_ARGUMENTS``, and fails until it has one.
 """
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,7 +13,8 @@ from torch.nn import functional as F
 
 from colorize.core.modelfile import read_metadata
 from colorize.experts.architectures import create_architecture, list_architectures
-from colorize.experts.networks import load_network, save_model
+from colorize.experts.networks import load_model_file, load_network, save_model
+from colorize.experts.store import Expert
 
 # Keyword arguments that build each architecture small enough for a CPU test. Lists rather
 # than tuples: that is what the model file's JSON gives back.
@@ -75,6 +78,29 @@ def test_model_file_rebuilds_a_network_that_predicts_identically(name, tmp_path)
     assert torch.equal(got, expected), f"{name}: reloaded output differs by {(got - expected).abs().max():.2e}"
     # The comparison means something only if the weights decide the output.
     assert not torch.equal(fresh, expected), f"{name}: a freshly initialised network predicts the same"
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_model_file_runs_as_an_onnx_graph_that_predicts_as_torch(name, tmp_path):
+    """Inference runs only ONNX graphs: each architecture's must pass colorize's graph check
+    and give torch's output at the work size and, unless exported for that one size, at others
+    (a trace keeps the branches its example took: odd sides once lost their resize)."""
+    arguments, net = _tiny(name)
+    with torch.no_grad():
+        net.train()(_lightness(2, 37, 51))
+    metadata = {"kind": "expert", "architecture": name, "arguments": arguments, "work_size": 48, "category": "tiny"}
+    path = save_model(net, tmp_path / f"{name}.safetensors", metadata)
+    expert = Expert.from_file(path)  # exported as the store exports, and the graph checked
+    _, network = load_model_file(path)
+    sizes = [(48, 48)] if getattr(network, "exports_at_one_size", False) else [(48, 48), (37, 51), (64, 90)]
+    for size in sizes:
+        lightness = (_lightness(1, *size).numpy() + 1) * 50
+        with torch.inference_mode():
+            output = network(torch.from_numpy(expert.normalization.network_input(lightness))).numpy()
+        expected = expert.normalization.chroma(output)
+        got = expert.predict_ab(lightness)
+        assert got.shape == expected.shape, (name, size, got.shape, expected.shape)
+        assert np.abs(got - expected).max() < 1e-3, (name, size, np.abs(got - expected).max())
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)

@@ -27,7 +27,9 @@ pytest.importorskip("python_multipart")
 uvicorn = pytest.importorskip("uvicorn")
 from conftest import sample_rgb  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from test_hints_engine import write_follow_the_hints_refiner  # noqa: E402
 
+from colorize.experts.hints import colour_ab  # noqa: E402
 from colorize.pipelines.inference import Pipeline  # noqa: E402
 from colorize.pipelines.serve import create_app, listening_socket, remove_stale_workspaces  # noqa: E402
 
@@ -267,6 +269,7 @@ def test_experts_lists_the_bundled_experts_and_the_limits(client):
     assert response.status_code == 200
     body = response.json()
     assert {"general", "people", "landscape"} <= {e["name"] for e in body["experts"]}
+    assert not any(e["hints"] for e in body["experts"]), "no bundled expert takes colour hints"
     assert body["max_upload_bytes"] == MAX_UPLOAD and body["max_pixels"] == MAX_PIXELS
     assert "path" not in str(body), "the API does not tell where the user's files are"
 
@@ -399,6 +402,44 @@ def test_an_upload_over_the_limit_is_refused_without_reading_it_all(live_server)
     assert second.getresponse().status == 200
 
 
+def test_serving_photos_never_imports_torch(tmp_path):
+    # A child process: this one has imported torch for other tests' sake. torch is installed
+    # here, so a stray import anywhere on the path would show in sys.modules.
+    code = """
+import io, sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from fastapi.testclient import TestClient
+from colorize.pipelines.inference import Pipeline
+from colorize.pipelines.serve import create_app
+
+app = create_app(Pipeline.from_config(home=Path(sys.argv[1])))
+photo = io.BytesIO()
+Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56), np.uint8)).save(photo, "PNG")
+with TestClient(app) as client:
+    answers = [client.get("/").status_code, client.get("/api/experts").status_code]
+    for fields in ({}, {"expert": "people", "saturation": "1.5"}, {"preview": "1"}):
+        answers.append(client.post("/api/colorize", files={"file": ("p", photo.getvalue())}, data=fields).status_code)
+print(answers, "torch" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[200,", "200,", "200,", "200,", "200]", "False"], result.stdout
+
+
+def test_a_forced_expert_is_byte_for_byte_what_a_pipeline_forced_to_it_writes(client, tmp_path):
+    upload = encoded(gray_photo("rocket"), "PNG")
+    response = post(client, upload, expert="people")
+    assert response.status_code == 200, response.text
+    source = tmp_path / "photo.png"
+    source.write_bytes(upload)
+    forced = Pipeline.from_config(home=tmp_path / "home", expert="people")
+    result = forced.colorize(source)
+    assert (result.route.expert, result.route.reason) == ("people", "forced")
+    assert response.content == result.save(tmp_path / "out" / "photo.png").read_bytes()
+
+
 def test_without_the_web_extra_serve_says_what_to_install():
     # The packages are installed here; the child process is made to see them missing.
     code = "import sys; sys.modules['fastapi'] = None; sys.argv = ['colorize', 'serve']; import colorize.__main__"
@@ -406,3 +447,150 @@ def test_without_the_web_extra_serve_says_what_to_install():
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'colorize-experts[web]'" in lines[0], result.stderr
+
+
+# Colour hints. A hint refiner made by hand (tests/test_hints_engine.py) makes an expert follow
+# them: it paints each hint's colour at its place, so what a hint must do is known.
+
+
+def home_with_refiners(folder: Path, *names: str) -> Path:
+    for name in names:
+        write_follow_the_hints_refiner(folder / "experts" / "hints" / f"{name}.onnx")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hinted_pipeline(tmp_path_factory):
+    return Pipeline.from_config(home=home_with_refiners(tmp_path_factory.mktemp("home"), "general"))
+
+
+@pytest.fixture(scope="module")
+def hinted_client(hinted_pipeline):
+    with TestClient(create_app(hinted_pipeline, max_upload_bytes=MAX_UPLOAD, max_pixels=MAX_PIXELS)) as client:
+        yield client
+
+
+def unsure(pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` routing every photo to the general expert: no class is ever sure enough."""
+    from dataclasses import replace
+
+    return Pipeline(pipeline.classifier, pipeline.store, replace(pipeline.policy, threshold=1.0))
+
+
+def mid_gray_places(gray: np.ndarray) -> list[tuple[int, int]]:
+    """(x, y) in the left and in the right third where the photo is nearest mid-gray: a hint's
+    colour there is neither clipped to black or white nor lost."""
+    light = lightness(gray)
+    height, width = light.shape
+    band = slice(height // 4, 3 * height // 4)
+    places = []
+    for columns in (slice(8, width // 3), slice(2 * width // 3, width - 8)):
+        row, col = np.unravel_index(np.argmin(np.abs(light[band, columns] - 55)), light[band, columns].shape)
+        places.append((int(col + columns.start), int(row + band.start)))
+    return places
+
+
+def ab_of(response) -> np.ndarray:
+    return rgb2lab(np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")) / 255)[..., 1:]
+
+
+def test_experts_say_which_take_colour_hints(hinted_client):
+    experts = {e["name"]: e["hints"] for e in hinted_client.get("/api/experts").json()["experts"]}
+    assert experts == {"general": True, "landscape": False, "people": False}
+
+
+def test_hints_move_the_colour_at_their_points_and_no_hints_leave_the_expert_alone(client, hinted_client):
+    gray = gray_photo("astronaut", 160)
+    upload = encoded(gray, "PNG")
+    own = post(client, upload, expert="general")  # the bundled expert, no refiner anywhere
+    assert own.status_code == 200, own.text
+    for fields in ({}, {"hints": "[]"}, {"hints": " "}):
+        response = post(hinted_client, upload, expert="general", **fields)
+        assert response.status_code == 200 and response.content == own.content, (fields, response.text)
+    (x0, y0), (x1, y1) = mid_gray_places(gray)
+    points = [
+        {"x": x0, "y": y0, "color": "#1060d0", "radius": 4},
+        # The same place as a fraction: the centre of pixel x1, y1.
+        {"x": (x1 + 0.5) / 160, "y": (y1 + 0.5) / 160, "color": "red", "radius": 4, "relative": True},
+    ]
+    hinted = post(hinted_client, upload, expert="general", hints=json.dumps(points))
+    assert hinted.status_code == 200, hinted.text
+    assert (hinted.headers["x-colorize-expert"], hinted.headers["x-colorize-reason"]) == ("general", "forced")
+    before, after = ab_of(own), ab_of(hinted)
+    for (x, y), colour in (((x0, y0), "#1060d0"), ((x1, y1), "red")):
+        hint = np.array(colour_ab(colour))
+        moved = np.linalg.norm(before[y, x] - hint) - np.linalg.norm(after[y, x] - hint)
+        assert moved > 20, f"at {x}, {y}: ab {before[y, x]} -> {after[y, x]}, the hint {colour} is {hint}"
+    assert after[y0, x0, 1] < -25 and after[y1, x1, 0] > 25
+    difference = np.abs(lightness(np.asarray(Image.open(io.BytesIO(hinted.content)))) - lightness(gray))
+    assert difference.mean() < 1.0, "hints change the colour, never the photo's lightness"
+
+
+def test_hints_follow_the_route_the_classifier_chose(tmp_path):
+    upload = encoded(gray_photo(), "PNG")
+    points = json.dumps([{"x": 10, "y": 20, "color": "teal"}])
+    routed = unsure(Pipeline.from_config(home=home_with_refiners(tmp_path / "a", "general")))
+    with TestClient(create_app(routed)) as client:
+        response = post(client, upload, hints=points)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-colorize-expert"] == "general" and response.headers["x-colorize-reason"] != "forced"
+    elsewhere = unsure(Pipeline.from_config(home=home_with_refiners(tmp_path / "b", "people")))
+    with TestClient(create_app(elsewhere)) as client:
+        response = post(client, upload, hints=points)
+        assert response.status_code == 422, response.text
+        assert response.json() == {
+            "detail": "expert 'general' takes no colour hints, and this photo was routed to it; "
+            "send expert= with one that does: people",
+            "code": "no_hints",
+        }
+        assert_good_request_works(client)
+
+
+@pytest.mark.parametrize(
+    "fields, code, detail",
+    [
+        (
+            {"hints": "[{x: 1}]"},
+            "bad_hints",
+            "hints: not JSON (Expecting property name enclosed in double quotes, character 2): '[{x: 1}]'",
+        ),
+        (
+            {"hints": '{"x": 1, "y": 2, "color": "red"}'},
+            "bad_hints",
+            "hints: expected a list of points like "
+            '[{"x": 120, "y": 80, "color": "red"}], got {"x": 1, "y": 2, "color": "red"}',
+        ),
+        (
+            {"hints": '[{"x": 1, "y": 2, "color": "bleu"}]'},
+            "bad_hints",
+            "hints, point 1: 'bleu' is not a colour (a CSS name such as 'red', or '#b22222')",
+        ),
+        (
+            {"hints": '[{"x": 1, "y": 2, "color": "red"}, {"x": 96, "y": 2, "color": "red"}]'},
+            "bad_hints",
+            "hints, point 2: hint at 96, 2 lies outside the 96 x 96 photo",
+        ),
+        (
+            {"hints": '[{"x": 1, "y": 2, "color": "red"}]', "expert": "landscape"},
+            "no_hints",
+            "expert 'landscape' takes no colour hints; these do: general",
+        ),
+        (
+            {"hints": json.dumps([{"x": 1, "y": 2, "color": "red"}] * 1000)},
+            "bad_field",
+            "the field 'hints' is too long",
+        ),
+    ],
+    ids=["not JSON", "not a list", "bad colour", "outside the photo", "expert without hints", "too long"],
+)
+def test_bad_hints_are_a_one_line_422_naming_them_and_the_next_request_works(hinted_client, fields, code, detail):
+    response = post(hinted_client, encoded(gray_photo(), "JPEG", quality=95), **fields)
+    assert response.status_code == 422, response.text
+    assert response.json() == {"detail": detail, "code": code}
+    assert_good_request_works(hinted_client)
+
+
+def test_hints_where_no_expert_takes_them_are_refused_before_the_photo_is_read(client):
+    response = post(client, b"not even a photo", hints='[{"x": 1, "y": 2, "color": "red"}]')
+    assert response.status_code == 422
+    assert response.json() == {"detail": "no installed expert takes colour hints", "code": "no_hints"}

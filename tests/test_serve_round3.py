@@ -43,7 +43,7 @@ def photo() -> bytes:
 
 @contextmanager
 def serve_command(home: Path, *arguments: str):
-    """``colorize serve --port 0 ARGUMENTS`` in a child process; yields (address, port, stderr file)."""
+    """``colorize serve --port 0 ARGUMENTS`` in a child process; yields (address, port, stderr file, process)."""
     stderr = home / "stderr.txt"
     env = {**os.environ, "COLORIZE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     with stderr.open("w") as errors:
@@ -60,7 +60,7 @@ def serve_command(home: Path, *arguments: str):
         line = lines.get(timeout=300)
         url = re.search(r"http://\[?([^\]/]+?)\]?:(\d+)/", line)
         assert url, f"no URL printed: {line!r} {stderr.read_text()}"
-        yield url[1], int(url[2]), stderr
+        yield url[1], int(url[2]), stderr, process
     finally:
         process.terminate()
         process.wait(60)
@@ -82,11 +82,38 @@ def test_serve_on_a_loopback_alias_answers_its_own_names_and_refuses_others(tmp_
         serve.listening_socket(host, 0).close()
     except serve.ServeError:
         pytest.skip(f"this system cannot listen on {host}")
-    with serve_command(tmp_path, "--host", host) as (address, port, stderr):
+    with serve_command(tmp_path, "--host", host) as (address, port, stderr, _):
         for own in (address, host, "localhost", "127.0.0.1"):
             assert status_for_host(address, port, f"{own}:{port}") == 200, own
         assert status_for_host(address, port, f"attacker.example:{port}") == 400, "a DNS-rebound name must be refused"
     assert "anyone" not in stderr.read_text(), "a loopback address is not reachable from the network"
+
+
+def test_serve_on_the_cpu_answers_photos_without_loading_torch(tmp_path, photo):
+    with serve_command(tmp_path, "--device", "cpu", "--threads", "1") as (_, port, stderr, process):
+        answer = post_over_http(port, photo)
+        assert answer.status == 200, answer.body
+        assert answer.getheader("x-colorize-expert") in ("general", "landscape", "people")
+        # What the process has mapped, rather than asking it: a lazy import would show here too.
+        libraries = Path(f"/proc/{process.pid}/maps")
+        if libraries.exists():
+            mapped = libraries.read_text()
+            assert "onnxruntime" in mapped and "libtorch" not in mapped
+    assert "Traceback" not in stderr.read_text()
+
+
+def test_serve_on_cuda_without_onnxruntimes_cuda_provider_is_a_one_line_usage_error(tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    env = {**os.environ, "COLORIZE_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "colorize", "serve", "--port", "0", "--device", "cuda"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--device cuda" in lines[0] and "onnxruntime" in lines[0], result.stderr
+    assert not result.stdout, "no URL: the server never started"
 
 
 class BoundTo:

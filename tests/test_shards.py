@@ -119,6 +119,9 @@ def test_parts_of_one_split_share_the_output_folder_and_nothing_else_does(runner
     assert os.listdir(out) == ["p1.png"]
 
 
+NEEDS_TORCH = pytest.mark.needs_torch
+
+
 @pytest.mark.parametrize(
     "given, environment, gpus, expected",
     [
@@ -130,7 +133,8 @@ def test_parts_of_one_split_share_the_output_folder_and_nothing_else_does(runner
         ("auto", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 0, "cpu"),
     ],
 )
-def test_each_torchrun_process_takes_its_own_gpu(monkeypatch, given, environment, gpus, expected):
+@pytest.mark.needs_torch
+def test_each_torchrun_process_takes_its_own_gpu_for_training(monkeypatch, given, environment, gpus, expected):
     import torch
 
     from colorize.pipelines.cli_common import resolve_device
@@ -143,6 +147,49 @@ def test_each_torchrun_process_takes_its_own_gpu(monkeypatch, given, environment
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert resolve_device(given) == expected
+
+
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+
+
+@pytest.mark.parametrize(
+    "given, environment, gpus, expected",
+    [
+        ("auto", {}, 2, (CUDA, CPU)),
+        ("cuda", {}, 2, (CUDA, CPU)),
+        ("cpu", {}, 2, (CPU,)),
+        ("auto", {}, 0, (CPU,)),
+        pytest.param(
+            "auto", {"WORLD_SIZE": "4", "LOCAL_RANK": "1"}, 2, ((CUDA, {"device_id": 1}), CPU), marks=NEEDS_TORCH
+        ),
+        # 4 processes a node, 2 GPUs: two each
+        pytest.param(
+            "auto", {"WORLD_SIZE": "4", "LOCAL_RANK": "3"}, 2, ((CUDA, {"device_id": 1}), CPU), marks=NEEDS_TORCH
+        ),
+        pytest.param(
+            "cuda", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 2, ((CUDA, {"device_id": 1}), CPU), marks=NEEDS_TORCH
+        ),
+        ("auto", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 0, (CPU,)),
+    ],
+)
+def test_each_torchrun_process_runs_its_networks_on_its_own_gpu(monkeypatch, given, environment, gpus, expected):
+    """Inference's --device as onnxruntime providers. No GPU here: onnxruntime is made to list
+    its CUDA provider (as onnxruntime-gpu does), and torch, which torchrun's processes have
+    loaded, to count ``gpus``."""
+    import onnxruntime
+
+    from colorize.pipelines.cli_common import onnx_providers
+
+    for name in ("WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU] if gpus else [CPU])
+    if "WORLD_SIZE" in environment and gpus:
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert onnx_providers(given) == expected
 
 
 # ------------------------------------------------------------------ torchrun: one run, two processes
@@ -169,6 +216,7 @@ def _by_input(report: Path) -> dict[str, dict]:
     return by_input
 
 
+@pytest.mark.needs_torch  # torchrun is torch's launcher
 @pytest.mark.slow
 def test_two_processes_write_what_one_writes_and_report_every_photo_once(scans, tmp_path, isolated_home):
     one, two = tmp_path / "one", tmp_path / "two"
@@ -211,6 +259,7 @@ def _rank_pid(parent: int, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.needs_torch  # torchrun is torch's launcher
 @pytest.mark.slow
 def test_a_killed_rank_costs_only_its_unfinished_photos_and_the_same_command_finishes_them(
     tmp_path, isolated_home, photos

