@@ -3,10 +3,11 @@
     python benchmarks/memory.py              # about two minutes on 2 cores
     python benchmarks/memory.py --json memory.json
 
-Each photo runs alone in a fresh process (one `colorize auto` per photo, 1 torch thread),
-and the process's peak resident memory is read from the kernel. The fixed part (Python,
-torch, the models: the 64-pixel photo's peak) is subtracted, and the rest divided by the
-photo's megapixels gives the cost of a megapixel of that kind. Strips one pixel high or
+Each photo runs alone in a fresh process (one `colorize auto` per photo, default settings:
+onnxruntime and the full-resolution work on every core), and the process's peak resident
+memory is read from the kernel. The fixed part (Python, numpy, onnxruntime, the models: the
+64-pixel photo's peak) is subtracted, and the rest divided by the photo's megapixels gives
+the cost of a megapixel of that kind. Strips one pixel high or
 wide are included because they once needed hundreds of times more than their pixels (a
 16-bit one 8 GB).
 """
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import struct
+import subprocess
 import sys
 import tempfile
 import zlib
@@ -80,8 +81,7 @@ def _photos(folder: Path) -> dict[str, tuple[Path, float]]:
 def _write_png16(path: Path, samples: np.ndarray) -> None:
     """(H, W, 3) RGB or (H, W, 2) gray+alpha uint16 as a PNG, every row behind filter type 0.
     PIL writes no 16-bit colour PNG, and pypng's writer would hold every sample as a Python
-    int: over 1.5 GB in this process, which each child's peak would then count (a child's peak
-    RSS starts from its parent's)."""
+    int: over 1.5 GB."""
     height, width, planes = samples.shape
     rows = samples.astype(">u2").view(np.uint8).reshape(height, -1)
     chunks = {
@@ -98,15 +98,28 @@ def _write_png16(path: Path, samples: np.ndarray) -> None:
     )
 
 
+def _photos_made_apart(folder: Path) -> dict[str, tuple[Path, float]]:
+    """``_photos``, made by a child process: a child's peak RSS starts from its parent's (the
+    kernel carries the high-water mark across fork and exec), and making these photos takes
+    this process far above what the smallest photo's run needs."""
+    subprocess.run([sys.executable, __file__, "--make-photos", str(folder)], check=True)
+    made = json.loads((folder / "photos.json").read_text())
+    return {name: (Path(path), megapixels) for name, (path, megapixels) in made.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--make-photos", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if args.make_photos:
+        made = _photos(args.make_photos)
+        (args.make_photos / "photos.json").write_text(json.dumps({k: [str(p), mp] for k, (p, mp) in made.items()}))
+        return 0
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name, (path, megapixels) in _photos(folder).items():
+        for name, (path, megapixels) in _photos_made_apart(folder).items():
             command = [
                 *colorize_command(),
                 "auto",
@@ -117,7 +130,7 @@ def main() -> int:
                 "--on-exists",
                 "overwrite",
             ]
-            measured = run_child(command, env=env)
+            measured = run_child(command)
             if measured["exit_code"] != 0:
                 print(f"{name}: failed ({measured['stderr_tail']})", file=sys.stderr)
                 return 1

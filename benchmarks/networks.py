@@ -1,10 +1,21 @@
-"""Worker: forward-pass time of the expert architectures at one work size, and what the
-CPU-side options (channels-last, bfloat16 autocast, torch.compile) cost or save.
+"""Worker: forward-pass time of the expert architectures at one work size, in torch (where
+they are trained) and in onnxruntime (where colorize runs them), and the bundled models' time.
 
-The three architectures are timed with randomly initialised weights (a forward pass
-costs the same whatever the weight values), in eval mode under ``torch.inference_mode``.
-The options are then tried on the real default expert (its bundled weights), and their
-effect on the *output photos* is measured as CIEDE2000 against the plain float32 run.
+- Architectures: timed with randomly initialised weights (a forward pass costs the same
+  whatever the weight values): in torch (eval mode, ``torch.inference_mode``, plain and
+  channels-last, ``--intra-op`` threads), then exported (experts/onnx_export.py, as
+  ``colorize export`` writes them) and run by onnxruntime on one thread.
+- Bundled models: the three experts and the classifier, as ``Pipeline`` loads them
+  (experts/store.py, classifier/model.py), on one thread and on every core; the input is a
+  real photo's L at the network's size.
+- Hint planes: an expert that reads colour hints has four input planes (L, a, b, mask)
+  instead of one. A randomly initialised ``unet_lite`` of the default expert's arguments is
+  exported both ways and the two called in turn in onnxruntime: the hint planes enter the
+  network through its first convolution only, so a photo with hints should cost what one
+  without does.
+- Engines: the default expert's real weights in onnxruntime beside the same weights in torch
+  (the former engine; experts/networks.py reads them back from the ONNX file), and the change
+  that makes to the output photos (CIEDE2000, and 8-bit levels of the composed photo).
 """
 
 from __future__ import annotations
@@ -24,28 +35,30 @@ DEFAULT_EXPERT = "general"  # the routing fallback; every bundled expert shares 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", nargs="+", type=Path, required=True, help="photos for the ΔE check")
+    parser.add_argument("--photos", nargs="+", type=Path, required=True, help="photos for the inputs and the ΔE check")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--intra-op", type=int, default=1)
+    parser.add_argument("--intra-op", type=int, default=1, help="torch's threads for the architectures")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], help="architectures not to time (e.g. unet_pix2pix)")
-    parser.add_argument("--compile", action="store_true", help="also try torch.compile (slow to compile)")
-    parser.add_argument("--bf16", action="store_true", help="also try bfloat16 autocast")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
 
     import torch
 
+    from colorize.core.cpu import available_cores
+    from colorize.core.modelfile import read_metadata
     from colorize.experts.store import ModelStore
 
     torch.set_num_threads(args.intra_op)
-    expert = ModelStore().load(DEFAULT_EXPERT)
-    size = expert.work_size
-    meta = expert.model_file.metadata
+    store = ModelStore()
+    meta = read_metadata(store.source(DEFAULT_EXPERT).path).metadata
+    size = int(meta["work_size"])
+    cores = available_cores()
     result = {
         "work_size": size,
         "batch": args.batch,
         "intra_op_threads": args.intra_op,
+        "cores": cores,
         "default_expert": {"name": DEFAULT_EXPERT, "architecture": meta["architecture"]},
         "architectures": {},
     }
@@ -53,8 +66,26 @@ def main(argv: list[str] | None = None) -> None:
         if name not in args.skip:
             arguments = meta["arguments"] if name == meta["architecture"] else {}
             result["architectures"][name] = time_architecture(name, arguments, size, args.batch, args.reps)
-    result["options"] = try_options(expert, args.photos, args.batch, args.reps, args.bf16, args.compile)
+    lights = [_lightness(path) for path in args.photos]
+    result["bundled"] = time_bundled(store, lights, args.batch, args.reps, cores)
+    result["hint_planes"] = time_hint_planes(meta, size, args.batch, args.reps, cores)
+    result["engines"] = compare_engines(store, lights, args.batch, args.reps)
     args.json.write_text(json.dumps(result, indent=1))
+
+
+def _lightness(path: Path) -> np.ndarray:
+    from colorize.core.images import decode
+
+    return decode(path).lightness()
+
+
+def _onnx_network(network, channels: int, metadata: dict, threads: int, square: int | None = None):
+    """A torch network as colorize exports it, loaded as Pipeline loads a model."""
+    from colorize.core.onnx import OnnxNetwork
+    from colorize.experts.onnx_export import onnx_bytes
+
+    data = onnx_bytes(network, channels, metadata, square)
+    return OnnxNetwork(data, Path(f"{metadata['architecture']}.onnx"), threads), len(data)
 
 
 def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: int) -> dict:
@@ -70,87 +101,141 @@ def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: i
         plain = _median_ms(lambda: network(x), reps)
         network.to(memory_format=torch.channels_last)
         channels_last = _median_ms(lambda: network(x), reps)
+    network.to(memory_format=torch.contiguous_format)
+    metadata = {"kind": "expert", "architecture": name, "arguments": arguments, "work_size": size}
+    square = size if getattr(network, "exports_at_one_size", False) else None
+    onnx, onnx_bytes = _onnx_network(network, 1, metadata, threads=1, square=square)
+    inputs = x.numpy()
     return {
         "parameters_m": sum(p.numel() for p in network.parameters()) / 1e6,
         "output": out_shape[-2:],
         "ms": plain,
         "ms_channels_last": channels_last,
+        "ms_onnx_1_thread": _median_ms(lambda: onnx(inputs), reps),
+        "onnx_mb": onnx_bytes / 1e6,
         "weights": "random (speed does not depend on weight values)",
     }
 
 
-def try_options(expert, photos: list[Path], batch: int, reps: int, bf16: bool, compile_: bool) -> dict:
-    """Forward time of the real default expert per option, and ΔE of its photos vs plain float32."""
+def time_bundled(store, lights: list[np.ndarray], batch: int, reps: int, cores: int) -> dict:
+    """Forward ms of each bundled expert and the classifier in onnxruntime, 1 thread and every core."""
+    from colorize.classifier.model import SceneClassifier
+    from colorize.core.color import resize_square
+
+    rows = {}
+    thread_counts = sorted({1, cores})
+    for name in store.names():
+        row = {}
+        for threads in thread_counts:
+            expert = store.load(name, threads)
+            lightness = _batch(lights, expert.work_size, batch, resize_square)
+            # A network that reads hint planes gets empty ones, as a photo without hints does.
+            hints = np.zeros((batch, 3, *lightness.shape[2:]), np.float32) if expert.reads_hints else None
+            inputs = expert.normalization.network_input(lightness, hints)
+            row[f"ms_{threads}_thread"] = _median_ms(lambda: expert.network(inputs), reps)
+        row["work_size"] = expert.work_size
+        row["architecture"] = expert.model_file.metadata["architecture"]
+        rows[f"expert {name}"] = row
+    source = store.classifier_source()
+    if source is not None:
+        row = {}
+        for threads in thread_counts:
+            classifier = SceneClassifier.from_file(source.path, threads)
+            inputs = np.concatenate([classifier.prepare(light) for light in _repeat(lights, batch)])
+            row[f"ms_{threads}_thread"] = _median_ms(lambda: classifier.network(inputs), reps)
+        row["work_size"] = classifier.preprocessing.input_size
+        row["architecture"] = classifier.model_file.metadata["architecture"]
+        rows["classifier"] = row
+    return rows
+
+
+def _repeat(lights: list[np.ndarray], batch: int) -> list[np.ndarray]:
+    return [lights[i % len(lights)] for i in range(batch)]
+
+
+def _batch(lights: list[np.ndarray], size: int, batch: int, resize_square) -> np.ndarray:
+    return np.concatenate([resize_square(light, size) for light in _repeat(lights, batch)])
+
+
+def time_hint_planes(meta: dict, size: int, batch: int, reps: int, cores: int) -> dict:
+    """ONNX forward ms of the default expert's architecture with 4 input planes (hints) and with 1.
+
+    The two are called in turn, call after call, so that a change in the machine's load
+    meanwhile weighs on both alike."""
     import torch
 
-    from colorize.core.images import decode
-    from colorize.pipelines._cpu import compose_upsampled
+    from colorize.experts.architectures import create_architecture
 
+    inputs = np.random.default_rng(0).normal(0, 1, (batch, 4, size, size)).astype(np.float32)
+    variants = {"without": False, "with hint planes": True}
+    rows = {label: {"input_planes": 4 if hints else 1} for label, hints in variants.items()}
+    for threads in sorted({1, cores}):
+        runs = {}
+        for label, hints in variants.items():
+            arguments = {**meta["arguments"], "hints": hints}
+            torch.manual_seed(0)
+            network = create_architecture(meta["architecture"], **arguments).eval()
+            metadata = {
+                "kind": "expert",
+                "architecture": meta["architecture"],
+                "arguments": arguments,
+                "work_size": size,
+            }
+            channels = rows[label]["input_planes"]
+            onnx, _ = _onnx_network(network, channels, metadata, threads)
+            planes = np.ascontiguousarray(inputs[:, :channels])
+            runs[label] = lambda onnx=onnx, planes=planes: onnx(planes)
+        for label, ms in _interleaved_ms(runs, max(10, 3 * reps)).items():
+            rows[label][f"ms_{threads}_thread"] = ms
+    return rows
+
+
+def compare_engines(store, lights: list[np.ndarray], batch: int, reps: int) -> dict:
+    """The default expert's real weights in onnxruntime (1 thread) and in torch (1 thread, plain
+    and channels-last): forward ms, and how far the photos composed from each lie from torch's."""
+    import torch
+
+    from colorize.core.color import compose_upsampled, resize_square
+    from colorize.experts.networks import load_model_file
+
+    expert = store.load(DEFAULT_EXPERT, 1)
+    _, torch_network = load_model_file(expert.model_file.path)
+    norm = expert.normalization
     size = expert.work_size
-    lights = [decode(p).lightness() for p in photos]
-    smalls = torch.cat(
-        [
-            torch.nn.functional.interpolate(light[None], size=(size, size), mode="bilinear", antialias=True)
-            for light in lights
-        ]
-    )
-    x = smalls[:batch] if batch <= len(lights) else smalls[:1].expand(batch, -1, -1, -1).contiguous()
-    network = expert.network
+    smalls = [resize_square(light, size) for light in lights]
+    x = np.concatenate(_repeat(smalls, batch))
 
-    def photos_with(run):
+    def onnx_run(inputs: np.ndarray) -> np.ndarray:
+        return norm.chroma(expert.network(norm.network_input(inputs)))
+
+    def torch_run(inputs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            ab = torch.cat([run(smalls[i : i + 1]) for i in range(len(lights))]).float()
-            return [compose_upsampled(light, a) for light, a in zip(lights, ab)]
+            return norm.chroma(torch_network(norm.network_input(torch.from_numpy(inputs)))).numpy()
 
-    def predict(inputs):
-        return expert.normalization.chroma(network(expert.normalization.network_input(inputs)))
+    def channels_last_run(inputs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            planes = norm.network_input(torch.from_numpy(inputs)).contiguous(memory_format=torch.channels_last)
+            return norm.chroma(torch_network(planes)).numpy()
 
-    options = {"float32": predict}
+    def photos_with(run, dtype) -> list[np.ndarray]:
+        return [compose_upsampled(light, run(small)[0], dtype) for light, small in zip(lights, smalls)]
 
-    def channels_last(inputs):
-        return predict(inputs.contiguous(memory_format=torch.channels_last))
-
-    options["channels_last"] = channels_last
-    if bf16:
-
-        def autocast(inputs):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return predict(inputs)
-
-        options["bf16_autocast"] = autocast
+    reference = photos_with(torch_run, np.float32)
+    reference_8bit = photos_with(torch_run, np.uint8)
     results = {}
-    reference = None
-    for label, run in options.items():
-        if label != "float32":
-            network.to(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            ms = _median_ms(lambda: run(x), reps if label != "bf16_autocast" else 2)
-        images = photos_with(run)
-        reference = reference or images
-        results[label] = {"ms": ms, **_delta_e(reference, images)}
-    if compile_:
-        results["torch_compile"] = _try_compile(expert, x, reps, photos_with, reference)
+    for label, run in (
+        ("torch float32 (former engine)", torch_run),
+        ("torch channels-last", channels_last_run),
+        ("onnxruntime (colorize)", onnx_run),
+    ):
+        if label == "torch channels-last":
+            torch_network.to(memory_format=torch.channels_last)
+        ms = _median_ms(lambda: run(x), reps)
+        levels = max(
+            int(np.abs(a.astype(np.int16) - b).max()) for a, b in zip(reference_8bit, photos_with(run, np.uint8))
+        )
+        results[label] = {"ms": ms, **_delta_e(reference, photos_with(run, np.float32)), "max_levels": levels}
     return results
-
-
-def _try_compile(expert, x, reps, photos_with, reference) -> dict:
-    import torch
-
-    try:
-        compiled = torch.compile(expert.network)
-
-        def run(inputs):
-            return expert.normalization.chroma(compiled(expert.normalization.network_input(inputs)))
-
-        started = time.perf_counter()
-        with torch.inference_mode():
-            run(x)
-        compile_s = time.perf_counter() - started
-        with torch.inference_mode():
-            ms = _median_ms(lambda: run(x), reps)
-        return {"ms": ms, "compile_s": compile_s, **_delta_e(reference, photos_with(run))}
-    except Exception as error:  # no compiler, unsupported platform: report, do not fail the run
-        return {"error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
 
 
 def _delta_e(reference: list[np.ndarray], images: list[np.ndarray]) -> dict:
@@ -160,8 +245,21 @@ def _delta_e(reference: list[np.ndarray], images: list[np.ndarray]) -> dict:
     return {"delta_e_mean": float(values.mean()), "delta_e_max": float(values.max())}
 
 
+def _interleaved_ms(functions: dict, reps: int) -> dict[str, float]:
+    """Median ms of each function, called in turn ``reps`` times after one warm-up call each."""
+    times: dict[str, list[float]] = {label: [] for label in functions}
+    for function in functions.values():
+        function()
+    for _ in range(reps):
+        for label, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(values) * 1000 for label, values in times.items()}
+
+
 def _median_ms(function, reps: int) -> float:
-    function()  # warm-up: oneDNN picks and caches its kernels on the first call
+    function()  # warm-up: oneDNN and onnxruntime pick and cache their kernels on the first call
     times = []
     for _ in range(reps):
         start = time.perf_counter()

@@ -1,14 +1,17 @@
-"""The numpy kernels of core.color against the torch ones they replace, at 12 MP, one thread.
+"""The numpy kernels of core.color beside the torch ones of the former engine, at 12 MP, one thread.
 
     python benchmarks/numpy_kernels.py [--reps 9] [--blas-threads 1]
 
 Times ``compose_upsampled`` (L 4000 x 3000 + ab 224 x 224 -> RGB, uint8 and float32) and
-``resize_square`` (L 4000 x 3000 -> 224 x 224), numpy (colorize.core.color) beside torch
-(colorize.pipelines._cpu), on a real photo, and checks that the two agree. Each number is
-the median of ``--reps`` calls after one warm-up call. numpy's BLAS (the resize's matrix
-products) runs on ``--blas-threads`` threads, torch on one: the pipeline parallelises
-coarsely (tiles over worker threads), not inside each kernel. The load average printed
-first says how busy the machine was; other programs' load inflates both columns.
+``resize_square`` (L 4000 x 3000 -> 224 x 224), numpy (colorize.core.color, what inference
+runs) beside torch (the fused ``lab_planes_to_rgb`` of experts/color.py after a full-size
+``F.interpolate``, and ``F.interpolate(antialias=True)``: the kernels the torch engine ran,
+which training keeps), on a real photo, and checks that the two agree. Needs torch (the
+``train`` extra). Each number is the median of ``--reps`` calls after one warm-up call.
+numpy's BLAS (the resize's matrix products) runs on ``--blas-threads`` threads, torch on
+one: the pipeline parallelises coarsely (tiles over worker threads), not inside each
+kernel. The load average printed first says how busy the machine was; other programs'
+load inflates both columns.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy as np
     import torch
+    from torch.nn import functional as F
 
     from colorize.core import color
-    from colorize.pipelines import _cpu
+    from colorize.experts.color import lab_planes_to_rgb
 
     torch.set_num_threads(1)
     lightness, small_ab = _photo()
@@ -42,7 +46,15 @@ def main(argv: list[str] | None = None) -> None:
 
     def torch_compose(dtype):
         with torch.inference_mode():
-            return _cpu.compose_upsampled(torch_lightness, torch_ab, dtype=dtype)
+            ab = F.interpolate(torch_ab[None], size=lightness.shape[-2:], mode="bilinear", align_corners=False)[0]
+            out = torch.empty(*lightness.shape[-2:], 3, dtype=torch.uint8 if dtype == np.uint8 else torch.float32)
+            return lab_planes_to_rgb(torch_lightness[0], ab[0], ab[1], out=out).numpy()
+
+    def torch_resize():
+        with torch.inference_mode():
+            return F.interpolate(
+                torch_lightness[None], size=(224, 224), mode="bilinear", antialias=True, align_corners=False
+            ).numpy()
 
     rows = [
         (
@@ -60,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         (
             "resize_square 12 MP -> 224",
             lambda: color.resize_square(lightness, 224),
-            lambda: _cpu.resize_square(torch_lightness, 224).numpy(),
+            torch_resize,
             "L",
         ),
     ]

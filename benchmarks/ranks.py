@@ -3,12 +3,13 @@
     python benchmarks/ranks.py                      # 20 photos of 1 MP, ranks 1 and 2, 2 repeats
     python benchmarks/ranks.py --photos 60 --ranks 1 2 4 --repeats 3 --json ranks.json
 
-Every rank runs with one torch thread (OMP_NUM_THREADS=1; the command line sets one intra-op
-thread itself), as many ranks as the machine has cores being the sensible most. Each setting
+Every rank gets an equal share of the cores (``colorize auto --threads``: onnxruntime's threads
+and the full-resolution work's), as many ranks as the machine has cores being the sensible most;
+torchrun itself needs torch (the ``train`` extra), the ranks' inference does not. Each setting
 colorizes the same folder (the classifier and the experts, as shipped) into a fresh output
 folder. Two rates are printed: the run's own, from its summary line (models loaded, first
 photo to last, rank 0 waiting for every rank), and the whole command's, start-up included
-(Python, torch and the models in every rank, and torchrun's rendezvous). The best of the
+(Python and the models in every rank, and torchrun's rendezvous). The best of the
 repeats is kept. A busy machine makes every number pessimistic and two ranks suffer most:
 the report's first line says how many cores other processes used meanwhile.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -38,7 +38,10 @@ SUMMARY = re.compile(r"(\d+) ok, \d+ skipped, (\d+) failed in ([0-9.]+) s \(([0-
 
 
 def command(ranks: int, folder: Path, output: Path) -> list[str]:
-    run = ["auto", str(folder), "-o", str(output), "-q"]
+    from colorize.core.cpu import available_cores
+
+    threads = max(1, available_cores() // ranks)
+    run = ["auto", str(folder), "-o", str(output), "-q", "--threads", str(threads)]
     if ranks == 1:
         return [*cli_runs.colorize_command(), *run]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)]
@@ -53,7 +56,6 @@ def measure(ranks: int, folder: Path, output: Path) -> dict:
         command(ranks, folder, output),
         capture_output=True,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     wall = time.perf_counter() - started
     found = SUMMARY.findall(done.stderr + done.stdout)
@@ -92,7 +94,8 @@ def main() -> int:
     machine = load.stop()
 
     print(
-        f"{args.photos} photos of {SIZE[0] * SIZE[1] / 1e6:.1f} MP, 1 thread per rank, best of {args.repeats}; "
+        f"{args.photos} photos of {SIZE[0] * SIZE[1] / 1e6:.1f} MP, cores shared out among the ranks, "
+        f"best of {args.repeats}; "
         f"other processes used {machine.get('other_processes_cores', float('nan')):.2f} cores meanwhile"
     )
     base = results[args.ranks[0]]

@@ -82,10 +82,14 @@ def main() -> None:
     parser.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc at its defaults")
     args = parser.parse_args()
 
-    from colorize.pipelines._cpu import tune_cpu
+    import torch
+
+    from colorize.core.cpu import keep_freed_memory
 
     # As colorize train runs on the CPU (glibc keeping freed memory), on one thread.
-    tune_cpu(intra_op_threads=1, keep_freed_memory=not args.no_malloc_tuning)
+    torch.set_num_threads(1)
+    if not args.no_malloc_tuning:
+        keep_freed_memory()
     print(f"{'recipe':<14} {'img/s':>6} {'steps':>6} {'epochs':>6}  command")
     for name in args.only:
         recipe = RECIPES[name]

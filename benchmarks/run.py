@@ -4,8 +4,10 @@
     python benchmarks/run.py --quick    # a smaller folder, fewer repetitions, no pix2pix
 
 Prints tables and writes JSON (``--json``). Every measurement runs in a fresh child
-process, so process-wide settings (threads, malloc tuning) and peak memory are per
-configuration. See benchmarks/README.md for what each number means.
+process, so process-wide settings (onnxruntime's threads, malloc tuning) and peak memory
+are per configuration. Inference is numpy and onnxruntime (no torch); the architecture
+comparison and the parity check against the former torch engine need torch (the ``train``
+extra). See benchmarks/README.md for what each number means.
 """
 
 from __future__ import annotations
@@ -28,13 +30,21 @@ import photos as photo_maker  # noqa: E402
 import report  # noqa: E402
 
 # Process configurations compared on the per-image stages (the first is the default).
+# "networks": onnxruntime's threads for the classifier and the experts; "full-resolution
+# work": the threads composing the output photo (measure.py --threads / --network-threads);
+# the environment is the worker's (OpenBLAS reads it when numpy is first imported).
 CONFIGS = {
-    "default": ({}, []),
+    "default (every core for both)": ({}, []),
     "no malloc tuning": ({}, ["--no-malloc-tuning"]),
-    "1 thread for everything": ({}, ["--workers", "1"]),
-    "torch 2 threads (OpenMP)": ({}, ["--intra-op", "2", "--workers", "1"]),
-    "torch 2 threads, OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, ["--intra-op", "2", "--workers", "1"]),
+    "1 thread for everything": ({}, ["--threads", "1"]),
+    "networks 1 thread, full-resolution work every core": ({}, ["--network-threads", "1"]),
+    "networks every core, full-resolution work 1 thread": ({}, ["--threads", "1", "--network-threads", "all"]),
+    "networks not spinning between calls": ({}, ["--no-spinning"]),
+    # numpy's matrix products (the antialiased resizes) on OpenBLAS's own threads, or on one.
+    "numpy BLAS 1 thread": ({"OPENBLAS_NUM_THREADS": "1"}, []),
+    "networks not spinning, numpy BLAS 1 thread": ({"OPENBLAS_NUM_THREADS": "1"}, ["--no-spinning"]),
 }
+DEFAULT = next(iter(CONFIGS))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         description="colorize speed benchmark", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
     parser.add_argument(
-        "--quick", action="store_true", help="40-photo folder, 2 repetitions, no ablations of 0.25 MP, no pix2pix"
+        "--quick",
+        action="store_true",
+        help="40-photo folder, 2 repetitions, no ablations of 0.25 MP, no pix2pix, no 12 MP parity",
     )
     parser.add_argument(
         "--folder-images", type=int, default=None, help="photos in the folder test (default 200; 40 with --quick)"
@@ -51,15 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--configs", nargs="*", default=None, help=f"configurations to compare (default: all): {', '.join(CONFIGS)}"
     )
-    parser.add_argument(
-        "--compile", action="store_true", help="also time torch.compile of the default expert (slow to compile)"
-    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "colorize-benchmark")
     parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"))
     args = parser.parse_args(argv)
     folder_images = args.folder_images or (40 if args.quick else 200)
     reps = args.reps or (2 if args.quick else 3)
     configs = args.configs if args.configs is not None else list(CONFIGS)
+    unknown = [name for name in configs if name not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration {unknown[0]!r}; choose from: {', '.join(CONFIGS)}")
 
     load = cli_runs.LoadMeter()
     results: dict = {
@@ -69,25 +81,34 @@ def main(argv: list[str] | None = None) -> int:
     photos = photo_maker.photo_set(args.workdir)
     _step("start-up")
     results["startup"] = cli_runs.startup()
+    _step("cold start: colorize auto on one 2 MP photo, fresh processes")
+    results["cold_start"] = _worker(
+        "cold_start.py",
+        ["--photo", str(photos["2MP"][0]), "--reps", str(3 if args.quick else 5), "--quiet"],
+        {},
+        args.workdir,
+    )
     _step("stages per photo, by configuration")
     results["stages"] = {}
     for name in configs:
         env, flags = CONFIGS[name]
-        sizes = list(photos) if name == "default" else [s for s in photos if s != "0.25MP" or not args.quick]
+        sizes = list(photos) if name == DEFAULT else [s for s in photos if s != "0.25MP" or not args.quick]
         results["stages"][name] = {size: _stages(photos[size], reps, flags, env, args.workdir) for size in sizes}
-    _step("kernels at 12 MP, before and after")
+    _step("kernels at 12 MP")
     results["kernels"] = _worker(
         "kernels.py", ["--photo", str(photos["12MP"][0]), "--reps", str(reps)], {}, args.workdir
     )
     _step("networks")
     skip = ["--skip", "unet_pix2pix"] if args.quick else []
-    extra = (["--compile"] if args.compile else []) + ([] if args.quick else ["--bf16"])
     results["networks"] = _worker(
         "networks.py",
-        ["--photos", *map(str, photos["0.25MP"]), "--reps", str(max(3, reps)), *skip, *extra],
+        ["--photos", *map(str, photos["0.25MP"]), "--reps", str(max(3, reps)), *skip],
         {},
         args.workdir,
     )
+    _step("output against the former torch engine")
+    checked = [*photos["0.25MP"], *photos["2MP"], *([] if args.quick else photos["12MP"])]
+    results["parity"] = _worker("parity.py", ["--photos", *map(str, checked)], {}, args.workdir)
     _step(f"command line: a folder of {folder_images} x 2 MP photos")
     results["cli"] = _cli(photos, folder_images, args.workdir)
     results["load"] = load.stop()
@@ -114,6 +135,7 @@ def _stages(paths, reps: int, flags: list[str], env: dict, workdir: Path) -> dic
         "per_photo": raw["photos"],
         "settings": raw["settings"],
         "peak_rss_mb": raw["peak_rss_mb"],
+        "torch_imported": raw["torch_imported"],
     }
 
 
@@ -145,10 +167,11 @@ def _cli(photos, folder_images: int, workdir: Path) -> dict:
 
 
 def _machine() -> dict:
-    import torch
+    import numpy
+    import onnxruntime
 
     from colorize import __version__
-    from colorize.pipelines._cpu import available_cores
+    from colorize.core.cpu import available_cores
 
     model = platform.processor()
     try:
@@ -163,7 +186,8 @@ def _machine() -> dict:
         "cpu": model,
         "cores": available_cores(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "onnxruntime": onnxruntime.__version__,
         "colorize": __version__,
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
