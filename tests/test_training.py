@@ -28,6 +28,9 @@ from colorize.pipelines.cli import app
 from colorize.pipelines.inference import Pipeline
 from colorize.pipelines.train_expert import ExpertTrainConfig, train_expert
 
+# Every test here trains a network (or starts to): the slow part of the suite, run by CI after the rest.
+pytestmark = pytest.mark.slow
+
 # Tiny and quick: these tests are about the mechanics, so the expert is installed however it
 # scores (--force); the guard against experts worse than gray has its own test.
 TINY = [
