@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_ms
 
 ARCHITECTURES = ("unet_lite", "unet_seed", "unet_pix2pix")
 DEFAULT_EXPERT = "general"  # the routing fallback; every bundled expert shares its architecture
@@ -98,9 +99,9 @@ def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: i
     x = torch.randn(batch, 1, size, size)
     with torch.inference_mode():
         out_shape = tuple(network(x).shape)
-        plain = _median_ms(lambda: network(x), reps)
+        plain = median_ms(lambda: network(x), reps)
         network.to(memory_format=torch.channels_last)
-        channels_last = _median_ms(lambda: network(x), reps)
+        channels_last = median_ms(lambda: network(x), reps)
     network.to(memory_format=torch.contiguous_format)
     metadata = {"kind": "expert", "architecture": name, "arguments": arguments, "work_size": size}
     square = size if getattr(network, "exports_at_one_size", False) else None
@@ -111,7 +112,7 @@ def time_architecture(name: str, arguments: dict, size: int, batch: int, reps: i
         "output": out_shape[-2:],
         "ms": plain,
         "ms_channels_last": channels_last,
-        "ms_onnx_1_thread": _median_ms(lambda: onnx(inputs), reps),
+        "ms_onnx_1_thread": median_ms(lambda: onnx(inputs), reps),
         "onnx_mb": onnx_bytes / 1e6,
         "weights": "random (speed does not depend on weight values)",
     }
@@ -132,7 +133,7 @@ def time_bundled(store, lights: list[np.ndarray], batch: int, reps: int, cores: 
             # A network that reads hint planes gets empty ones, as a photo without hints does.
             hints = np.zeros((batch, 3, *lightness.shape[2:]), np.float32) if expert.reads_hints else None
             inputs = expert.normalization.network_input(lightness, hints)
-            row[f"ms_{threads}_thread"] = _median_ms(lambda: expert.network(inputs), reps)
+            row[f"ms_{threads}_thread"] = median_ms(lambda: expert.network(inputs), reps)
         row["work_size"] = expert.work_size
         row["architecture"] = expert.model_file.metadata["architecture"]
         rows[f"expert {name}"] = row
@@ -142,7 +143,7 @@ def time_bundled(store, lights: list[np.ndarray], batch: int, reps: int, cores: 
         for threads in thread_counts:
             classifier = SceneClassifier.from_file(source.path, threads)
             inputs = np.concatenate([classifier.prepare(light) for light in _repeat(lights, batch)])
-            row[f"ms_{threads}_thread"] = _median_ms(lambda: classifier.network(inputs), reps)
+            row[f"ms_{threads}_thread"] = median_ms(lambda: classifier.network(inputs), reps)
         row["work_size"] = classifier.preprocessing.input_size
         row["architecture"] = classifier.model_file.metadata["architecture"]
         rows["classifier"] = row
@@ -230,7 +231,7 @@ def compare_engines(store, lights: list[np.ndarray], batch: int, reps: int) -> d
     ):
         if label == "torch channels-last":
             torch_network.to(memory_format=torch.channels_last)
-        ms = _median_ms(lambda: run(x), reps)
+        ms = median_ms(lambda: run(x), reps)
         levels = max(
             int(np.abs(a.astype(np.int16) - b).max()) for a, b in zip(reference_8bit, photos_with(run, np.uint8))
         )
@@ -256,16 +257,6 @@ def _interleaved_ms(functions: dict, reps: int) -> dict[str, float]:
             function()
             times[label].append(time.perf_counter() - start)
     return {label: statistics.median(values) * 1000 for label, values in times.items()}
-
-
-def _median_ms(function, reps: int) -> float:
-    function()  # warm-up: oneDNN and onnxruntime pick and cache their kernels on the first call
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
+
+from timing import median_ms
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'kernel':28} {'numpy':>8} {'torch':>8} {'torch/numpy':>12}  max |numpy - torch|")
     for name, ours, theirs, unit in rows:
         difference = np.abs(ours().astype(np.float64) - theirs()).max()
-        ours_ms, theirs_ms = _median_ms(ours, args.reps), _median_ms(theirs, args.reps)
+        ours_ms, theirs_ms = median_ms(ours, args.reps), median_ms(theirs, args.reps)
         print(f"{name:28} {ours_ms:8.1f} {theirs_ms:8.1f} {theirs_ms / ours_ms:11.2f}x  {difference:.3g} {unit}")
 
 
@@ -101,16 +101,6 @@ def _photo():
     small = np.asarray(photo.resize((224, 224), Image.BILINEAR))
     small_ab = np.ascontiguousarray(color.rgb_to_lab(small)[..., 1:].transpose(2, 0, 1))
     return lightness, small_ab
-
-
-def _median_ms(function, reps: int) -> float:
-    function()  # warm-up: tables, first touch of memory
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 if __name__ == "__main__":
