@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import typer
 
 from colorize.pipelines import cli_options as options
@@ -53,87 +55,64 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError as error:
         fail(f"colorize serve needs {error.name or 'FastAPI and uvicorn'}: pip install 'colorize-experts[web]'")
+    with _stopped_by_interrupt():
+        from colorize.core.modelfile import ModelFileError
+        from colorize.pipelines.serve import (
+            ServeError,
+            create_app,
+            listening_socket,
+            loopback_host_names,
+            normalised_origin,
+            run_server,
+            url_of,
+        )
+
+        try:
+            origins = [normalised_origin(origin) for origin in allow_origin]
+        except ValueError as error:
+            fail(f"--allow-origin: {error}")
+        # Bound before the models load: a port already taken is told at once, and a browser
+        # opened meanwhile waits in the queue instead of being refused.
+        try:
+            sock = listening_socket(host, port)
+        except ServeError as error:
+            fail(str(error))
+        try:
+            # Saturation 1 in the pipeline: each request scales it (the page's slider).
+            pipeline = build_pipeline(None, threshold, weights, classifier_weights, device, work_size, 1.0, threads)
+            try:
+                for name in pipeline.available:  # every expert is on the page's menu: load them all now
+                    pipeline.expert(name)
+            except (ModelFileError, KeyError, TypeError, ValueError) as error:
+                fail(str(error))
+            # From the address the socket got, not the text typed: 127.1 and 127.0.0.2 are loopback too.
+            allowed_hosts = loopback_host_names(sock, host)
+            application = create_app(
+                pipeline,
+                max_upload_bytes=int(max_upload_mb * 2**20),
+                max_pixels=int(max_pixels * 1_000_000),
+                default_saturation=saturation,
+                allowed_hosts=allowed_hosts,
+                allowed_origins=origins,
+            )
+            if allowed_hosts is None:
+                console.print(
+                    f"[yellow]warning[/]: listening on {shown(host)}: anyone who can reach this machine can use the "
+                    "page (it has no password)",
+                    highlight=False,
+                )
+            typer.echo(f"colorize serve: {url_of(sock)} (Ctrl-C to stop)")
+            run_server(application, sock)
+        finally:
+            sock.close()
+
+
+@contextlib.contextmanager
+def _stopped_by_interrupt():
+    """Ctrl-C and SIGTERM stop the server with one line and exit 130."""
     try:
         with sigterm_as_interrupt():
-            _serve(
-                host,
-                port,
-                max_upload_mb,
-                max_pixels,
-                threshold,
-                weights,
-                classifier_weights,
-                device,
-                threads,
-                work_size,
-                saturation,
-                allow_origin,
-            )
+            yield
     except KeyboardInterrupt:
         console.print("[yellow]stopped[/]: colorize serve was interrupted", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _serve(
-    host,
-    port,
-    max_upload_mb,
-    max_pixels,
-    threshold,
-    weights,
-    classifier_weights,
-    device,
-    threads,
-    work_size,
-    saturation,
-    allow_origin,
-):
-    from colorize.core.modelfile import ModelFileError
-    from colorize.pipelines.serve import (
-        ServeError,
-        create_app,
-        listening_socket,
-        loopback_host_names,
-        normalised_origin,
-        run_server,
-        url_of,
-    )
-
-    try:
-        origins = [normalised_origin(origin) for origin in allow_origin]
-    except ValueError as error:
-        fail(f"--allow-origin: {error}")
-    # Bound before the models load: a port already taken is told at once, and a browser
-    # opened meanwhile waits in the queue instead of being refused.
-    try:
-        sock = listening_socket(host, port)
-    except ServeError as error:
-        fail(str(error))
-    try:
-        # Saturation 1 in the pipeline: each request scales it (the page's slider).
-        pipeline = build_pipeline(None, threshold, weights, classifier_weights, device, work_size, 1.0, threads)
-        try:
-            for name in pipeline.available:  # every expert is on the page's menu: load them all now
-                pipeline.expert(name)
-        except (ModelFileError, KeyError, TypeError, ValueError) as error:
-            fail(str(error))
-        # From the address the socket got, not the text typed: 127.1 and 127.0.0.2 are loopback too.
-        allowed_hosts = loopback_host_names(sock, host)
-        application = create_app(
-            pipeline,
-            max_upload_bytes=int(max_upload_mb * 2**20),
-            max_pixels=int(max_pixels * 1_000_000),
-            default_saturation=saturation,
-            allowed_hosts=allowed_hosts,
-            allowed_origins=origins,
-        )
-        if allowed_hosts is None:
-            console.print(
-                f"[yellow]warning[/]: listening on {shown(host)}: anyone who can reach this machine can use the "
-                "page (it has no password)",
-                highlight=False,
-            )
-        typer.echo(f"colorize serve: {url_of(sock)} (Ctrl-C to stop)")
-        run_server(application, sock)
-    finally:
-        sock.close()
