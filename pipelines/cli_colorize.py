@@ -140,6 +140,7 @@ def list_experts(
                 arguments=meta["arguments"],
                 normalization=meta.get("normalization"),
                 calibration=meta.get("calibration"),
+                protocol_choices=meta.get("protocol_choices"),
                 work_size=meta.get("work_size"),
                 metrics=meta.get("metrics", {}),
                 training_images=data.get("images"),
@@ -300,6 +301,10 @@ def _describe(row: dict) -> str:
         decoding.append(f"shift a {a_shift:+g}, b {b_shift:+g}")
     network = row["architecture"]
     described = f"{network} ({'; '.join(decoding)})" if decoding else network
+    for choice in row.get("protocol_choices") or []:
+        if isinstance(choice, dict) and isinstance(choice.get("choosing_sources"), list):
+            sources = ", ".join(map(str, choice["choosing_sources"]))
+            described += f", {choice.get('choice', 'a choice')} chosen on held-out sources ({sources})"
     if row.get("hints"):
         described += ", takes colour hints" + ("" if row["hints"] == "its own input" else " (hint refiner beside it)")
     return described

@@ -472,3 +472,13 @@ def test_device_cuda_without_onnxruntimes_cuda_provider_is_one_line(runner, gray
     assert not (tmp_path / "o").exists()
     auto = runner.invoke(app, ["auto", str(gray_folder), "-o", str(tmp_path / "o"), "--device", "auto"])
     assert auto.exit_code == 0, auto.output
+
+
+def test_experts_names_the_held_out_sources_a_bundled_choice_was_made_on(runner):
+    rows = {row["name"]: row for row in json.loads(runner.invoke(app, ["experts", "--json"]).stdout)}
+    for name in ("general", "people"):
+        (choice,) = rows[name]["protocol_choices"]
+        assert choice["chosen"] == rows[name]["normalization"]["ab_gain"][0]
+        assert "utkface" in choice["choosing_sources"] and choice["rule"].startswith("lowest macro mean")
+    listing = runner.invoke(app, ["experts"]).stdout
+    assert re.search(r"general: .*output gain \(normalization.ab_gain\) chosen on held-out sources \(sun, ", listing)
