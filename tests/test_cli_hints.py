@@ -2,7 +2,6 @@
 hint refiner installed in the user's folder (tests/test_hints_engine.py)."""
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -117,5 +116,7 @@ def test_experts_says_which_experts_take_hints(runner, isolated_home):
     assert rows["people"]["hints"] == str(isolated_home / "experts" / "hints" / "people.onnx")
     assert rows["general"]["hints"] is None and "hints" not in rows["(classifier)"]
     listing = runner.invoke(app, ["experts"]).stdout
-    assert re.search(r"people: unet_lite \(chroma x[0-9.]+\), takes colour hints", listing)
-    assert re.search(r"general: unet_lite \(chroma x[0-9.]+; shift a -1, b -1\), sha256", listing)
+    people = next(line for line in listing.splitlines() if line.startswith("people: "))
+    assert "takes colour hints (hint refiner beside it)" in people
+    general = next(line for line in listing.splitlines() if line.startswith("general: "))
+    assert "takes colour hints" not in general
