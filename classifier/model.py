@@ -15,8 +15,6 @@ import numpy as np
 from colorize.core.color import resize_square
 from colorize.core.modelfile import ModelFile, ModelFileError, checked_side
 
-LABELS = ("landscape", "people", "general")
-
 
 @dataclass(frozen=True)
 class Preprocessing:
