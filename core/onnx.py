@@ -112,16 +112,18 @@ def _metadata_props(data: bytes) -> dict[str, str]:
     """The ``metadata_props`` of a serialised ONNX ModelProto (field 14: entries of key = 1,
     value = 2), read straight from the protobuf wire format; every other field is stepped over."""
     props: dict[str, str] = {}
-    for number, value in _fields(data):
-        if number == 14 and isinstance(value, bytes):
-            entry = {n: v for n, v in _fields(value) if isinstance(v, bytes)}
-            props[entry.get(1, b"").decode("utf-8", "replace")] = entry.get(2, b"").decode("utf-8", "replace")
+    for number, value in _fields(memoryview(data)):
+        if number == 14 and isinstance(value, memoryview):
+            entry = {n: v for n, v in _fields(value) if isinstance(v, memoryview)}
+            key, text = (bytes(entry.get(n, b"")).decode("utf-8", "replace") for n in (1, 2))
+            props[key] = text
     return props
 
 
-def _fields(data: bytes):
-    """(field number, value) of each field of one protobuf message: an int or the bytes of a
-    length-delimited field. Malformed input ends the walk (the caller finds no metadata)."""
+def _fields(data: memoryview):
+    """(field number, value) of each field of one protobuf message: an int or a view of the
+    bytes of a length-delimited field (a view: the graph, most of the file, is stepped over
+    without a copy). Malformed input ends the walk (the caller finds no metadata)."""
     position, end = 0, len(data)
     while position < end:
         key, position = _varint(data, position)
@@ -140,7 +142,7 @@ def _fields(data: bytes):
         yield number, value
 
 
-def _varint(data: bytes, position: int) -> tuple[int, int]:
+def _varint(data: memoryview, position: int) -> tuple[int, int]:
     value = shift = 0
     while position < len(data) and shift < 64:
         byte = data[position]
