@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize.core.color import resize_square
-from colorize.core.modelfile import ModelFile, ModelFileError, checked_side
+from colorize.core.modelfile import ModelFile, ModelFileError, check_kind, checked_side
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class SceneClassifier:
     to logits (B, len(labels)) as numpy)."""
 
     def __init__(self, model_file: ModelFile, network):
-        meta = model_file.metadata
-        if meta.get("kind") != "classifier":
-            raise ModelFileError(f"{model_file.path}: holds a {meta.get('kind')!r} model, expected a classifier")
+        meta = check_kind(model_file, "classifier").metadata
         self.model_file = model_file
         self.network = network
         self.labels: tuple[str, ...] = tuple(meta["labels"])

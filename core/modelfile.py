@@ -55,6 +55,17 @@ class ModelFile:
         return file_sha256(self.path)
 
 
+# How a message names each kind of model a file may hold.
+_KINDS = {"expert": "an expert", "classifier": "a classifier", "hint_refiner": "a hint refiner"}
+
+
+def check_kind(model_file: ModelFile, kind: str) -> ModelFile:
+    """``model_file`` when it holds a model of ``kind``; else a one-line ``ModelFileError``."""
+    if model_file.kind != kind:
+        raise ModelFileError(f"{model_file.path}: holds a {model_file.kind!r} model, expected {_KINDS[kind]}")
+    return model_file
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -29,6 +29,7 @@ from colorize.core.modelfile import (
     ModelFile,
     ModelFileError,
     _one_line,
+    check_kind,
     read_metadata,
 )
 from colorize.core.onnx import HALF_SUFFIX, read_onnx
@@ -121,15 +122,10 @@ def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-_A = {"expert": "an", "classifier": "a"}
-
-
 def load_model(path: Path, kind: str, build: Callable[[dict[str, Any]], nn.Module]) -> tuple[ModelFile, nn.Module]:
     """A file's metadata and its network, built by ``build(metadata)``; the file must hold a
     model of ``kind`` ("expert" or "classifier")."""
-    model_file = read_metadata(path)
-    if model_file.kind != kind:
-        raise ModelFileError(f"{path}: holds a {model_file.kind!r} model, expected {_A[kind]} {kind}")
+    model_file = check_kind(read_metadata(path), kind)
     return model_file, load_network(model_file, lambda: build(model_file.metadata))
 
 

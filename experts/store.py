@@ -22,7 +22,7 @@ import numpy as np
 from colorize.core.color import resize_bilinear
 from colorize.core.errors import ColorizeError
 from colorize.core.locations import ONNX_SUFFIX, installed_experts, model_file, model_folders, model_home
-from colorize.core.modelfile import ModelFile, ModelFileError, checked_side, read_metadata
+from colorize.core.modelfile import ModelFile, ModelFileError, check_kind, checked_side, read_metadata
 from colorize.core.onnx import OnnxNetwork, parse_onnx, read_onnx
 from colorize.experts.hints import HINT_PLANES, HintError
 from colorize.experts.normalization import Normalization
@@ -127,9 +127,7 @@ class ModelStore:
             if name in load:
                 self.load(name)
                 continue
-            meta = read_metadata(path).metadata  # an ONNX file's graph is checked here too
-            if meta.get("kind") != "expert":
-                raise ModelFileError(f"{path}: holds a {meta.get('kind')!r} model, expected an expert")
+            meta = check_kind(read_metadata(path), "expert").metadata  # an ONNX file's graph is checked here too
             if path.suffix.lower() != ONNX_SUFFIX:  # to be built with torch and exported: its arguments bounded first
                 _check_architecture(path, meta)
             checked_side(path, "work size", meta.get("work_size"))
@@ -180,9 +178,7 @@ class Expert:
         self.name = name
         self.model_file = model_file
         self.network = network
-        meta = model_file.metadata
-        if meta.get("kind") != "expert":
-            raise ModelFileError(f"{model_file.path}: holds a {meta.get('kind')!r} model, expected an expert")
+        meta = check_kind(model_file, "expert").metadata
         if meta["arguments"].get("global_context"):  # an ONNX export of it would still run: refused alike
             raise ModelFileError(
                 f"{model_file.path}: the global-context branch it was trained with was retired (it did not beat "
@@ -250,9 +246,7 @@ class HintRefiner:
     have hints."""
 
     def __init__(self, model_file: ModelFile, network):
-        meta = model_file.metadata
-        if meta.get("kind") != "hint_refiner":
-            raise ModelFileError(f"{model_file.path}: holds a {meta.get('kind')!r} model, expected a hint refiner")
+        meta = check_kind(model_file, "hint_refiner").metadata
         self.model_file = model_file
         self.network = network
         self.normalization = Normalization.from_metadata(meta.get("normalization", {}))

@@ -13,6 +13,7 @@ from conftest import sample_rgb
 from onnx import TensorProto, helper, numpy_helper
 
 from colorize.core.color import lightness_from_array, rgb_to_lab
+from colorize.core.locations import bundled_weights_dir
 from colorize.core.modelfile import FORMAT_VERSION, METADATA_KEY
 from colorize.core.onnx import INPUT, OPSET, OUTPUT
 from colorize.experts.hints import Hint, HintError, colour_ab, hints_from_json, hints_to_json, parse_hint, placed_planes
@@ -59,7 +60,7 @@ def test_hints_land_where_they_were_put_on_the_square_input():
         placed_planes([Hint(600, 10, "red")], photo_height, photo_width, size)
 
 
-def write_follow_the_hints_refiner(path, ab_scale: float = 110.0) -> None:
+def write_follow_the_hints_refiner(path, ab_scale: float = 110.0, kind: str = "hint_refiner") -> None:
     """A hint refiner that replaces the expert's ab by the hint planes' (0 where no hint):
     correction = hint ab - expert ab, at half the input's resolution (as the experts' output)."""
     weights = np.zeros((2, 6, 2, 2), np.float32)
@@ -77,7 +78,7 @@ def write_follow_the_hints_refiner(path, ab_scale: float = 110.0) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     metadata = {
         "format_version": FORMAT_VERSION,
-        "kind": "hint_refiner",
+        "kind": kind,
         "architecture": "test_follow_the_hints",
         "arguments": {},
         "normalization": {"ab_scale": ab_scale},
@@ -155,3 +156,21 @@ def test_hints_json_for_a_photo_or_a_folder_reads_back_what_it_wrote():
     ]:
         with pytest.raises(HintError, match=words):
             hints_from_json(value, "h.json")
+
+
+@pytest.mark.parametrize(
+    "where, words",
+    [
+        ("refiner", "holds a 'expert' model, expected a hint refiner"),
+        ("classifier", "holds a 'expert' model, expected a classifier"),
+    ],
+)
+def test_a_model_of_another_kind_in_a_models_place_is_refused_naming_both(isolated_home, tmp_path, where, words):
+    from colorize.core.modelfile import ModelFileError
+
+    # A six-plane graph a refiner's check passes, saying it is an expert; the bundled general
+    # expert (one plane, as a classifier's input) offered as the classifier.
+    write_follow_the_hints_refiner(isolated_home / "experts" / "hints" / "general.onnx", kind="expert")
+    classifier = bundled_weights_dir("colorize.experts") / "general.onnx" if where == "classifier" else None
+    with pytest.raises(ModelFileError, match=words):
+        Pipeline.from_config(home=isolated_home, classifier_weights=classifier).expert("general")
