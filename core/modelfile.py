@@ -21,7 +21,7 @@ from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
-from colorize.core.errors import ColorizeError
+from colorize.core.errors import ColorizeError, one_line
 from colorize.core.locations import ONNX_SUFFIX
 
 FORMAT_VERSION = 1
@@ -90,7 +90,7 @@ def read_metadata(path: Path) -> ModelFile:
         with safe_open(str(path), framework="numpy") as handle:
             raw = (handle.metadata() or {}).get(METADATA_KEY)
     except (SafetensorError, OSError, ValueError) as error:
-        raise ModelFileError(f"{path}: not a readable .safetensors weights file ({_one_line(error)})") from None
+        raise ModelFileError(f"{path}: not a readable .safetensors weights file ({one_line(error)})") from None
     if raw is None:
         raise ModelFileError(f"{path}: a .safetensors file without colorize metadata (a foreign model?)")
     return ModelFile(path, parse_metadata(path, raw))
@@ -137,8 +137,3 @@ def checked_side(path: Path, what: str, side: Any) -> int:
         shown = side if number else f"a {type(side).__name__}"
         raise ModelFileError(f"{path}: {what} {shown} in the metadata is not a side from 1 to {MAX_SIDE} pixels")
     return int(side)
-
-
-def _one_line(error: Exception) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= 200 else text[:197] + "..."

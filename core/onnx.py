@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from colorize.core.errors import one_line
 from colorize.core.locations import is_bundled
 from colorize.core.modelfile import MAX_PARAMETERS, METADATA_KEY, ModelFileError, parse_metadata
 
@@ -188,6 +189,7 @@ class OnnxNetwork:
             return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
         except Exception as error:  # a graph of fixed input size given another (--work-size), and the like
             if type(error).__module__.startswith("onnxruntime"):
-                first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-                raise ModelFileError(f"{self.path}: onnxruntime cannot run it on this input ({first})") from None
+                raise ModelFileError(
+                    f"{self.path}: onnxruntime cannot run it on this input ({one_line(error)})"
+                ) from None
             raise

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, safe_open, save
 from torch import nn
 
+from colorize.core.errors import one_line
 from colorize.core.files import atomic_write
 from colorize.core.locations import ONNX_SUFFIX
 from colorize.core.modelfile import (
@@ -28,7 +29,6 @@ from colorize.core.modelfile import (
     METADATA_KEY,
     ModelFile,
     ModelFileError,
-    _one_line,
     check_kind,
     read_metadata,
 )
@@ -87,11 +87,11 @@ def load_network(model_file: ModelFile, build: Callable[[], nn.Module]) -> nn.Mo
         if _is_onnx(path):  # a count kept for training alone: no graph holds it
             expected = {name: shape for name, shape in expected.items() if not name.endswith(_BATCH_COUNT)}
     except (SafetensorError, OSError) as error:
-        raise ModelFileError(f"{path}: cannot read tensors ({_one_line(error)})") from None
+        raise ModelFileError(f"{path}: cannot read tensors ({one_line(error)})") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         # Metadata naming no known architecture, or arguments it does not take.
         raise ModelFileError(
-            f"{path}: not a usable colorize model ({type(error).__name__}: {_one_line(error)})"
+            f"{path}: not a usable colorize model ({type(error).__name__}: {one_line(error)})"
         ) from None
     if stored != expected:
         differing = sorted(set(stored) ^ set(expected)) or [n for n in expected if stored[n] != expected[n]]
@@ -137,7 +137,7 @@ def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
         path = model_file.path
         tensors = _onnx_tensors(path) if _is_onnx(path) else load(path.read_bytes())
     except (SafetensorError, OSError, ValueError) as error:
-        raise ModelFileError(f"{model_file.path}: cannot read tensors ({_one_line(error)})") from None
+        raise ModelFileError(f"{model_file.path}: cannot read tensors ({one_line(error)})") from None
     reference = model.state_dict()
     for name, tensor in tensors.items():
         expected = reference.get(name)
@@ -158,7 +158,7 @@ def load_state(model_file: ModelFile, model: nn.Module) -> nn.Module:
     except RuntimeError as error:
         raise ModelFileError(
             f"{model_file.path}: tensors do not match architecture "
-            f"{model_file.metadata['architecture']!r} ({_one_line(error)})"
+            f"{model_file.metadata['architecture']!r} ({one_line(error)})"
         ) from None
     return model.eval()
 

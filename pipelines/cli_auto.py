@@ -295,16 +295,14 @@ def _with_hints(work, texts: list[str], file: Path | None):
 def _read_json(path: Path):
     import json
 
+    from colorize.core.errors import one_line
+
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         fail(f"{shown(path)}: cannot read it ({error.strerror or error})")
     except (ValueError, RecursionError) as error:
-        fail(f"{shown(path)}: not a JSON file ({_first_words(error)})")
-
-
-def _first_words(error: BaseException) -> str:
-    return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        fail(f"{shown(path)}: not a JSON file ({one_line(error)})")
 
 
 def _hints_by_photo(jobs, by_name: dict, file: Path) -> dict[int, list]:

@@ -267,3 +267,21 @@ def test_colorize_export_writes_the_onnx_beside_a_model_file_and_refuses_other_f
     assert refused.exit_code == 2 and refused.output.count("\n") == 1 and "notes.safetensors" in refused.output
     onto_itself = CliRunner().invoke(app, ["export", str(source), "-o", str(source)])
     assert onto_itself.exit_code == 2 and "is the file to export" in onto_itself.output
+
+
+def test_a_graph_onnxruntime_cannot_run_on_an_input_is_one_line_naming_the_file(tmp_path):
+    # A graph whose input size is fixed at 8 x 8 (as an export for one work size is), given 16 x 16.
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["output"])],
+        "fixed",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 8, 8])],
+    )
+    path = tmp_path / "fixed.onnx"
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    network = OnnxNetwork(data, path)
+    assert network(np.ones((1, 1, 8, 8), np.float32)).shape == (1, 1, 8, 8)
+    with pytest.raises(ModelFileError, match=r"fixed.onnx: onnxruntime cannot run it on this input \(") as refused:
+        network(np.ones((1, 1, 16, 16), np.float32))
+    message = str(refused.value)
+    assert "\n" not in message and len(message.split("on this input (", 1)[1]) <= 201  # onnxruntime's words, cut
