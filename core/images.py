@@ -39,6 +39,7 @@ _SOFTWARE_PREFIX = f"{COLORIZED_TAG}: "
 warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
 _ORIENTATION, _SOFTWARE = 0x0112, 0x0131
+_QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations turned a quarter: width and height swap
 _BITS_PER_SAMPLE, _SAMPLE_FORMAT = 258, 339
 _SIGNED, _FLOAT = 2, 3  # SampleFormat values (1 is unsigned integer, the default)
 _BAND_PIXELS = 1 << 18  # pixels per band where a whole photo is converted in pieces
@@ -383,11 +384,23 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     if not turned_by_pil:
         data = _orient(data, orientation)
         alpha = None if alpha is None else _orient(alpha, orientation)
-    if dpi is not None and orientation in (5, 6, 7, 8):
-        dpi = dpi[::-1]  # turned a quarter: the sides swap, and their resolutions with them
+    if dpi is not None and orientation in _QUARTER_TURNS:
+        dpi = dpi[::-1]  # the sides swap, and their resolutions with them
     return DecodedImage(
         data, alpha, bits, fmt, icc, kept_exif, marker, dpi, xmp if isinstance(xmp, bytes) else None, text
     )
+
+
+def upright_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of the photo as ``decode`` will give it, upright, from its header alone;
+    None when the header cannot be read (``decode`` then says why)."""
+    try:
+        with open(path, "rb") as handle, Image.open(handle) as image:
+            width, height = image.size
+            turned = image.getexif().get(_ORIENTATION, 1) in _QUARTER_TURNS
+    except Exception:  # any reader's error: the file fails on its own when decoded
+        return None
+    return (height, width) if turned else (width, height)
 
 
 def _check_scan_count(handle) -> None:

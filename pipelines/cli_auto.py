@@ -325,19 +325,12 @@ def _names(path: Path, name: str) -> bool:
 
 def _check_places(path: Path, hints) -> None:
     """Pixel places of hints inside the photo, upright as it will be colorized (read from the header)."""
-    from PIL import Image
+    from colorize.core.images import upright_size
 
-    if all(hint.relative for hint in hints):
-        return
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # turned a quarter: the sides swap
-                width, height = height, width
-    except Exception:  # an unreadable photo fails on its own, with its own message
-        return
-    for hint in hints:
-        hint.place(height, width, 1)
+    size = None if all(hint.relative for hint in hints) else upright_size(path)
+    if size is not None:
+        for hint in hints:
+            hint.place(size[1], size[0], 1)
 
 
 def _refuse_report_over_photos(report: Path, work) -> None:

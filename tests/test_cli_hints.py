@@ -120,3 +120,15 @@ def test_experts_says_which_experts_take_hints(runner, isolated_home):
     assert "takes colour hints (hint refiner beside it)" in people
     general = next(line for line in listing.splitlines() if line.startswith("general: "))
     assert "takes colour hints" not in general
+
+
+def test_hint_places_are_checked_on_the_photo_turned_upright(runner, hint_home, tmp_path):
+    # Stored 60 wide and 30 high, with EXIF orientation 6: upright it is 30 wide and 60 high.
+    photo = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((30, 60), 128, np.uint8)).save(photo, exif=exif)
+    inside = runner.invoke(app, ["auto", str(photo), "-o", str(tmp_path / "a.jpg"), "--hint", "10,50=red"])
+    assert inside.exit_code == 0, inside.output
+    outside = runner.invoke(app, ["auto", str(photo), "-o", str(tmp_path / "b.jpg"), "--hint", "50,10=red"])
+    assert outside.exit_code == 2 and "lies outside the 30 x 60 photo" in outside.output
