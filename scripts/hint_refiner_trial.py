@@ -56,23 +56,14 @@ def refiner_network(width: int = 32):
     from torch import nn
     from torch.nn import functional as F
 
-    class Residual(nn.Module):
-        def __init__(self, channels: int):
-            super().__init__()
-            self.body = nn.Sequential(
-                nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
-            )
-
-        def forward(self, x):
-            return F.relu(x + self.body(x))
+    from colorize.experts.unet_seed import ResidualBlock
 
     def step(cin: int, cout: int, stride: int) -> nn.Sequential:
         return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), Residual(cout)
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            ResidualBlock(cout),
         )
 
     class HintRefiner(nn.Module):
