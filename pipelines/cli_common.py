@@ -216,9 +216,8 @@ def build_pipeline(
     """A Pipeline from command-line options, or a one-line error (exit 2). ``device``: auto,
     cpu or cuda (``onnx_providers``); ``threads``: the networks' and the full-resolution
     work's threads (None: every available core)."""
-    from colorize.core.modelfile import ModelFileError
-    from colorize.pipelines.inference import Pipeline, PipelineError
-    from colorize.router import NoFallbackExpertError, RoutingConfigError, UnknownExpertError
+    from colorize.core.errors import ColorizeError
+    from colorize.pipelines.inference import Pipeline
 
     providers = onnx_providers(device)
     try:
@@ -233,7 +232,7 @@ def build_pipeline(
             providers=providers,
             tune=True,  # the command line owns its process
         )
-    except (UnknownExpertError, PipelineError, ModelFileError, NoFallbackExpertError, RoutingConfigError) as error:
+    except ColorizeError as error:  # an unknown expert, a bad model file or routing.toml, no models
         fail(str(error))
 
 
