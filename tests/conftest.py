@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import numpy as np
 import pytest
@@ -70,30 +71,111 @@ def ctrl_c_reaches_python():
     signal.signal(signal.SIGINT, before)
 
 
-def interrupt_when(command: list[str], ready: Callable[[], bool], sig: int, settle: float = 0.0) -> tuple[int, str]:
-    """Run ``command``, send ``sig`` once ``ready()`` holds (and ``settle`` seconds more);
-    returns the exit code and the combined output. The process never outlives the call."""
-    process = subprocess.Popen(
+# Seconds a test waits for a child process, a server or a page before it gives up. Only a guard
+# that keeps a hang from stalling CI: tests wait on events (a line printed, a file written, an
+# answer), never on a time, so a slow machine takes longer and still passes.
+SAFETY_TIMEOUT = 600
+
+
+class Child:
+    """``command`` in a child process whose output (stdout and stderr together) is read as it
+    comes, so that a test can wait for a sign of the state it needs (``wait_for``) and then act.
+    Use it in a ``with``: the child never outlives the block. ``group``: the child leads a
+    process group (a session) of its own, which ``send`` signals and the end kills whole."""
+
+    def __init__(self, command: list[str], *, group: bool = False, **popen):
+        self.command, self.group = command, group
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=group, **popen
+        )
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        with self.process.stdout as stream:
+            while chunk := os.read(stream.fileno(), 65536):
+                with self._lock:
+                    self._chunks.append(chunk)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def output(self) -> str:
+        """All the child has printed so far."""
+        with self._lock:
+            return b"".join(self._chunks).decode(errors="replace")
+
+    def fail(self, why: str) -> NoReturn:
+        pytest.fail(f"{' '.join(map(str, self.command))}\n{why}; its output:\n{self.output[-6000:]}", pytrace=False)
+
+    def wait_for(self, ready: Callable[[str], bool], what: str) -> None:
+        """Until ``ready(the output so far)`` holds while the child runs; ``what`` names the state
+        waited for. Fails the test, with the child's output, when the child exits first."""
+        deadline = time.monotonic() + SAFETY_TIMEOUT
+        while True:
+            running = self.process.poll() is None  # before ready(): the state was reached while it ran
+            if not running:
+                self._reader.join(SAFETY_TIMEOUT)
+                self.fail(f"exited (code {self.process.returncode}) before {what}")
+            if ready(self.output):
+                return
+            if time.monotonic() > deadline:
+                self.fail(f"no sign in {SAFETY_TIMEOUT} s that {what}")
+            time.sleep(0.01)
+
+    def send(self, sig: int) -> None:
+        """``sig`` to the child (to its whole group with ``group``); fails the test, with the
+        output, when the child has exited: a signal then would reach nothing."""
+        if self.process.poll() is not None:
+            self._reader.join(SAFETY_TIMEOUT)
+            self.fail(f"exited (code {self.process.returncode}) before {signal.Signals(sig).name} was sent")
+        # Not yet reaped (only poll and wait reap it), so the number is still this child's.
+        if self.group:
+            os.killpg(self.process.pid, sig)
+        else:
+            self.process.send_signal(sig)
+
+    def finish(self) -> tuple[int, str]:
+        """The exit code and the whole output, once the child has exited."""
+        try:
+            self.process.wait(timeout=SAFETY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.fail(f"still running after {SAFETY_TIMEOUT} s")
+        self._reader.join(SAFETY_TIMEOUT)
+        return self.process.returncode, self.output
+
+    def __enter__(self) -> "Child":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        if self.group:
+            try:  # the leader is not yet reaped, or its number is still the group's: no other process has it
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        elif self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def interrupt_when(command: list[str], ready: Callable[[str], bool], sig: int, what: str) -> tuple[int, str]:
+    """Run ``command`` and send it ``sig`` once ``ready(its output so far)`` holds (``what``
+    names that state); returns the exit code and the combined output. Fails the test, showing
+    the output, when the command exits before that. The process never outlives the call."""
+    with Child(
         command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200"},
         # A shell's background job starts with SIGINT ignored, and a child inherits that; a
         # user's Ctrl-C reaches a program that has it at the default, so the child starts so too.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None and not ready():
-            time.sleep(0.02)
-        time.sleep(settle)
-        process.send_signal(sig)
-        output = process.communicate(timeout=120)[0].decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return process.returncode, output
+    ) as child:
+        child.wait_for(ready, what)
+        child.send(sig)
+        return child.finish()
 
 
 def bundled_expert(name: str = "people") -> Path:
@@ -181,5 +263,9 @@ def colorize_without_torch(*args: str, home: Path) -> subprocess.CompletedProces
     """``colorize ARGS...`` with torch unimportable and ``home`` as the user's model folder."""
     env = {**os.environ, "COLORIZE_HOME": str(home), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TORCH, *map(str, args)], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", _WITHOUT_TORCH, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=SAFETY_TIMEOUT,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from conftest import SAFETY_TIMEOUT
 from PIL import Image
 
 from colorize.core.modelfile import read_metadata
@@ -47,7 +48,9 @@ def _photos(folder: Path, photos: dict, names) -> Path:
 
 def _run(*args, home: Path) -> subprocess.CompletedProcess:
     env = {"COLORIZE_HOME": str(home), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=SAFETY_TIMEOUT
+    )
 
 
 @pytest.mark.needs_torch
@@ -138,7 +141,7 @@ def test_a_wider_grid_and_the_colour_front_read_each_expert_at_its_own_best_vari
     trials = [tmp_path / f"{name}.json" for name in files]
     done = subprocess.run(
         [sys.executable, SCRIPTS / "colour_front.py", *trials, "--levels", "0.5,0.8,0.9"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=SAFETY_TIMEOUT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     table = [line for line in done.stdout.splitlines() if line.startswith("| 0.")]
@@ -151,6 +154,6 @@ def test_a_wider_grid_and_the_colour_front_read_each_expert_at_its_own_best_vari
     (tmp_path / "other.json").write_text(json.dumps({"sha256": "ccc", "rows": [{"path": "three.png"}]}))
     refused = subprocess.run(
         [sys.executable, SCRIPTS / "colour_front.py", tmp_path / "plain.json", tmp_path / "other.json"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=SAFETY_TIMEOUT,
     )  # fmt: skip
     assert refused.returncode != 0 and "other photos" in refused.stderr

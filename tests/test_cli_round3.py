@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SAFETY_TIMEOUT
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -111,7 +112,7 @@ def test_a_report_that_fills_the_disk_ends_with_a_whole_row(tmp_path):
     # that fills does, on any file system, without filling one.
     report = tmp_path / "r.jsonl"
     done = subprocess.run(
-        [sys.executable, "-c", _FILLING_DISK, str(report)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _FILLING_DISK, str(report)], capture_output=True, text=True, timeout=SAFETY_TIMEOUT
     )
     assert done.returncode == 0, done.stderr
     text = report.read_text()

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import bundled_expert, interrupt_when, old_style_expert
+from conftest import SAFETY_TIMEOUT, Child, bundled_expert, interrupt_when, old_style_expert
 from PIL import Image, ImageCms, ImageOps
 from skimage import data
 from skimage.color import rgb2lab
@@ -341,6 +341,11 @@ def test_fail_fast_stops_and_the_same_command_resumes(runner, tmp_path):
         Image.open(out / name).load()  # complete and readable
 
 
+def _report_lines(report: Path) -> int:
+    """Rows a running command has written to its --report so far."""
+    return len(report.read_text().splitlines()) if report.exists() else 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_an_interrupted_run_leaves_only_whole_files_and_resumes(tmp_path, isolated_home, sig):
@@ -354,7 +359,7 @@ def test_an_interrupted_run_leaves_only_whole_files_and_resumes(tmp_path, isolat
     fast = ["--expert", "general", *FAST]
     command = [COLORIZE, "auto", str(scans), "-o", str(out), "--report", str(report), "--batch-size", "1", *fast]
     returncode, output = interrupt_when(
-        command, lambda: report.exists() and len(report.read_text().splitlines()) >= 2, sig
+        command, lambda output: _report_lines(report) >= 2, sig, "two photos were in the report"
     )
     assert returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
@@ -387,25 +392,18 @@ def test_a_second_signal_right_after_the_first_leaves_the_report_whole(tmp_path,
     for i in range(60):
         Image.fromarray(np.roll(base, i, axis=1)).save(scans / f"scan{i:03d}.png")
     command = [COLORIZE, "auto", str(scans), "-o", str(out), "--report", str(report), "--batch-size", "1"]
-    process = subprocess.Popen(
-        [*command, "--expert", "general", *FAST], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (report.exists() and len(report.read_text().splitlines()) >= 2):
-            time.sleep(0.01)
-        process.send_signal(signal.SIGINT)
-        for _ in range(150):  # and SIGTERM after it, again and again, until it has exited
+    with Child([*command, "--expert", "general", *FAST]) as child:
+        child.wait_for(lambda output: _report_lines(report) >= 2, "two photos were in the report")
+        child.send(signal.SIGINT)
+        # And SIGTERM after it, again and again, until it has exited: however long its bookkeeping takes.
+        deadline = time.monotonic() + SAFETY_TIMEOUT
+        while time.monotonic() < deadline:
             time.sleep(0.002)
-            if process.poll() is not None:
+            if child.process.poll() is not None:
                 break
-            process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=120)[0].decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, (process.returncode, output[-2000:])
+            child.process.send_signal(signal.SIGTERM)
+        returncode, output = child.finish()
+    assert returncode == 130, (returncode, output[-2000:])
     assert len(_report(report)) == 60, "every photo is in the report, done or not started"
 
 
@@ -982,7 +980,7 @@ def test_a_recursive_glob_does_not_follow_links_to_folders(tmp_path, isolated_ho
         *FAST,
     ]
     # The timeout only keeps a regression from hanging the suite; the run itself takes seconds.
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=SAFETY_TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert sorted(_report(report)) == ["a.jpg", "b.png", "c.bmp", "d.tif"]
 
@@ -1012,9 +1010,12 @@ def test_sigterm_during_eval_exits_130_and_says_so(tmp_path, isolated_home):
     truths.mkdir()
     for i in range(300):  # a minute's work or more: the signal lands while it is under way
         Image.fromarray(np.roll(_photo("astronaut", 48), i, axis=1)).save(truths / f"t{i:03d}.png")
+    # First in the order, a gray truth: eval says it skipped it once it is scoring, the sign it is under way.
+    Image.fromarray(_gray("astronaut", 48)).save(truths / "0-gray.png")
     command = [COLORIZE, "eval", str(truths), "--expert", "general", "--batch-size", "1", "--work-size", "64"]
-    started = time.monotonic()
-    returncode, output = interrupt_when(command, lambda: time.monotonic() - started > 6, signal.SIGTERM)
+    returncode, output = interrupt_when(
+        command, lambda output: "0-gray.png" in output, signal.SIGTERM, "eval said it skipped the gray photo"
+    )
     assert returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
 

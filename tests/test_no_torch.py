@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAFETY_TIMEOUT
 from PIL import Image
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -70,7 +71,7 @@ def run_without_torch(tmp_path: Path, mode: str, *args: str) -> tuple[subprocess
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=SAFETY_TIMEOUT,
     )
     return result, json.loads(record.read_text())
 

@@ -4,13 +4,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import SAFETY_TIMEOUT
 from PIL import Image
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pack_for_device.py"
 
 
 def _run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=SAFETY_TIMEOUT
+    )
 
 
 def test_photos_keep_name_and_format_at_the_short_side_and_are_never_enlarged(tmp_path, photos):

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import SAFETY_TIMEOUT
 from test_serve import (  # also skips this module without the web extra
     FILE_PART_HEAD,
     MULTIPART,
@@ -57,17 +58,17 @@ def serve_command(home: Path, *arguments: str):
     lines = queue.Queue()
     threading.Thread(target=lambda: [*map(lines.put, process.stdout), lines.put("")], daemon=True).start()
     try:
-        line = lines.get(timeout=300)
+        line = lines.get(timeout=SAFETY_TIMEOUT)  # the URL line, or "" once it has exited
         url = re.search(r"http://\[?([^\]/]+?)\]?:(\d+)/", line)
         assert url, f"no URL printed: {line!r} {stderr.read_text()}"
         yield url[1], int(url[2]), stderr, process
     finally:
         process.terminate()
-        process.wait(60)
+        process.wait(SAFETY_TIMEOUT)
 
 
 def status_for_host(address: str, port: int, host: str) -> int:
-    connection = http.client.HTTPConnection(address, port, timeout=30)
+    connection = http.client.HTTPConnection(address, port, timeout=SAFETY_TIMEOUT)
     connection.putrequest("GET", "/api/experts", skip_host=True)
     connection.putheader("Host", host)
     connection.endheaders()
@@ -109,7 +110,7 @@ def test_serve_on_cuda_without_onnxruntimes_cuda_provider_is_a_one_line_usage_er
         pytest.skip("this onnxruntime has CUDA")
     env = {**os.environ, "COLORIZE_HOME": str(tmp_path)}
     command = [sys.executable, "-m", "colorize", "serve", "--port", "0", "--device", "cuda"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=SAFETY_TIMEOUT, env=env)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--device cuda" in lines[0] and "onnxruntime" in lines[0], result.stderr
@@ -215,7 +216,7 @@ def test_allow_origin_is_documented_and_a_bad_one_is_a_one_line_usage_error(tmp_
     assert "--allow-origin" in (REPOSITORY / "docs" / "web.md").read_text()
     env = {**os.environ, "COLORIZE_HOME": str(tmp_path)}
     command = [sys.executable, "-m", "colorize", "serve", "--port", "0", "--allow-origin", "localhost:3000/page"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=SAFETY_TIMEOUT, env=env)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--allow-origin" in lines[0], result.stderr
@@ -226,14 +227,14 @@ def test_allow_origin_is_documented_and_a_bad_one_is_a_one_line_usage_error(tmp_
 
 def start_upload(port: int, declared: int = 8 * 2**20) -> socket.socket:
     """A POST whose headers and first 64 KB of photo are sent, and then nothing more."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=SAFETY_TIMEOUT)
     head = f"POST /api/colorize HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {declared}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in MULTIPART.items())
     sock.sendall(head.encode() + b"\r\n" + FILE_PART_HEAD + bytes(64 * 1024))
     return sock
 
 
-def read_until_closed(sock: socket.socket, within: float) -> bytes:
+def read_until_closed(sock: socket.socket, within: float = SAFETY_TIMEOUT) -> bytes:
     sock.settimeout(within)
     answer = b""
     try:
@@ -246,7 +247,7 @@ def read_until_closed(sock: socket.socket, within: float) -> bytes:
     return answer
 
 
-def wait_for(condition, within: float = 20) -> None:
+def wait_for(condition, within: float = SAFETY_TIMEOUT) -> None:
     deadline = time.monotonic() + within
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
@@ -256,9 +257,9 @@ def wait_for(condition, within: float = 20) -> None:
 def test_a_stalled_upload_is_answered_408_and_its_connection_closed(pipeline, photo):  # noqa: F811
     app = create_app(pipeline, read_timeout=0.5)
     with serving(app) as port:
+        started = time.monotonic()  # before it sends: the server's wait begins after this, whatever the delays
         stalled = start_upload(port)
-        started = time.monotonic()
-        answer = read_until_closed(stalled, within=20)
+        answer = read_until_closed(stalled)
         waited = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
         assert b'"timeout"' in answer
@@ -267,15 +268,16 @@ def test_a_stalled_upload_is_answered_408_and_its_connection_closed(pipeline, ph
 
 
 def test_uploads_over_the_cap_get_503_at_once_and_a_closed_one_frees_its_slot(pipeline, photo):  # noqa: F811
-    app = create_app(pipeline, max_uploads=2, read_timeout=120)
+    # The stalled uploads are never dropped while the test runs: only the test frees a slot.
+    app = create_app(pipeline, max_uploads=2, read_timeout=10 * SAFETY_TIMEOUT)
     with serving(app) as port:
         stalled = [start_upload(port) for _ in range(2)]
         try:
             wait_for(lambda: app.state.uploads.used == 2)
-            started = time.monotonic()
             crowded = post_over_http(port, photo)
             assert crowded.status == 503, crowded.body
-            assert b'"busy"' in crowded.body and time.monotonic() - started < 10
+            # At once: answered while both slots were still taken, not once one was freed.
+            assert b'"busy"' in crowded.body and app.state.uploads.used == 2
             stalled.pop().close()
             wait_for(lambda: app.state.uploads.used == 1)
             assert post_over_http(port, photo).status == 200

@@ -11,11 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAFETY_TIMEOUT, Child
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -224,7 +224,7 @@ def test_two_processes_write_what_one_writes_and_report_every_photo_once(scans, 
         [sys.executable, "-m", "colorize", "auto", str(scans), "-r", "-o", str(one), *FAST],
         capture_output=True,
         env=_environment(),
-        timeout=120,
+        timeout=SAFETY_TIMEOUT,
     )
     assert single.returncode == 1, single.stderr.decode()[-2000:]  # the broken file
     report = tmp_path / "r.jsonl"
@@ -233,7 +233,7 @@ def test_two_processes_write_what_one_writes_and_report_every_photo_once(scans, 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=_environment(),
-        timeout=120,
+        timeout=SAFETY_TIMEOUT,
     )
     output = done.stdout.decode()
     assert done.returncode == 1, output[-3000:]  # as one process: a photo failed
@@ -270,25 +270,22 @@ def test_a_killed_rank_costs_only_its_unfinished_photos_and_the_same_command_fin
     for i, name in enumerate(names):
         Image.fromarray(np.roll(photos["astronaut"], 3 * i, axis=1)).convert("L").save(scans / name)
     command = _torchrun(scans, "-o", out, "--report", report, "--batch-size", "1")
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_environment(), start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 90
+    with Child(command, group=True, env=_environment()) as child:
         rank1 = None
+
+        def rank1_wrote_one(output: str) -> bool:
+            nonlocal rank1
+            rank1 = rank1 or _rank_pid(child.pid, 1)
+            return rank1 is not None and any((out / name).exists() for name in names[1::2])
+
         # Rank 1's photos are the 2nd, 4th, ...: kill it (as an OOM killer would) once it has written one.
-        while time.monotonic() < deadline and process.poll() is None:
-            rank1 = rank1 or _rank_pid(process.pid, 1)
-            if rank1 and any((out / name).exists() for name in names[1::2]):
-                os.kill(rank1, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        output = process.communicate(timeout=90)[0].decode()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode != 0, output[-3000:]
+        child.wait_for(rank1_wrote_one, "rank 1 had written a photo")
+        try:
+            os.kill(rank1, signal.SIGKILL)
+        except ProcessLookupError:
+            child.fail("rank 1 had exited before it could be killed")
+        returncode, output = child.finish()
+    assert returncode != 0, output[-3000:]
     rows = _by_input(report)
     assert set(rows) == set(names), "every photo is in the report of the broken run too"
     lost = {n for n, row in rows.items() if row["skip_reason"] == "not done (rank 1 stopped)"}
@@ -300,7 +297,7 @@ def test_a_killed_rank_costs_only_its_unfinished_photos_and_the_same_command_fin
     for name in before:
         Image.open(out / name).load()  # whole
 
-    again = subprocess.run(command, capture_output=True, env=_environment(), timeout=120)
+    again = subprocess.run(command, capture_output=True, env=_environment(), timeout=SAFETY_TIMEOUT)
     assert again.returncode == 0, again.stderr.decode()[-3000:]
     rows = _by_input(report)
     assert set(rows) == set(names)

@@ -14,6 +14,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import SAFETY_TIMEOUT
 
 from colorize.core import images
 from colorize.core.images import decode
@@ -173,7 +174,7 @@ def test_composing_a_strip_needs_little_beyond_its_output(height, width):
         [sys.executable, "-c", _COMPOSE, str(height), str(width)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=SAFETY_TIMEOUT,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-2000:]

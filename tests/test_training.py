@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import inspect
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import interrupt_when
+from conftest import SAFETY_TIMEOUT, Child, interrupt_when
 from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -375,7 +376,7 @@ def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp
         str(tmp_path / "run"),
     ]
     env = {**os.environ, "COLORIZE_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=SAFETY_TIMEOUT)
     assert done.returncode == 0, done.stderr[-2000:]
     history = read_metadata(out).metadata["training"]["history"]
     assert read_metadata(out.with_suffix(".onnx")).metadata["training"]["history"] == history, "the graph beside it"
@@ -400,6 +401,9 @@ def test_colour_is_bought_within_a_delta_e_budget():
     assert choose_gain(curve, 0.85, 0.0) == 0
 
 
+FIRST_EPOCH_LINE = re.compile(r"^epoch 1: ", re.MULTILINE)  # what colorize train prints as the first epoch ends
+
+
 @pytest.mark.slow
 def test_a_killed_training_run_saves_its_checkpoint_and_resumes(colour_folder, isolated_home):
     """SIGTERM (a scheduler's pre-emption, a closed session) is handled as Ctrl-C is."""
@@ -411,8 +415,10 @@ def test_a_killed_training_run_saves_its_checkpoint_and_resumes(colour_folder, i
 
     command = [sys.executable, "-m", "colorize", *train_args(500)]  # far more epochs than the test waits for
     checkpoint = isolated_home / "runs" / "killed" / "checkpoint.pt"
-    # Into a later epoch than the first checkpoint's.
-    returncode, output = interrupt_when(command, checkpoint.exists, signal.SIGTERM, settle=0.5)
+    # Into a later epoch than the first checkpoint's: an epoch's line is printed once its checkpoint is written.
+    returncode, output = interrupt_when(
+        command, lambda output: FIRST_EPOCH_LINE.search(output) is not None, signal.SIGTERM, "the first epoch ended"
+    )
     assert returncode == 130, output
     assert "interrupted" in output and "--resume" in output and "Traceback" not in output, output
     saved = torch.load(checkpoint, weights_only=True)["state"]
@@ -782,32 +788,33 @@ def test_by_default_an_expert_is_fine_tuned_from_the_nearest_installed_one(colou
     assert portraits["init"] == "general"  # a new name starts from the general expert
 
 
-def _wait_for_a_lasting_fork(process, settle: float, timeout: float = 120.0) -> None:
-    """Until ``process`` has had a child running its own command line for ``settle`` seconds."""
+def _ready_data_loading_workers(process) -> set[int]:
+    """``process``'s data-loading workers, once each has set itself up: children still running its
+    command line (forked, not exec'd) that ignore SIGTERM, as a worker's set-up makes it (a
+    Ctrl-C or a kill of the whole group is the main process's to handle). Imports run
+    short-lived children too (torch's CUDA lookup runs ldconfig); until their exec they share
+    the main process's handlers, which catch SIGTERM rather than ignore it, so they never match."""
     import os
-    import time
 
     # From the command, not /proc: read just after Popen, /proc may still show the parent's
     # command line (the child has not exec'd yet), and then no worker ever matches.
     own = b"".join(os.fsencode(part) + b"\0" for part in process.args)
-    first_seen: dict[str, float] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        now = time.monotonic()
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    except FileNotFoundError:
+        return set()
+    workers = set()
+    for pid in children:
         try:
-            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        except FileNotFoundError:
-            return
-        for pid in children:
-            try:
-                same = Path(f"/proc/{pid}/cmdline").read_bytes() == own
-            except FileNotFoundError:
-                same = False
-            if not same:
-                first_seen.pop(pid, None)
-            elif now - first_seen.setdefault(pid, now) >= settle:
-                return
-        time.sleep(0.02)
+            if Path(f"/proc/{pid}/cmdline").read_bytes() != own:
+                continue
+            status = Path(f"/proc/{pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone meanwhile
+        ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.MULTILINE)[1], 16)
+        if ignored & (1 << (signal.SIGTERM - 1)):
+            workers.add(int(pid))
+    return workers
 
 
 @pytest.mark.slow
@@ -816,35 +823,31 @@ def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos,
     the main process; when the worker died first the run ended with exit 1 and no checkpoint
     message (6 of 8 tries), or ran on."""
     import os
-    import subprocess
-    import time
 
     folder = tmp_path / "photos"
     folder.mkdir()
     for i in range(120):  # enough that the worker is still loading when the signal comes
         Image.fromarray(np.roll(photos["astronaut"], i * 7, axis=1)).save(folder / f"p{i:03d}.jpg")
-    for trial, delay in enumerate((0.5, 3.0)):
+    # Training proper has begun once a data-loading worker is at work: a signal before that ends
+    # setup, with nothing yet to checkpoint. The signal comes as soon as the first epoch's worker
+    # is ready, then (in a second run) once the first epoch has ended and the next one's is.
+    for trial, after_first_epoch in enumerate((False, True)):
         home = tmp_path / f"home{trial}"
         command = [sys.executable, "-m", "colorize", "train", "expert", "tiny", str(folder), *TINY,
                    "--epochs", "5", "--size", "64", "--batch-size", "8", "--workers", "1"]  # fmt: skip
         env = {**os.environ, "COLORIZE_HOME": str(home), "OMP_NUM_THREADS": "1"}
-        child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        try:
-            # Training proper has begun once the data-loading worker exists: a forked child still
-            # running this program a while later. A signal before that ends setup, with nothing
-            # yet to checkpoint; and imports run short-lived children too (torch's CUDA lookup
-            # runs ldconfig), which must not be taken for the worker.
-            _wait_for_a_lasting_fork(child, settle=0.3)
-            time.sleep(delay)
-            os.killpg(child.pid, signal.SIGTERM)
-            output = child.communicate(timeout=120)[0].decode()
-        finally:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-        assert child.returncode == 130 and "interrupted: checkpoint saved" in output, output[-1500:]
+        with Child(command, group=True, env=env) as child:
+
+            def ready(output: str) -> bool:
+                if after_first_epoch and not FIRST_EPOCH_LINE.search(output):
+                    return False
+                return bool(_ready_data_loading_workers(child.process))
+
+            what = "the first epoch had ended and " if after_first_epoch else ""
+            child.wait_for(ready, what + "a data-loading worker was ready")
+            child.send(signal.SIGTERM)
+            returncode, output = child.finish()
+        assert returncode == 130 and "interrupted: checkpoint saved" in output, output[-1500:]
         assert (home / "runs" / "tiny" / "checkpoint.pt").is_file()
 
 
