@@ -13,6 +13,9 @@ they are trained) and in onnxruntime (where colorize runs them), and the bundled
   exported both ways and the two called in turn in onnxruntime: the hint planes enter the
   network through its first convolution only, so a photo with hints should cost what one
   without does.
+- Spread hints: every expert follows colour hints by spreading them over its output
+  (experts/hints.py). ``Pipeline.predict`` on a real photo with 0, 5 and 20 points, in turn:
+  the spreading works at the expert's output size, so its cost should not depend on the photo.
 - Engines: the default expert's real weights in onnxruntime beside the same weights in torch
   (the former engine; experts/networks.py reads them back from the ONNX file), and the change
   that makes to the output photos (CIEDE2000, and 8-bit levels of the composed photo).
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     lights = [_lightness(path) for path in args.photos]
     result["bundled"] = time_bundled(store, lights, args.batch, args.reps, cores)
     result["hint_planes"] = time_hint_planes(meta, size, args.batch, args.reps, cores)
+    result["spread_hints"] = time_spread_hints(lights, args.reps)
     result["engines"] = compare_engines(store, lights, args.batch, args.reps)
     args.json.write_text(json.dumps(result, indent=1))
 
@@ -189,6 +193,22 @@ def time_hint_planes(meta: dict, size: int, batch: int, reps: int, cores: int) -
         for label, ms in _interleaved_ms(runs, max(10, 3 * reps)).items():
             rows[label][f"ms_{threads}_thread"] = ms
     return rows
+
+
+def time_spread_hints(lights: list[np.ndarray], reps: int) -> dict:
+    """``Pipeline.predict`` ms (route, expert, spreading) for the largest photo, with 0, 5 and 20
+    points placed at random, called in turn."""
+    from colorize.experts.hints import Hint
+    from colorize.pipelines.inference import Pipeline
+
+    pipeline = Pipeline.from_config()
+    light = max(lights, key=lambda plane: plane.size)
+    places = np.random.default_rng(0).random((20, 2))
+    runs = {}
+    for count in (0, 5, 20):
+        hints = [[Hint(float(x), float(y), "#b22222", radius=4, relative=True) for x, y in places[:count]]]
+        runs[f"{count} hints"] = lambda hints=hints: pipeline.predict([light], hints)
+    return {"megapixels": light[0].size / 1e6, "ms": _interleaved_ms(runs, max(10, 3 * reps))}
 
 
 def compare_engines(store, lights: list[np.ndarray], batch: int, reps: int) -> dict:

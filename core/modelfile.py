@@ -56,7 +56,7 @@ class ModelFile:
 
 
 # How a message names each kind of model a file may hold.
-_KINDS = {"expert": "an expert", "classifier": "a classifier", "hint_refiner": "a hint refiner"}
+_KINDS = {"expert": "an expert", "classifier": "a classifier"}
 
 
 def check_kind(model_file: ModelFile, kind: str) -> ModelFile:

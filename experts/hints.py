@@ -1,13 +1,17 @@
-"""Colour hints: what a person knows of a photo's colours, as an expert's extra input.
+"""Colour hints: what a person knows of a photo's colours.
 
-A hint-aware expert reads, beside L, three planes at its work size (Zhang et al., "Real-Time
-User-Guided Image Colorization", SIGGRAPH 2017): the a and b of each hinted patch (LAB units,
-0 elsewhere) and a mask that is 1 where a hint is. With no hints all three planes are 0, and
-the expert colours the photo on its own.
+Every expert follows hints through ``spread_hints``: after the network, the difference
+between each hint's colour and the expert's at its place is spread over the photo, far along
+places of similar lightness and fading with distance, so the hinted colour holds at the point
+and carries over the object it lies on. It needs no network of its own, so it works for every
+expert, and a photo without hints is left exactly as the expert coloured it.
 
-Training draws hints from the true colours (``simulate_hints``); a user's points and the
-simulated ones become planes through the same ``hint_planes``, so the network sees at
-inference exactly the kind of input it learned from.
+An expert may also read hints itself (trained with ``--hint-input``): beside L it takes three
+planes at its work size (Zhang et al., "Real-Time User-Guided Image Colorization", SIGGRAPH
+2017): the a and b of each hinted patch (LAB units, 0 elsewhere) and a mask that is 1 where a
+hint is. Training draws hints from the true colours (``simulate_hints``); a user's points and
+the simulated ones become planes through the same ``hint_planes``, so the network sees at
+inference exactly the kind of input it learned from. Spreading follows it too.
 """
 
 from __future__ import annotations
@@ -48,6 +52,84 @@ def hint_planes(hints: list[PlacedHint], height: int, width: int) -> np.ndarray:
         planes[1, rows, cols] = hint.ab[1]
         planes[2, rows, cols] = 1.0
     return planes
+
+
+# How far a hint's colour spreads (chosen on the protocol's choosing sources, MODELS.md "Hints"):
+# a Gaussian fall-off of this share of the expert's output side, times a Gaussian of the
+# lightness difference to the hinted patch (LAB L units), so colour stays on the object.
+SPREAD_REACH = 24 / 112
+SPREAD_LIGHTNESS = 8.0
+# A second, short pass puts each hint's colour exactly at its place (the first moves a patch's
+# mean, and blends neighbouring hints): each pixel near hints takes its nearest hint's colour,
+# whole on the patch and a plateau one pixel past it, then less of it over 3/112 of the side.
+FINISH_REACH = 3 / 112
+FINISH_PLATEAU = 1 / 112
+
+
+def spread_hints(ab: np.ndarray, lightness: np.ndarray, hints: Sequence[PlacedHint]) -> np.ndarray:
+    """The expert's ``ab`` (2, h, w) moved toward ``hints`` (placed on the same h x w grid);
+    ``lightness`` (h, w) is the photo's L on that grid. Returns a new array."""
+    side = max(ab.shape[-2:])
+    spread = _blend_residuals(ab, lightness, hints, SPREAD_REACH * side)
+    return _finish_at_places(spread, hints, FINISH_REACH * side, max(1, round(FINISH_PLATEAU * side)))
+
+
+def _patch(hint: PlacedHint) -> tuple[slice, slice]:
+    return (
+        slice(max(hint.row - hint.half, 0), hint.row + hint.half + 1),
+        slice(max(hint.col - hint.half, 0), hint.col + hint.half + 1),
+    )
+
+
+def _residual(ab: np.ndarray, hint: PlacedHint) -> np.ndarray:
+    """The hint's ab minus the mean ab of its patch."""
+    return np.asarray(hint.ab, np.float32) - ab[(slice(None), *_patch(hint))].reshape(2, -1).mean(axis=1)
+
+
+def _beyond(hint: PlacedHint, rows: np.ndarray, cols: np.ndarray, plateau: int) -> np.ndarray:
+    """Each pixel's distance past the hint's patch and ``plateau`` (0 inside them), on the grid
+    of ``rows`` (h, 1) and ``cols`` (1, w) (float32 coordinates)."""
+    beyond = np.hypot(rows - np.float32(hint.row), cols - np.float32(hint.col))
+    beyond -= hint.half + plateau
+    return np.maximum(beyond, 0, out=beyond)
+
+
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(height, dtype=np.float32)[:, None], np.arange(width, dtype=np.float32)[None, :]
+
+
+def _blend_residuals(ab: np.ndarray, lightness: np.ndarray, hints: Sequence[PlacedHint], reach: float) -> np.ndarray:
+    rows, cols = _grid(*ab.shape[-2:])
+    moved = np.zeros_like(ab, dtype=np.float32)
+    total = np.zeros(ab.shape[-2:], np.float32)
+    for hint in hints:
+        # One exponential of both fall-offs: exp(-(d / reach)^2 / 2 - (dL / sigma)^2 / 2).
+        weight = _beyond(hint, rows, cols, 0)
+        weight *= np.float32(1 / reach)
+        np.square(weight, out=weight)
+        light = lightness - np.float32(lightness[_patch(hint)].mean())
+        light *= np.float32(1 / SPREAD_LIGHTNESS)
+        weight += np.square(light, out=light)
+        weight *= np.float32(-0.5)
+        np.exp(weight, out=weight)
+        moved += weight * _residual(ab, hint)[:, None, None]
+        total += weight
+    # Near one hint its difference is taken whole; between hints, their blend; far from all,
+    # less and less of it, down to the expert's own colour.
+    return ab + moved / np.maximum(total, 1.0)
+
+
+def _finish_at_places(ab: np.ndarray, hints: Sequence[PlacedHint], reach: float, plateau: int) -> np.ndarray:
+    rows, cols = _grid(*ab.shape[-2:])
+    nearest = np.full(ab.shape[-2:], np.inf, np.float32)
+    wanted = np.zeros_like(ab, dtype=np.float32)
+    for hint in hints:  # later hints win ties, as later hints cover earlier ones in the planes
+        beyond = _beyond(hint, rows, cols, plateau)
+        closer = beyond <= nearest
+        nearest[closer] = beyond[closer]
+        wanted[:, closer] = np.asarray(hint.ab, np.float32)[:, None]
+    weight = np.exp(np.square(nearest / np.float32(reach)) * np.float32(-0.5))
+    return ab + weight * (wanted - ab)
 
 
 def hint_count(rng: np.random.Generator, zero_share: float, mean_count: float) -> int:

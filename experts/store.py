@@ -19,19 +19,15 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from colorize.core.color import resize_bilinear
 from colorize.core.errors import ColorizeError
 from colorize.core.locations import ONNX_SUFFIX, installed_experts, model_file, model_folders, model_home
 from colorize.core.modelfile import ModelFile, ModelFileError, check_kind, checked_side, read_metadata
 from colorize.core.onnx import OnnxNetwork, parse_onnx, read_onnx
-from colorize.experts.hints import HINT_PLANES, HintError
+from colorize.experts.hints import HINT_PLANES
 from colorize.experts.normalization import Normalization
 
 # The scene classifier's name where it stands beside experts (its file, colorize experts --remove).
 CLASSIFIER = "classifier"
-# Hint refiners stand in this sub-folder of an experts folder, one per expert name.
-HINTS_FOLDER = "hints"
-REFINER_PLANES = 1 + HINT_PLANES + 2  # L, the hint planes, the expert's ab
 
 
 class NoSuchExpertError(ColorizeError, KeyError):
@@ -77,15 +73,6 @@ class ModelStore:
                 return ModelSource("classifier", source, path)
         return None
 
-    def refiner_source(self, name: str) -> ModelSource | None:
-        """The hint refiner for expert ``name`` (``experts/hints/NAME.onnx``: the user's, else the
-        bundled one), or None: then the expert takes hints only if its own network reads them."""
-        for source, folder in reversed(model_folders("experts", self.home)):
-            path = model_file(folder / HINTS_FOLDER, name)
-            if path is not None:
-                return ModelSource(name, source, path)
-        return None
-
     def names(self) -> list[str]:
         return list(self.sources())
 
@@ -107,11 +94,7 @@ class ModelStore:
         source = self.source(name)
         data, metadata = onnx_model(source, channels=(1, 1 + HINT_PLANES))
         network = OnnxNetwork(data, source.path, threads, providers)
-        expert = Expert.from_parts(name, ModelFile(source.path, metadata), network)
-        refiner = self.refiner_source(name)
-        if refiner is not None and not expert.takes_hints:
-            expert.refiner = HintRefiner.from_source(refiner, threads, providers)
-        return expert
+        return Expert.from_parts(name, ModelFile(source.path, metadata), network)
 
     def check(self, names: Iterable[str], load: Iterable[str] = ()) -> None:
         """Refuse a run before its first photo when an expert it may route to is unusable.
@@ -188,12 +171,6 @@ class Expert:
         self.normalization = Normalization.from_metadata(meta.get("normalization", {}))
         # Whether the network reads hint planes beside L (experts/hints.py); files from before hints do not.
         self.reads_hints = bool(meta["arguments"].get("hints", False))
-        self.refiner: HintRefiner | None = None
-
-    @property
-    def takes_hints(self) -> bool:
-        """Whether colour hints can steer this expert: its own network reads them, or a hint refiner follows it."""
-        return self.reads_hints or self.refiner is not None
 
     @classmethod
     def from_parts(cls, name: str, model_file: ModelFile, network) -> "Expert":
@@ -215,56 +192,11 @@ class Expert:
     def predict_ab(self, lightness: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
         """L in [0, 100], float32 (B, 1, h, w) at the work size -> ab in LAB units at the network's resolution.
 
-        ``hints``: (B, 3, h, w) planes of experts/hints.py, for an expert that takes them. Without
-        hints the expert colours the photo on its own: a network that reads hint planes gets
-        empty ones, and a hint refiner is not run at all, so the result is the expert's alone."""
-        if hints is not None and not self.takes_hints:
-            raise HintError(f"expert {self.name!r} takes no colour hints")
-        if self.reads_hints:
-            if hints is None:
-                hints = np.zeros((lightness.shape[0], HINT_PLANES, *lightness.shape[2:]), np.float32)
-            return self.normalization.chroma(self.network(self.normalization.network_input(lightness, hints)))
-        output = self.network(self.normalization.network_input(lightness))
-        ab = self.normalization.chroma(output)
-        if hints is None or self.refiner is None:
-            return ab
-        hinted = hints[:, 2].reshape(len(hints), -1).any(axis=1)
-        if hinted.any():
-            # With hints the refiner decides the colours, from the network's own output: the gain
-            # and shift chosen for the automatic result are not its to undo.
-            own = self.normalization.uncalibrated().chroma(output[hinted])
-            ab[hinted] = own + self.refiner(lightness[hinted], hints[hinted], own)
-        return ab
-
-
-class HintRefiner:
-    """A small network that moves an expert's ab toward colour hints (experts/hints.py).
-
-    It reads six planes at the expert's work size: L, the hint planes (a, b, mask) and the
-    expert's own ab (its network's output, before any output gain or shift), upsampled; it gives
-    a correction of that ab at the expert's output resolution. It runs only for photos that
-    have hints."""
-
-    def __init__(self, model_file: ModelFile, network):
-        meta = check_kind(model_file, "hint_refiner").metadata
-        self.model_file = model_file
-        self.network = network
-        self.normalization = Normalization.from_metadata(meta.get("normalization", {}))
-
-    @classmethod
-    def from_source(cls, source: ModelSource, threads: int = 1, providers=("CPUExecutionProvider",)) -> "HintRefiner":
-        data, metadata = onnx_model(source, channels=(REFINER_PLANES,))
-        model_file = ModelFile(source.path, metadata)
-        try:
-            return cls(model_file, OnnxNetwork(data, source.path, threads, providers))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(
-                f"{source.path}: not a usable hint refiner ({type(error).__name__}: {error})"
-            ) from None
-
-    def __call__(self, lightness: np.ndarray, hints: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        """L (B, 1, h, w), hint planes (B, 3, h, w), the expert's ab (B, 2, h', w') -> the correction of ab."""
-        norm = self.normalization
-        expert_ab = resize_bilinear(ab, lightness.shape[-2:], antialias=False) / np.float32(norm.ab_scale)
-        planes = np.concatenate((norm.network_input(lightness, hints), expert_ab), axis=1)
-        return self.network(planes) * np.float32(norm.ab_scale)
+        ``hints``: (B, 3, h, w) planes of experts/hints.py, read by a network trained to read
+        them (``reads_hints``; it gets empty planes when none are given) and ignored by one that
+        was not: ``Pipeline`` spreads every hint over whichever expert's output."""
+        if not self.reads_hints:
+            return self.normalization.chroma(self.network(self.normalization.network_input(lightness)))
+        if hints is None:
+            hints = np.zeros((lightness.shape[0], HINT_PLANES, *lightness.shape[2:]), np.float32)
+        return self.normalization.chroma(self.network(self.normalization.network_input(lightness, hints)))

@@ -159,7 +159,6 @@ def auto(
         )
         _on_main(workers, lambda: _check_choices(expert, weights, device))
         work = workers.share(_on_main(workers, lambda: _with_hints(work, hint or [], hints_file)))
-        hinted = any(job.hints for job in work.jobs)
         part = shard or Shard(1, 1)
         jobs = part.take(work.jobs)
         # What failed before any photo was read is reported once: by rank 0 of the first part.
@@ -172,9 +171,7 @@ def auto(
                 console.print("[dim]loading models…[/]", highlight=False)
             pipeline = _on_every_rank(
                 workers,
-                lambda: _loaded(
-                    expert, threshold, weights, classifier_weights, device, work_size, saturation, threads, hinted
-                ),
+                lambda: _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation, threads),
             )
         with contextlib.ExitStack() as held:
             # A file named by -o is written atomically; its folder is not held, so that runs of
@@ -371,18 +368,10 @@ def _check_choices(expert: str | None, weights: list[str], device: str) -> None:
             fail(str(error))
 
 
-def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation, threads, hinted=False):
-    """The pipeline, every expert it can route to checked (and, for hints, able to follow them),
-    or a one-line error."""
+def _loaded(expert, threshold, weights, classifier_weights, device, work_size, saturation, threads):
+    """The pipeline, every expert it can route to checked, or a one-line error."""
     pipeline = build_pipeline(expert, threshold, weights, classifier_weights, device, work_size, saturation, threads)
-    names = _check_experts(pipeline, expert)
-    if hinted:
-        deaf = sorted(name for name in names if name in pipeline.available and not pipeline.takes_hints(name))
-        if deaf:
-            which = "the forced expert" if expert is not None else "an expert these photos may be routed to"
-            fail(
-                f"hints given, but {which}, {shown(deaf[0])}, takes no colour hints (`colorize experts` lists which do)"
-            )
+    _check_experts(pipeline, expert)
     return pipeline
 
 

@@ -148,9 +148,8 @@ def list_experts(
                 code_version=meta.get("code_version"),
             )
             if model_file.kind == "expert":
-                refiner = store.refiner_source(name)
-                reads_hints = bool(meta["arguments"].get("hints", False))
-                row["hints"] = "its own input" if reads_hints else str(refiner.path) if refiner else None
+                # Every expert follows hints (spread over its output); some also read them as input.
+                row["reads_hints"] = bool(meta["arguments"].get("hints", False))
             row["description"] = _describe(row)
             if not isinstance(row["metrics"], dict):
                 raise TypeError(f"metrics is a {type(row['metrics']).__name__}, not a table")
@@ -305,6 +304,6 @@ def _describe(row: dict) -> str:
         if isinstance(choice, dict) and isinstance(choice.get("choosing_sources"), list):
             sources = ", ".join(map(str, choice["choosing_sources"]))
             described += f", {choice.get('choice', 'a choice')} chosen on held-out sources ({sources})"
-    if row.get("hints"):
-        described += ", takes colour hints" + ("" if row["hints"] == "its own input" else " (hint refiner beside it)")
+    if row.get("reads_hints"):
+        described += ", reads colour hints as input"
     return described

@@ -21,7 +21,6 @@ from colorize.pipelines.cli_common import (
     interruptible,
     progress_bar,
     refuse_output_among_inputs,
-    shown,
 )
 
 # Fewer held-out photos than this and eval warns that its means are mostly chance.
@@ -184,8 +183,6 @@ def evaluate(
         check_modes(modes, pipeline)
     except EvaluationError as error:
         fail(str(error))
-    if hints:
-        _check_hints(pipeline, modes)
 
     evaluation = Evaluation(modes, pipeline, sheet_count=sheet_count if sheet else 0)
     recognizer = _judge(pipeline) if recognition else None
@@ -350,17 +347,3 @@ def _routing_table(routing: dict) -> Table:
     for label, row in routing["confusion"].items():
         table.add_row(label, *[f"[bold]{n}[/]" if e == routing["expected"][label] else str(n) for e, n in row.items()])
     return table
-
-
-def _check_hints(pipeline, modes: list[str]) -> None:
-    """Every expert the modes can reach takes hints, or a one-line usage error before any photo."""
-    from colorize.pipelines.evaluate import AUTO
-
-    names = {m for m in modes if m != AUTO}
-    if AUTO in modes:
-        names |= {pipeline.policy.expert_for(label) for label in pipeline.classifier.labels} | {
-            pipeline.policy.fallback
-        }
-    deaf = sorted(name for name in names & set(pipeline.available) if not pipeline.takes_hints(name))
-    if deaf:
-        fail(f"--hints: expert {shown(deaf[0])} takes no colour hints (`colorize experts` lists which do)")

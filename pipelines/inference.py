@@ -24,12 +24,18 @@ from PIL import Image
 
 from colorize.classifier.model import SceneClassifier
 from colorize.configs import load_config
-from colorize.core.color import compose_upsampled, gray_to_lightness, lightness_from_array, resize_square
+from colorize.core.color import (
+    compose_upsampled,
+    gray_to_lightness,
+    lightness_from_array,
+    resize_bilinear,
+    resize_square,
+)
 from colorize.core.cpu import available_cores, keep_freed_memory
 from colorize.core.errors import ColorizeError
 from colorize.core.images import DecodedImage, atomic_save, decode, encode, pixels_from_image, to_8bit
 from colorize.core.modelfile import ModelFileError, read_metadata
-from colorize.experts.hints import Hint, placed_planes
+from colorize.experts.hints import Hint, placed_planes, spread_hints
 from colorize.experts.store import Expert, ModelStore
 from colorize.router import Route, RoutingPolicy, merge_routing, route
 from colorize.router.policy import check_forced, read_routing
@@ -263,26 +269,36 @@ class Pipeline:
         routes: Sequence[Route],
         hints: Sequence[Sequence[Hint]] | None = None,
         shapes: Sequence[tuple[int, int]] | None = None,
+        saturation: float | None = None,
     ) -> list[np.ndarray]:
         """ab (2, h, w) at each expert's output resolution for each L (1, H, W), batched per expert.
 
         ``hints``: for each photo, the colours a person gave (experts/hints.py; an empty list for
-        none); a photo with hints must be routed to an expert that takes them. ``shapes``: each
-        photo's own (height, width), where ``lightness`` holds copies already shrunk (``shrink``):
-        the hints' places refer to the photo."""
+        none): spread over the expert's output (``spread_hints``), and given to a network that
+        reads them. ``shapes``: each photo's own (height, width), where ``lightness`` holds copies
+        already shrunk (``shrink``): the hints' places refer to the photo. ``saturation``: this
+        call's, instead of the pipeline's (hints keep their own colour whatever it is)."""
         shapes = shapes or [light.shape[-2:] for light in lightness]
+        saturation = self.saturation if saturation is None else saturation
         out: list[np.ndarray | None] = [None] * len(lightness)
         for name in dict.fromkeys(r.expert for r in routes):
             members = [i for i, r in enumerate(routes) if r.expert == name]
             expert = self.expert(name)
             size = self.work_size or expert.work_size
             batch = np.concatenate([resize_square(lightness[i], size) for i in members])
+            hinted = [row for row, i in enumerate(members) if hints is not None and hints[i]]
             planes = None
-            if hints is not None and any(hints[i] for i in members):
-                planes = np.stack([placed_planes(hints[i], *shapes[i], size) for i in members])
+            if hinted and expert.reads_hints:
+                planes = np.stack([placed_planes(hints[i], *shapes[i], size) for i in members])  # type: ignore[index]
             small_ab = expert.predict_ab(batch, planes)
-            if self.saturation != 1.0:
-                small_ab = small_ab * np.float32(self.saturation)
+            if saturation != 1.0:
+                small_ab = small_ab * np.float32(saturation)
+            if hinted:
+                grid = small_ab.shape[-1]  # square, as the input
+                small_light = resize_bilinear(batch[hinted], (grid, grid))[:, 0]
+                for light, row in zip(small_light, hinted):
+                    placed = [hint.place(*shapes[members[row]], grid) for hint in hints[members[row]]]  # type: ignore[index]
+                    small_ab[row] = spread_hints(small_ab[row], light, placed)
             for row, i in enumerate(members):
                 out[i] = small_ab[row]
         return out  # type: ignore[return-value]
@@ -292,11 +308,13 @@ class Pipeline:
         lightness: Sequence[np.ndarray],
         hints: Sequence[Sequence[Hint]] | None = None,
         expert: str | None = None,
+        saturation: float | None = None,
     ) -> list[Prediction]:
         """Route and run the networks for a batch of L images, each (1, H, W); compose later.
 
         ``hints``: for each photo, a list of ``Hint`` (possibly empty). ``expert``: route every
-        photo of this call to that expert, as a pipeline forced to it would."""
+        photo of this call to that expert, as a pipeline forced to it would. ``saturation``:
+        this call's, instead of the pipeline's."""
         shrunk = self.shrink(lightness)
         if expert is None:
             routes = self.route(shrunk)
@@ -304,12 +322,8 @@ class Pipeline:
             check_forced(expert, self.available)
             routes = [route({}, self.available, self.policy, expert) for _ in shrunk]
         shapes = [light.shape[-2:] for light in lightness]
-        small = self.predict_small_ab(shrunk, routes, hints, shapes)
+        small = self.predict_small_ab(shrunk, routes, hints, shapes, saturation)
         return [Prediction(r, light, ab) for light, ab, r in zip(lightness, small, routes)]
-
-    def takes_hints(self, name: str) -> bool:
-        """Whether expert ``name`` can follow colour hints (its files are read, not yet run)."""
-        return self.expert(name).takes_hints
 
     def colorize_lightness(
         self, lightness: Sequence[np.ndarray], hints: Sequence[Sequence[Hint]] | None = None
@@ -321,8 +335,9 @@ class Pipeline:
         """Colorize one photo: a path (decoded as ``colorize auto`` decodes it: upright, any
         supported format and depth), a PIL image or an array (only the luminance is used).
 
-        ``hints``: colours a person knows at places of the photo (``Hint``), for an expert that
-        takes them: ``pipeline.colorize("photo.jpg", [Hint(120, 80, "#b22222")])``."""
+        ``hints``: colours a person knows at places of the photo (``Hint``), which the result
+        keeps at those places and spreads over what lies around them:
+        ``pipeline.colorize("photo.jpg", [Hint(120, 80, "#b22222")])``."""
         given = [list(hints)] if hints else None
         if isinstance(image, (str, os.PathLike)):
             decoded = decode(Path(image))

@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -301,25 +301,12 @@ class _Service:
         # A Pipeline is not thread-safe: it loads experts and makes its thread pool lazily.
         self.model_lock = threading.Lock()
         self._in_flight = threading.BoundedSemaphore(_PHOTOS_IN_FLIGHT)
-        # Known before the first request: the listing must answer while a photo holds the model,
-        # and whether an expert takes hints is known only once it is loaded.
-        self.takes_hints = {name: self._takes_hints(name) for name in pipeline.available}
-
-    def _takes_hints(self, name: str) -> bool:
-        try:
-            return self.pipeline.takes_hints(name)
-        except (ModelFileError, KeyError, TypeError, ValueError):
-            return False  # a request for it answers the load error, as for any photo
 
     def describe(self, max_upload_bytes: int) -> dict:
         sources = self.pipeline.store.sources()
         return {
             "experts": [
-                {
-                    "name": name,
-                    "source": sources[name].source if name in sources else "file",
-                    "hints": self.takes_hints[name],
-                }
+                {"name": name, "source": sources[name].source if name in sources else "file"}
                 for name in sorted(self.pipeline.available)
             ],
             "default_saturation": self.default_saturation,
@@ -343,15 +330,7 @@ class _Service:
         if not 0 <= saturation <= MAX_SATURATION:
             raise Refused(422, f"saturation must be a number from 0 to {MAX_SATURATION:g}, got {text!r}", "bad_field")
         hints = _hints(fields.get("hints", ""))
-        if hints and not self.hint_experts():
-            raise Refused(422, "no installed expert takes colour hints", "no_hints")
-        if hints and expert is not None and not self.takes_hints[expert]:
-            detail = f"expert {expert!r} takes no colour hints; these do: {', '.join(self.hint_experts())}"
-            raise Refused(422, detail, "no_hints")
         return Options(expert, saturation, _flag(fields, "force"), _flag(fields, "preview"), hints)
-
-    def hint_experts(self) -> list[str]:
-        return [name for name, takes in sorted(self.takes_hints.items()) if takes]
 
     def colorize(self, workspace: _Workspace, options: Options) -> Output:
         with self._in_flight:
@@ -385,10 +364,6 @@ class _Service:
                 prediction = self._predict(lightness, options)
                 # In the lock too: the pipeline makes its thread pool on first use.
                 rgb = prediction.compose(self.pipeline.map_bands, dtype=np.uint8 if eight_bit else np.float32)
-        except HintError as error:
-            # The points were checked above: what is left is the route, to an expert that takes none.
-            detail = f"{error}, and this photo was routed to it; send expert= with one that does"
-            raise Refused(422, f"{detail}: {', '.join(self.hint_experts())}", "no_hints") from None
         except (ModelFileError, NoFallbackExpertError) as error:
             raise Refused(500, str(error), "model") from None
         chosen = prediction.route
@@ -412,10 +387,7 @@ class _Service:
         """The pipeline's prediction for one L (1, H, W), with the request's expert, hints and
         saturation: the page chooses them per photo, the pipeline once for all."""
         hints = [options.hints] if options.hints else None
-        prediction = self.pipeline.predict([lightness], hints, expert=options.expert)[0]
-        if options.saturation != 1.0:
-            prediction = replace(prediction, small_ab=prediction.small_ab * np.float32(options.saturation))
-        return prediction
+        return self.pipeline.predict([lightness], hints, expert=options.expert, saturation=options.saturation)[0]
 
 
 def _hints(text: str) -> list[Hint]:

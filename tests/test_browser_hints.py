@@ -1,7 +1,7 @@
 """Colour points on ``colorize serve``'s page: the real server process and headless Chromium.
 
-The general expert takes hints here through a hint refiner made by hand (tests/test_hints_engine.py):
-it paints the hint's colour where a point is, so what the points must do to the result is known.
+The bundled experts follow the points: each point's colour holds at its place and spreads
+over what lies around it, so the result must turn each point's colour there.
 
 COLORIZE_HINTS_SCREENSHOT=PATH writes the screenshot with points placed there; otherwise it
 goes to the test's temporary folder.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,9 @@ from conftest import sample_rgb
 from PIL import Image
 from scipy.ndimage import uniform_filter
 from skimage.color import rgb2lab
-from test_browser import CHROMIUM, serving, sync_api  # also skips this module without the web extra or Chromium
-from test_hints_engine import write_follow_the_hints_refiner
+
+# Importing test_browser also skips this module without the web extra or Chromium.
+from test_browser import CHROMIUM, PAGE_TIMEOUT_MS, serving, sync_api
 
 from colorize.experts.hints import colour_ab
 
@@ -86,7 +86,7 @@ def points_shown(page) -> list[tuple[str, str]]:
 def wait_rendered(page, points: int) -> None:
     """Until the result of the latest change is shown (the card is busy from a change until then),
     and it was made with ``points`` colour points."""
-    page.wait_for_selector('.card:not([aria-busy="true"]) .status:text-matches("^done")', timeout=60_000)
+    page.wait_for_selector('.card:not([aria-busy="true"]) .status:text-matches("^done")', timeout=PAGE_TIMEOUT_MS)
     line = page.inner_text(".card .status")
     if points:
         assert line.endswith(f"· {points} colour points"), line
@@ -96,7 +96,6 @@ def wait_rendered(page, points: int) -> None:
 
 def test_colour_points_steer_the_result_and_travel_as_a_hints_file(tmp_path):
     home = tmp_path / "home"
-    write_follow_the_hints_refiner(home / "experts" / "hints" / "general.onnx")
     gray = Image.fromarray(sample_rgb("astronaut", 480)).convert("L")
     photo = tmp_path / PHOTO_NAME
     gray.save(photo)
@@ -109,27 +108,21 @@ def test_colour_points_steer_the_result_and_travel_as_a_hints_file(tmp_path):
     screenshot = Path(os.environ.get("COLORIZE_HINTS_SCREENSHOT") or tmp_path / "hints.png")
 
     with serving(tmp_path, home) as (url, process, log, _), sync_api.sync_playwright() as playwright:
-        with urllib.request.urlopen(url + "api/experts", timeout=10) as response:
-            experts = json.load(response)["experts"]
-        assert {e["name"]: e["hints"] for e in experts} == {"general": True, "landscape": False, "people": False}
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
             page = browser.new_context(viewport={"width": 1000, "height": 1000}).new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.on("request", lambda request: requests.append(request.url))
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(url)
             page.set_input_files("#pick", [str(photo)])
-            page.wait_for_selector('.download[aria-disabled="false"]', timeout=60_000)
+            page.wait_for_selector('.download[aria-disabled="false"]', timeout=PAGE_TIMEOUT_MS)
 
-            # An expert without hints: no points are offered, and a note names one that takes them.
-            page.select_option(".card .expert", "landscape")
-            page.wait_for_selector(".card .route:has-text('expert: landscape')", timeout=60_000)
-            assert page.inner_text(".card .hint-note") == "The expert landscape takes no colour hints; general does."
-            assert not page.is_visible(".card .hints")
+            # Points are offered for whichever expert colours the photo.
+            assert page.is_visible(".card .hints")
             page.select_option(".card .expert", "general")
-            page.wait_for_selector(".card .route:has-text('expert: general')", timeout=60_000)
+            page.wait_for_selector(".card .route:has-text('expert: general')", timeout=PAGE_TIMEOUT_MS)
             wait_rendered(page, 0)
-            assert page.is_visible(".card .hints") and not page.is_visible(".card .hint-note")
             before = [ab_at(page, place) for place in places]
 
             # Two points, each with its own colour.
@@ -199,7 +192,7 @@ def test_colour_points_steer_the_result_and_travel_as_a_hints_file(tmp_path):
             bad = tmp_path / "bad.json"
             bad.write_text(json.dumps([{"x": 10, "y": 10, "color": "bleu"}]))
             page.set_input_files(".card .hints-file", [str(bad)])
-            error = page.wait_for_selector(".card .status.error", timeout=10_000).inner_text()
+            error = page.wait_for_selector(".card .status.error", timeout=PAGE_TIMEOUT_MS).inner_text()
             assert error == 'bad.json, point 1: "bleu" is not a colour', error
             assert points_shown(page) == shown
         finally:

@@ -7,7 +7,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from colorize.core.modelfile import read_metadata
-from colorize.experts.hints import HintError, PlacedHint, hint_count, hint_planes, simulate_hints
+from colorize.experts.hints import PlacedHint, hint_count, hint_planes, simulate_hints
 from colorize.experts.networks import load_model_file
 from colorize.experts.store import ModelStore
 from colorize.pipelines.cli import app
@@ -96,14 +96,16 @@ def test_a_hint_input_fine_tune_learns_its_new_input_and_the_file_takes_hints(co
     expert = ModelStore().load("hinted")  # its ONNX graph takes the four planes
     lightness = np.full((1, 1, 32, 32), 60.0, np.float32)
     hints = hint_planes([PlacedHint(16, 16, (40.0, 20.0), half=2)], 32, 32)[None]
-    assert expert.takes_hints
+    assert expert.reads_hints
     plain, hinted = expert.predict_ab(lightness), expert.predict_ab(lightness, hints)
     assert plain.shape == hinted.shape and not np.array_equal(plain, hinted), "the hint input is wired in"
     load_model_file(isolated_home / "experts" / "hinted.onnx")  # strict: torch rebuilds the four-plane network
 
 
-def test_an_expert_without_a_hint_input_refuses_hints(isolated_home):
+def test_an_expert_without_a_hint_input_runs_its_network_on_l_alone(isolated_home):
+    # The planes are not its input: Pipeline spreads the hints over its output instead.
     expert = ModelStore().load("general")
-    assert not expert.takes_hints
-    with pytest.raises(HintError, match="takes no colour hints"):
-        expert.predict_ab(np.full((1, 1, 32, 32), 50.0, np.float32), np.zeros((1, 3, 32, 32), np.float32))
+    assert not expert.reads_hints
+    lightness = np.full((1, 1, 32, 32), 50.0, np.float32)
+    hints = hint_planes([PlacedHint(16, 16, (40.0, 20.0), half=2)], 32, 32)[None]
+    assert np.array_equal(expert.predict_ab(lightness, hints), expert.predict_ab(lightness))

@@ -1,6 +1,5 @@
 """Colour hints on the inference path: ``Hint`` values, their places on an expert's input, and
-a hint refiner that runs only for photos with hints. The refiner here is a real ONNX graph
-made by hand (no torch): it moves the expert's ab to the hint's ab, so what it does is known."""
+how every expert follows them (``spread_hints``), on the bundled experts and real photos."""
 
 from __future__ import annotations
 
@@ -10,13 +9,23 @@ import numpy as np
 import onnx
 import pytest
 from conftest import sample_rgb
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
 from colorize.core.color import lightness_from_array, rgb_to_lab
 from colorize.core.locations import bundled_weights_dir
-from colorize.core.modelfile import FORMAT_VERSION, METADATA_KEY
-from colorize.core.onnx import INPUT, OPSET, OUTPUT
-from colorize.experts.hints import Hint, HintError, colour_ab, hints_from_json, hints_to_json, parse_hint, placed_planes
+from colorize.core.modelfile import METADATA_KEY
+from colorize.core.onnx import INPUT
+from colorize.experts.hints import (
+    Hint,
+    HintError,
+    PlacedHint,
+    colour_ab,
+    hints_from_json,
+    hints_to_json,
+    parse_hint,
+    placed_planes,
+    spread_hints,
+)
 from colorize.pipelines.inference import Pipeline
 
 
@@ -60,72 +69,88 @@ def test_hints_land_where_they_were_put_on_the_square_input():
         placed_planes([Hint(600, 10, "red")], photo_height, photo_width, size)
 
 
-def write_follow_the_hints_refiner(path, ab_scale: float = 110.0, kind: str = "hint_refiner") -> None:
-    """A hint refiner that replaces the expert's ab by the hint planes' (0 where no hint):
-    correction = hint ab - expert ab, at half the input's resolution (as the experts' output)."""
-    weights = np.zeros((2, 6, 2, 2), np.float32)
-    for channel, (hint_plane, expert_plane) in enumerate(((1, 4), (2, 5))):
-        # A 2 x 2 stride-2 average of each plane: the hint at the top-left pixel of its cell.
-        weights[channel, hint_plane] = 0.25
-        weights[channel, expert_plane] = -0.25
-    graph = helper.make_graph(
-        [helper.make_node("Conv", [INPUT, "w"], [OUTPUT], strides=[2, 2])],
-        "follow_the_hints",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 6, "height", "width"])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 2, None, None])],
-        [numpy_helper.from_array(weights, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    metadata = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "architecture": "test_follow_the_hints",
-        "arguments": {},
-        "normalization": {"ab_scale": ab_scale},
-    }
-    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, path)
-
-
-@pytest.fixture
-def home_with_a_refiner(isolated_home):
-    write_follow_the_hints_refiner(isolated_home / "experts" / "hints" / "general.onnx")
-    return isolated_home
-
-
-def test_without_hints_an_expert_with_a_refiner_gives_exactly_its_own_colours(home_with_a_refiner, tmp_path):
+def test_without_hints_an_expert_colours_the_photo_alone(isolated_home):
     lightness = lightness_from_array(sample_rgb("coffee", 160))
-    plain = Pipeline.from_config(home=tmp_path / "empty", expert="general").predict([lightness])[0]
-    with_refiner = Pipeline.from_config(home=home_with_a_refiner, expert="general")
-    assert with_refiner.takes_hints("general")
-    for hints in (None, [[]]):
-        assert np.array_equal(with_refiner.predict([lightness], hints)[0].small_ab, plain.small_ab)
+    pipeline = Pipeline.from_config(home=isolated_home, expert="general")
+    plain = pipeline.predict([lightness])[0].small_ab
+    assert np.array_equal(pipeline.predict([lightness], [[]])[0].small_ab, plain)
 
 
-def test_a_hint_moves_the_colour_at_its_place_and_leaves_photos_without_hints_alone(home_with_a_refiner, tmp_path):
+def test_a_hint_holds_at_its_place_and_spreads_over_what_is_as_light_not_beyond():
+    # A flat gray output over two halves of different lightness; one blue hint on the left half.
+    size = 112
+    ab = np.zeros((2, size, size), np.float32)
+    lightness = np.full((size, size), 30.0, np.float32)
+    lightness[:, size // 2 :] = 70.0
+    blue = colour_ab("#1060d0")
+    spread = spread_hints(ab, lightness, [PlacedHint(56, 40, blue, half=1)])
+    assert spread[:, 56, 40] == pytest.approx(blue, abs=0.01)
+    # 12 px away on the same half: most of the way; as far on the lighter half: almost nothing.
+    near_same, near_other = np.hypot(*spread[:, 56, 28]), np.hypot(*spread[:, 56, 52 + 4])
+    assert near_same > 0.6 * np.hypot(*blue) and near_other < 0.05 * np.hypot(*blue)
+    assert np.hypot(*spread[:, 56, 0]) < np.hypot(*spread[:, 56, 28])  # fading with distance
+    assert np.array_equal(ab, np.zeros_like(ab))  # the expert's array is left as it was
+
+
+def test_hints_side_by_side_each_hold_their_own_colour():
+    ab = np.zeros((2, 112, 112), np.float32)
+    red, blue = colour_ab("red"), colour_ab("blue")
+    spread = spread_hints(
+        ab, np.full((112, 112), 50.0, np.float32), [PlacedHint(50, 50, red), PlacedHint(50, 54, blue)]
+    )
+    assert spread[:, 50, 50] == pytest.approx(red, abs=0.5) and spread[:, 50, 54] == pytest.approx(blue, abs=0.5)
+
+
+def test_a_hint_turns_the_photo_its_colour_there_and_leaves_photos_without_hints_alone(isolated_home):
     coffee, chelsea = (lightness_from_array(sample_rgb(name, 160)) for name in ("coffee", "chelsea"))
-    pipeline = Pipeline.from_config(home=home_with_a_refiner, expert="general")
-    plain = Pipeline.from_config(home=tmp_path / "empty", expert="general").predict([coffee, chelsea])
+    pipeline = Pipeline.from_config(home=isolated_home, expert="general")
+    plain = pipeline.predict([coffee, chelsea])
     hinted, alone = pipeline.predict([coffee, chelsea], [[Hint(0.25, 0.5, "#1060d0", radius=2, relative=True)], []])
     assert np.array_equal(alone.small_ab, plain[1].small_ab)
-    # The output pixel whose 2 x 2 input cell lies inside the hinted patch: exactly the hint's ab.
-    row, col = hinted.small_ab.shape[1] // 2, hinted.small_ab.shape[2] // 4
-    expected = colour_ab("#1060d0")
-    # (Within the small gap between the expert's ab and its upsampled-then-averaged copy.)
-    assert hinted.small_ab[:, row, col] == pytest.approx(expected, abs=1.0)
-    assert not np.allclose(plain[0].small_ab[:, row, col], expected, atol=5)
-    rgb = hinted.compose()
-    hue = rgb_to_lab(rgb[None, coffee.shape[1] // 2, coffee.shape[2] // 4])[0]
-    assert hue[2] < -20  # blue where the hint said blue
+    row, col = coffee.shape[1] // 2, coffee.shape[2] // 4
+    before, after = (rgb_to_lab(p.compose()[None, row, col])[0] for p in (plain[0], hinted))
+    assert before[2] > -5 and after[2] < -20  # blue where the hint said blue, not before it
 
 
-def test_hints_for_an_expert_that_takes_none_are_refused_in_one_line(isolated_home):
-    pipeline = Pipeline.from_config(home=isolated_home, expert="general")
-    assert not pipeline.takes_hints("general")
-    lightness = lightness_from_array(sample_rgb("coffee", 64))
-    with pytest.raises(HintError, match="expert 'general' takes no colour hints"):
-        pipeline.predict([lightness], [[Hint(1, 1, "red")]])
+def test_an_expert_that_reads_hints_is_given_them_and_its_output_follows_them_too(isolated_home, tmp_path):
+    # The bundled general expert's graph widened to read the hint planes: with the new planes'
+    # weights at zero it cannot see them, with weights it can; the hint reaches the second's
+    # network (the outputs differ) and both outputs keep the hint's colour at its place.
+    lightness = lightness_from_array(sample_rgb("coffee", 160))
+    hint = Hint(0.25, 0.5, "#1060d0", radius=2, relative=True)
+    outputs = []
+    for plane_weight in (0.0, 0.05):
+        path = widened_general_expert(tmp_path / f"general-{plane_weight}.onnx", plane_weight)
+        pipeline = Pipeline.from_config(home=isolated_home, weights={"general": path}, expert="general")
+        assert pipeline.expert("general").reads_hints
+        outputs.append(pipeline.predict([lightness], [[hint]])[0])
+    assert not np.allclose(outputs[0].small_ab, outputs[1].small_ab, atol=0.1)
+    row, col = lightness.shape[1] // 2, lightness.shape[2] // 4
+    for hinted in outputs:
+        assert rgb_to_lab(hinted.compose()[None, row, col])[0][2] < -20
+
+
+def widened_general_expert(path, plane_weight: float):
+    """The bundled general expert's ONNX graph with its first convolution given three more input
+    planes (the hint planes), every weight of theirs ``plane_weight``, and its metadata saying
+    it reads hints."""
+    model = onnx.load(bundled_weights_dir("colorize.experts") / "general.onnx")
+    graph = model.graph
+    first = next(node for node in graph.node if node.op_type == "Conv" and node.input[0] == INPUT)
+    name = first.input[1]  # stored as float16 and cast on load: widen the stored tensor
+    name = next((node.input[0] for node in graph.node if node.op_type == "Cast" and node.output[0] == name), name)
+    weights = next(w for w in graph.initializer if w.name == name)
+    array = numpy_helper.to_array(weights)
+    planes = np.full((array.shape[0], 3, *array.shape[2:]), plane_weight, array.dtype)
+    widened = np.concatenate([array, planes], axis=1)
+    weights.CopyFrom(numpy_helper.from_array(widened, weights.name))
+    graph.input[0].type.tensor_type.shape.dim[1].dim_value = 4
+    entry = next(p for p in model.metadata_props if p.key == METADATA_KEY)
+    metadata = json.loads(entry.value)
+    metadata["arguments"] = {**metadata["arguments"], "hints": True}
+    entry.value = json.dumps(metadata)
+    onnx.save(model, path)
+    return path
 
 
 def test_the_command_line_form_of_a_hint_reads_pixels_fractions_and_a_radius():
@@ -158,19 +183,10 @@ def test_hints_json_for_a_photo_or_a_folder_reads_back_what_it_wrote():
             hints_from_json(value, "h.json")
 
 
-@pytest.mark.parametrize(
-    "where, words",
-    [
-        ("refiner", "holds a 'expert' model, expected a hint refiner"),
-        ("classifier", "holds a 'expert' model, expected a classifier"),
-    ],
-)
-def test_a_model_of_another_kind_in_a_models_place_is_refused_naming_both(isolated_home, tmp_path, where, words):
+def test_a_model_of_another_kind_in_a_models_place_is_refused_naming_both(isolated_home):
     from colorize.core.modelfile import ModelFileError
 
-    # A six-plane graph a refiner's check passes, saying it is an expert; the bundled general
-    # expert (one plane, as a classifier's input) offered as the classifier.
-    write_follow_the_hints_refiner(isolated_home / "experts" / "hints" / "general.onnx", kind="expert")
-    classifier = bundled_weights_dir("colorize.experts") / "general.onnx" if where == "classifier" else None
-    with pytest.raises(ModelFileError, match=words):
+    # The bundled general expert (one plane in, as a classifier's input) offered as the classifier.
+    classifier = bundled_weights_dir("colorize.experts") / "general.onnx"
+    with pytest.raises(ModelFileError, match="holds a 'expert' model, expected a classifier"):
         Pipeline.from_config(home=isolated_home, classifier_weights=classifier).expert("general")

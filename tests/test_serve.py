@@ -25,9 +25,8 @@ from skimage.color import rgb2lab
 pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
 uvicorn = pytest.importorskip("uvicorn")
-from conftest import sample_rgb  # noqa: E402
+from conftest import SAFETY_TIMEOUT, sample_rgb  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from test_hints_engine import write_follow_the_hints_refiner  # noqa: E402
 
 from colorize.experts.hints import colour_ab  # noqa: E402
 from colorize.pipelines.inference import Pipeline  # noqa: E402
@@ -77,7 +76,7 @@ FILE_PART_HEAD = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; 
 
 def post_over_http(port: int, data: bytes) -> http.client.HTTPResponse:
     """``data`` as the ``file`` of a POST to a real server on 127.0.0.1:``port``; the response, body read."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=SAFETY_TIMEOUT)
     body = FILE_PART_HEAD + data + f"\r\n--{BOUNDARY}--\r\n".encode()
     connection.request("POST", "/api/colorize", body, MULTIPART)
     response = connection.getresponse()
@@ -269,7 +268,7 @@ def test_experts_lists_the_bundled_experts_and_the_limits(client):
     assert response.status_code == 200
     body = response.json()
     assert {"general", "people", "landscape"} <= {e["name"] for e in body["experts"]}
-    assert not any(e["hints"] for e in body["experts"]), "no bundled expert takes colour hints"
+    assert all(set(e) == {"name", "source"} for e in body["experts"])
     assert body["max_upload_bytes"] == MAX_UPLOAD and body["max_pixels"] == MAX_PIXELS
     assert "path" not in str(body), "the API does not tell where the user's files are"
 
@@ -326,8 +325,10 @@ def serving(app):
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
+    deadline = time.monotonic() + SAFETY_TIMEOUT
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it started serving"
+        assert time.monotonic() < deadline, f"uvicorn had not started in {SAFETY_TIMEOUT} s"
         time.sleep(0.01)
     try:
         yield sock.getsockname()[1]
@@ -343,8 +344,32 @@ def live_server(app):
         yield port
 
 
-def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_server):
-    lock = app.state.service.model_lock
+class WatchedLock:
+    """A lock that tells when a thread comes to take it (``reached``), as the model's lock is
+    taken: ``with lock:``."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reached = threading.Event()
+
+    def acquire(self) -> bool:
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self):
+        self.reached.set()
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self._lock.release()
+
+
+def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_server, monkeypatch):
+    lock = WatchedLock()
+    monkeypatch.setattr(app.state.service, "model_lock", lock)
     answers = {}
 
     def post_photo():
@@ -354,9 +379,13 @@ def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_serve
     try:
         photo = threading.Thread(target=post_photo)
         photo.start()
-        time.sleep(0.3)  # the photo is now waiting for the model
+        deadline = time.monotonic() + SAFETY_TIMEOUT
+        while not lock.reached.wait(0.01):  # until the photo is waiting for the model
+            assert photo.is_alive(), f"the photo's request ended before it reached the model: {answers}"
+            assert time.monotonic() < deadline, f"the photo had not reached the model in {SAFETY_TIMEOUT} s"
         for path in ("/", "/api/experts"):
-            connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=5)
+            # Waiting behind the photo, a GET would wait for as long as the test holds the lock.
+            connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=SAFETY_TIMEOUT)
             try:
                 connection.request("GET", path)
                 assert connection.getresponse().status == 200
@@ -365,7 +394,7 @@ def test_the_page_and_experts_load_while_a_photo_holds_the_model(app, live_serve
         assert "photo" not in answers, "the photo should still be waiting for the model"
     finally:
         lock.release()
-    photo.join(60)
+    photo.join(SAFETY_TIMEOUT)
     assert answers["photo"] == 200
 
 
@@ -381,7 +410,7 @@ def test_an_upload_over_the_limit_is_refused_without_reading_it_all(live_server)
             sent += chunk
             yield b"\0" * chunk
 
-    connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=20)
+    connection = http.client.HTTPConnection("127.0.0.1", live_server, timeout=SAFETY_TIMEOUT)
     try:
         connection.request(
             "POST",
@@ -397,7 +426,7 @@ def test_an_upload_over_the_limit_is_refused_without_reading_it_all(live_server)
     print(f"sent {sent / 2**20:.2f} MB before the server closed")
     assert sent < total / 4, f"the client could send {sent / 2**20:.0f} MB: the server read far past the limit"
     connection.close()
-    second = http.client.HTTPConnection("127.0.0.1", live_server, timeout=20)
+    second = http.client.HTTPConnection("127.0.0.1", live_server, timeout=SAFETY_TIMEOUT)
     second.request("GET", "/api/experts")
     assert second.getresponse().status == 200
 
@@ -423,7 +452,9 @@ with TestClient(app) as client:
         answers.append(client.post("/api/colorize", files={"file": ("p", photo.getvalue())}, data=fields).status_code)
 print(answers, "torch" in sys.modules)
 """
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=SAFETY_TIMEOUT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[200,", "200,", "200,", "200,", "200]", "False"], result.stdout
 
@@ -443,31 +474,13 @@ def test_a_forced_expert_is_byte_for_byte_what_a_pipeline_forced_to_it_writes(cl
 def test_without_the_web_extra_serve_says_what_to_install():
     # The packages are installed here; the child process is made to see them missing.
     code = "import sys; sys.modules['fastapi'] = None; sys.argv = ['colorize', 'serve']; import colorize.__main__"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=SAFETY_TIMEOUT)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'colorize-experts[web]'" in lines[0], result.stderr
 
 
-# Colour hints. A hint refiner made by hand (tests/test_hints_engine.py) makes an expert follow
-# them: it paints each hint's colour at its place, so what a hint must do is known.
-
-
-def home_with_refiners(folder: Path, *names: str) -> Path:
-    for name in names:
-        write_follow_the_hints_refiner(folder / "experts" / "hints" / f"{name}.onnx")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def hinted_pipeline(tmp_path_factory):
-    return Pipeline.from_config(home=home_with_refiners(tmp_path_factory.mktemp("home"), "general"))
-
-
-@pytest.fixture(scope="module")
-def hinted_client(hinted_pipeline):
-    with TestClient(create_app(hinted_pipeline, max_upload_bytes=MAX_UPLOAD, max_pixels=MAX_PIXELS)) as client:
-        yield client
+# Colour hints: every expert follows them (experts/hints.py, ``spread_hints``).
 
 
 def unsure(pipeline: Pipeline) -> Pipeline:
@@ -494,18 +507,13 @@ def ab_of(response) -> np.ndarray:
     return rgb2lab(np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")) / 255)[..., 1:]
 
 
-def test_experts_say_which_take_colour_hints(hinted_client):
-    experts = {e["name"]: e["hints"] for e in hinted_client.get("/api/experts").json()["experts"]}
-    assert experts == {"general": True, "landscape": False, "people": False}
-
-
-def test_hints_move_the_colour_at_their_points_and_no_hints_leave_the_expert_alone(client, hinted_client):
+def test_hints_move_the_colour_at_their_points_and_no_hints_leave_the_expert_alone(client):
     gray = gray_photo("astronaut", 160)
     upload = encoded(gray, "PNG")
-    own = post(client, upload, expert="general")  # the bundled expert, no refiner anywhere
+    own = post(client, upload, expert="general")
     assert own.status_code == 200, own.text
-    for fields in ({}, {"hints": "[]"}, {"hints": " "}):
-        response = post(hinted_client, upload, expert="general", **fields)
+    for fields in ({"hints": "[]"}, {"hints": " "}):
+        response = post(client, upload, expert="general", **fields)
         assert response.status_code == 200 and response.content == own.content, (fields, response.text)
     (x0, y0), (x1, y1) = mid_gray_places(gray)
     points = [
@@ -513,7 +521,7 @@ def test_hints_move_the_colour_at_their_points_and_no_hints_leave_the_expert_alo
         # The same place as a fraction: the centre of pixel x1, y1.
         {"x": (x1 + 0.5) / 160, "y": (y1 + 0.5) / 160, "color": "red", "radius": 4, "relative": True},
     ]
-    hinted = post(hinted_client, upload, expert="general", hints=json.dumps(points))
+    hinted = post(client, upload, expert="general", hints=json.dumps(points))
     assert hinted.status_code == 200, hinted.text
     assert (hinted.headers["x-colorize-expert"], hinted.headers["x-colorize-reason"]) == ("general", "forced")
     before, after = ab_of(own), ab_of(hinted)
@@ -526,24 +534,28 @@ def test_hints_move_the_colour_at_their_points_and_no_hints_leave_the_expert_alo
     assert difference.mean() < 1.0, "hints change the colour, never the photo's lightness"
 
 
-def test_hints_follow_the_route_the_classifier_chose(tmp_path):
+def test_hints_follow_the_route_the_classifier_chose():
     upload = encoded(gray_photo(), "PNG")
     points = json.dumps([{"x": 10, "y": 20, "color": "teal"}])
-    routed = unsure(Pipeline.from_config(home=home_with_refiners(tmp_path / "a", "general")))
-    with TestClient(create_app(routed)) as client:
-        response = post(client, upload, hints=points)
-    assert response.status_code == 200, response.text
-    assert response.headers["x-colorize-expert"] == "general" and response.headers["x-colorize-reason"] != "forced"
-    elsewhere = unsure(Pipeline.from_config(home=home_with_refiners(tmp_path / "b", "people")))
-    with TestClient(create_app(elsewhere)) as client:
-        response = post(client, upload, hints=points)
-        assert response.status_code == 422, response.text
-        assert response.json() == {
-            "detail": "expert 'general' takes no colour hints, and this photo was routed to it; "
-            "send expert= with one that does: people",
-            "code": "no_hints",
-        }
-        assert_good_request_works(client)
+    with TestClient(create_app(unsure(Pipeline.from_config()))) as client:
+        plain, hinted = post(client, upload), post(client, upload, hints=points)
+    assert hinted.status_code == 200, hinted.text
+    assert hinted.headers["x-colorize-expert"] == "general" and hinted.headers["x-colorize-reason"] != "forced"
+    assert hinted.headers["x-colorize-reason"] == plain.headers["x-colorize-reason"]  # routing reads the photo alone
+    assert hinted.content != plain.content
+
+
+def test_a_hint_keeps_its_colour_whatever_the_saturation(client):
+    gray = gray_photo("astronaut", 160)
+    (x, y), _ = mid_gray_places(gray)
+    points = json.dumps([{"x": x, "y": y, "color": "#1060d0", "radius": 4}])
+    upload = encoded(gray, "PNG")
+    outputs = [post(client, upload, expert="general", saturation=s, hints=points) for s in ("0", "1", "2")]
+    assert all(o.status_code == 200 for o in outputs), [o.text for o in outputs]
+    for output in outputs:
+        assert np.linalg.norm(ab_of(output)[y, x] - np.array(colour_ab("#1060d0"))) < 8
+    # With saturation 0 the expert's own colour is gone: far from the point the photo stays gray.
+    assert np.abs(ab_of(outputs[0])[:, -20:]).max() < 3
 
 
 @pytest.mark.parametrize(
@@ -571,26 +583,15 @@ def test_hints_follow_the_route_the_classifier_chose(tmp_path):
             "hints, point 2: hint at 96, 2 lies outside the 96 x 96 photo",
         ),
         (
-            {"hints": '[{"x": 1, "y": 2, "color": "red"}]', "expert": "landscape"},
-            "no_hints",
-            "expert 'landscape' takes no colour hints; these do: general",
-        ),
-        (
             {"hints": json.dumps([{"x": 1, "y": 2, "color": "red"}] * 1000)},
             "bad_field",
             "the field 'hints' is too long",
         ),
     ],
-    ids=["not JSON", "not a list", "bad colour", "outside the photo", "expert without hints", "too long"],
+    ids=["not JSON", "not a list", "bad colour", "outside the photo", "too long"],
 )
-def test_bad_hints_are_a_one_line_422_naming_them_and_the_next_request_works(hinted_client, fields, code, detail):
-    response = post(hinted_client, encoded(gray_photo(), "JPEG", quality=95), **fields)
+def test_bad_hints_are_a_one_line_422_naming_them_and_the_next_request_works(client, fields, code, detail):
+    response = post(client, encoded(gray_photo(), "JPEG", quality=95), **fields)
     assert response.status_code == 422, response.text
     assert response.json() == {"detail": detail, "code": code}
-    assert_good_request_works(hinted_client)
-
-
-def test_hints_where_no_expert_takes_them_are_refused_before_the_photo_is_read(client):
-    response = post(client, b"not even a photo", hints='[{"x": 1, "y": 2, "color": "red"}]')
-    assert response.status_code == 422
-    assert response.json() == {"detail": "no installed expert takes colour hints", "code": "no_hints"}
+    assert_good_request_works(client)
