@@ -31,8 +31,8 @@ from colorize.pipelines.cli_common import (
     shown,
     subfolder_hint,
 )
-from colorize.pipelines.shards import Shard, Workers
-from colorize.pipelines.signals import interrupted_once, interrupts_deferred, interrupts_ignored
+from colorize.pipelines.shards import Shard, Workers, collect, unfinished, work_through
+from colorize.pipelines.signals import interrupted_once, interrupts_ignored
 
 DEFAULT_OUTPUT = Path("colorized")
 T = TypeVar("T")
@@ -196,7 +196,7 @@ def auto(
                         workers.post(outcome.as_record())
 
                 try:
-                    finished, stopped = _work_through(workers, refused, outcomes, record, fail_fast)
+                    finished, stopped = work_through(workers, refused, outcomes, record, fail_fast)
                 except FATAL_ERRORS as error:  # a weights file that passed the checks but fails to load
                     fatal = error
                 # This rank's work is over: what is left is bookkeeping, which a late signal must
@@ -210,11 +210,11 @@ def auto(
                     if stopped:
                         for job in mine[finished:]:
                             # A write under way when the run stopped has finished (whole, being atomic).
-                            record(_unfinished(job, f"not started ({stopped})", workers.rank))
+                            record(unfinished(job, f"not started ({stopped})", workers.rank))
                 if not workers.is_main:
                     workers.finish()  # its photos are rank 0's to report and to count in the exit code
                     return
-                stopped = _collect(workers, ledger, jobs, stopped)
+                stopped = collect(workers, ledger.add, ledger.reported, jobs, stopped, ledger.rank_lost)
             with interrupts_ignored():
                 tally.close()
                 startup = None if pipeline is None else started - began
@@ -435,92 +435,6 @@ def _on_every_rank(workers: Workers, step: Callable[[], T]) -> T:
     return value
 
 
-def _unfinished(job, reason: str, rank: int):
-    """A job whose outcome never came: skipped, for ``reason``, or as its output says if it
-    exists (done, or another photo's: ``existing_output``)."""
-    from colorize.pipelines.batch import SKIPPED, Outcome, existing_output
-
-    outcome = existing_output(job) if job.output.exists() else Outcome(job.input, job.output, SKIPPED, reason)
-    outcome.rank = rank
-    return outcome
-
-
-def _work_through(workers: Workers, refused, outcomes, record, fail_fast: bool) -> tuple[int, str | None]:
-    """Record the plan-time failures, then each outcome of this rank's share as it comes.
-    Returns how many jobs got an outcome (they come in order: the rest never started) and
-    why the run stopped early (None: it did not)."""
-    from colorize.pipelines.batch import FAILED
-
-    finished, stopped = 0, None
-    try:
-        for outcome in refused:
-            record(outcome)
-        for outcome in outcomes:
-            outcome.rank = workers.rank
-            with interrupts_deferred():  # counted as finished only once recorded (its report row)
-                record(outcome)
-                finished += 1
-            if fail_fast and outcome.status == FAILED:
-                stopped = "stopped by --fail-fast"
-                workers.stop(stopped)
-                break
-            if stopped := workers.stopped():  # by another rank
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    return finished, stopped
-
-
-# After an interrupt, how long rank 0 waits for the other ranks' last rows: each finishes the
-# writes under way first. (torchrun kills its workers 30 s after asking them to stop.)
-_GRACE_S = 10.0
-
-
-def _collect(workers: Workers, ledger: "_Ledger", jobs, stopped: str | None) -> str | None:
-    """On rank 0, its own share done: the other ranks' rows until every rank has finished (or
-    died); then a row for each photo of a rank that stopped without saying what became of it
-    (a rank killed, or slower to stop than ``_GRACE_S``). Returns why the run stopped, if it did."""
-    from colorize.pipelines.batch import OUTPUT_EXISTS, Outcome, path_text
-
-    if workers.size == 1:
-        return stopped
-
-    def take_rows(deadline: float | None) -> None:
-        while True:
-            for row in workers.received(wait=True):
-                ledger.add(Outcome.from_record(row))
-            waiting_for = set(workers.unfinished()) - workers.gone()
-            if not waiting_for or (deadline is not None and time.monotonic() > deadline):
-                return
-            time.sleep(0.2)
-
-    if stopped:
-        workers.stop(stopped)
-    if stopped != "interrupted":
-        try:
-            take_rows(None)
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-    with interrupts_ignored():
-        if stopped == "interrupted":
-            workers.stop(stopped)
-            take_rows(time.monotonic() + _GRACE_S)
-        for rank in workers.unfinished():
-            lost = [
-                _unfinished(job, f"not done (rank {rank} stopped)", rank)
-                for job in Shard.of_rank(rank, workers.size).take(jobs)
-                if path_text(job.input) not in ledger.reported
-            ]
-            for outcome in lost:
-                ledger.add(outcome)
-            not_done = sum(outcome.reason != OUTPUT_EXISTS for outcome in lost)
-            ledger.progress.console.print(
-                f"[yellow]rank {rank} stopped before it finished[/]: {not_done} of its photos not done",
-                highlight=False,
-            )
-    return stopped
-
-
 class _Ledger:
     """Where outcomes go on rank 0, or in a run of one process: the tally and its report, the
     terminal and the progress bar."""
@@ -548,6 +462,11 @@ class _Ledger:
         _announce(outcome, self.verbose, self.progress)
         rate = self.tally.done / max(1e-9, time.perf_counter() - self.started)
         self.progress.update(self.task, advance=1, info=f"{rate:.2f} photos/s")
+
+    def rank_lost(self, rank: int, not_done: int) -> None:
+        self.progress.console.print(
+            f"[yellow]rank {rank} stopped before it finished[/]: {not_done} of its photos not done", highlight=False
+        )
 
     def add_with_the_others(self, workers: Workers) -> Callable:
         """``add``, then whatever rows the other ranks have sent since."""

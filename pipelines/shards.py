@@ -12,6 +12,11 @@ Either way the split is the same rule: the photos in the order the run lists the
 arguments in order, each folder sorted by name), photo i going to part i mod N. Neighbours in
 a folder, often of one size and kind, are dealt out to every part alike, so the parts finish
 together; and every photo belongs to exactly one part, whatever N is.
+
+Under torchrun, ``work_through`` records each rank's outcomes as they come (to rank 0, which
+reports them) and stops every rank when one stops the run; ``collect`` has rank 0 gather the
+others' outcomes and account for the photos of a rank that died. Nothing here prints: the
+command line says what it is given to say.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, Callable, TypeVar
 
 from colorize.core.errors import ColorizeError
 from colorize.core.files import process_alive, process_place
+from colorize.pipelines.signals import interrupts_deferred, interrupts_ignored
 
 Item = TypeVar("Item")
 T = TypeVar("T")
@@ -243,3 +249,97 @@ class Workers:
             if self._store.check(["stop"]):
                 self._stop = self._store.get("stop").decode()
         return self._stop
+
+
+# --- one run's outcomes across the ranks (colorize auto)
+
+
+def unfinished(job, reason: str, rank: int):
+    """A job whose outcome never came: skipped, for ``reason``, or as its output says if it
+    exists (done, or another photo's: ``existing_output``)."""
+    from colorize.pipelines.batch import SKIPPED, Outcome, existing_output
+
+    outcome = existing_output(job) if job.output.exists() else Outcome(job.input, job.output, SKIPPED, reason)
+    outcome.rank = rank
+    return outcome
+
+
+def work_through(workers: Workers, refused, outcomes, record, fail_fast: bool) -> tuple[int, str | None]:
+    """Record the plan-time failures, then each outcome of this rank's share as it comes.
+    Returns how many jobs got an outcome (they come in order: the rest never started) and
+    why the run stopped early (None: it did not)."""
+    from colorize.pipelines.batch import FAILED
+
+    finished, stopped = 0, None
+    try:
+        for outcome in refused:
+            record(outcome)
+        for outcome in outcomes:
+            outcome.rank = workers.rank
+            with interrupts_deferred():  # counted as finished only once recorded (its report row)
+                record(outcome)
+                finished += 1
+            if fail_fast and outcome.status == FAILED:
+                stopped = "stopped by --fail-fast"
+                workers.stop(stopped)
+                break
+            if stopped := workers.stopped():  # by another rank
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    return finished, stopped
+
+
+# After an interrupt, how long rank 0 waits for the other ranks' last rows: each finishes the
+# writes under way first. (torchrun kills its workers 30 s after asking them to stop.)
+_GRACE_S = 10.0
+
+
+def collect(
+    workers: Workers,
+    record: Callable[[Any], None],
+    reported: set[str],
+    jobs: list,
+    stopped: str | None,
+    rank_lost: Callable[[int, int], None],
+) -> str | None:
+    """On rank 0, its own share done: ``record`` each of the other ranks' outcomes until every
+    rank has finished (or died); then an outcome for each photo of a rank that stopped without
+    saying what became of it (a rank killed, or slower to stop than ``_GRACE_S``), which is
+    ``rank_lost(rank, photos not done)``. ``reported``: the inputs (``path_text``) of the other
+    ranks' outcomes recorded so far. Returns why the run stopped, if it did."""
+    from colorize.pipelines.batch import OUTPUT_EXISTS, Outcome, path_text
+
+    if workers.size == 1:
+        return stopped
+
+    def take_rows(deadline: float | None) -> None:
+        while True:
+            for row in workers.received(wait=True):
+                record(Outcome.from_record(row))
+            waiting_for = set(workers.unfinished()) - workers.gone()
+            if not waiting_for or (deadline is not None and time.monotonic() > deadline):
+                return
+            time.sleep(0.2)
+
+    if stopped:
+        workers.stop(stopped)
+    if stopped != "interrupted":
+        try:
+            take_rows(None)
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+    with interrupts_ignored():
+        if stopped == "interrupted":
+            workers.stop(stopped)
+            take_rows(time.monotonic() + _GRACE_S)
+        for rank in workers.unfinished():
+            lost = [
+                unfinished(job, f"not done (rank {rank} stopped)", rank)
+                for job in Shard.of_rank(rank, workers.size).take(jobs)
+                if path_text(job.input) not in reported
+            ]
+            for outcome in lost:
+                record(outcome)
+            rank_lost(rank, sum(outcome.reason != OUTPUT_EXISTS for outcome in lost))
+    return stopped
