@@ -251,7 +251,7 @@ def _unfilter(scanlines: np.ndarray, above: np.ndarray | None, bpp: int, out: np
         if above is not None:
             lane[0, 1:] = above[byte::bpp]
         lane[1:, 1:] = filtered[..., byte]
-        image = Image.frombytes("L", (width, count + 1), zlib.compress(lane, 0), "zip", "L")
+        image = Image.frombytes("L", (width, count + 1), zlib.compress(lane.data, 0), "zip", "L")
         unfiltered[..., byte] = np.asarray(image)[1:]
 
 
@@ -281,11 +281,11 @@ def _with_key_alpha(samples: np.ndarray, key: tuple[int, ...]) -> np.ndarray:
     """A tRNS colour made an alpha plane: transparent exactly where a pixel is that colour."""
     height, width, planes = samples.shape
     out = np.empty((height, width, planes + 1), np.uint16)
-    flat, flat_out, key = samples.reshape(-1, planes), out.reshape(-1, planes + 1), np.array(key, np.uint16)
+    flat, flat_out, key_value = samples.reshape(-1, planes), out.reshape(-1, planes + 1), np.array(key, np.uint16)
     for start in range(0, len(flat), _BAND_PIXELS):
         band = flat[start : start + _BAND_PIXELS]
         flat_out[start : start + len(band), :planes] = band
-        flat_out[start : start + len(band), planes] = np.where((band != key).any(axis=1), 65535, 0)
+        flat_out[start : start + len(band), planes] = np.where((band != key_value).any(axis=1), 65535, 0)
     return out
 
 
@@ -332,7 +332,7 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             turned_by_pil = False
             array = None
             if fmt == "TIFF" and image.mode in ("RGB", "RGBA") and 16 in _tiff_values(image, _BITS_PER_SAMPLE):
-                array = _read_16bit_rgb_tiff(path, planar=image.tag_v2.get(284) == 2)
+                array = _read_16bit_rgb_tiff(path, planar=image.tag_v2.get(284) == 2)  # type: ignore[attr-defined]  # a TIFF's ImageFile has tag_v2
             elif (
                 fmt == "PNG"
                 and _png_bit_depth(path) == 16
@@ -685,7 +685,7 @@ def _write_tiff16(
 ) -> None:
     import tifffile
 
-    extratags = [(34675, "B", len(icc), icc, True)] if icc else []
+    extratags: list[tuple[int, str, int, str | bytes, bool]] = [(34675, "B", len(icc), icc, True)] if icc else []
     kept = Image.Exif()
     if exif:
         kept.load(exif)

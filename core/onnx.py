@@ -16,6 +16,7 @@ export (experts/onnx_export.py) needs torch (colorize-experts[train]).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def _metadata_props(data: bytes) -> dict[str, str]:
     return props
 
 
-def _fields(data: memoryview):
+def _fields(data: memoryview) -> Iterator[tuple[int, int | memoryview | None]]:
     """(field number, value) of each field of one protobuf message: an int or a view of the
     bytes of a length-delimited field (a view: the graph, most of the file, is stepped over
     without a copy). Malformed input ends the walk (the caller finds no metadata)."""
@@ -129,6 +130,7 @@ def _fields(data: memoryview):
     while position < end:
         key, position = _varint(data, position)
         number, wire = key >> 3, key & 7
+        value: int | memoryview | None
         if wire == 0:
             value, position = _varint(data, position)
         elif wire == 2:

@@ -13,16 +13,19 @@ import functools
 import importlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, TypeVar, get_args, overload
 
 if TYPE_CHECKING:  # torch is imported by the architectures themselves, not by naming them
     from torch import nn
 
 # The architectures that come with colorize: each module registers the one of its own name, so
-# the command line can offer these names (--arch) without importing torch.
-BUILTIN_ARCHITECTURES = ("cnn_zhang", "unet_dilated", "unet_lite", "unet_pix2pix", "unet_seed")
+# the command line can offer these names (--arch) without importing torch. The Literal is the
+# type of the --arch option (a checker cannot build a Literal from a tuple, so the tuple comes from it).
+BuiltinArchitecture = Literal["cnn_zhang", "unet_dilated", "unet_lite", "unet_pix2pix", "unet_seed"]
+BUILTIN_ARCHITECTURES: tuple[str, ...] = get_args(BuiltinArchitecture)
 
 _ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+_Factory = TypeVar("_Factory", bound=Callable[..., "nn.Module"])
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,15 @@ _ANY_NUMBER = Bound(-MAX_CHANNELS, MAX_CHANNELS)
 _BOUNDS: dict[str, Mapping[str, Bound]] = {}
 
 
+@overload
+def register_architecture(factory: _Factory, *, bounds: Mapping[str, Bound] | None = None) -> _Factory: ...
+@overload
+def register_architecture(
+    factory: None = None, *, bounds: Mapping[str, Bound] | None = None
+) -> Callable[[_Factory], _Factory]: ...
 def register_architecture(
     factory: Callable[..., nn.Module] | None = None, *, bounds: Mapping[str, Bound] | None = None
-) -> Callable[..., nn.Module]:
+) -> Callable[..., Any]:
     """Register ``factory`` under its own function name; a duplicate name is an error.
 
     Used bare (``@register_architecture``) or with ``bounds``, the ranges of named arguments

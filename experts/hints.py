@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 
@@ -261,7 +262,11 @@ def parse_hint(text: str) -> Hint:
     return Hint(numbers[0], numbers[1], color.strip(), numbers[2] if len(numbers) == 3 else 0.0, fractions[0])
 
 
-def hints_from_json(value, source: str) -> list[Hint] | dict[str, list[Hint]]:
+@overload
+def hints_from_json(value: list[Any], source: str) -> list[Hint]: ...
+@overload
+def hints_from_json(value: object, source: str) -> list[Hint] | dict[str, list[Hint]]: ...
+def hints_from_json(value: object, source: str) -> list[Hint] | dict[str, list[Hint]]:
     """Hints from a JSON document (parsed): a list of points for one photo, or an object
     mapping photo file names to such lists. A point is ``{"x": 120, "y": 80, "color": "red"}``
     with optional ``"radius"`` (pixels) and ``"relative": true`` (x and y as fractions).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import numpy as np
 
@@ -53,12 +53,13 @@ class Normalization:
             raise ValueError("a chroma curve (chroma_exponent above 0) is no longer applied; retrain or re-score")
         gain = values.get("ab_gain", (1.0, 1.0))
         shift = values.get("ab_shift", (0.0, 0.0))
+        # A file may list any number of values: __post_init__ refuses all but two.
         return cls(
             l_center=float(values.get("l_center", 50.0)),
             l_scale=float(values.get("l_scale", 50.0)),
             ab_scale=float(values.get("ab_scale", AB_SCALE)),
-            ab_gain=tuple(float(g) for g in gain),
-            ab_shift=tuple(float(s) for s in shift),
+            ab_gain=cast("tuple[float, float]", tuple(float(g) for g in gain)),
+            ab_shift=cast("tuple[float, float]", tuple(float(s) for s in shift)),
         )
 
     def to_metadata(self) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def onnx_bytes(network, channels: int, metadata: dict[str, Any], square: int | N
         torch.onnx.export(
             network,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch types f as a path; the TorchScript exporter also writes a file object
             input_names=[INPUT],
             output_names=[OUTPUT],
             opset_version=OPSET,

@@ -13,6 +13,8 @@ of the network: about 1.06 M parameters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -47,7 +49,7 @@ class _Up(nn.Module):
 
 
 class DilatedUNet(nn.Module):
-    def __init__(self, widths: tuple[int, int, int], dilations: tuple[int, ...]):
+    def __init__(self, widths: tuple[int, ...], dilations: tuple[int, ...]):
         super().__init__()
         if len(widths) != 3:
             raise ValueError(f"widths needs 3 entries (full, half and quarter resolution), got {len(widths)}")
@@ -76,5 +78,6 @@ _DILATION = Bound(1, 256)
 
 
 @register_architecture(bounds={"widths": CHANNELS, "dilations": _DILATION})
-def unet_dilated(widths: tuple[int, int, int] = (32, 64, 128), dilations: tuple[int, ...] = (2, 4, 8, 16)) -> nn.Module:
+def unet_dilated(widths: Sequence[int] = (32, 64, 128), dilations: Sequence[int] = (2, 4, 8, 16)) -> nn.Module:
+    # Arguments come from a weights file's metadata: lists of any length (DilatedUNet checks them).
     return DilatedUNet(tuple(widths), tuple(dilations))

@@ -19,12 +19,17 @@ that asks for it is refused in one line that says so.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from colorize.experts.architectures import create_timm_model, register_architecture
 from colorize.experts.hints import HINT_PLANES
+
+if TYPE_CHECKING:
+    from timm.models import FeatureInfo
 
 
 def _conv_bn_act(cin: int, cout: int) -> nn.Sequential:
@@ -51,8 +56,10 @@ class LiteUNet(nn.Module):
     ):
         super().__init__()
         self.encoder = create_timm_model(encoder, features_only=True, in_chans=1 + HINT_PLANES * hints)
-        reductions = self.encoder.feature_info.reduction()
-        channels = self.encoder.feature_info.channels()
+        # A features_only timm model; nn.Module's attribute lookup alone would type it Tensor | Module.
+        feature_info = cast("FeatureInfo", self.encoder.feature_info)
+        reductions = feature_info.reduction()
+        channels = feature_info.channels()
         if output_stride not in reductions:
             raise ValueError(f"output_stride must be one of the encoder's reductions {reductions}")
         # Stages at or above output_stride feed the decoder, deepest first.

@@ -32,7 +32,7 @@ class _Level(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(outer, inner, 4, stride=2, padding=1, bias=False),
         ]
-        if not innermost:  # pix2pix leaves the 1x1 bottleneck unnormalised
+        if submodule is not None:  # not innermost: pix2pix leaves the 1x1 bottleneck unnormalised
             layers += [nn.BatchNorm2d(inner), submodule]
         layers += [
             nn.ReLU(inplace=True),

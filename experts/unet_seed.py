@@ -6,6 +6,8 @@ with skip connections, tanh output; about 1.0 M parameters. Predicts ab at full 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -37,7 +39,7 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class SeedUNet(nn.Module):
-    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), bottleneck_blocks: int = 2):
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128), bottleneck_blocks: int = 2):
         super().__init__()
         w1, w2, w3 = widths
         self.enc1 = nn.Sequential(_conv_bn_relu(1, w1), ResidualBlock(w1))
@@ -70,5 +72,6 @@ class SeedUNet(nn.Module):
 
 
 @register_architecture(bounds={"widths": CHANNELS, "bottleneck_blocks": COUNT})
-def unet_seed(widths: tuple[int, int, int] = (32, 64, 128), bottleneck_blocks: int = 2) -> nn.Module:
+def unet_seed(widths: Sequence[int] = (32, 64, 128), bottleneck_blocks: int = 2) -> nn.Module:
+    # Arguments come from a weights file's metadata: lists, of any length (SeedUNet unpacks three).
     return SeedUNet(tuple(widths), bottleneck_blocks)

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,7 +161,7 @@ class Tally:
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
-        if outcome.status == OK:
+        if outcome.status == OK and outcome.route is not None:  # an ok photo was routed
             self.experts[outcome.route.expert] += 1
         elif outcome.status == SKIPPED:
             self.skips[outcome.reason] += 1
@@ -171,6 +171,7 @@ class Tally:
             self._write_row(outcome.as_record())
 
     def _write_row(self, record: dict) -> None:
+        assert self.report is not None  # add() writes rows only while there is a report
         # A reason can quote a file name that is not UTF-8: escaped, never a crash mid-run.
         row = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
         try:
@@ -420,7 +421,8 @@ def plan(
     )
     for photo in found.photos:
         name = _output_name(photo.path, suffix, extension)
-        result.jobs.append(Job(photo.path, output_dir / photo.relative.parent / name, OUTPUT_FORMATS.get(extension)))
+        output_format = OUTPUT_FORMATS.get(extension) if extension else None
+        result.jobs.append(Job(photo.path, output_dir / photo.relative.parent / name, output_format))
     _refuse_long_names(result, suffix)
     for job in result.jobs:
         if job.output.resolve() == job.input.resolve():
@@ -685,6 +687,7 @@ def _encode_job(prediction: Prediction, read: _Read, job: Job, options: RunOptio
     # Composing here, in an I/O thread, keeps the second core busy while the networks run,
     # and a waiting job holds L and a small ab rather than a full-size float RGB image.
     decoded = read.decoded
+    assert decoded is not None  # only a photo that was read gets a prediction
     try:
         rgb = prediction.compose(dtype=np.uint8 if output_bits(decoded, job.format) == 8 else np.float32)
     except Exception as error:
@@ -702,7 +705,7 @@ class _Slot:
     pixels: int = 0  # of the image its write holds
 
 
-def run(pipeline: Pipeline | None, jobs: list[Job], options: RunOptions) -> Iterator[Outcome]:
+def run(pipeline: Pipeline | None, jobs: list[Job], options: RunOptions) -> Generator[Outcome, None, None]:
     """Colorize ``jobs``; yields one Outcome per job, in order. ``pipeline`` may be None when
     no job needs it (each ``kept_output``): then no model need be loaded.
 
@@ -741,18 +744,20 @@ def _run(
         nonlocal failed
         while order and order[0].outcome is not None:
             slot = order[0]
+            outcome = slot.outcome
+            assert outcome is not None  # the loop's condition
             if slot.write is not None:
                 if not block and not slot.write.done():
                     return
                 try:
                     slot.write.result()
                 except _ComposeError as error:
-                    slot.outcome.status, slot.outcome.reason = FAILED, f"cannot colorize ({error})"
+                    outcome.status, outcome.reason = FAILED, f"cannot colorize ({error})"
                 except Exception as error:  # a write failure fails this file only
-                    slot.outcome.status, slot.outcome.reason = FAILED, f"cannot write output ({_one_line(error)})"
+                    outcome.status, outcome.reason = FAILED, f"cannot write output ({_one_line(error)})"
             order.popleft()
-            failed = failed or slot.outcome.status == FAILED
-            yield slot.outcome
+            failed = failed or outcome.status == FAILED
+            yield outcome
 
     refill()
     while pending and not (failed and options.fail_fast):
@@ -804,7 +809,9 @@ def _predictions(
         gone = RuntimeError("no model was loaded, its output having existed as the run began; run again")
         return [gone] * len(images)
     try:
-        return pipeline.predict([image.lightness() for image in images], hints)
+        lightness = [image.lightness() for image in images]
+        predictions: list[Prediction | Exception] = list(pipeline.predict(lightness, hints))
+        return predictions
     except FATAL_ERRORS:
         raise
     except Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Annotated, Callable, Literal, Optional, TypeVar
+from typing import Annotated, Callable, Literal, Optional, TypeVar, cast
 
 import typer
 from rich.progress import Progress
@@ -66,7 +66,7 @@ def auto(
         "--hint",
         metavar="X,Y=COLOR",
         help="A colour the photo had at a place: pixels (120,80=#b22222) or fractions of its sides "
-        "(0.4,0.7=red); X,Y,RADIUS=COLOR for a patch. Repeat for more. One photo only; the expert must take hints.",
+        "(0.4,0.7=red); X,Y,RADIUS=COLOR for a patch. Repeat for more. One photo only.",
         show_default=False,
     ),
     hints_file: Optional[Path] = typer.Option(
@@ -154,11 +154,11 @@ def auto(
     extension = f".{output_format}" if output_format else None
     with Workers.joined() as workers:  # this process alone, or one rank of a torchrun job
         # Rank 0 lists the photos; a usage error there stops every rank, said once.
-        work = workers.share(
-            _on_main(workers, lambda: _planned(paths, output, recursive, suffix, extension, report, verbose))
+        work = _shared_from_main(
+            workers, lambda: _planned(paths, output, recursive, suffix, extension, report, verbose)
         )
         _on_main(workers, lambda: _check_choices(expert, weights, device))
-        work = workers.share(_on_main(workers, lambda: _with_hints(work, hint or [], hints_file)))
+        work = _shared_from_main(workers, lambda: _with_hints(work, hint or [], hints_file))
         part = shard or Shard(1, 1)
         jobs = part.take(work.jobs)
         # What failed before any photo was read is reported once: by rank 0 of the first part.
@@ -166,7 +166,7 @@ def auto(
         mine = Shard.of_rank(workers.rank, workers.size).take(jobs)
         # The models take seconds to load: a run whose every output is there answers without them.
         pipeline = None
-        if workers.share(_on_main(workers, lambda: not all(kept_output(job, options) for job in jobs))):
+        if _shared_from_main(workers, lambda: not all(kept_output(job, options) for job in jobs)):
             if workers.is_main and not quiet:
                 console.print("[dim]loading models…[/]", highlight=False)
             pipeline = _on_every_rank(
@@ -215,12 +215,13 @@ def auto(
                     workers.finish()  # its photos are rank 0's to report and to count in the exit code
                     return
                 stopped = collect(workers, ledger.add, ledger.reported, jobs, stopped, ledger.rank_lost)
+            assert tally is not None  # rank 0's, and only rank 0 gets here
             with interrupts_ignored():
                 tally.close()
                 startup = None if pipeline is None else started - began
                 _summary(tally, time.perf_counter() - started, startup, output, work, quiet, stopped)
-                if not quiet and (hint := subfolder_hint(work)):
-                    console.print(hint, highlight=False)
+                if not quiet and (advice := subfolder_hint(work)):
+                    console.print(advice, highlight=False)
                 if stopped == "interrupted":
                     console.print(
                         "[yellow]interrupted[/]: run the same command again to resume (finished photos are skipped)",
@@ -262,14 +263,15 @@ def _with_hints(work, texts: list[str], file: Path | None):
     its photo. On rank 0 alone under torchrun."""
     from dataclasses import replace
 
-    from colorize.experts.hints import HintError, hints_from_json, parse_hint
+    from colorize.experts.hints import Hint, HintError, hints_from_json, parse_hint
 
     if not texts and file is None:
         return work
     if texts and file is not None:
         fail("give hints with --hint or with --hints FILE, not both")
     try:
-        if texts:
+        given: list[Hint] | dict[str, list[Hint]]
+        if file is None:  # --hint (at least one: neither returned above)
             given = [parse_hint(text) for text in texts]
         else:
             given = hints_from_json(_read_json(file), shown(file))
@@ -281,6 +283,7 @@ def _with_hints(work, texts: list[str], file: Path | None):
                 )
             by_job = {0: given}
         else:
+            assert file is not None  # an object of file names comes from --hints FILE alone
             by_job = _hints_by_photo(work.jobs, given, file)
         for index, hints in by_job.items():
             _check_places(work.jobs[index].input, hints)
@@ -410,12 +413,18 @@ def _on_main(workers: Workers, step: Callable[[], T]) -> T | None:
     return value
 
 
+def _shared_from_main(workers: Workers, step: Callable[[], T]) -> T:
+    """``step()`` on rank 0 alone (as ``_on_main``), its value shared with every rank."""
+    # The None of the other ranks never leaves them: share() replaces it with rank 0's step().
+    return cast(T, workers.share(_on_main(workers, step)))
+
+
 def _on_every_rank(workers: Workers, step: Callable[[], T]) -> T:
     """``step()`` on every rank. When it stops the command on any rank, it stops on all, and
     rank 0 prints each different message once (naming the ranks, unless all said it)."""
     if workers.size == 1:
         return step()
-    value, code = None, None
+    code = None
     with console.capture() as said:
         try:
             value = step()
@@ -432,7 +441,7 @@ def _on_every_rank(workers: Workers, step: Callable[[], T]) -> T:
             console.file.write(who + text)
     if code is not None:
         raise typer.Exit(code)
-    return value
+    return value  # step() returned on this rank: else code was set, and raised above
 
 
 class _Ledger:
@@ -494,7 +503,6 @@ def _check_experts(pipeline, forced: str | None) -> None:
         pipeline.store.check(names | set(pipeline.store.files), load=named_by_user)
     except ModelFileError as error:
         fail(str(error))
-    return names
 
 
 def _announce(outcome, verbose: bool, progress: Progress) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
@@ -124,12 +124,12 @@ def list_experts(
     if remove is not None or restore is not None:
         _set_aside_or_restore(store, remove, restore)
         return
-    rows = []
+    rows: list[dict[str, Any]] = []  # of JSON values
     entries = [(s.name, s.source, s.path) for s in store.sources().values()]
     if (classifier := store.classifier_source()) is not None:
         entries.append(("(classifier)", classifier.source, classifier.path))
     for name, source, path in entries:
-        row = {"name": name, "source": source, "path": str(path)}
+        row: dict[str, Any] = {"name": name, "source": source, "path": str(path)}
         try:
             model_file = read_metadata(path)
             meta = model_file.metadata
@@ -289,7 +289,7 @@ def _metric_cell(metrics: dict, keys: tuple[str, ...]) -> str:
 
 def _describe(row: dict) -> str:
     """Architecture, then the chroma gain after it (per channel
-    when a fixed a/b boost) and the calibration shift, when there is one; whether it takes hints."""
+    when a fixed a/b boost) and the calibration shift, when there is one; whether it reads hints as input."""
     normalization = row.get("normalization") or {}
     a_gain, b_gain = normalization.get("ab_gain", (1.0, 1.0))
     a_shift, b_shift = normalization.get("ab_shift", (0.0, 0.0))

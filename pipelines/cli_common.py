@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,7 +20,7 @@ from rich.markup import escape
 try:  # typer 0.2x parses with its own copy of click; earlier releases with click itself
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover
-    from click import exceptions as click_errors
+    from click import exceptions as click_errors  # type: ignore[no-redef]  # the same module, by its older home
 
 
 @functools.cache  # two commands' help reads it when the command line is built: one folder scan
@@ -39,11 +40,20 @@ class OneLineErrors(typer.core.TyperGroup):
     """Usage errors (a value out of range, a choice not offered, an unknown option) as one line,
     like every other error colorize reports: typer would draw a box of several lines."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        passed = dict(standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, **passed)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(args, prog_name, complete_var, **passed)
         except click_errors.NoArgsIsHelpError as error:
             typer.echo(error.ctx.get_help())
             sys.exit(0)
@@ -71,9 +81,9 @@ def _plain_type_label(self, ctx) -> str | None:
     return label or None
 
 
-# One place, applied to every command: options and arguments alike.
-typer.core.TyperOption.display_type_rich = _plain_type_label
-typer.core.TyperArgument.display_type_rich = _plain_type_label
+# One place, applied to every command: options and arguments alike (replacing typer's method on purpose).
+typer.core.TyperOption.display_type_rich = _plain_type_label  # type: ignore[method-assign]
+typer.core.TyperArgument.display_type_rich = _plain_type_label  # type: ignore[method-assign]
 
 # soft_wrap: a long error stays one line (terminals wrap it visually; logs and grep see one line).
 console = Console(stderr=True, soft_wrap=True)

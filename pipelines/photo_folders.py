@@ -109,7 +109,8 @@ def held_out_part(path: Path) -> str:
 
 def split_files(files: list[Path], fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:
     """(kept, held out) by ``is_held_out``."""
-    kept, held_out = [], []
+    kept: list[Path] = []
+    held_out: list[Path] = []
     for path in files:
         (held_out if is_held_out(path, fraction, seed) else kept).append(path)
     return kept, held_out

@@ -81,7 +81,7 @@ def _values(rows: list[dict[str, float]], key: str) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:  # Pillow 10.1 and later ship a scalable default font
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):
@@ -164,7 +164,8 @@ def _draw_box(draw, centre, box_width, values, y_of, colour) -> None:
 
 
 def _tint(colour: tuple[int, int, int]) -> tuple[int, int, int]:
-    return tuple(round(255 - (255 - c) * 0.35) for c in colour)
+    red, green, blue = (round(255 - (255 - c) * 0.35) for c in colour)
+    return red, green, blue
 
 
 def _centred_text(draw, anchor, text, font, max_width) -> None:

@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import numpy as np
@@ -65,6 +66,9 @@ from colorize.core.modelfile import ModelFileError
 from colorize.experts.hints import Hint, HintError, hints_from_json
 from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
 from colorize.router import NoFallbackExpertError
+
+if TYPE_CHECKING:  # python-multipart defines its callback table for checkers alone
+    from python_multipart.multipart import MultipartCallbacks
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 2**20
 # Uploads taken at once, from the first byte until the answer: each holds up to
@@ -613,7 +617,7 @@ class _Form:
         self._name = ""
         self._value = bytearray()
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._begin,
             "on_header_field": lambda data, start, end: self._add_header_name(data[start:end]),
@@ -657,6 +661,7 @@ class _Form:
 
     def _data(self, data: bytes) -> None:
         if self._name == "file":
+            assert self.workspace is not None  # made when this part's headers named it "file"
             if self.workspace.size + len(data) > self.max_upload_bytes:
                 raise _too_large(self.workspace.size + len(data), self.max_upload_bytes)
             self.workspace.write(data)

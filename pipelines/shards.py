@@ -174,7 +174,7 @@ class Workers:
             return [value]
         import torch.distributed as dist
 
-        values = [None] * self.size
+        values: list[Any] = [None] * self.size  # each rank's value, once all_gather_object fills it in
         dist.all_gather_object(values, value)
         return values
 

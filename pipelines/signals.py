@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
+from typing import NoReturn
 
 
 @contextlib.contextmanager
-def interrupts_deferred():
+def interrupts_deferred() -> Iterator[None]:
     """Ctrl-C or SIGTERM arriving inside takes effect at its end, as the handler in place
     would have made it (a KeyboardInterrupt, or the CLI's SIGTERM-as-interrupt).
 
@@ -29,7 +31,7 @@ def interrupts_deferred():
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if arrived:
-        handler = previous[arrived[0]]
+        handler = previous[signal.Signals(arrived[0])]
         if callable(handler):
             handler(arrived[0], None)
         elif handler == signal.SIG_DFL:
@@ -37,7 +39,7 @@ def interrupts_deferred():
 
 
 @contextlib.contextmanager
-def interrupts_ignored():
+def interrupts_ignored() -> Iterator[None]:
     """Ctrl-C and SIGTERM arriving inside are dropped.
 
     For the moments after a run has finished its work (its summary printed, its exit code
@@ -57,7 +59,7 @@ def interrupts_ignored():
 
 
 @contextlib.contextmanager
-def interrupted_once():
+def interrupted_once() -> Iterator[None]:
     """Inside, the first Ctrl-C or SIGTERM raises KeyboardInterrupt, and from then on both are
     dropped, inside and after: the command is on its way out.
 
@@ -69,9 +71,9 @@ def interrupted_once():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = []
+    fired: list[int] = []
 
-    def interrupt(number, frame):
+    def interrupt(number: int, frame: object) -> NoReturn:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         fired.append(number)

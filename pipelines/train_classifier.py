@@ -121,7 +121,7 @@ class ClassifierTask:
         return F.cross_entropy(logits, targets, label_smoothing=0.05)
 
     @torch.inference_mode()
-    def validate(self, model) -> dict[str, float]:
+    def validate(self, model) -> dict[str, Any]:
         model.eval()
         loader = torch.utils.data.DataLoader(
             self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.fit.workers
@@ -160,7 +160,7 @@ class ClassifierTask:
                 continue
             lightness = list(rgb_to_lightness(images).numpy())  # each (1, H, W), L in [0, 100]
             for index, probabilities in zip(kept, classifier.probabilities(lightness)):
-                guess = max(probabilities, key=probabilities.get)
+                guess = max(probabilities, key=probabilities.__getitem__)
                 right += self.config.labels.index(guess) == self.val_labels[index]
                 total += 1
         return right / total if total else None
@@ -187,7 +187,7 @@ class ClassifierTask:
 def _labelled_files(config: ClassifierTrainConfig) -> list[tuple[Path, int]]:
     if not config.data_dir.is_dir():
         raise DataError(f"{config.data_dir}: no such folder")
-    labelled = []
+    labelled: list[tuple[Path, int]] = []
     for index, label in enumerate(config.labels):
         folder = config.data_dir / label
         if not folder.is_dir():

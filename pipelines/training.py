@@ -21,7 +21,7 @@ import signal
 import time
 from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from colorize.core.modelfile import read_metadata
 from colorize.experts.networks import replace_metadata, save_model
 from colorize.experts.onnx_export import export_onnx_bytes
 from colorize.pipelines.signals import interrupts_deferred
+
+if TYPE_CHECKING:
+    from colorize.pipelines.data import ColorPhotoDataset
 
 # A checkpoint is also written this often inside an epoch: on a CPU one epoch can take a
 # quarter of an hour, and a crash or a kill -9 (which skips the save on interrupt) should cost
@@ -61,13 +64,14 @@ class TrainingTask(Protocol):
     """What a model family provides to ``fit``."""
 
     model: nn.Module
-    train_set: torch.utils.data.Dataset
+    train_set: ColorPhotoDataset  # fit sets its epoch, which its crops follow
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor | None:
         """Loss of ``model`` (maybe DDP-wrapped) on one collated batch; None when no sample was usable."""
 
-    def validate(self, model: nn.Module) -> dict[str, float]:
-        """Validation metrics; must include ``score`` (lower is better)."""
+    def validate(self, model: nn.Module) -> dict[str, Any]:
+        """Validation metrics, JSON values (numbers, and tables such as a confusion matrix); must
+        include ``score``, a number (lower is better)."""
 
     def metadata(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         """The weights-file metadata for the model as it is now; ``history`` goes under
@@ -300,7 +304,7 @@ def fit(task: TrainingTask, config: FitConfig, run_dir: Path, callback: Callback
         state = FitState(**saved["state"])
         callback("resumed", epoch=state.epoch, step=state.step)
 
-    loader_args = dict(num_workers=config.workers, collate_fn=getattr(task, "collate", None))
+    loader_args: dict[str, Any] = dict(num_workers=config.workers, collate_fn=getattr(task, "collate", None))
     if config.workers:
         loader_args.update(persistent_workers=False, worker_init_fn=_leave_interrupts_to_the_main_process)
     if (config.epochs == 0 or config.score_start) and not state.history:

@@ -189,8 +189,8 @@ def route(
             f"no weights for the fallback expert {policy.fallback!r} (needed for: {reason}); "
             f"installed: {', '.join(sorted(available)) or 'none'}"
         )
-    confidence = _probability_of(policy.fallback, probabilities, policy)
-    return Route(policy.fallback, confidence, probabilities, f"{reason} → {policy.fallback}", label)
+    fallback_confidence = _probability_of(policy.fallback, probabilities, policy)
+    return Route(policy.fallback, fallback_confidence, probabilities, f"{reason} → {policy.fallback}", label)
 
 
 def _probability_of(expert: str, probabilities: Mapping[str, float], policy: RoutingPolicy) -> float | None:
