@@ -49,65 +49,77 @@ EXPERT_HELP = f"Force this expert for every photo (skips the classifier). {insta
 
 
 def auto(
-    paths: list[str] = typer.Argument(
-        ..., metavar="PATH", help="Photos, folders or glob patterns (quote globs).", show_default=False
-    ),
-    output: Path = typer.Option(
-        DEFAULT_OUTPUT,
-        "--output",
-        "-o",
-        help="Output folder (the tree below each given folder is mirrored); for one photo, "
-        "a file name (e.g. photo_colour.jpg: its extension names the format).",
-    ),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    expert: Optional[str] = typer.Option(None, "--expert", "-e", metavar="NAME", help=EXPERT_HELP),
-    hint: Optional[list[str]] = typer.Option(
-        None,
-        "--hint",
-        metavar="X,Y=COLOR",
-        help="A colour the photo had at a place: pixels (120,80=#b22222) or fractions of its sides "
-        "(0.4,0.7=red); X,Y,RADIUS=COLOR for a patch. Repeat for more. One photo only.",
-        show_default=False,
-    ),
-    hints_file: Optional[Path] = typer.Option(
-        None,
-        "--hints",
-        metavar="FILE.json",
-        help='Hints from a JSON file: a list of points [{"x": 120, "y": 80, "color": "red"}, ...] for one photo, '
-        "or an object of file names to such lists for several (the web page downloads this file).",
-        show_default=False,
-    ),
+    paths: Annotated[
+        list[str],
+        typer.Argument(metavar="PATH", help="Photos, folders or glob patterns (quote globs).", show_default=False),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output folder (the tree below each given folder is mirrored); for one photo, "
+            "a file name (e.g. photo_colour.jpg: its extension names the format).",
+        ),
+    ] = DEFAULT_OUTPUT,
+    recursive: options.Recursive = False,
+    expert: Annotated[Optional[str], typer.Option("--expert", "-e", metavar="NAME", help=EXPERT_HELP)] = None,
+    hint: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--hint",
+            metavar="X,Y=COLOR",
+            help="A colour the photo had at a place: pixels (120,80=#b22222) or fractions of its sides "
+            "(0.4,0.7=red); X,Y,RADIUS=COLOR for a patch. Repeat for more. One photo only.",
+            show_default=False,
+        ),
+    ] = None,
+    hints_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--hints",
+            metavar="FILE.json",
+            help='Hints from a JSON file: a list of points [{"x": 120, "y": 80, "color": "red"}, ...] for one photo, '
+            "or an object of file names to such lists for several (the web page downloads this file).",
+            show_default=False,
+        ),
+    ] = None,
     threshold: options.Threshold = None,
-    report: Optional[Path] = typer.Option(
-        None,
-        "--report",
-        help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error).",
-    ),
+    report: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--report",
+            help="Write one JSON line per input (status, expert, confidence, reason, probabilities, error).",
+        ),
+    ] = None,
     on_exists: Annotated[
         Literal["skip", "overwrite", "error"],
         typer.Option("--on-exists", help="When an output exists: skip (resume a run), overwrite, or error."),
     ] = "skip",
-    suffix: str = typer.Option(
-        "",
-        "--suffix",
-        metavar="TEXT",
-        help="Add to output names (e.g. _color); needed to write inside the input folder.",
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Also colorize photos that are already in colour (from their luminance)."
-    ),
+    suffix: Annotated[
+        str,
+        typer.Option(
+            "--suffix",
+            metavar="TEXT",
+            help="Add to output names (e.g. _color); needed to write inside the input folder.",
+        ),
+    ] = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="Also colorize photos that are already in colour (from their luminance).")
+    ] = False,
     output_format: Annotated[
         Optional[Literal["jpg", "png", "tif", "webp"]],
         typer.Option("--format", help="Write every output in this format.  \\[default: each input's own]"),
     ] = None,
-    quality: int = typer.Option(
-        95, "--quality", min=1, max=100, help="Quality of JPEG and WebP outputs (PNG and TIFF are lossless)."
-    ),
-    strip_metadata: bool = typer.Option(
-        False, "--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs."
-    ),
+    quality: Annotated[
+        int,
+        typer.Option("--quality", min=1, max=100, help="Quality of JPEG and WebP outputs (PNG and TIFF are lossless)."),
+    ] = 95,
+    strip_metadata: Annotated[
+        bool, typer.Option("--strip-metadata", help="Do not copy ICC profile and EXIF to the outputs.")
+    ] = False,
     max_pixels: options.MaxPixels = 100.0,
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed file.")] = False,
     weights: options.Weights = [],
     classifier_weights: options.ClassifierWeights = None,
     device: options.InferenceDevice = "auto",
@@ -115,7 +127,9 @@ def auto(
     work_size: options.WorkSize = None,
     saturation: options.Saturation = 1.0,
     batch_size: options.BatchSize = 8,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each photo's route and any ignored files."),
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print each photo's route and any ignored files.")
+    ] = False,
     shard: Annotated[
         Optional[Shard],
         typer.Option(
@@ -127,7 +141,9 @@ def auto(
             show_default=False,
         ),
     ] = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar: only failures and a one-line summary."),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar: only failures and a one-line summary.")
+    ] = False,
 ) -> None:
     """Colorize photos, routing each to the best expert. Exit code 1 if any file failed, 130 if interrupted.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -23,16 +23,16 @@ from colorize.pipelines.cli_common import (
 
 @interruptible
 def classify(
-    paths: list[str] = typer.Argument(
-        ..., metavar="PATH", help="Photos, folders or glob patterns.", show_default=False
-    ),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    paths: Annotated[
+        list[str], typer.Argument(metavar="PATH", help="Photos, folders or glob patterns.", show_default=False)
+    ],
+    recursive: options.Recursive = False,
     threshold: options.Threshold = None,
     weights: options.Weights = [],
     classifier_weights: options.ClassifierWeights = None,
     as_json: options.Json = False,
     max_pixels: options.MaxPixels = 100.0,
-    force: bool = typer.Option(False, "--force", help="Also route photos that are already in colour."),
+    force: Annotated[bool, typer.Option("--force", help="Also route photos that are already in colour.")] = False,
     device: options.InferenceDevice = "auto",
     threads: options.Threads = None,
 ) -> None:
@@ -94,18 +94,20 @@ def classify(
 
 def list_experts(
     as_json: options.Json = False,
-    remove: Optional[str] = typer.Option(
-        None,
-        "--remove",
-        metavar="NAME",
-        help="Set aside your expert NAME, or your classifier with NAME classifier (the bundled one takes over).",
-    ),
-    restore: Optional[str] = typer.Option(
-        None,
-        "--restore",
-        metavar="NAME",
-        help="Swap your expert NAME (or classifier) with the file it last replaced.",
-    ),
+    remove: Annotated[
+        Optional[str],
+        typer.Option(
+            "--remove",
+            metavar="NAME",
+            help="Set aside your expert NAME, or your classifier with NAME classifier (the bundled one takes over).",
+        ),
+    ] = None,
+    restore: Annotated[
+        Optional[str],
+        typer.Option(
+            "--restore", metavar="NAME", help="Swap your expert NAME (or classifier) with the file it last replaced."
+        ),
+    ] = None,
 ) -> None:
     """List installed experts and the classifier: source, file, checksum, architecture, metrics.
 

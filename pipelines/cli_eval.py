@@ -39,33 +39,42 @@ _COLUMNS = (
 
 @interruptible
 def evaluate(
-    data_dir: Path = typer.Argument(
-        ...,
-        metavar="DATA_DIR",
-        help="Folder of colour photos (the ground truth), optionally in category sub-folders named like the classes: "
-        "landscape/, people/, general/.",
-        show_default=False,
-    ),
-    expert: Optional[str] = typer.Option(
-        None,
-        "--expert",
-        "-e",
-        metavar="NAME",
-        help="Evaluate this expert alone, forced for every photo (default: auto-routing). " + installed_expert_names(),
-    ),
-    compare: Optional[str] = typer.Option(
-        None,
-        "--compare",
-        metavar="NAME,NAME,...",
-        help="Evaluate several in one run, comma-separated: auto and/or expert names, "
-        "e.g. auto,general,landscape,people.",
-    ),
-    holdout: Optional[float] = typer.Option(
-        None,
-        "--holdout",
-        help="Only photos held out of training at this fraction (0.1 for the bundled models); of those, the --part "
-        "half.",
-    ),
+    data_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATA_DIR",
+            help="Folder of colour photos (the ground truth), optionally in category sub-folders named like the "
+            "classes: landscape/, people/, general/.",
+            show_default=False,
+        ),
+    ],
+    expert: Annotated[
+        Optional[str],
+        typer.Option(
+            "--expert",
+            "-e",
+            metavar="NAME",
+            help="Evaluate this expert alone, forced for every photo (default: auto-routing). "
+            + installed_expert_names(),
+        ),
+    ] = None,
+    compare: Annotated[
+        Optional[str],
+        typer.Option(
+            "--compare",
+            metavar="NAME,NAME,...",
+            help="Evaluate several in one run, comma-separated: auto and/or expert names, "
+            "e.g. auto,general,landscape,people.",
+        ),
+    ] = None,
+    holdout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--holdout",
+            help="Only photos held out of training at this fraction (0.1 for the bundled models); of those, the "
+            "--part half.",
+        ),
+    ] = None,
     part: Annotated[
         Literal["test", "validation", "all"],
         typer.Option(
@@ -74,9 +83,12 @@ def evaluate(
             "and output gain, and the routing threshold is chosen), or all.",
         ),
     ] = "test",
-    limit: Optional[int] = typer.Option(
-        None, "--limit", min=1, metavar="N", help="At most this many photos per category: the first N after sorting."
-    ),
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            "--limit", min=1, metavar="N", help="At most this many photos per category: the first N after sorting."
+        ),
+    ] = None,
     threshold: options.Threshold = None,
     weights: options.Weights = [],
     classifier_weights: options.ClassifierWeights = None,
@@ -88,42 +100,54 @@ def evaluate(
             "of the tables.",
         ),
     ] = False,
-    plots: Optional[Path] = typer.Option(
-        None,
-        "--plots",
-        metavar="FILE.png",
-        help="Draw each metric's spread over the photos (box plots, every method beside gray) into this PNG.",
-    ),
-    sheet: Optional[Path] = typer.Option(
-        None,
-        "--sheet",
-        metavar="FILE.png",
-        help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth.",
-    ),
-    sheet_count: int = typer.Option(
-        6, "--sheet-count", min=1, metavar="N", help="How many best and how many worst photos the sheet shows."
-    ),
+    plots: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plots",
+            metavar="FILE.png",
+            help="Draw each metric's spread over the photos (box plots, every method beside gray) into this PNG.",
+        ),
+    ] = None,
+    sheet: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--sheet",
+            metavar="FILE.png",
+            help="Write a PNG contact sheet of the best and worst photos by ΔE: gray | output | truth.",
+        ),
+    ] = None,
+    sheet_count: Annotated[
+        int,
+        typer.Option(
+            "--sheet-count", min=1, metavar="N", help="How many best and how many worst photos the sheet shows."
+        ),
+    ] = 6,
     work_size: options.WorkSize = None,
     saturation: options.Saturation = 1.0,
     device: options.InferenceDevice = "auto",
     threads: options.Threads = None,
     batch_size: options.BatchSize = 8,
     max_pixels: options.MaxPixels = 100.0,
-    hints: int = typer.Option(
-        0,
-        "--hints",
-        min=0,
-        max=100,
-        metavar="N",
-        help="Give each expert N colour hints per photo, drawn from its true colours (a seed per file), and "
-        "score how many it honours (hints_honoured in --json: within ΔE 5 at the point).",
-    ),
-    recognition: bool = typer.Option(
-        True,
-        "--recognition/--no-recognition",
-        help="Score recognisability: how often a frozen ImageNet classifier (efficientnet_lite1, no training "
-        "loss uses it) gives the same top-1 class on the output as on the true photo. Needs colorize-experts\\[eval].",
-    ),
+    hints: Annotated[
+        int,
+        typer.Option(
+            "--hints",
+            min=0,
+            max=100,
+            metavar="N",
+            help="Give each expert N colour hints per photo, drawn from its true colours (a seed per file), and "
+            "score how many it honours (hints_honoured in --json: within ΔE 5 at the point).",
+        ),
+    ] = 0,
+    recognition: Annotated[
+        bool,
+        typer.Option(
+            "--recognition/--no-recognition",
+            help="Score recognisability: how often a frozen ImageNet classifier (efficientnet_lite1, no training "
+            "loss uses it) gives the same top-1 class on the output as on the true photo. "
+            "Needs colorize-experts\\[eval].",
+        ),
+    ] = True,
 ) -> None:
     """Score colorization against colour photos, beside the gray baseline: PSNR, SNR, SSIM, RMSE,
     ΔE2000, ab AuC, recognisability, colourfulness.

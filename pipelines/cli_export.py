@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -11,10 +11,13 @@ from colorize.pipelines.cli_common import console, fail, require_torch, shown
 
 
 def export_command(
-    file: Path = typer.Argument(..., metavar="FILE", help="An expert's or the classifier's .safetensors file."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", metavar="FILE", help="ONNX file to write.  \\[default: FILE with the suffix .onnx]"
-    ),
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="An expert's or the classifier's .safetensors file.")],
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="ONNX file to write.  \\[default: FILE with the suffix .onnx]"
+        ),
+    ] = None,
 ) -> None:
     """Write the ONNX graph of a model file, with its metadata, for inference with onnxruntime.
 

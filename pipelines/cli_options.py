@@ -46,6 +46,10 @@ Device = Annotated[
         help="auto (CUDA if usable, else Apple MPS, else CPU), cpu, cuda, cuda:1 or mps.",
     ),
 ]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
+MaxSteps = Annotated[
+    Optional[int], typer.Option("--max-steps", min=1, metavar="N", help="Cap batches per epoch (quick trials).")
+]
 # Inference runs onnxruntime, whose providers are chosen as a whole (cli_common.onnx_providers).
 InferenceDevice = Annotated[
     Literal["auto", "cpu", "cuda"],
@@ -89,5 +93,6 @@ MaxPixels = Annotated[
         help="Refuse images larger than this, checked before decoding (a guard against decompression bombs).",
     ),
 ]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Photos per network batch.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON on standard output instead of a table.")]

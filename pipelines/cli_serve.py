@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Annotated
 
 import typer
 
@@ -11,18 +12,21 @@ from colorize.pipelines.cli_common import EXIT_INTERRUPTED, build_pipeline, cons
 
 
 def serve(
-    host: str = typer.Option(
-        "127.0.0.1",
-        "--host",
-        metavar="ADDRESS",
-        help="Address to listen on; a loopback one (127.0.0.1, ::1, localhost) keeps it to this computer.",
-    ),
-    port: int = typer.Option(
-        8000, "--port", min=0, max=65535, metavar="PORT", help="Port to listen on (0: any free one)."
-    ),
-    max_upload_mb: float = typer.Option(
-        50.0, "--max-upload-mb", min=0.001, metavar="MB", help="Refuse uploads larger than this many MB."
-    ),
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            metavar="ADDRESS",
+            help="Address to listen on; a loopback one (127.0.0.1, ::1, localhost) keeps it to this computer.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on (0: any free one).")
+    ] = 8000,
+    max_upload_mb: Annotated[
+        float,
+        typer.Option("--max-upload-mb", min=0.001, metavar="MB", help="Refuse uploads larger than this many MB."),
+    ] = 50.0,
     max_pixels: options.MaxPixels = 100.0,
     threshold: options.Threshold = None,
     weights: options.Weights = [],
@@ -30,16 +34,21 @@ def serve(
     device: options.InferenceDevice = "auto",
     threads: options.Threads = None,
     work_size: options.WorkSize = None,
-    saturation: float = typer.Option(
-        1.0, "--saturation", min=0.0, max=4.0, metavar="FLOAT", help="The page's starting saturation (1 as shipped)."
-    ),
-    allow_origin: list[str] = typer.Option(
-        [],
-        "--allow-origin",
-        metavar="ORIGIN",
-        help="Also take photos from pages of this other site, e.g. http://localhost:3000 (repeatable); "
-        "other sites' pages are refused.",
-    ),
+    saturation: Annotated[
+        float,
+        typer.Option(
+            "--saturation", min=0.0, max=4.0, metavar="FLOAT", help="The page's starting saturation (1 as shipped)."
+        ),
+    ] = 1.0,
+    allow_origin: Annotated[
+        list[str],
+        typer.Option(
+            "--allow-origin",
+            metavar="ORIGIN",
+            help="Also take photos from pages of this other site, e.g. http://localhost:3000 (repeatable); "
+            "other sites' pages are refused.",
+        ),
+    ] = [],
 ) -> None:
     """Serve a page and HTTP API to colorize photos in the browser. Ctrl-C stops it.
 

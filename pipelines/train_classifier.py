@@ -20,18 +20,10 @@ from colorize.core.modelfile import ModelFile, read_metadata
 from colorize.experts.architectures import TIMM_MODELS
 from colorize.experts.color import rgb_to_lightness
 from colorize.experts.store import ModelStore
+from colorize.pipelines import training
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, collate
 from colorize.pipelines.photo_folders import DataError, list_images, training_split
 from colorize.pipelines.pretrained import load_imagenet_encoder
-from colorize.pipelines.training import (
-    Callback,
-    FitConfig,
-    NotInstalledError,
-    TrainingSetupError,
-    fit,
-    install_best,
-    layered_config,
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +33,7 @@ class ClassifierTrainConfig:
     (``from_defaults``); only the run's own choices have defaults here."""
 
     data_dir: Path  # one sub-folder of photos per label
-    fit: FitConfig  # the loop: epochs, batch, learning rate, patience
+    fit: training.FitConfig  # the loop: epochs, batch, learning rate, patience
     architecture: str  # a timm name colorize builds, with in_chans=1
     labels: tuple[str, ...]  # the sub-folders, in the order of the network's outputs
     input_size: int  # side of the square grayscale input, pixels
@@ -55,21 +47,21 @@ class ClassifierTrainConfig:
 
     def __post_init__(self):
         if self.architecture not in TIMM_MODELS:
-            raise TrainingSetupError(
+            raise training.TrainingSetupError(
                 f"unknown classifier architecture {self.architecture!r}; known: {', '.join(TIMM_MODELS)}"
             )
         if self.init not in ("imagenet", "scratch"):
-            raise TrainingSetupError(f"init must be imagenet or scratch, got {self.init!r}")
+            raise training.TrainingSetupError(f"init must be imagenet or scratch, got {self.init!r}")
         if len(set(self.labels)) < 2 or self.input_size < 16 or not 0 <= self.drop_rate < 1:
-            raise TrainingSetupError(
+            raise training.TrainingSetupError(
                 "a classifier needs two or more labels, an input of 16 pixels or more, drop_rate in [0, 1)"
             )
         if not 0 < self.val_split < 1 or self.max_pixels < 1:
-            raise TrainingSetupError(
+            raise training.TrainingSetupError(
                 f"val_split must be in (0, 1) and max_pixels at least 1: {self.val_split}, {self.max_pixels}"
             )
         if self.out is not None and Path(self.out).suffix.lower() != SAFETENSORS_SUFFIX:
-            raise TrainingSetupError(
+            raise training.TrainingSetupError(
                 f"--out {self.out}: name a {SAFETENSORS_SUFFIX} file (its {ONNX_SUFFIX} file is written beside it)"
             )
 
@@ -79,7 +71,7 @@ class ClassifierTrainConfig:
         config = load_config("classifier")
         values = {**config["model"], **config["training"], **{k: v for k, v in overrides.items() if v is not None}}
         values["labels"] = tuple(values["labels"])
-        return layered_config(cls, [values], data_dir=Path(data_dir))
+        return training.layered_config(cls, [values], data_dir=Path(data_dir))
 
 
 class ClassifierTask:
@@ -199,7 +191,7 @@ def _labelled_files(config: ClassifierTrainConfig) -> list[tuple[Path, int]]:
 
 
 def train_classifier(
-    config: ClassifierTrainConfig, home: Path | None = None, callback: Callback = lambda *a, **k: None
+    config: ClassifierTrainConfig, home: Path | None = None, callback: training.Callback = lambda *a, **k: None
 ) -> ModelFile:
     """Train the classifier, then install the best epoch at ``config.out`` (default: the user's
     model folder), a .safetensors file with its ONNX graph beside it (``install_best``)."""
@@ -230,10 +222,10 @@ def train_classifier(
         data_summary,
     )
     callback("data", **data_summary)
-    fit(task, config.fit, run_dir, callback)
+    training.fit(task, config.fit, run_dir, callback)
     if not config.force:
         _judge(task, read_metadata(run_dir / "best.safetensors").metadata["metrics"], replaced, out, run_dir)
-    return read_metadata(install_best(run_dir, out))
+    return read_metadata(training.install_best(run_dir, out))
 
 
 def _judge(task: ClassifierTask, best: dict, replaced: Path | None, out: Path, run_dir: Path) -> None:
@@ -242,7 +234,7 @@ def _judge(task: ClassifierTask, best: dict, replaced: Path | None, out: Path, r
     accuracy, photos = best["val_accuracy"], best.get("val_images", "?")
     chance = 1 / len(task.config.labels)
     if accuracy <= chance:
-        raise NotInstalledError(
+        raise training.NotInstalledError(
             f"the classifier is right on {accuracy:.0%} of {photos} validation photos, no better than guessing "
             f"({chance:.0%})",
             out,
@@ -252,7 +244,7 @@ def _judge(task: ClassifierTask, best: dict, replaced: Path | None, out: Path, r
         return
     baseline = task.accuracy_of(SceneClassifier.from_file(replaced))
     if baseline is not None and accuracy < baseline:
-        raise NotInstalledError(
+        raise training.NotInstalledError(
             f"the classifier is right on {accuracy:.0%} of {photos} validation photos, the one it replaces "
             f"({replaced}) on {baseline:.0%}",
             out,
