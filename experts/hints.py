@@ -121,14 +121,22 @@ def _blend_residuals(ab: np.ndarray, lightness: np.ndarray, hints: Sequence[Plac
 
 
 def _finish_at_places(ab: np.ndarray, hints: Sequence[PlacedHint], reach: float, plateau: int) -> np.ndarray:
-    rows, cols = _grid(*ab.shape[-2:])
-    nearest = np.full(ab.shape[-2:], np.inf, np.float32)
+    height, width = ab.shape[-2:]
+    nearest = np.full((height, width), np.inf, np.float32)
     wanted = np.zeros_like(ab, dtype=np.float32)
     for hint in hints:  # later hints win ties, as later hints cover earlier ones in the planes
-        beyond = _beyond(hint, rows, cols, plateau)
-        closer = beyond <= nearest
-        nearest[closer] = beyond[closer]
-        wanted[:, closer] = np.asarray(hint.ab, np.float32)[:, None]
+        # Only a window around the hint: 5 reaches past its plateau the weight is below 4e-6.
+        extent = hint.half + plateau + math.ceil(5 * reach)
+        rows = slice(max(hint.row - extent, 0), min(hint.row + extent + 1, height))
+        cols = slice(max(hint.col - extent, 0), min(hint.col + extent + 1, width))
+        grid = (
+            np.arange(rows.start, rows.stop, dtype=np.float32)[:, None],
+            np.arange(cols.start, cols.stop, dtype=np.float32)[None, :],
+        )
+        beyond = _beyond(hint, *grid, plateau)
+        closer = beyond <= nearest[rows, cols]
+        nearest[rows, cols][closer] = beyond[closer]
+        wanted[:, rows, cols][:, closer] = np.asarray(hint.ab, np.float32)[:, None]
     weight = np.exp(np.square(nearest / np.float32(reach)) * np.float32(-0.5))
     return ab + weight * (wanted - ab)
 
