@@ -401,18 +401,32 @@ def _resample_rows(rows: np.ndarray, new_size: int, taps: Callable) -> np.ndarra
         # A strip (10,000,000 x 1): dense blocks would be mostly zeros, ~700 per input here.
         return _area_mean_rows(rows, new_size)
     out = np.empty((new_size, rows.shape[1]), rows.dtype)
+    for part, start, block in _resample_plan(size, new_size, taps, rows.dtype):
+        np.matmul(block, rows[start : start + block.shape[1]], out=out[part])
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _resample_plan(
+    size: int, new_size: int, taps: Callable, dtype: np.dtype
+) -> tuple[tuple[slice, int, np.ndarray], ...]:
+    """The dense blocks of ``_resample_rows``: (outputs, first input, weights (outputs, inputs)).
+    Kept for the sizes seen last: a folder's photos and the networks' sizes repeat, and making
+    the blocks costs more than using them on a small image."""
     middle = slice(new_size // 2, new_size // 2 + 1)
     span = taps(size, new_size, middle)[1].shape[1]  # inputs one output reads
     per_block = max(1, round((_BLOCK_WASTE - 1) * span * new_size / size) + 1)
+    plan = []
     for start in range(0, new_size, per_block):
         part = slice(start, min(start + per_block, new_size))
         first, weights = taps(size, new_size, part)
-        block = np.zeros((len(first), min(first[-1] + weights.shape[1], size) - first[0]), rows.dtype)
+        block = np.zeros((len(first), min(first[-1] + weights.shape[1], size) - first[0]), dtype)
         columns = first[:, None] - first[0] + np.arange(weights.shape[1])
         inside = columns < block.shape[1]
         block[np.nonzero(inside)[0], columns[inside]] = weights[inside]
-        np.matmul(block, rows[first[0] : first[0] + block.shape[1]], out=out[part])
-    return out
+        block.flags.writeable = False  # shared by every later call
+        plan.append((part, int(first[0]), block))
+    return tuple(plan)
 
 
 # The taps below are computed in float32 step by step as torch's CPU kernels compute them
