@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from colorize.pipelines.shards import Torchrun
+
 try:  # typer 0.2x parses with its own copy of click; earlier releases with click itself
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover
@@ -145,8 +147,9 @@ def resolve_device(name: str) -> str:
     """
     import torch
 
-    if name in ("auto", "cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % max(1, torch.cuda.device_count())}"
+    job = Torchrun.here()
+    if name in ("auto", "cuda") and job.shared and torch.cuda.is_available():
+        return f"cuda:{job.gpu(torch.cuda.device_count())}"
     if name == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -191,19 +194,14 @@ def onnx_providers(name: str) -> tuple:
                 "in its place); use auto or cpu"
             )
         return (CPU_PROVIDER,)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return ((CUDA_PROVIDER, {"device_id": _local_gpu()}), CPU_PROVIDER)
+    job = Torchrun.here()
+    if job.shared:
+        # Only torch counts the GPUs, and under torchrun it is loaded already (shards.Workers):
+        # it is not imported for this.
+        torch = sys.modules.get("torch")
+        count = torch.cuda.device_count() if torch is not None else 0
+        return ((CUDA_PROVIDER, {"device_id": job.gpu(count)}), CPU_PROVIDER)
     return (CUDA_PROVIDER, CPU_PROVIDER)
-
-
-def _local_gpu() -> int:
-    """This torchrun process's GPU: LOCAL_RANK, modulo the GPUs torch counts. Only torch knows
-    the count, and under torchrun it is loaded already (``shards.Workers``); it is not imported
-    for this."""
-    rank = int(os.environ.get("LOCAL_RANK", "0"))
-    torch = sys.modules.get("torch")
-    count = torch.cuda.device_count() if torch is not None else 0
-    return rank % count if count else rank
 
 
 def parse_weights(items: list[str]) -> dict[str, Path]:

@@ -93,6 +93,37 @@ _PATIENCE = timedelta(hours=6)
 _EVERY_S = 0.5
 
 
+@dataclass(frozen=True)
+class Torchrun:
+    """Where this process stands in a torchrun job, as torchrun's environment says; outside
+    torchrun, rank 0 of 1. The one place that environment is read."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    restart: int = 0  # how many times torchrun has restarted the job (--max-restarts)
+
+    @classmethod
+    def here(cls) -> "Torchrun":
+        env = os.environ
+        return cls(
+            int(env.get("RANK", "0")),
+            int(env.get("LOCAL_RANK", "0")),
+            int(env.get("WORLD_SIZE", "1")),
+            int(env.get("TORCHELASTIC_RESTART_COUNT", "0")),
+        )
+
+    @property
+    def shared(self) -> bool:
+        """Whether the run is shared out among several processes."""
+        return self.world_size > 1
+
+    def gpu(self, count: int) -> int:
+        """This process's GPU among ``count``: its local rank, shared round when a node runs
+        more processes than it has GPUs."""
+        return self.local_rank % count if count > 0 else self.local_rank
+
+
 class NoTorchrunError(ColorizeError):
     """WORLD_SIZE says torchrun started this process, but torch is not installed."""
 
@@ -124,8 +155,9 @@ class Workers:
     @contextlib.contextmanager
     def joined(cls) -> Iterator["Workers"]:
         """The processes of this run, joined while inside (one, unless torchrun started it)."""
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        if size == 1:
+        job = Torchrun.here()
+        size = job.world_size
+        if not job.shared:
             yield cls()
             return
         try:  # torchrun's processes meet through torch's store; inference itself never needs torch
@@ -144,7 +176,7 @@ class Workers:
         )
         try:
             # A restarted torchrun job (--max-restarts) meets in the same store: keys of its own.
-            ours = dist.PrefixStore(f"colorize-auto/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/", store)
+            ours = dist.PrefixStore(f"colorize-auto/{job.restart}/", store)
             # Every counter exists before rank 0 first reads them: the gather below waits for all.
             ours.add(f"sent/{rank}", 0)
             ours.add(f"finished/{rank}", 0)

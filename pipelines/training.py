@@ -31,6 +31,7 @@ from colorize.core.locations import ONNX_SUFFIX
 from colorize.core.modelfile import read_metadata
 from colorize.experts.networks import replace_metadata, save_model
 from colorize.experts.onnx_export import export_onnx_bytes
+from colorize.pipelines.shards import Torchrun
 from colorize.pipelines.signals import interrupts_deferred
 
 if TYPE_CHECKING:
@@ -211,14 +212,13 @@ class _World:
     @classmethod
     def join(cls, device: str) -> tuple["_World", str]:
         """Join the process group that torchrun describes in the environment, if any."""
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        if size == 1:
+        job = Torchrun.here()
+        if not job.shared:
             return cls(), device
         import torch.distributed as dist
 
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if device.startswith("cuda"):
-            device = f"cuda:{local_rank}"
+            device = f"cuda:{job.gpu(torch.cuda.device_count())}"  # as resolve_device chose it
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
@@ -408,7 +408,7 @@ def _score_epoch(
 
 def is_main_process() -> bool:
     """False on the other ranks of a torchrun job (they neither write nor print)."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return Torchrun.here().rank == 0
 
 
 def backup_path(installed: Path) -> Path:
