@@ -25,7 +25,31 @@ from colorize.core.color import lightness_from_array
 from colorize.core.errors import ColorizeError
 from colorize.core.files import atomic_write
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """A file format colorize reads and writes: Pillow's name for it, its file extensions
+    (the first is the one colorize writes) and its media type."""
+
+    name: str
+    extensions: tuple[str, ...]
+    media_type: str
+
+
+# The one table of formats: every other list of them (suffixes a folder is searched for,
+# what an output name's extension says to write, the server's media types) is drawn from it.
+FORMATS = (
+    ImageFormat("JPEG", (".jpg", ".jpeg"), "image/jpeg"),
+    ImageFormat("PNG", (".png",), "image/png"),
+    ImageFormat("TIFF", (".tif", ".tiff"), "image/tiff"),
+    ImageFormat("BMP", (".bmp",), "image/bmp"),
+    ImageFormat("WEBP", (".webp",), "image/webp"),
+)
+SUPPORTED_FORMATS = tuple(image_format.name for image_format in FORMATS)
+FORMAT_NAMED = {image_format.name: image_format for image_format in FORMATS}
+FORMAT_OF_EXTENSION = {
+    extension: image_format.name for image_format in FORMATS for extension in image_format.extensions
+}
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_JPEG_SCANS = 500
 COLORIZED_TAG = "colorize"  # PNG text key

@@ -26,7 +26,16 @@ import numpy as np
 from colorize.core.color import is_colour_photo
 from colorize.core.errors import ColorizeError
 from colorize.core.files import remove_stale_temporaries
-from colorize.core.images import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode, encode, output_bits, read_marker
+from colorize.core.images import (
+    DEFAULT_MAX_PIXELS,
+    FORMAT_OF_EXTENSION,
+    DecodedImage,
+    ImageError,
+    decode,
+    encode,
+    output_bits,
+    read_marker,
+)
 from colorize.core.modelfile import ModelFileError
 from colorize.experts.hints import Hint
 from colorize.pipelines.inference import (
@@ -61,15 +70,7 @@ class PlanError(ColorizeError, ValueError):
 
 # What an output file name's extension says to write: ``-o NAME.EXT`` for one photo, and
 # ``--format`` (its choices are the short names: jpg, png, tif, webp).
-OUTPUT_FORMATS = {
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".png": "PNG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-}
+OUTPUT_FORMATS = FORMAT_OF_EXTENSION
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from colorize.core.errors import ColorizeError
+from colorize.core.images import FORMAT_OF_EXTENSION
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+IMAGE_SUFFIXES = frozenset(FORMAT_OF_EXTENSION)
 
 
 class DataError(ColorizeError):

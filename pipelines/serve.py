@@ -61,7 +61,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from colorize.core.color import is_colour_photo
 from colorize.core.errors import ColorizeError
 from colorize.core.files import NoSpaceError, process_alive
-from colorize.core.images import DEFAULT_MAX_PIXELS, ImageError, decode, encode, output_bits, to_8bit
+from colorize.core.images import DEFAULT_MAX_PIXELS, FORMAT_NAMED, ImageError, decode, encode, output_bits, to_8bit
 from colorize.core.modelfile import ModelFileError
 from colorize.experts.hints import Hint, HintError, hints_from_json
 from colorize.pipelines.inference import Pipeline, Prediction, provenance_note
@@ -79,8 +79,6 @@ DEFAULT_MAX_UPLOADS = 4
 # its share of that memory, and its place among the uploads, until it closes.
 DEFAULT_READ_TIMEOUT = 30.0
 MAX_SATURATION = 4.0
-MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff", "BMP": "image/bmp", "WEBP": "image/webp"}
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
 FIELDS = ("file", "expert", "saturation", "force", "preview", "hints")
 # Room for the multipart framing and the small fields around the photo itself.
 _FORM_OVERHEAD = 64 * 1024
@@ -383,7 +381,7 @@ class _Service:
                 body = _encoded(rgb, decoded, provenance_note(chosen), workspace.folder)
             except NoSpaceError:
                 raise Refused(507, "no space left in memory or the temporary folder to write the result", "no_space")
-            media_type = MEDIA_TYPES[decoded.format]
+            media_type = FORMAT_NAMED[decoded.format].media_type
         timings["encode"] = time.perf_counter() - started
         return Output(body, media_type, _route_headers(chosen, timings))
 
@@ -451,7 +449,7 @@ def _header_text(text: str) -> str:
 
 def _encoded(rgb: np.ndarray, decoded, note: str, folder: Path) -> bytes:
     """The bytes ``colorize auto`` would write for this photo, through a file in ``folder`` removed at once."""
-    target = folder / f"result{EXTENSIONS[decoded.format]}"
+    target = folder / f"result{FORMAT_NAMED[decoded.format].extensions[0]}"
     try:
         return encode(rgb, decoded, target, note=note).read_bytes()
     except NoSpaceError:
