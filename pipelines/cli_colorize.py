@@ -92,22 +92,14 @@ def classify(
         raise typer.Exit(EXIT_FAILED)
 
 
+_REMOVE_HELP = "Set aside your expert NAME, or your classifier with NAME classifier (the bundled one takes over)."
+_RESTORE_HELP = "Swap your expert NAME (or classifier) with the file it last replaced."
+
+
 def list_experts(
     as_json: options.Json = False,
-    remove: Annotated[
-        Optional[str],
-        typer.Option(
-            "--remove",
-            metavar="NAME",
-            help="Set aside your expert NAME, or your classifier with NAME classifier (the bundled one takes over).",
-        ),
-    ] = None,
-    restore: Annotated[
-        Optional[str],
-        typer.Option(
-            "--restore", metavar="NAME", help="Swap your expert NAME (or classifier) with the file it last replaced."
-        ),
-    ] = None,
+    remove: Annotated[Optional[str], typer.Option("--remove", metavar="NAME", help=_REMOVE_HELP)] = None,
+    restore: Annotated[Optional[str], typer.Option("--restore", metavar="NAME", help=_RESTORE_HELP)] = None,
 ) -> None:
     """List installed experts and the classifier: source, file, checksum, architecture, metrics.
 
