@@ -116,7 +116,7 @@ class ClassifierTask:
     def validate(self, model) -> dict[str, Any]:
         model.eval()
         loader = torch.utils.data.DataLoader(
-            self.val_set, batch_size=64, collate_fn=collate, num_workers=self.config.fit.workers
+            self.val_set, batch_size=64, collate_fn=collate, **training.worker_options(self.config.fit.workers)
         )
         labels = len(self.config.labels)
         confusion = np.zeros((labels, labels), dtype=int)

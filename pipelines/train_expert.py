@@ -38,6 +38,7 @@ from colorize.pipelines.training import (
     fit,
     install_best,
     layered_config,
+    worker_options,
 )
 
 LOSSES = ("l1", "mse")
@@ -230,7 +231,7 @@ class ExpertTask:
             torch.utils.data.Subset(self.val_set, subset),
             batch_size=16,
             collate_fn=collate,
-            num_workers=self.config.fit.workers,
+            **worker_options(self.config.fit.workers),
         )
         hinted_rows: list[dict[str, float]] = []
         for images, indices, dropped in loader:

@@ -250,6 +250,18 @@ class _World:
         return all(torch.equal(gathered[0], g) for g in gathered[1:])
 
 
+def worker_options(workers: int) -> dict[str, Any]:
+    """A DataLoader's arguments for ``workers`` data-loading processes (0: load in this one),
+    each leaving interrupts to the main process; for every loader, training's and validation's."""
+    if not workers:
+        return {"num_workers": 0}
+    return {
+        "num_workers": workers,
+        "persistent_workers": False,
+        "worker_init_fn": _leave_interrupts_to_the_main_process,
+    }
+
+
 def _leave_interrupts_to_the_main_process(worker_id: int) -> None:
     """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal's Ctrl-C (or a kill of
     the process group) reaches every process at once; a worker that died of it first could leave
@@ -304,9 +316,7 @@ def fit(task: TrainingTask, config: FitConfig, run_dir: Path, callback: Callback
         state = FitState(**saved["state"])
         callback("resumed", epoch=state.epoch, step=state.step)
 
-    loader_args: dict[str, Any] = dict(num_workers=config.workers, collate_fn=getattr(task, "collate", None))
-    if config.workers:
-        loader_args.update(persistent_workers=False, worker_init_fn=_leave_interrupts_to_the_main_process)
+    loader_args: dict[str, Any] = dict(collate_fn=getattr(task, "collate", None), **worker_options(config.workers))
     if (config.epochs == 0 or config.score_start) and not state.history:
         # The starting model is scored as epoch 0: with nothing to train it is kept, and what
         # validation chooses (an expert's output gain) is chosen again on this run's photos; when

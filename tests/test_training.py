@@ -851,6 +851,31 @@ def test_a_signal_to_the_whole_process_group_interrupts_training_cleanly(photos,
         assert (home / "runs" / "tiny" / "checkpoint.pt").is_file()
 
 
+def test_a_signal_to_the_whole_process_group_during_validation_stops_it_without_a_killed_worker(photos, tmp_path):
+    """Validation's data-loading workers leave interrupts to the main process as training's do:
+    a kill of the whole group while the starting expert is scored (--epochs 0 trains nothing,
+    it only validates) stops the run, and no worker dies of the signal under it."""
+    import os
+
+    from conftest import tiny_expert
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(120):  # enough that validation is still loading when the signal comes
+        Image.fromarray(np.roll(photos["astronaut"], i * 7, axis=1)).save(folder / f"p{i:03d}.jpg")
+    home = tmp_path / "home"
+    tiny_expert(home / "experts" / "tiny.safetensors")
+    command = [sys.executable, "-m", "colorize", "train", "expert", "tiny", str(folder), "--init", "tiny",
+               "--epochs", "0", "--size", "64", "--workers", "1", "--val-split", "0.9", "--force"]  # fmt: skip
+    env = {**os.environ, "COLORIZE_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    with Child(command, group=True, env=env) as child:
+        child.wait_for(lambda output: bool(_ready_data_loading_workers(child.process)), "a validation worker was ready")
+        child.send(signal.SIGTERM)
+        returncode, output = child.finish()
+    assert returncode == 130, output[-1500:]
+    assert "killed by signal" not in output and "Traceback" not in output, output[-1500:]
+
+
 @pytest.mark.parametrize("retired", [["--global-context"], ["--feature-loss", "0.5"]])
 def test_retired_experiments_are_no_training_options(colour_folder, isolated_home, retired):
     result = CliRunner().invoke(app, ["train", "expert", "x", str(colour_folder), *TINY, *retired])
