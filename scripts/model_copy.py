@@ -4,6 +4,12 @@
 the graph is kept as it is, only the ``colorize`` entry of its ``metadata_props`` is replaced.
 The scripts that write a file's record into it (calibrate_shift.py, record_heldout.py) go
 through here, whichever format the scored file is in.
+
+    python scripts/model_copy.py relative FILE... --under /path/of/checkout/ --under /path/of/data/
+
+rewrites each file in place with every path in its metadata under one of those folders made
+relative to it (training records the folders it read as given, absolute; a file that ships
+should not carry the layout of the machine it was made on).
 """
 
 from __future__ import annotations
@@ -37,3 +43,39 @@ def write_copy(model: Path, metadata: dict[str, Any], out: Path) -> Path:
         entry.key, entry.value = key, value
     data = graph.SerializeToString()
     return atomic_write(out, lambda handle: handle.write(data))
+
+
+def relative_paths(value: Any, roots: list[str]) -> Any:
+    """``value`` (metadata: dicts, lists, strings) with each string that starts with one of
+    ``roots`` (folders, ending in "/") cut to what follows it."""
+    if isinstance(value, dict):
+        return {key: relative_paths(item, roots) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(item, roots) for item in value]
+    if isinstance(value, str):
+        for root in roots:
+            if value.startswith(root):
+                return value[len(root) :]
+    return value
+
+
+def main() -> None:
+    import argparse
+
+    from colorize.core.modelfile import read_metadata
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    relative = commands.add_parser("relative", help="make the metadata's paths under folders relative to them")
+    relative.add_argument("files", nargs="+", type=Path)
+    relative.add_argument("--under", action="append", required=True, help="a folder (repeat for more)")
+    args = parser.parse_args()
+    roots = [root.rstrip("/") + "/" for root in args.under]
+    for path in args.files:
+        metadata = read_metadata(path).metadata
+        write_copy(path, relative_paths(metadata, roots), path)
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -40,3 +40,23 @@ def test_reading_the_bundled_models_metadata_needs_no_onnx_package():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda path: path.stem)
+def test_a_bundled_models_record_names_no_folder_of_the_machine_it_was_made_on(path):
+    _, metadata = read_onnx(path, channels=(1,))
+    absolute = [text for text in _strings(metadata) if text.startswith(("/", "~")) or text[1:3] == ":\\"]
+    assert not absolute, f"{path.name} records absolute paths: {absolute[:3]}"
+    # What it records of its data is still there, relative: the folders it was trained on.
+    assert metadata["training"]["data"]
