@@ -95,12 +95,16 @@ def _beyond(hint: PlacedHint, rows: np.ndarray, cols: np.ndarray, plateau: int) 
     return np.maximum(beyond, 0, out=beyond)
 
 
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.arange(height, dtype=np.float32)[:, None], np.arange(width, dtype=np.float32)[None, :]
+def _grid(rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 coordinates of ``rows`` (n, 1) and ``cols`` (1, m), for ``_beyond``."""
+    return (
+        np.arange(rows.start, rows.stop, dtype=np.float32)[:, None],
+        np.arange(cols.start, cols.stop, dtype=np.float32)[None, :],
+    )
 
 
 def _blend_residuals(ab: np.ndarray, lightness: np.ndarray, hints: Sequence[PlacedHint], reach: float) -> np.ndarray:
-    rows, cols = _grid(*ab.shape[-2:])
+    rows, cols = _grid(slice(0, ab.shape[-2]), slice(0, ab.shape[-1]))
     moved = np.zeros_like(ab, dtype=np.float32)
     total = np.zeros(ab.shape[-2:], np.float32)
     for hint in hints:
@@ -129,11 +133,7 @@ def _finish_at_places(ab: np.ndarray, hints: Sequence[PlacedHint], reach: float,
         extent = hint.half + plateau + math.ceil(5 * reach)
         rows = slice(max(hint.row - extent, 0), min(hint.row + extent + 1, height))
         cols = slice(max(hint.col - extent, 0), min(hint.col + extent + 1, width))
-        grid = (
-            np.arange(rows.start, rows.stop, dtype=np.float32)[:, None],
-            np.arange(cols.start, cols.stop, dtype=np.float32)[None, :],
-        )
-        beyond = _beyond(hint, *grid, plateau)
+        beyond = _beyond(hint, *_grid(rows, cols), plateau)
         closer = beyond <= nearest[rows, cols]
         nearest[rows, cols][closer] = beyond[closer]
         wanted[:, rows, cols][:, closer] = np.asarray(hint.ab, np.float32)[:, None]
@@ -204,11 +204,16 @@ class Hint:
         """The colour's LAB a and b."""
         return colour_ab(self.color)
 
-    def place(self, height: int, width: int, size: int) -> PlacedHint:
-        """This hint on the expert's square input of ``size``, for a photo of ``height`` x ``width``."""
-        x, y = (self.x * width, self.y * height) if self.relative else (self.x + 0.5, self.y + 0.5)
+    def check_inside(self, height: int, width: int) -> None:
+        """``HintError`` when this hint's place lies outside a photo of ``height`` x ``width``
+        (fractions always lie inside)."""
         if not self.relative and not (0 <= self.x < width and 0 <= self.y < height):
             raise HintError(f"hint at {self.x:g}, {self.y:g} lies outside the {width} x {height} photo")
+
+    def place(self, height: int, width: int, size: int) -> PlacedHint:
+        """This hint on the expert's square input of ``size``, for a photo of ``height`` x ``width``."""
+        self.check_inside(height, width)
+        x, y = (self.x * width, self.y * height) if self.relative else (self.x + 0.5, self.y + 0.5)
         row = min(int(y * size / height), size - 1)
         col = min(int(x * size / width), size - 1)
         half = min(round(self.radius * size / max(height, width)), max(PATCH_SIDES) // 2)

@@ -346,7 +346,7 @@ def _check_places(path: Path, hints) -> None:
     size = None if all(hint.relative for hint in hints) else upright_size(path)
     if size is not None:
         for hint in hints:
-            hint.place(size[1], size[0], 1)
+            hint.check_inside(size[1], size[0])
 
 
 def _refuse_report_over_photos(report: Path, work) -> None:

@@ -281,6 +281,7 @@ class Pipeline:
         already shrunk (``shrink``): the hints' places refer to the photo. ``saturation``: this
         call's, instead of the pipeline's (hints keep their own colour whatever it is)."""
         shapes = shapes or [light.shape[-2:] for light in lightness]
+        given: Sequence[Sequence[Hint]] = hints if hints is not None else [()] * len(lightness)
         saturation = self.saturation if saturation is None else saturation
         out: list[np.ndarray | None] = [None] * len(lightness)
         for name in dict.fromkeys(r.expert for r in routes):
@@ -288,10 +289,10 @@ class Pipeline:
             expert = self.expert(name)
             size = self.work_size or expert.work_size
             batch = np.concatenate([resize_square(lightness[i], size) for i in members])
-            hinted = [row for row, i in enumerate(members) if hints is not None and hints[i]]
+            hinted = [row for row, i in enumerate(members) if given[i]]
             planes = None
             if hinted and expert.reads_hints:
-                planes = np.stack([placed_planes(hints[i], *shapes[i], size) for i in members])  # type: ignore[index]
+                planes = np.stack([placed_planes(given[i], *shapes[i], size) for i in members])
             small_ab = expert.predict_ab(batch, planes)
             if saturation != 1.0:
                 small_ab = small_ab * np.float32(saturation)
@@ -299,7 +300,7 @@ class Pipeline:
                 grid = small_ab.shape[-1]  # square, as the input
                 small_light = resize_bilinear(batch[hinted], (grid, grid))[:, 0]
                 for light, row in zip(small_light, hinted):
-                    placed = [hint.place(*shapes[members[row]], grid) for hint in hints[members[row]]]  # type: ignore[index]
+                    placed = [hint.place(*shapes[members[row]], grid) for hint in given[members[row]]]
                     small_ab[row] = spread_hints(small_ab[row], light, placed)
             for row, i in enumerate(members):
                 out[i] = small_ab[row]

@@ -5,8 +5,8 @@ colorized photo in the upload's format, written by the same ``images.encode`` as
 ``colorize auto`` (bit depth, alpha, ICC, EXIF kept), the route in ``X-Colorize-*`` headers.
 An optional ``hints`` field carries colour hints for the photo: the JSON list of points that
 ``colorize auto --hints`` reads (experts/hints.py), in the pixels of the photo as decoded
-upright. ``GET /api/experts`` lists what the page's menu offers, and which experts take
-hints; ``GET /`` is the one static page.
+upright; every expert follows them. ``GET /api/experts`` lists what the page's menu offers;
+``GET /`` is the one static page.
 
 Only this page may make the server work: a POST whose ``Origin`` or ``Sec-Fetch-Site`` says
 another site sent it is refused (403) unless that origin is allowed. A few uploads at a time
@@ -354,7 +354,7 @@ class _Service:
         height, width = lightness.shape[-2:]
         for number, hint in enumerate(options.hints, 1):
             try:
-                hint.place(height, width, 1)  # refuses a point outside the photo
+                hint.check_inside(height, width)
             except HintError as error:
                 raise Refused(422, f"hints, point {number}: {error}", "bad_hints") from None
         eight_bit = options.preview or output_bits(decoded) == 8
