@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from colorize.core.color import lightness_from_array
 from colorize.core.images import decode
 from colorize.pipelines import metrics
-from colorize.pipelines.evaluate import _NO_COLOUR, _simulated_hints
+from colorize.pipelines.evaluate import _NO_COLOUR, _simulated_hints, _to_rgb8
 from colorize.pipelines.inference import Pipeline
 from colorize.pipelines.sheets import contact_sheet
 
@@ -49,16 +49,17 @@ def main() -> None:
         pixels = decode(path).pixels
         lightness = lightness_from_array(pixels)
         truth = metrics.prepare_truth(pixels)
-        gray = pipeline.predict([lightness])[0]
-        row = [truth.rgb, metrics.to_uint8(type(gray)(gray.route, lightness, _NO_COLOUR).compose())]
+        row = [truth.rgb, _to_rgb8(pipeline, lightness, _NO_COLOUR)]  # gray, as eval scores it
         scores = []
         for count in counts:
             hints = _simulated_hints(SimpleNamespace(path=path), truth, count, 0)
-            output = pipeline.predict([lightness], [hints])[0].compose(dtype=np.uint8)
+            prediction = pipeline.predict([lightness], [hints])[0]  # routing reads the photo alone
+            output = prediction.compose(dtype=np.uint8)
             row.append(marked(output, hints))
             scores.append(f"{count}: {metrics.compare(output, truth, ('delta_e',))['delta_e']:.1f}")
         rows.append(row)
-        captions.append(f"{path.name} ({gray.route.expert}), CIEDE2000 to the truth, N points: " + ", ".join(scores))
+        expert = prediction.route.expert
+        captions.append(f"{path.name} ({expert}), CIEDE2000 to the truth, N points: " + ", ".join(scores))
     headers = ["truth", "gray", *(f"{n} point{'s' if n != 1 else ''}" for n in counts)]
     print(contact_sheet(rows, captions, args.output, tile=TILE, headers=headers))
 
