@@ -196,7 +196,7 @@ class Expert:
         them (``reads_hints``; it gets empty planes when none are given) and ignored by one that
         was not: ``Pipeline`` spreads every hint over whichever expert's output."""
         if not self.reads_hints:
-            return self.normalization.chroma(self.network(self.normalization.network_input(lightness)))
-        if hints is None:
+            hints = None
+        elif hints is None:
             hints = np.zeros((lightness.shape[0], HINT_PLANES, *lightness.shape[2:]), np.float32)
         return self.normalization.chroma(self.network(self.normalization.network_input(lightness, hints)))
