@@ -1,0 +1,172 @@
+"""Could the general expert's output gain be chosen per photo instead of once for all?
+
+``measure``: for each photo of a folder (at most N per category and source), the expert's
+ab at gain 1, features of L and of that ab, and the mean CIEDE2000 to the truth at the
+expert's output size (112 x 112, the photo squashed as the network sees it) for every gain
+of a grid, the file's shift applied as it ships. A proxy of ``colorize eval``: no RGB round
+trip, no full-size composition; good enough to tell whether a per-photo gain is worth
+building.
+
+``fit``: on the training-side file, a linear model of the gain from a set of features,
+fitted to the ΔE curves themselves (each category and source weighing the same), then
+scored on the choosing-side file by the macro mean of the protocol (the faces routed to
+the people expert left out), beside fixed gains and the per-photo best gain.
+
+    python scripts/photo_gain_trial.py measure .data/protocol/train train.npz --per-source 250
+    python scripts/photo_gain_trial.py measure .data/protocol/choosing choosing.npz
+    python scripts/photo_gain_trial.py fit train.npz choosing.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+
+GAINS = np.round(np.arange(0, 1.61, 0.1), 2)
+FEATURES = ("L mean", "L std", "L 5-95 % range", "L gradient", "chroma mean", "chroma 90 %", "a mean", "b mean",
+            "bright share", "dark share")  # fmt: skip
+FEATURE_SETS = ([1], [2], [4], [1, 4], [1, 2, 3], [4, 5], [1, 2, 3, 4, 5], list(range(len(FEATURES))))
+CATEGORY_WEIGHTS = {"landscape": 0.17, "people": 0.5, "general": 0.33}  # as scripts/protocol.py
+ROUTED_ELSEWHERE = ("utkface",)  # the choosing sources' close-up faces go to the people expert
+
+
+def source_of(path: Path) -> str:
+    """The protocol's folders name photos SOURCE--NAME; the training folders NAME_N."""
+    return path.name.split("--")[0] if "--" in path.name else re.sub(r"_\d+\.\w+$", "", path.name)
+
+
+def features(lightness: np.ndarray, ab: np.ndarray) -> list[float]:
+    """L (h, w) in [0, 100] and the expert's ab (2, h', w') at gain 1 -> FEATURES."""
+    light = lightness / 100
+    down, across = np.gradient(light)
+    chroma = np.hypot(ab[0], ab[1]) / 110
+    low, high = np.percentile(light, [5, 95])
+    return [light.mean(), light.std(), high - low, np.hypot(down, across).mean(), chroma.mean(),
+            np.percentile(chroma, 90), ab[0].mean() / 110, ab[1].mean() / 110, (light > 0.9).mean(),
+            (light < 0.1).mean()]  # fmt: skip
+
+
+def measure(folder: Path, out: Path, per_source: int) -> None:
+    from PIL import Image
+    from skimage.color import deltaE_ciede2000
+
+    from colorize.core.color import resize_square, rgb_to_lab
+    from colorize.core.locations import bundled_weights_dir
+    from colorize.experts.store import Expert
+
+    expert = Expert.from_file(bundled_weights_dir() / "general.onnx")
+    shift = np.array(expert.normalization.ab_shift, np.float32)[:, None, None]
+    expert.normalization = expert.normalization.uncalibrated()
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for path in sorted(folder.glob("*/*")):
+        groups.setdefault((path.parent.name, source_of(path)), []).append(path)
+    random.seed(0)
+    chosen = [p for key in sorted(groups) for p in random.sample(groups[key], min(per_source, len(groups[key])))]
+    rows = []
+    for number, path in enumerate(chosen):
+        lab = rgb_to_lab(np.asarray(Image.open(path).convert("RGB"), np.float32) / 255)
+        small_light = resize_square(lab[..., 0][None], expert.work_size).astype(np.float32)
+        ab = expert.predict_ab(small_light)[0]
+        side = ab.shape[-1]
+        truth = np.stack([resize_square(lab[..., c][None], side)[0, 0] for c in range(3)], -1)
+        curve = [
+            deltaE_ciede2000(truth, np.concatenate([truth[..., :1], np.moveaxis(g * ab + shift, 0, -1)], -1)).mean()
+            for g in GAINS
+        ]
+        gray = truth * np.array([1, 0, 0], np.float32)
+        rows.append((path, features(small_light[0, 0], ab), curve, deltaE_ciede2000(truth, gray).mean()))
+        if number % 200 == 0:
+            print(f"{number}/{len(chosen)}", flush=True)
+    np.savez(
+        out,
+        category=[p.parent.name for p, *_ in rows],
+        source=[source_of(p) for p, *_ in rows],
+        features=np.array([r[1] for r in rows]),
+        curve=np.array([r[2] for r in rows]),
+        gray=np.array([r[3] for r in rows]),
+    )
+
+
+def at_gain(curves: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Each photo's ΔE at its gain, read from its curve by linear interpolation."""
+    position = (np.clip(gains, GAINS[0], GAINS[-1]) - GAINS[0]) / (GAINS[1] - GAINS[0])
+    low = np.minimum(position.astype(int), len(GAINS) - 2)
+    rows = np.arange(len(curves))
+    return curves[rows, low] + (position - low) * (curves[rows, low + 1] - curves[rows, low])
+
+
+def macro(data, gains: np.ndarray, skip=ROUTED_ELSEWHERE) -> tuple[float, dict[str, float]]:
+    """The protocol's macro mean of ΔE as a share of gray's, overall and per category."""
+    cells: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    errors = at_gain(data["curve"], gains)
+    for category, source, error, gray in zip(data["category"], data["source"], errors, data["gray"]):
+        if source not in skip:
+            cells.setdefault((str(category), str(source)), []).append((error, gray))
+    by_category: dict[str, list[float]] = {}
+    for (category, _), pairs in cells.items():
+        if len(pairs) >= 20:  # a cell's mean ΔE over its mean gray ΔE, as scripts/protocol.py
+            cell_errors, cell_grays = zip(*pairs)
+            by_category.setdefault(category, []).append(sum(cell_errors) / sum(cell_grays))
+    means = {c: float(np.mean(v)) for c, v in by_category.items()}
+    overall = sum(CATEGORY_WEIGHTS[c] * m for c, m in means.items()) / sum(CATEGORY_WEIGHTS[c] for c in means)
+    return overall, means
+
+
+def fit(train, keep: list[int]):
+    """A linear gain of standardised features, fitted to the training photos' ΔE curves."""
+    from scipy.optimize import minimize
+
+    x = train["features"][:, keep]
+    center, scale = x.mean(0), x.std(0) + 1e-9
+    z = (x - center) / scale
+    shares = train["curve"] / train["gray"][:, None]
+    keys = list(zip(train["category"], train["source"]))
+    weights = np.array([1 / keys.count(k) for k in keys])
+    weights /= weights.sum()
+
+    def loss(p):
+        return float((weights * at_gain(shares, z @ p[:-1] + p[-1])).sum() + 1e-3 * (p[:-1] ** 2).sum())
+
+    start = np.r_[np.zeros(len(keep)), 0.78]
+    p = minimize(loss, start, method="Powell", options={"maxiter": 20000, "xtol": 1e-4, "ftol": 1e-7}).x
+    return lambda data: ((data["features"][:, keep] - center) / scale) @ p[:-1] + p[-1]
+
+
+def report(train_path: Path, choosing_path: Path) -> None:
+    train, choosing = np.load(train_path), np.load(choosing_path)
+
+    def line(name: str, gains: np.ndarray) -> None:
+        overall, means = macro(choosing, gains)
+        cells = " ".join(f"{c} {means[c]:.3f}" for c in sorted(means))
+        print(f"{name:<58} {overall:.4f}  {cells}  gain 5/50/95 %: {np.percentile(gains, [5, 50, 95]).round(2)}")
+
+    for gain in (0.6, 0.78, 0.9, 1.0):
+        line(f"fixed {gain}", np.full(len(choosing["curve"]), gain))
+    line("per-photo best (oracle)", GAINS[np.argmin(choosing["curve"], 1)])
+    for keep in FEATURE_SETS:
+        line("fitted on " + ", ".join(FEATURES[k] for k in keep), fit(train, keep)(choosing))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    measuring = commands.add_parser("measure")
+    measuring.add_argument("folder", type=Path)
+    measuring.add_argument("out", type=Path)
+    measuring.add_argument("--per-source", type=int, default=1000)
+    fitting = commands.add_parser("fit")
+    fitting.add_argument("train", type=Path)
+    fitting.add_argument("choosing", type=Path)
+    args = parser.parse_args()
+    if args.command == "measure":
+        measure(args.folder, args.out, args.per_source)
+    else:
+        report(args.train, args.choosing)
+
+
+if __name__ == "__main__":
+    main()
