@@ -266,7 +266,8 @@ class _TileBuffers:
 
     def __init__(self, pixels: int):
         self.f, self.low, self.cube = (np.empty((3, pixels), np.float32) for _ in range(3))
-        self.index = np.empty((pixels, 3), np.int32)
+        # intp, the type take() indexes with: int32 indices would be converted, a copy per tile.
+        self.index = np.empty((pixels, 3), np.intp)
 
 
 def _compose_tile(plane, scaled_ab, rows: slice, cols: slice, rgb, table, buffers: _TileBuffers) -> None:
@@ -309,7 +310,7 @@ def _upsample_tile(small: np.ndarray, size: tuple[int, int], rows: slice, cols: 
     """Bilinear (align_corners=False) values of ``small`` (C, h, w) resized to ``size``, at
     ``rows`` x ``cols`` only -> ``out`` (C, rows, cols)."""
     upper, lower, row_weight = _source_positions(size[0], small.shape[-2], rows)
-    left, right, column_weight = _source_positions(size[1], small.shape[-1], cols)
+    left, right, column_weight = _column_positions(size[1], small.shape[-1], cols)
     # Only the part of ``small`` under the tile (a tall strip's tile is one column wide),
     # widened to the tile's columns: a few source rows, each once.
     window = small[:, upper[0] : lower[-1] + 1, left[0] : right[-1] + 1]
@@ -328,6 +329,24 @@ def _upsample_tile(small: np.ndarray, size: tuple[int, int], rows: slice, cols: 
         blend[every, upper[part] - first] = 1 - row_weight[part]
         blend[every, lower[part] - first] += row_weight[part]
         np.matmul(blend, wide[:, first:last], out=out[:, part])
+
+
+def _column_positions(size: int, source_size: int, cols: slice) -> tuple[np.ndarray, ...]:
+    """``_source_positions`` of a tile's columns. A photo's tiles share them (bands of whole
+    rows, or the same few runs of a very wide photo), and computing them again for every tile
+    costs a tenth of the upsampling: runs up to _TILE_COLUMNS long are kept (a few MB at most).
+    A strip's longer runs are each used once."""
+    if cols.stop - cols.start > _TILE_COLUMNS:
+        return _source_positions(size, source_size, cols)
+    return _kept_column_positions(size, source_size, cols.start, cols.stop)
+
+
+@functools.lru_cache(maxsize=8)
+def _kept_column_positions(size: int, source_size: int, start: int, stop: int) -> tuple[np.ndarray, ...]:
+    positions = _source_positions(size, source_size, slice(start, stop))
+    for array in positions:
+        array.flags.writeable = False
+    return positions
 
 
 def _source_positions(size: int, source_size: int, part: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
