@@ -15,7 +15,12 @@ export (experts/onnx_export.py) needs torch (colorize-experts[train]).
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import re
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,6 +164,60 @@ def _varint(data: memoryview, position: int) -> tuple[int, int]:
 
 def _elements(dims) -> int:
     return math.prod(int(d) for d in dims) if dims else 1
+
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+NO_CUDA_BUILD = "this onnxruntime has no CUDA provider (install onnxruntime-gpu in its place)"
+
+
+@functools.cache
+def cuda_failure() -> str | None:
+    """Why onnxruntime cannot run on a GPU here, or None when its CUDA provider starts.
+
+    onnxruntime-gpu lists its CUDA provider whether or not the CUDA and cuDNN libraries it was
+    built against load and a GPU is visible; when they do not, every session falls back to the
+    CPU after several lines of log, once per network. So the provider is started once on a
+    one-node graph, with what onnxruntime writes to stderr kept aside, and its reason read
+    from there."""
+    import onnx
+    import onnxruntime
+
+    if CUDA_PROVIDER not in onnxruntime.get_available_providers():
+        return NO_CUDA_BUILD
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    session, written = _stderr_of(
+        lambda: onnxruntime.InferenceSession(model.SerializeToString(), providers=[CUDA_PROVIDER])
+    )
+    if CUDA_PROVIDER in session.get_providers():
+        return None
+    # e.g. "Failed to load library .../libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot
+    # open shared object file: No such file or directory", then "Require cuDNN 9.* and CUDA 13.*".
+    reason = re.search(r"with error: ([^\n\x1b]+)", written) or re.search(r"(Require [^\n\x1b]*CUDA [\d.*]+)", written)
+    return "its CUDA provider did not start: " + (
+        reason.group(1).strip() if reason else "no usable NVIDIA GPU or driver"
+    )
+
+
+def _stderr_of(function):
+    """(function(), what was written to file descriptor 2 meanwhile): onnxruntime logs from C++."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            result = function()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return result, sink.read().decode(errors="replace")
 
 
 class OnnxNetwork:

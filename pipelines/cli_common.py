@@ -170,7 +170,7 @@ def resolve_device(name: str) -> str:
     return name
 
 
-CPU_PROVIDER, CUDA_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
 INFERENCE_DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -185,14 +185,14 @@ def onnx_providers(name: str) -> tuple:
         fail(f"--device {name}: inference runs on {', '.join(INFERENCE_DEVICES)}")
     if name == "cpu":
         return (CPU_PROVIDER,)
-    import onnxruntime
+    from colorize.core.onnx import CUDA_PROVIDER, NO_CUDA_BUILD, cuda_failure
 
-    if CUDA_PROVIDER not in onnxruntime.get_available_providers():
+    failure = cuda_failure()
+    if failure is not None:
         if name == "cuda":
-            fail(
-                "--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu "
-                "in its place); use auto or cpu"
-            )
+            fail(f"--device cuda: onnxruntime cannot use a GPU here, {failure}; use auto or cpu")
+        if failure != NO_CUDA_BUILD:  # onnxruntime-gpu is installed: the user meant to use a GPU
+            _note_once(f"note: running on the CPU; onnxruntime cannot use a GPU here, {failure}")
         return (CPU_PROVIDER,)
     job = Torchrun.here()
     if job.shared:
@@ -202,6 +202,11 @@ def onnx_providers(name: str) -> tuple:
         count = torch.cuda.device_count() if torch is not None else 0
         return ((CUDA_PROVIDER, {"device_id": job.gpu(count)}), CPU_PROVIDER)
     return (CUDA_PROVIDER, CPU_PROVIDER)
+
+
+@functools.cache
+def _note_once(message: str) -> None:
+    console.print(shown(message), highlight=False)
 
 
 def parse_weights(items: list[str]) -> dict[str, Path]:

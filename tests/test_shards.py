@@ -173,18 +173,17 @@ CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
     ],
 )
 def test_each_torchrun_process_runs_its_networks_on_its_own_gpu(monkeypatch, given, environment, gpus, expected):
-    """Inference's --device as onnxruntime providers. No GPU here: onnxruntime is made to list
-    its CUDA provider (as onnxruntime-gpu does), and torch, which torchrun's processes have
-    loaded, to count ``gpus``."""
-    import onnxruntime
-
+    """Inference's --device as onnxruntime providers. No GPU here: onnxruntime's CUDA provider
+    is made to start (as onnxruntime-gpu's does on a GPU machine), and torch, which torchrun's
+    processes have loaded, to count ``gpus``."""
+    from colorize.core import onnx
     from colorize.pipelines.cli_common import onnx_providers
 
     for name in ("WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU] if gpus else [CPU])
+    monkeypatch.setattr(onnx, "cuda_failure", lambda: None if gpus else onnx.NO_CUDA_BUILD)
     if "WORLD_SIZE" in environment and gpus:
         import torch
 
