@@ -10,7 +10,10 @@ building.
 ``fit``: on the training-side file, a linear model of the gain from a set of features,
 fitted to the ΔE curves themselves (each category and source weighing the same), then
 scored on the choosing-side file by the macro mean of the protocol (the faces routed to
-the people expert left out), beside fixed gains and the per-photo best gain.
+the people expert left out), beside fixed gains and the per-photo best gain. Then the same
+from what the expert itself sees: the mean and spread over the photo of each of its
+encoder's last 320 channels (a head on the network, fitted with torch, at a few
+regularisations).
 
     python scripts/photo_gain_trial.py measure .data/protocol/train train.npz --per-source 250
     python scripts/photo_gain_trial.py measure .data/protocol/choosing choosing.npz
@@ -56,11 +59,14 @@ def measure(folder: Path, out: Path, per_source: int) -> None:
 
     from colorize.core.color import resize_square, rgb_to_lab
     from colorize.core.locations import bundled_weights_dir
+    from colorize.core.onnx import INPUT
     from colorize.experts.store import Expert
 
-    expert = Expert.from_file(bundled_weights_dir() / "general.onnx")
+    path = bundled_weights_dir() / "general.onnx"
+    expert = Expert.from_file(path)
     shift = np.array(expert.normalization.ab_shift, np.float32)[:, None, None]
     expert.normalization = expert.normalization.uncalibrated()
+    encoder = _encoder_session(path)
     groups: dict[tuple[str, str], list[Path]] = {}
     for path in sorted(folder.glob("*/*")):
         groups.setdefault((path.parent.name, source_of(path)), []).append(path)
@@ -78,7 +84,9 @@ def measure(folder: Path, out: Path, per_source: int) -> None:
             for g in GAINS
         ]
         gray = truth * np.array([1, 0, 0], np.float32)
-        rows.append((path, features(small_light[0, 0], ab), curve, deltaE_ciede2000(truth, gray).mean()))
+        deepest = encoder.run([ENCODER_OUTPUT], {INPUT: expert.normalization.network_input(small_light)})[0][0]
+        pooled = np.concatenate([deepest.mean((1, 2)), deepest.std((1, 2))])
+        rows.append((path, features(small_light[0, 0], ab), curve, deltaE_ciede2000(truth, gray).mean(), pooled))
         if number % 200 == 0:
             print(f"{number}/{len(chosen)}", flush=True)
     np.savez(
@@ -88,7 +96,21 @@ def measure(folder: Path, out: Path, per_source: int) -> None:
         features=np.array([r[1] for r in rows]),
         curve=np.array([r[2] for r in rows]),
         gray=np.array([r[3] for r in rows]),
+        encoder=np.array([r[4] for r in rows]),
     )
+
+
+ENCODER_OUTPUT = "/encoder/blocks.6/blocks.6.0/conv_pwl/Conv_output_0"  # unet_lite's deepest features, 7 x 7 x 320
+
+
+def _encoder_session(path: Path):
+    """The expert's graph with its encoder's last block as an output."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.load(str(path))
+    model.graph.output.append(onnx.helper.make_tensor_value_info(ENCODER_OUTPUT, onnx.TensorProto.FLOAT, None))
+    return onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def at_gain(curves: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -136,6 +158,32 @@ def fit(train, keep: list[int]):
     return lambda data: ((data["features"][:, keep] - center) / scale) @ p[:-1] + p[-1]
 
 
+def fit_head(train, regularisation: float, steps: int = 1500):
+    """A linear gain of the standardised encoder features, fitted by Adam to the ΔE curves."""
+    import torch
+
+    center, scale = train["encoder"].mean(0), train["encoder"].std(0) + 1e-6
+    z = torch.tensor((train["encoder"] - center) / scale, dtype=torch.float32)
+    shares = torch.tensor(train["curve"] / train["gray"][:, None], dtype=torch.float32)
+    keys = list(zip(train["category"], train["source"]))
+    weights = torch.tensor([1 / keys.count(k) for k in keys], dtype=torch.float32)
+    weights /= weights.sum()
+    rows = torch.arange(len(shares))
+    slope = torch.zeros(z.shape[1], requires_grad=True)
+    offset = torch.tensor(0.78, requires_grad=True)
+    optimiser = torch.optim.Adam([slope, offset], lr=0.01)
+    for _ in range(steps):
+        position = ((z @ slope + offset).clamp(GAINS[0], GAINS[-1]) - GAINS[0]) / (GAINS[1] - GAINS[0])
+        low = position.floor().clamp(max=len(GAINS) - 2).long()
+        error = shares[rows, low] + (position - low) * (shares[rows, low + 1] - shares[rows, low])
+        loss = (weights * error).sum() + regularisation * (slope**2).sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    slope_, offset_ = slope.detach().numpy(), float(offset.detach())
+    return lambda data: ((data["encoder"] - center) / scale) @ slope_ + offset_
+
+
 def report(train_path: Path, choosing_path: Path) -> None:
     train, choosing = np.load(train_path), np.load(choosing_path)
 
@@ -149,6 +197,8 @@ def report(train_path: Path, choosing_path: Path) -> None:
     line("per-photo best (oracle)", GAINS[np.argmin(choosing["curve"], 1)])
     for keep in FEATURE_SETS:
         line("fitted on " + ", ".join(FEATURES[k] for k in keep), fit(train, keep)(choosing))
+    for regularisation in (1e-1, 3e-2, 1e-2, 3e-3, 1e-3):
+        line(f"a head on the encoder's features, L2 {regularisation:g}", fit_head(train, regularisation)(choosing))
 
 
 def main() -> None:
