@@ -135,6 +135,7 @@ def list_experts(
                 normalization=meta.get("normalization"),
                 calibration=meta.get("calibration"),
                 protocol_choices=meta.get("protocol_choices"),
+                protocol_scores=meta.get("protocol_scores"),
                 work_size=meta.get("work_size"),
                 metrics=meta.get("metrics", {}),
                 training_images=data.get("images"),
@@ -300,4 +301,23 @@ def _describe(row: dict) -> str:
             described += f", {choice.get('choice', 'a choice')} chosen on held-out sources ({sources})"
     if row.get("reads_hints"):
         described += ", reads colour hints as input"
-    return described
+    return described + _protocol_scores(row.get("protocol_scores"))
+
+
+def _protocol_scores(scores) -> str:
+    """The macro ΔE on the choosing and test sources recorded in the file (scripts/protocol.py record)."""
+    if not isinstance(scores, dict):
+        return ""
+    parts = []
+    for role in ("choosing", "test"):
+        held_out = scores.get(role)
+        if not isinstance(held_out, dict):
+            continue
+        overall = held_out.get("macro", {}).get("overall", {})
+        if isinstance(overall.get("delta_e"), (int, float)):
+            sources = ", ".join(map(str, held_out.get("sources", [])))
+            parts.append(f"{overall['delta_e']:.3f} × gray on the {role} sources ({sources})")
+    if not parts:
+        return ""
+    how = "routed" if scores.get("mode") == "auto" else "forced on every photo"
+    return f"; ΔE {how}: " + ", ".join(parts)

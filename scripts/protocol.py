@@ -14,6 +14,15 @@ one underlying data set count as one source.
 ``OUT/{choosing,test}/{category}/SOURCE--NAME``: the source rides in the link's name, so one
 ``colorize eval`` run scores all held-out sources and ``score`` still tells them apart.
 
+``record`` writes into each bundled model file, under ``protocol_scores``, how it scores on
+the choosing and the test sources (each expert forced on every photo, and the routed tool
+beside it; the classifier: the routed tool), per category and source and as macro means, from
+one ``colorize eval`` run of every mode on each (``colorize experts`` shows them):
+
+    colorize eval .data/protocol/choosing --compare auto,general,landscape,people --json > C.json
+    colorize eval .data/protocol/test --compare auto,general,landscape,people --json > T.json
+    python scripts/protocol.py record C.json T.json
+
 ``score`` prints, for each mode of the eval run, ΔE as a share of gray's, PSNR over gray and
 colourfulness (output ÷ truth) per category and source, then the **macro mean**: within a
 category every source weighs the same; overall, categories weigh landscape 17 %, people 50 %,
@@ -190,6 +199,63 @@ def add_mode(report: dict, label: str, other: dict, mode: str) -> None:
     report["modes"] = [*report["modes"], label]
 
 
+RULE = (
+    "macro mean of ΔE2000 as a share of gray's, PSNR over gray and colourfulness ÷ truth: within a category "
+    "each source weighs the same; overall, landscape 0.17, people 0.50, general 0.33 (MODELS.md, the protocol)"
+)
+
+
+def protocol_record(choosing: dict, test: dict, mode: str) -> dict:
+    """The ``protocol_scores`` metadata of the model scored as ``mode`` (an expert forced on
+    every photo, or ``auto``: the routed tool) in a choosing run and a test run."""
+    return {"mode": mode, "rule": RULE, "choosing": _role_record(choosing, mode), "test": _role_record(test, mode)}
+
+
+def _role_record(report: dict, mode: str) -> dict:
+    cells = _cells(report)
+    by_category: dict[str, dict] = collections.defaultdict(dict)
+    for (category, source), table in cells.items():
+        by_category[category][source] = {
+            "photos": table[GRAY]["images"],
+            **_rounded(_against_gray(table[mode], table[GRAY])),
+        }
+    record = {
+        "sources": sorted({source for _, source in cells}),
+        "macro": {key: _rounded(values) for key, values in macro(report, mode).items()},
+        "by_category_and_source": dict(by_category),
+        "data_dir": report["settings"]["data_dir"],
+        "scored_file_sha256": {name: model["sha256"] for name, model in report["settings"]["models"].items()},
+    }
+    if mode != "auto":
+        record["routed_macro"] = {key: _rounded(values) for key, values in macro(report, "auto").items()}
+    return record
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 4) for key, value in values.items()}
+
+
+def record(choosing_path: Path, test_path: Path) -> None:
+    """Each bundled model file rewritten with its ``protocol_scores`` (only its metadata changes)."""
+    from model_copy import write_copy
+
+    from colorize.core.modelfile import file_sha256, read_metadata
+
+    choosing, test = json.loads(choosing_path.read_text()), json.loads(test_path.read_text())
+    for report in (choosing, test):
+        missing = {"auto", "general", "landscape", "people"} - set(report["modes"])
+        if missing:
+            raise SystemExit(f"the eval runs must score auto and every expert; missing: {', '.join(sorted(missing))}")
+    for name, model in choosing["settings"]["models"].items():
+        path = Path(model["path"])
+        if file_sha256(path) != model["sha256"] or test["settings"]["models"][name]["sha256"] != model["sha256"]:
+            raise SystemExit(f"{path}: not the file both runs scored (its sha256 differs)")
+        metadata = read_metadata(path).metadata
+        metadata["protocol_scores"] = protocol_record(choosing, test, "auto" if name == "(classifier)" else name)
+        write_copy(path, metadata, path)  # written whole to a new file, then renamed over it
+        print(f"{path}: protocol_scores recorded ({metadata['protocol_scores']['mode']})")
+
+
 def print_scores(report: dict) -> None:
     print("| category | source | photos | " + " | ".join(report["modes"]) + " |")
     print("|---|---|---|" + "---|" * len(report["modes"]))
@@ -226,7 +292,13 @@ def main() -> None:
     )
     score_command.add_argument("--candidate", help="a mode of the run to judge by the adoption rule")
     score_command.add_argument("--incumbent", help="the mode it would replace")
+    record_command = commands.add_parser("record", help="write the scores into the bundled model files' metadata")
+    record_command.add_argument("choosing_json", type=Path)
+    record_command.add_argument("test_json", type=Path)
     args = parser.parse_args()
+    if args.command == "record":
+        record(args.choosing_json, args.test_json)
+        return
     if args.command == "split":
         for (role, source, category), n in sorted(split(args.data, args.out, args.sample).items()):
             print(f"{role:9s} {source:20s} {category:10s} {n:5d}")

@@ -490,3 +490,33 @@ def test_experts_names_the_held_out_sources_a_bundled_choice_was_made_on(runner)
         assert "utkface" in choice["choosing_sources"] and choice["rule"].startswith("lowest macro mean")
     listing = runner.invoke(app, ["experts"]).stdout
     assert re.search(r"general: .*output gain \(normalization.ab_gain\) chosen on held-out sources \(sun, ", listing)
+
+
+def test_every_bundled_model_carries_its_scores_on_the_choosing_and_test_sources(runner):
+    """The quality protocol's sources (MODELS.md): each expert's record is its own, forced on
+    every photo, beside the routed tool's; the classifier's is the routed tool's."""
+    rows = {row["name"]: row for row in json.loads(runner.invoke(app, ["experts", "--json"]).stdout)}
+    sources = {
+        "choosing": ["camvid", "ecssd", "pedestrian-streets", "sun", "utkface"],
+        "test": ["clothing-co-parsing", "fog", "food", "rooms", "yosemite"],
+    }
+    for name, row in rows.items():
+        scores = row["protocol_scores"]
+        assert scores["mode"] == ("auto" if name == "(classifier)" else name)
+        for role, expected in sources.items():
+            assert scores[role]["sources"] == expected
+            macro = scores[role]["macro"]
+            assert set(macro) == {"landscape", "people", "general", "overall"}
+            assert 0.3 < macro["overall"]["delta_e"] < 1.5 and all(
+                v["photos"] >= 20 for c in scores[role]["by_category_and_source"].values() for v in c.values()
+            )
+    # The routed tool is the same run whichever file records it.
+    assert (
+        rows["general"]["protocol_scores"]["test"]["routed_macro"]
+        == rows["(classifier)"]["protocol_scores"]["test"]["macro"]
+    )
+    listing = runner.invoke(app, ["experts"]).stdout
+    assert re.search(
+        r"\(classifier\): .*ΔE routed: 0\.\d+ × gray on the choosing sources \(camvid, .*test sources \(clothing",
+        listing,
+    )

@@ -57,3 +57,25 @@ def test_a_change_that_wins_overall_but_loses_more_than_2_percent_on_a_source_is
     cells["general", "c"]["new"] = 9.15  # +1.7 %: within the rule
     adopted, reasons = protocol.adoption(_report(cells), "new", "old")
     assert adopted, reasons
+
+
+def test_a_models_record_holds_its_own_scores_and_the_routed_tools_on_both_roles():
+    cells = {
+        ("landscape", "a"): {"gray": 10, "auto": 8, "general": 9},
+        ("people", "b"): {"gray": 10, "auto": 5, "general": 6},
+    }
+    choosing, test = _report(cells), _report({("general", "t"): {"gray": 10, "auto": 11, "general": 12}})
+    for report in (choosing, test):
+        report["settings"] = {"data_dir": "held-out", "models": {"general": {"sha256": "abc"}}}
+    record = protocol.protocol_record(choosing, test, "general")
+    assert record["mode"] == "general" and record["choosing"]["sources"] == ["a", "b"]
+    assert record["choosing"]["by_category_and_source"]["people"]["b"] == {
+        "photos": 20, "delta_e": 0.6, "psnr": 0.0, "colour": 0.5
+    }  # fmt: skip
+    # landscape 0.9 and people 0.6, weighed 0.17 and 0.50; the routed tool's beside it
+    assert record["choosing"]["macro"]["overall"]["delta_e"] == pytest.approx((0.17 * 0.9 + 0.5 * 0.6) / 0.67, abs=1e-4)
+    assert record["choosing"]["routed_macro"]["overall"]["delta_e"] == pytest.approx(
+        (0.17 * 0.8 + 0.5 * 0.5) / 0.67, abs=1e-4
+    )
+    assert record["test"]["macro"]["overall"]["delta_e"] == pytest.approx(1.2) and record["test"]["sources"] == ["t"]
+    assert "routed_macro" not in protocol.protocol_record(choosing, test, "auto")["test"]
