@@ -179,11 +179,12 @@ def cuda_failure() -> str | None:
     CPU after several lines of log, once per network. So the provider is started once on a
     one-node graph, with what onnxruntime writes to stderr kept aside, and its reason read
     from there."""
-    import onnx
     import onnxruntime
 
     if CUDA_PROVIDER not in onnxruntime.get_available_providers():
         return NO_CUDA_BUILD
+    import onnx
+
     helper = onnx.helper
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])],
