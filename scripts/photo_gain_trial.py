@@ -25,15 +25,21 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from colorize.pipelines.evaluate import GRAY
+
+sys.path.insert(0, str(Path(__file__).parent))
+from protocol import SEPARATOR  # noqa: E402
+from protocol import macro as protocol_macro  # noqa: E402
 
 GAINS = np.round(np.arange(0, 1.61, 0.1), 2)
 FEATURES = ("L mean", "L std", "L 5-95 % range", "L gradient", "chroma mean", "chroma 90 %", "a mean", "b mean",
             "bright share", "dark share")  # fmt: skip
 FEATURE_SETS = ([1], [2], [4], [1, 4], [1, 2, 3], [4, 5], [1, 2, 3, 4, 5], list(range(len(FEATURES))))
-CATEGORY_WEIGHTS = {"landscape": 0.17, "people": 0.5, "general": 0.33}  # as scripts/protocol.py
 ROUTED_ELSEWHERE = ("utkface",)  # the choosing sources' close-up faces go to the people expert
 
 
@@ -122,20 +128,28 @@ def at_gain(curves: np.ndarray, gains: np.ndarray) -> np.ndarray:
 
 
 def macro(data, gains: np.ndarray, skip=ROUTED_ELSEWHERE) -> tuple[float, dict[str, float]]:
-    """The protocol's macro mean of ΔE as a share of gray's, overall and per category."""
-    cells: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    errors = at_gain(data["curve"], gains)
-    for category, source, error, gray in zip(data["category"], data["source"], errors, data["gray"]):
-        if source not in skip:
-            cells.setdefault((str(category), str(source)), []).append((error, gray))
-    by_category: dict[str, list[float]] = {}
-    for (category, _), pairs in cells.items():
-        if len(pairs) >= 20:  # a cell's mean ΔE over its mean gray ΔE, as scripts/protocol.py
-            cell_errors, cell_grays = zip(*pairs)
-            by_category.setdefault(category, []).append(sum(cell_errors) / sum(cell_grays))
-    means = {c: float(np.mean(v)) for c, v in by_category.items()}
-    overall = sum(CATEGORY_WEIGHTS[c] * m for c, m in means.items()) / sum(CATEGORY_WEIGHTS[c] for c in means)
-    return overall, means
+    """The protocol's macro mean (scripts/protocol.py) of ΔE as a share of gray's, overall and
+    per category, each photo at its gain."""
+    images = [
+        {
+            "status": "ok",
+            "path": f"{category}/{source}{SEPARATOR}{number}",
+            "category": str(category),
+            GRAY: _scores(gray),
+            "gained": _scores(error),
+        }
+        for number, (category, source, error, gray) in enumerate(
+            zip(data["category"], data["source"], at_gain(data["curve"], gains), data["gray"])
+        )
+        if source not in skip
+    ]
+    means = protocol_macro({"images": images, "modes": ["gained"]}, "gained")
+    return means["overall"]["delta_e"], {c: v["delta_e"] for c, v in means.items() if c != "overall"}
+
+
+def _scores(delta_e: float) -> dict[str, float]:
+    """An eval row of ΔE alone: the proxy scores nothing else."""
+    return {"delta_e": float(delta_e), "psnr": 0.0, "colorfulness": 0.0, "colorfulness_truth": 1.0}
 
 
 def fit(train, keep: list[int]):
