@@ -71,12 +71,11 @@ def seconds_per_step(model, inputs, loss_of, lr: float, steps: int, *, channels_
     return statistics.median(times)
 
 
-def recipe_seconds_per_step(recipe: Recipe, steps: int, **layout) -> float:
-    """``seconds_per_step`` of a recipe's real network, batch, crop, loss and optimiser, on random pixels."""
+def random_batch(recipe: Recipe):
+    """A batch of the recipe's size on random pixels (a step costs the same whatever the
+    pixels): the network's input, and the recipe's loss of an output against a random target."""
     import torch
     from torch.nn import functional as F
-
-    from colorize.experts.architectures import create_architecture
 
     torch.manual_seed(0)
     lightness = torch.rand(recipe.batch, 1, recipe.size, recipe.size) * 2 - 1
@@ -86,6 +85,14 @@ def recipe_seconds_per_step(recipe: Recipe, steps: int, **layout) -> float:
         error = F.interpolate(output, size=target.shape[-2:], mode="bilinear", align_corners=False) - target
         return (error.abs() if recipe.loss == "l1" else error**2).mean()
 
+    return lightness, loss_of
+
+
+def recipe_seconds_per_step(recipe: Recipe, steps: int, **layout) -> float:
+    """``seconds_per_step`` of a recipe's real network, batch, crop, loss and optimiser."""
+    from colorize.experts.architectures import create_architecture
+
+    lightness, loss_of = random_batch(recipe)
     model = create_architecture(recipe.arch).train()
     return seconds_per_step(model, lightness, loss_of, recipe.lr, steps, **layout)
 

@@ -6,7 +6,9 @@
 
 Step speed: each network we train, with the recipe's batch, crop, loss and optimiser, on random
 pixels (a step costs the same whatever the pixels), in four ways: plain float32 (NCHW), weights
-channels-last (NHWC, what ``colorize train`` does), bfloat16 autocast, and both.
+channels-last (NHWC, what ``colorize train`` does), bfloat16 autocast, and both; then our
+expert with its encoder frozen, its features computed each step or once and kept (what a
+frozen-encoder phase of training would buy).
 
 ``--curve``: ``colorize train expert`` twice on the same photos with the same seed, once with
 the weights in the plain layout and once channels-last (the default); prints each step's loss
@@ -24,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from recipes import RECIPES, recipe_seconds_per_step, seconds_per_step
+from recipes import RECIPES, random_batch, recipe_seconds_per_step, seconds_per_step
 
 LAYOUTS = {
     "float32": {"channels_last": False, "bf16": False},
@@ -53,6 +55,39 @@ def classifier_seconds_per_step(steps: int, **layout) -> float:
     return seconds_per_step(network, inputs, loss_of, training["lr"], steps, **layout)
 
 
+def frozen_encoder_seconds_per_step(steps: int, cached: bool) -> float:
+    """Our expert with its encoder frozen, channels-last: a decoder's step with the encoder's
+    features computed each step (no gradient through it), or, ``cached``, computed once and
+    reused, as a frozen-encoder phase could keep them per photo and crop."""
+    import torch
+
+    from colorize.experts.architectures import create_architecture
+
+    ours = RECIPES["ours"]
+    lightness, loss_of = random_batch(ours)
+    unet = create_architecture(ours.arch).train()
+    unet.encoder.requires_grad_(False).eval()  # frozen: no gradient, batch statistics kept
+
+    class FrozenEncoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, inputs):
+            if cached:
+                return self.unet.decode(inputs)
+            with torch.no_grad():
+                features = self.unet.encoder(inputs)
+            return self.unet.decode(features)
+
+    network = FrozenEncoder().to(memory_format=torch.channels_last)
+    inputs = lightness
+    if cached:
+        with torch.no_grad():
+            inputs = unet.encoder(lightness)
+    return seconds_per_step(network, inputs, loss_of, ours.lr, steps)
+
+
 def step_speed(threads: list[int], steps: int) -> None:
     import torch
 
@@ -77,6 +112,15 @@ def step_speed(threads: list[int], steps: int) -> None:
         for name, (batch, seconds) in networks.items():
             rates = [batch / seconds(**layout) for layout in LAYOUTS.values()]
             print(f"{name:<50} {count:>7} " + " ".join(f"{rate:15.1f} img/s" for rate in rates), flush=True)
+        frozen = {
+            "each step": ours.batch / frozen_encoder_seconds_per_step(steps, cached=False),
+            "cached": ours.batch / frozen_encoder_seconds_per_step(steps, cached=True),
+        }
+        print(
+            f"{'expert, encoder frozen (channels-last)':<50} {count:>7} "
+            + ", ".join(f"features {how}: {rate:.1f} img/s" for how, rate in frozen.items()),
+            flush=True,
+        )
 
 
 def curve(data: list[Path], steps: int, photos_limit: int) -> None:

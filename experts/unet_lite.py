@@ -76,7 +76,11 @@ class LiteUNet(nn.Module):
         self.head = nn.Conv2d(cin, 2, 3, padding=1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(inputs)
+        return self.decode(self.encoder(inputs))
+
+    def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """ab from the encoder's features, every stage as the encoder returns them (a frozen
+        encoder's can be computed once and kept: benchmarks/training_speed.py)."""
         features = [features[i] for i in reversed(self.used_stages)]
         x = features[0]
         for stage, skip in zip(self.decoder, features[1:]):
