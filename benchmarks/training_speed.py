@@ -56,36 +56,31 @@ def classifier_seconds_per_step(steps: int, **layout) -> float:
 
 
 def frozen_encoder_seconds_per_step(steps: int, cached: bool) -> float:
-    """Our expert with its encoder frozen, channels-last: a decoder's step with the encoder's
-    features computed each step (no gradient through it), or, ``cached``, computed once and
-    reused, as a frozen-encoder phase could keep them per photo and crop."""
+    """Our expert with its encoder frozen (``colorize train expert --freeze-encoder``): the
+    decoder's step with the encoder's features computed each step, or, ``cached``, computed once
+    and kept, as a run could keep them per photo and crop."""
     import torch
 
     from colorize.experts.architectures import create_architecture
 
     ours = RECIPES["ours"]
     lightness, loss_of = random_batch(ours)
-    unet = create_architecture(ours.arch).train()
-    unet.encoder.requires_grad_(False).eval()  # frozen: no gradient, batch statistics kept
+    unet = create_architecture(ours.arch)
+    unet.freeze_encoder()
+    if not cached:
+        return seconds_per_step(unet.train(), lightness, loss_of, ours.lr, steps)
 
-    class FrozenEncoder(torch.nn.Module):
+    class Decoder(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.unet = unet
 
-        def forward(self, inputs):
-            if cached:
-                return self.unet.decode(inputs)
-            with torch.no_grad():
-                features = self.unet.encoder(inputs)
+        def forward(self, features):
             return self.unet.decode(features)
 
-    network = FrozenEncoder().to(memory_format=torch.channels_last)
-    inputs = lightness
-    if cached:
-        with torch.no_grad():
-            inputs = unet.encoder(lightness)
-    return seconds_per_step(network, inputs, loss_of, ours.lr, steps)
+    with torch.no_grad():
+        features = unet.encoder(lightness.contiguous(memory_format=torch.channels_last))
+    return seconds_per_step(Decoder().train(), features, loss_of, ours.lr, steps)
 
 
 def step_speed(threads: list[int], steps: int) -> None:

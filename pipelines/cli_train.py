@@ -297,6 +297,14 @@ def train_expert_command(
             "expert without a hint input keeps its weights and starts the new input at zero.",
         ),
     ] = False,
+    freeze_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-encoder",
+            help="Train the decoder of a unet_lite expert alone: the encoder (the starting expert's, or "
+            "ImageNet's) stays as it is, and each step costs about half.",
+        ),
+    ] = False,
     ab_gain: Annotated[Optional[str], typer.Option("--ab-gain", metavar="A,B", help=_AB_GAIN_HELP)] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Install the expert even if it validates worse than leaving photos gray.")
@@ -330,7 +338,16 @@ def train_expert_command(
             gain = ()
         if len(gain) != 2:
             fail(f"--ab-gain expects two numbers like 1.6,2 — got {ab_gain!r}")
-    overrides = dict(recipe, architecture=arch, init=init, loss=loss, hint_input=hint_input, ab_gain=gain, force=force)
+    overrides = dict(
+        recipe,
+        architecture=arch,
+        init=init,
+        loss=loss,
+        hint_input=hint_input,
+        freeze_encoder=freeze_encoder,
+        ab_gain=gain,
+        force=force,
+    )
     if arch is not None and arch != _EXPERT["architecture"]["name"]:
         overrides["arguments"] = {}  # another architecture starts from its own defaults; the recipe's keeps its own
     if (arch is not None or encoder is not None) and init is None:

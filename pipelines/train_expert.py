@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from colorize.experts.hints import HINT_PLANES, hint_count, hint_planes, simulat
 from colorize.experts.networks import load_model_file
 from colorize.experts.normalization import Normalization
 from colorize.experts.store import Expert, ModelStore
+from colorize.experts.unet_lite import LiteUNet
 from colorize.pipelines import metrics
 from colorize.pipelines.data import ColorPhotoDataset, CropPolicy, collate
 from colorize.pipelines.photo_folders import DataError, list_images, training_split
@@ -82,6 +83,9 @@ class ExpertTrainConfig:
     # a mask), trained with hints drawn from the true colours; a fine-tune keeps its weights and
     # the new input starts at zero, so with no hints it starts exactly where the expert stood.
     hint_input: bool = False
+    # Train the decoder alone (unet_lite): the encoder, ImageNet's or the starting expert's,
+    # stays as it is, weights and batch statistics.
+    freeze_encoder: bool = False
     ab_gain: tuple[float, float] | None = None  # a fixed a/b boost instead (the original paper's 1.6, 2)
     out: Path | None = None  # a .safetensors file (its ONNX file goes beside it); default: the user's model folder
     run_dir: Path | None = None  # checkpoints and sample sheets; default: the user's runs folder
@@ -381,7 +385,7 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
                     f"--init imagenet needs an architecture with a timm encoder, not {config.architecture!r}"
                 )
             load_imagenet_encoder(encoder, config.arguments["encoder"])
-        return _with_hint_input(config, model, Normalization())
+        return _prepared(config, model, Normalization())
     # The torch network of the file that stands for the expert: a bundled expert is an ONNX
     # file alone, and its weights are read back from the graph.
     model_file, network = load_model_file(store.source(config.init).path)
@@ -395,15 +399,21 @@ def resolve(config: ExpertTrainConfig, store: ModelStore) -> tuple[ExpertTrainCo
         init_sha256=model_file.sha256(),
         init_training=meta.get("training"),
     )
-    return _with_hint_input(config, network, expert.normalization.uncalibrated())
+    return _prepared(config, network, expert.normalization.uncalibrated())
 
 
-def _with_hint_input(config: ExpertTrainConfig, network: torch.nn.Module, normalization: Normalization):
-    if config.hint_input:
-        if config.architecture != "unet_lite":
-            raise TrainingSetupError(f"--hint-input is for unet_lite experts, not {config.architecture}")
-        if not config.arguments.get("hints"):
-            config, network = _with_hints(config, network)
+def _prepared(config: ExpertTrainConfig, network: torch.nn.Module, normalization: Normalization):
+    """The network as this run trains it: with a hint input where asked, its encoder frozen where asked."""
+    for flag, asked in (("--hint-input", config.hint_input), ("--freeze-encoder", config.freeze_encoder)):
+        if asked and config.architecture != "unet_lite":
+            raise TrainingSetupError(f"{flag} is for unet_lite experts, not {config.architecture}")
+    if config.hint_input and config.freeze_encoder:
+        # The hint planes enter through the encoder's first convolution, which a frozen encoder never learns.
+        raise TrainingSetupError("--hint-input needs the encoder to learn: leave out --freeze-encoder")
+    if config.hint_input and not config.arguments.get("hints"):
+        config, network = _with_hints(config, network)
+    if config.freeze_encoder:
+        cast(LiteUNet, network).freeze_encoder()  # unet_lite, checked above
     return config, network.train(), normalization
 
 

@@ -375,6 +375,39 @@ def test_training_runs_channels_last_and_learns_what_the_plain_layout_learns(col
     assert nhwc_delta_e == pytest.approx(plain_delta_e, rel=1e-2)
 
 
+def test_a_frozen_encoder_keeps_its_weights_and_statistics_while_the_decoder_learns(
+    colour_folder, isolated_home, tmp_path
+):
+    run_dir = tmp_path / "run"
+    args = ["train", "expert", "frozen", str(colour_folder), "--init", "general", "--freeze-encoder", "--force"]
+    tiny_run = ["--epochs", "1", "--max-steps", "3", "--size", "32", "--batch-size", "4", "--workers", "0"]
+    result = CliRunner().invoke(app, [*args, *tiny_run, "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    start = load_model_file(ModelStore().source("general").path)[1].state_dict()
+    trained = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+    encoder = [key for key in start if key.startswith("encoder.")]
+    assert any(key.endswith("running_var") for key in encoder)  # batch statistics are among them
+    assert all(torch.equal(trained[key], start[key]) for key in encoder)
+    decoder = [key for key in start if not key.startswith("encoder.") and key.endswith("weight")]
+    assert not all(torch.equal(trained[key], start[key]) for key in decoder)
+
+
+@pytest.mark.parametrize(
+    "asked, refusal",
+    [
+        (["--hint-input"], "--hint-input needs the encoder to learn"),
+        (["--arch", "unet_seed"], "--freeze-encoder is for unet_lite experts, not unet_seed"),
+    ],
+)
+def test_freezing_an_encoder_that_is_not_there_or_must_learn_is_refused_in_one_line(
+    colour_folder, isolated_home, asked, refusal
+):
+    args = ["train", "expert", "frozen", str(colour_folder), "--freeze-encoder", *asked, "--epochs", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and refusal in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_two_process_distributed_training_keeps_ranks_in_step(colour_folder, tmp_path):
     import os
     import subprocess
