@@ -470,7 +470,8 @@ def _judge(config: ExpertTrainConfig, best: dict[str, Any], out: Path, run_dir: 
     fine-tune must beat the expert it started from (its epoch 0), which is what these photos
     would get without it, even where both lose to gray (a hard folder: old, faded photos)."""
     metrics = best["metrics"]
-    photos = f"{metrics.get('val_images', '?')} validation photos"
+    count = metrics.get("val_images")  # a summary's number, so a float: 16.0
+    photos = f"{count:g} validation photos" if count is not None else "its validation photos"
     if config.init in NEW_WEIGHTS:
         if metrics["val_delta_e"] >= metrics["val_gray_delta_e"]:
             raise NotInstalledError(

@@ -767,6 +767,7 @@ def test_an_expert_worse_than_gray_is_not_installed_and_the_previous_file_stays(
     assert result.exit_code == 1, result.output
     error = next(line for line in result.output.splitlines() if line.startswith("error:"))
     assert "not installed" in error and "worse than no colour" in error and "--force" in error, error
+    assert re.search(r"on \d+ validation photos\)", error), error
     assert installed.read_bytes() == before
     forced = runner.invoke(app, ["train", "expert", "mine", str(colour_folder), *loud, "--force"])
     assert forced.exit_code == 0, forced.output
