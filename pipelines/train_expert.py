@@ -294,7 +294,8 @@ class ExpertTask:
             # trades ΔE for colour, and an epoch must not win by choosing less colour.
             "score": min(s["delta_e"] for s in summaries),
             **({"val_chroma_gain": self.chosen.ab_gain[0]} if self.config.ab_gain is None else {}),
-            **{f"val_{k}": round(float(v), 4) for k, v in summary.items()},
+            # Measurements rounded; the count of photos stays a count.
+            **{f"val_{k}": v if isinstance(v, int) else round(float(v), 4) for k, v in summary.items()},
             "val_gray_psnr": round(self._gray_summary["psnr"], 4),
             "val_gray_delta_e": round(self._gray_summary["delta_e"], 4),
             **(
@@ -470,8 +471,7 @@ def _judge(config: ExpertTrainConfig, best: dict[str, Any], out: Path, run_dir: 
     fine-tune must beat the expert it started from (its epoch 0), which is what these photos
     would get without it, even where both lose to gray (a hard folder: old, faded photos)."""
     metrics = best["metrics"]
-    count = metrics.get("val_images")  # a summary's number, so a float: 16.0
-    photos = f"{count:g} validation photos" if count is not None else "its validation photos"
+    photos = f"{metrics.get('val_images', '?')} validation photos"
     if config.init in NEW_WEIGHTS:
         if metrics["val_delta_e"] >= metrics["val_gray_delta_e"]:
             raise NotInstalledError(
