@@ -36,15 +36,13 @@ LAYOUTS = {
 }
 
 
-def classifier_seconds_per_step(steps: int, **layout) -> float:
-    """The scene classifier as configs/classifier.toml trains it, on random pixels."""
+def classifier_seconds_per_step(config: dict, steps: int, **layout) -> float:
+    """The scene classifier as ``config`` (configs/classifier.toml) trains it, on random pixels."""
     import torch
     from torch.nn import functional as F
 
     from colorize.classifier.network import build_network
-    from colorize.configs import load_config
 
-    config = load_config("classifier")
     model, training = config["model"], config["training"]
     torch.manual_seed(0)
     network = build_network(model["architecture"], len(model["labels"]), model["drop_rate"]).train()
@@ -98,7 +96,7 @@ def step_speed(threads: list[int], steps: int) -> None:
         f"classifier {classifier['model']['architecture']}, batch {classifier['training']['batch_size']} "
         f"at {classifier['model']['input_size']} px": (
             classifier["training"]["batch_size"],
-            lambda **layout: classifier_seconds_per_step(steps, **layout),
+            lambda **layout: classifier_seconds_per_step(classifier, steps, **layout),
         ),
     }
     print(f"{'network':<50} {'threads':>7} " + " ".join(f"{name:>21}" for name in LAYOUTS))
